@@ -1,0 +1,1 @@
+"""The ``surgiplan`` command line. Each sub-command lives in its own ``*_cmd`` module."""

@@ -1,0 +1,25 @@
+"""Shared fixtures: paths to the real scans (skipped when absent) and temporary folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_SCANS = PROJECT_ROOT.parent / "shared" / "scans"
+
+
+def real_scan(name: str) -> Path:
+    """Path of a real series in ../shared/scans, or skip the test with the reason."""
+    path = SHARED_SCANS / name
+    if not path.is_dir():
+        pytest.skip(f"real scan {name!r} not available: {path} is absent (see ../shared/scans)")
+    return path
+
+
+@pytest.fixture
+def shared_scans() -> Path:
+    if not SHARED_SCANS.is_dir():
+        pytest.skip(f"real scans not available: {SHARED_SCANS} is absent")
+    return SHARED_SCANS
