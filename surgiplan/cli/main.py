@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "surgiplan.cli.info_cmd",
     "surgiplan.cli.twin_cmd",
     "surgiplan.cli.sample_cmd",
+    "surgiplan.cli.gui_cmd",
 )
 
 EXIT_OK = 0
@@ -37,7 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"SurgiPlan {surgiplan.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:  # a command still being built: leave it out
+            if exc.name != name:
+                raise
+            continue
+        module.register(subparsers)
     return parser
 
 
