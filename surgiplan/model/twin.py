@@ -78,6 +78,9 @@ class Twin:
         self.segmentation = segmentation
         self.provenance = provenance or Provenance()
         self.patient_ref = patient_ref
+        # Case-bundle entries this version does not interpret (e.g. "plans/..."), kept
+        # byte-for-byte so that loading and saving a bundle loses nothing.
+        self.bundle_extras: dict[str, bytes] = {}
         self.events = EventEmitter()
         self._lock = threading.RLock()
         self._distance_cache: dict[str, np.ndarray] = {}

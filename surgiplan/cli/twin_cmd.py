@@ -1,0 +1,105 @@
+"""``surgiplan twin build|info``: make a case bundle from a scan, or describe one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from surgiplan.errors import BadInputError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``twin`` and its sub-commands to the ``surgiplan`` parser."""
+    twin = subparsers.add_parser("twin", help="build or inspect a case bundle (.surgiplan)")
+    commands = twin.add_subparsers(dest="twin_command", metavar="SUBCOMMAND", required=True)
+
+    build = commands.add_parser("build", help="build a twin from a scan and save a case bundle")
+    build.add_argument("path", type=Path, help="DICOM folder/file/DICOMDIR, or NRRD/NIfTI image")
+    build.add_argument("--out", type=Path, required=True, help="case bundle to write (.surgiplan)")
+    build.add_argument("--series", metavar="UID", help="series instance UID to load")
+    build.add_argument("--labels", type=Path, nargs="+", default=[], metavar="FILE",
+                       help="label maps (NRRD/NIfTI) or 3D Slicer .seg.nrrd files to put on "
+                       "the image grid")
+    build.add_argument("--label-names", type=Path, metavar="FILE",
+                       help="label names JSON (surgiplan.labels/1); default: labels.json next "
+                       "to the label file")
+    build.add_argument("--include-identifiers", action="store_true",
+                       help="also store the patient's name, ID and birth date in the bundle")
+    build.set_defaults(func=run_build)
+
+    info = commands.add_parser("info", help="describe a case bundle")
+    info.add_argument("case", type=Path, help="case bundle (.surgiplan)")
+    info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    info.set_defaults(func=run_info)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from surgiplan.io.bundle import SUFFIX, save_bundle
+    from surgiplan.io.twin_build import build_twin
+
+    out = Path(args.out)
+    if out.suffix != SUFFIX:
+        raise BadInputError(f"the case file name must end in {SUFFIX}", path=out,
+                            action=f"Use e.g. --out case{SUFFIX}")
+    twin = build_twin(args.path, series_uid=args.series, labels=args.labels,
+                      label_names=args.label_names)
+    save_bundle(twin, out, include_identifiers=args.include_identifiers)
+    summary = twin_summary(twin)
+    print(f"Built {out}")
+    _print_summary(summary)
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from surgiplan.io.bundle import load_bundle
+
+    summary = twin_summary(load_bundle(args.case))
+    if args.json:
+        json.dump(summary, sys.stdout, indent=2)
+        print()
+    else:
+        print(f"Case {args.case}")
+        _print_summary(summary)
+    return 0
+
+
+def twin_summary(twin) -> dict[str, Any]:
+    """JSON-ready facts about a twin: image grid (LPS mm), structures, provenance, warnings."""
+    geometry, image = twin.geometry, twin.image
+    return {
+        "patient_ref": twin.patient_ref,
+        "image": {
+            **geometry.to_json(), "modality": image.modality, "series_uid": image.series_uid,
+            "description": image.description, "units": image.units,
+        },
+        "structures": [
+            {"name": s.name, "role": s.role.value, "label": s.label, "layer": s.layer,
+             "margin_mm": s.margin_mm, "volume_ml": round(twin.segmentation.volume_ml(s.name), 3)}
+            for s in twin.structures
+        ],
+        "provenance": twin.provenance.to_json(),
+        "warnings": list(twin.provenance.import_warnings),
+    }
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    im = summary["image"]
+    size = "x".join(str(n) for n in im["size"])
+    spacing = "x".join(f"{v:.4g}" for v in im["spacing_mm"])
+    origin = ", ".join(f"{v:.1f}" for v in im["origin_lps"])
+    print(f"  patient ref: {summary['patient_ref'] or '(none)'}")
+    print(f"  image: {im['modality']} {size} voxels, spacing {spacing} mm, "
+          f"origin (LPS) {origin} mm")
+    print(f"  structures: {len(summary['structures'])}")
+    for s in summary["structures"]:
+        print(f"    - {s['name']}: role {s['role']}, label {s['label']} (layer {s['layer']}), "
+              f"margin {s['margin_mm']:g} mm, {s['volume_ml']:.2f} ml")
+    print(f"  source files: {len(summary['provenance']['source_files_sha256'])}, "
+          f"software {summary['provenance']['software']}")
+    warnings = summary["warnings"]
+    print(f"  warnings: {len(warnings)}")
+    for w in warnings:
+        print(f"    ! {w}")

@@ -1,0 +1,441 @@
+"""The case bundle ``NAME.surgiplan``: one ZIP file holding a whole structural twin.
+
+Entries:
+
+* ``manifest.json`` - format, schema version, frame (LPS, mm), pseudonymous patient reference,
+  image facts and geometry, structures, provenance, and the SHA-256 of every other entry;
+* ``image.nrrd`` - the image volume (gzip NRRD, LPS), no patient identifiers in its header;
+* ``segmentation.seg.nrrd`` - the label layers as a 3D Slicer segmentation (when there are any);
+* ``meshes/<name>.vtp`` - surfaces cached in the twin (VTK XML PolyData, LPS mm), optional;
+* ``plans/...`` - written by later features; entries this version does not read are kept
+  byte-for-byte in ``twin.bundle_extras`` and saved again unchanged.
+
+Saving is atomic (a crash or a full disk leaves the previous file intact). Loading validates the
+manifest with pydantic, every entry's hash, and refuses unsafe entry names; nothing is ever
+unpickled. By default no direct patient identifier (name, ID, birth date) is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import zipfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from surgiplan import __version__
+from surgiplan.errors import BadInputError
+from surgiplan.io.atomic import atomic_write
+from surgiplan.io.labelmaps import (
+    geometry_from_nrrd_header,
+    nrrd_bytes,
+    nrrd_geometry_header,
+    read_nrrd_stream,
+)
+from surgiplan.io.seg_nrrd import seg_nrrd_bytes, seg_nrrd_from_stream
+from surgiplan.model.geometry import ImageGeometry
+from surgiplan.model.structures import Role, Segmentation, Structure
+from surgiplan.model.surface import SurfaceMesh
+from surgiplan.model.twin import Provenance, Twin
+from surgiplan.model.volume import ImageVolume
+from surgiplan.progress import CancelToken, ProgressCallback, check, report
+
+FORMAT = "surgiplan.case"
+SCHEMA_VERSION = 1
+SUFFIX = ".surgiplan"
+MANIFEST = "manifest.json"
+IMAGE_ENTRY = "image.nrrd"
+SEGMENTATION_ENTRY = "segmentation.seg.nrrd"
+MESH_FOLDER = "meshes/"
+EXTRA_FOLDERS = ("plans/",)
+_SHA256 = r"^[0-9a-f]{64}$"
+
+# Upgrades of older manifests: MIGRATIONS[v] turns a version-v manifest dict into version v+1.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+# ---------------------------------------------------------------------------- manifest model
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GeometryModel(_Strict):
+    size: tuple[int, int, int]
+    spacing_mm: tuple[float, float, float]
+    origin_lps: tuple[float, float, float]
+    direction: list[float] = Field(min_length=9, max_length=9)
+
+
+class ImageModel(_Strict):
+    geometry: GeometryModel
+    modality: str = "OT"
+    series_uid: str = ""
+    description: str = ""
+    units: str = ""
+    window: tuple[float, float] | None = None  # (centre, width) in image units
+
+
+class StructureModel(_Strict):
+    name: str = Field(min_length=1)
+    role: Role
+    label: int = Field(ge=1, le=65535)
+    layer: int = Field(ge=0)
+    color: tuple[float, float, float]
+    margin_mm: float = Field(ge=0.0)
+    visible: bool = True
+    opacity: float = Field(default=1.0, ge=0.0, le=1.0)
+    description: str = ""
+    mesh: str | None = None
+
+
+class ProvenanceModel(_Strict):
+    source_series_uids: list[str] = []
+    source_files_sha256: dict[str, str] = {}
+    software: str = ""
+    created_utc: str = ""
+    import_warnings: list[str] = []
+    notes: list[str] = []
+
+
+class Manifest(_Strict):
+    format: Literal["surgiplan.case"]
+    schema_version: int
+    coordinate_system: Literal["LPS"]
+    units: Literal["mm"]
+    created_utc: str
+    software: str
+    patient_ref: str = ""
+    patient: dict[str, str] | None = None  # only with include_identifiers=True
+    image: ImageModel
+    structures: list[StructureModel] = []
+    provenance: ProvenanceModel
+    files: dict[str, str]
+
+
+# ---------------------------------------------------------------------------- saving
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _safe_stem(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:60] or "structure"
+
+
+def mesh_to_vtp(mesh: SurfaceMesh) -> bytes:
+    """A triangle mesh as VTK XML PolyData bytes (zlib-compressed, base64 inline)."""
+    from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray
+    from vtkmodules.vtkCommonCore import vtkPoints
+    from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+    from vtkmodules.vtkIOXML import vtkXMLPolyDataWriter
+
+    points = vtkPoints()
+    points.SetData(numpy_to_vtk(np.ascontiguousarray(mesh.vertices_lps), deep=True))
+    offsets = np.arange(0, 3 * mesh.n_triangles + 1, 3, dtype=np.int64)
+    cells = vtkCellArray()
+    cells.SetData(numpy_to_vtkIdTypeArray(offsets, deep=True),
+                  numpy_to_vtkIdTypeArray(mesh.faces.reshape(-1).astype(np.int64), deep=True))
+    polydata = vtkPolyData()
+    polydata.SetPoints(points)
+    polydata.SetPolys(cells)
+    writer = vtkXMLPolyDataWriter()
+    writer.SetInputData(polydata)
+    writer.SetDataModeToBinary()
+    writer.SetWriteToOutputString(True)
+    writer.Write()
+    return writer.GetOutputString().encode("ascii")
+
+
+def vtp_to_mesh(data: bytes, *, path: str) -> SurfaceMesh:
+    """Read VTK XML PolyData bytes holding only triangles."""
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+    from vtkmodules.vtkIOXML import vtkXMLPolyDataReader
+
+    reader = vtkXMLPolyDataReader()
+    reader.SetReadFromInputString(True)
+    reader.SetInputString(data.decode("ascii", errors="replace"))
+    reader.Update()
+    polydata = reader.GetOutput()
+    if polydata is None or polydata.GetPoints() is None:
+        raise BadInputError("the surface mesh cannot be read", path=path,
+                            action="Re-save the case (meshes are recomputed from the labels)")
+    offsets = vtk_to_numpy(polydata.GetPolys().GetOffsetsArray())
+    if np.any(np.diff(offsets) != 3):
+        raise BadInputError("the surface mesh has non-triangle cells", path=path,
+                            action="Re-save the case (meshes are recomputed from the labels)")
+    faces = vtk_to_numpy(polydata.GetPolys().GetConnectivityArray()).reshape(-1, 3)
+    return SurfaceMesh(vtk_to_numpy(polydata.GetPoints().GetData()).copy(), faces.copy())
+
+
+def _image_model(image: ImageVolume) -> dict[str, Any]:
+    window = None
+    if image.window_center is not None and image.window_width:
+        window = [float(image.window_center), float(image.window_width)]
+    return {
+        "geometry": image.geometry.to_json(), "modality": image.modality,
+        "series_uid": image.series_uid, "description": image.description,
+        "units": image.units, "window": window,
+    }
+
+
+def _structure_model(s: Structure, mesh: str | None) -> dict[str, Any]:
+    return {
+        "name": s.name, "role": s.role.value, "label": int(s.label), "layer": int(s.layer),
+        "color": [float(c) for c in s.color or (0.5, 0.5, 0.5)],
+        "margin_mm": float(s.margin_mm), "visible": bool(s.visible),
+        "opacity": float(s.opacity), "description": s.description, "mesh": mesh,
+    }
+
+
+def _patient_identifiers(twin: Twin) -> dict[str, str]:
+    patient = twin.image.metadata.get("patient") or {}
+    return {k: str(v) for k, v in patient.items() if v not in (None, "")}
+
+
+def bundle_entries(twin: Twin, *, include_identifiers: bool = False) -> dict[str, bytes]:
+    """Every entry of the bundle of ``twin`` (manifest last), as name -> bytes."""
+    entries: dict[str, bytes] = {
+        IMAGE_ENTRY: nrrd_bytes(twin.image.array, nrrd_geometry_header(twin.geometry))}
+    if twin.segmentation.layers:
+        entries[SEGMENTATION_ENTRY] = seg_nrrd_bytes(twin.segmentation)
+    cached = set(twin.cached_surface_names())
+    structures = []
+    for n, s in enumerate(twin.structures):
+        mesh_name = None
+        if s.name in cached:
+            mesh_name = f"{MESH_FOLDER}{n:03d}_{_safe_stem(s.name)}.vtp"
+            entries[mesh_name] = mesh_to_vtp(twin.surface(s.name))
+        structures.append(_structure_model(s, mesh_name))
+    for name, data in twin.bundle_extras.items():
+        if _safe_entry_name(name) and name.startswith(EXTRA_FOLDERS):
+            entries[name] = data
+    manifest = {
+        "format": FORMAT, "schema_version": SCHEMA_VERSION, "coordinate_system": "LPS",
+        "units": "mm", "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "software": f"SurgiPlan {__version__}", "patient_ref": twin.patient_ref,
+        "image": _image_model(twin.image), "structures": structures,
+        "provenance": twin.provenance.to_json(),
+        "files": {name: _sha256(data) for name, data in entries.items()},
+    }
+    if include_identifiers:
+        manifest["patient"] = _patient_identifiers(twin)
+    entries[MANIFEST] = json.dumps(manifest, indent=1).encode("utf-8")
+    return entries
+
+
+def save_bundle(
+    twin: Twin,
+    path: str | Path,
+    *,
+    include_identifiers: bool = False,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> Path:
+    """Save ``twin`` as a case bundle, atomically; returns the path written.
+
+    ``include_identifiers=False`` (default) stores no patient name, ID or birth date; the
+    pseudonymous ``twin.patient_ref`` identifies the case. A full disk raises ``BadInputError``
+    and leaves any previous file at ``path`` untouched; so does cancelling.
+    """
+    path = Path(path)
+    report(progress, 0.0, "encoding the case")
+    entries = bundle_entries(twin, include_identifiers=include_identifiers)
+    with atomic_write(path) as handle, zipfile.ZipFile(handle, "w") as archive:
+        for n, (name, data) in enumerate(entries.items()):
+            check(cancel)
+            report(progress, 0.5 + 0.5 * n / len(entries), f"writing {name}")
+            stored = name.endswith((".nrrd", ".vtp"))  # already compressed
+            archive.writestr(name, data, zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
+    return path
+
+
+# ---------------------------------------------------------------------------- loading
+def _safe_entry_name(name: str) -> bool:
+    """False for absolute paths, drive letters, backslashes, '..' or empty parts."""
+    if not name or name.startswith(("/", "\\")) or "\\" in name or re.match(r"^[A-Za-z]:", name):
+        return False
+    parts = PurePosixPath(name).parts
+    return all(p not in ("", ".", "..") for p in parts) and ":" not in name
+
+
+def _upgrade(raw: Any, path: Path) -> dict[str, Any]:
+    """Check format and version; bring an older manifest up to SCHEMA_VERSION."""
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise BadInputError(f"{MANIFEST} does not describe a SurgiPlan case", path=path,
+                            action="Open a .surgiplan file saved by SurgiPlan")
+    version = raw.get("schema_version")
+    if not isinstance(version, int) or version < 1:
+        raise BadInputError(f"{MANIFEST} has an invalid schema_version {version!r}", path=path,
+                            action="Open a .surgiplan file saved by SurgiPlan")
+    if version > SCHEMA_VERSION:
+        raise BadInputError(
+            f"this case was made by a newer SurgiPlan (case format version {version}; this "
+            f"SurgiPlan {__version__} reads up to version {SCHEMA_VERSION})", path=path,
+            action="Update SurgiPlan to open it")
+    while version < SCHEMA_VERSION:
+        if version not in MIGRATIONS:
+            raise BadInputError(f"case format version {version} cannot be upgraded", path=path,
+                                action="Open it with the SurgiPlan version that saved it")
+        raw = MIGRATIONS[version](raw)
+        version = raw["schema_version"] = version + 1
+    return raw
+
+
+class _Reader:
+    """Hash-checked access to the entries of an open bundle."""
+
+    def __init__(self, archive: zipfile.ZipFile, manifest: Manifest, path: Path) -> None:
+        self.archive, self.manifest, self.path = archive, manifest, path
+
+    def fail(self, entry: str, problem: str) -> BadInputError:
+        return BadInputError(f"entry {entry!r} {problem}", path=self.path,
+                             action="The case file is damaged: open a backup copy")
+
+    def read(self, entry: str) -> bytes:
+        if entry not in self.manifest.files:
+            raise self.fail(entry, f"is not listed in {MANIFEST}")
+        try:
+            data = self.archive.read(entry)
+        except KeyError:
+            raise self.fail(entry, "is missing") from None
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:  # CRC, truncation
+            raise self.fail(entry, f"cannot be read ({exc})") from exc
+        if _sha256(data) != self.manifest.files[entry]:
+            raise self.fail(entry, "does not match its SHA-256 in the manifest")
+        return data
+
+
+def _open_archive(path: Path) -> zipfile.ZipFile:
+    try:
+        archive = zipfile.ZipFile(path)
+    except FileNotFoundError:
+        raise BadInputError("no such case file", path=path, action="Check the path") from None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise BadInputError(f"not a readable SurgiPlan case file ({exc})", path=path,
+                            action="The file is damaged or not a .surgiplan case") from exc
+    names = archive.namelist()
+    bad = [n for n in names if not _safe_entry_name(n)]
+    if bad:
+        archive.close()
+        raise BadInputError(f"unsafe entry name {bad[0]!r} (absolute path, drive or '..')",
+                            path=path, action="Do not open this file; it was not made by SurgiPlan")
+    if len(set(names)) != len(names):
+        archive.close()
+        raise BadInputError("the case file holds duplicate entries", path=path,
+                            action="The case file is damaged: open a backup copy")
+    return archive
+
+
+def _read_manifest(archive: zipfile.ZipFile, path: Path) -> Manifest:
+    try:
+        raw = json.loads(archive.read(MANIFEST))
+    except KeyError:
+        raise BadInputError(f"entry {MANIFEST!r} is missing", path=path,
+                            action="Open a .surgiplan file saved by SurgiPlan") from None
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise BadInputError(f"entry {MANIFEST!r} cannot be read ({exc})", path=path,
+                            action="The case file is damaged: open a backup copy") from exc
+    raw = _upgrade(raw, path)
+    try:
+        manifest = Manifest.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise BadInputError(f"entry {MANIFEST!r} is invalid at {where}: {err['msg']}",
+                            path=path, action="The case file is damaged: open a backup copy"
+                            ) from exc
+    bad = [n for n, h in manifest.files.items() if not re.match(_SHA256, h)]
+    unlisted = set(archive.namelist()) - set(manifest.files) - {MANIFEST}
+    if bad or unlisted:
+        entry = bad[0] if bad else sorted(unlisted)[0]
+        raise BadInputError(f"entry {entry!r} has no valid hash in {MANIFEST}", path=path,
+                            action="The case file is damaged or was altered: open a backup copy")
+    return manifest
+
+
+def _load_image(reader: _Reader) -> ImageVolume:
+    info = reader.manifest.image
+    try:
+        geometry = ImageGeometry.from_json(info.geometry.model_dump())
+    except ValueError as exc:
+        raise reader.fail(MANIFEST, f"has an invalid image geometry ({exc})") from exc
+    where = f"{reader.path}!{IMAGE_ENTRY}"
+    array, header = read_nrrd_stream(io.BytesIO(reader.read(IMAGE_ENTRY)), path=where)
+    stored = geometry_from_nrrd_header(header, path=where)
+    if array.shape != geometry.shape_zyx or stored != geometry:
+        raise reader.fail(IMAGE_ENTRY, "has a geometry different from the manifest's")
+    centre, width = info.window if info.window else (None, None)
+    return ImageVolume(
+        array=array, geometry=geometry, modality=info.modality, description=info.description,
+        series_uid=info.series_uid, units=info.units, window_center=centre, window_width=width,
+        warnings=list(reader.manifest.provenance.import_warnings),
+    )
+
+
+def _load_segmentation(reader: _Reader, geometry: ImageGeometry) -> Segmentation:
+    models = reader.manifest.structures
+    if SEGMENTATION_ENTRY not in reader.manifest.files:
+        if models:
+            raise reader.fail(SEGMENTATION_ENTRY, "is missing but the manifest lists structures")
+        return Segmentation(geometry=geometry)
+    data = reader.read(SEGMENTATION_ENTRY)
+    seg = seg_nrrd_from_stream(io.BytesIO(data), path=f"{reader.path}!{SEGMENTATION_ENTRY}")
+    if not seg.geometry.same_grid(geometry):
+        raise reader.fail(SEGMENTATION_ENTRY, "is not on the image grid")
+    try:
+        structures = [
+            Structure(name=m.name, role=m.role, label=m.label, layer=m.layer, color=m.color,
+                      margin_mm=m.margin_mm, visible=m.visible, opacity=m.opacity,
+                      description=m.description)
+            for m in models
+        ]
+        return Segmentation(geometry=geometry, layers=seg.layers, structures=structures)
+    except ValueError as exc:
+        raise reader.fail(MANIFEST, f"has structures that do not fit the labels ({exc})") from exc
+
+
+def _load_meshes(reader: _Reader) -> dict[str, SurfaceMesh]:
+    return {
+        m.name: vtp_to_mesh(reader.read(m.mesh), path=f"{reader.path}!{m.mesh}")
+        for m in reader.manifest.structures if m.mesh
+    }
+
+
+def load_bundle(
+    path: str | Path,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> Twin:
+    """Load a case bundle, checking its schema version and every entry's SHA-256."""
+    path = Path(path)
+    with _open_archive(path) as archive:
+        manifest = _read_manifest(archive, path)
+        reader = _Reader(archive, manifest, path)
+        report(progress, 0.05, "reading the image")
+        image = _load_image(reader)
+        check(cancel)
+        report(progress, 0.6, "reading the segmentation")
+        segmentation = _load_segmentation(reader, image.geometry)
+        check(cancel)
+        report(progress, 0.9, "reading surfaces")
+        meshes = _load_meshes(reader)
+        extras = {name: reader.read(name) for name in manifest.files
+                  if name.startswith(EXTRA_FOLDERS)}
+        missing = [n for n in manifest.files if n not in archive.namelist()]
+        if missing:
+            raise reader.fail(missing[0], "is missing")
+    if manifest.patient:
+        image.metadata["patient"] = dict(manifest.patient)
+    twin = Twin(image, segmentation, patient_ref=manifest.patient_ref,
+                provenance=Provenance.from_json(manifest.provenance.model_dump()))
+    twin.set_cached_surfaces(meshes)
+    twin.bundle_extras.update(extras)
+    report(progress, 1.0, "case loaded")
+    return twin
