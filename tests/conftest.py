@@ -23,3 +23,16 @@ def shared_scans() -> Path:
     if not SHARED_SCANS.is_dir():
         pytest.skip(f"real scans not available: {SHARED_SCANS} is absent")
     return SHARED_SCANS
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep tests out of the real user folders (pseudonym key, logs, autosave, settings).
+
+    platformdirs honours the XDG variables; subprocesses started by tests inherit them.
+    """
+    import os
+
+    base = tmp_path_factory.mktemp("user-dirs")
+    for var in ("XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
+        os.environ[var] = str(base / var.lower())
