@@ -301,3 +301,13 @@ def test_cancelled_save_leaves_the_previous_bundle_and_reports_progress(saved):
     fractions = []
     load_bundle(path, progress=lambda f, _text: fractions.append(f))
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
+def test_zip_bomb_entry_is_refused_before_inflating(saved, monkeypatch):
+    """An entry declaring more than the limit is refused from the directory alone."""
+    import surgiplan.io.bundle as bundle
+
+    _, path = saved
+    monkeypatch.setattr(bundle, "MAX_ENTRY_BYTES", 1000)  # the image entry is far larger
+    with pytest.raises(BadInputError, match="uncompressed"):
+        load_bundle(path)

@@ -287,6 +287,10 @@ def _upgrade(raw: Any, path: Path) -> dict[str, Any]:
     return raw
 
 
+# Largest uncompressed entry we accept (a zip-bomb guard; a 1024x1024x2000 int16 volume is 4 GiB).
+MAX_ENTRY_BYTES = 4 << 30
+
+
 class _Reader:
     """Hash-checked access to the entries of an open bundle."""
 
@@ -325,6 +329,12 @@ def _open_archive(path: Path) -> zipfile.ZipFile:
         archive.close()
         raise BadInputError(f"unsafe entry name {bad[0]!r} (absolute path, drive or '..')",
                             path=path, action="Do not open this file; it was not made by SurgiPlan")
+    too_big = [i.filename for i in archive.infolist() if i.file_size > MAX_ENTRY_BYTES]
+    if too_big:
+        archive.close()
+        raise BadInputError(f"entry {too_big[0]!r} declares more than "
+                            f"{MAX_ENTRY_BYTES >> 30} GiB uncompressed", path=path,
+                            action="Do not open this file; it was not made by SurgiPlan")
     if len(set(names)) != len(names):
         archive.close()
         raise BadInputError("the case file holds duplicate entries", path=path,
