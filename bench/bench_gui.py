@@ -1,0 +1,150 @@
+"""Desktop-app figures: time to the first window, and event-loop stalls while importing a CT.
+
+* ``first window``: seconds from process start to the main window shown (goal < 2 s), and its
+  ratio to a bare PySide6 ``QMainWindow`` started the same way in the same run.
+* ``longest stall``: the longest gap between 5 ms timer ticks on the GUI thread while the app
+  imports the 512x512x134 abdomen CT in its workers (goal < 100 ms).
+* ``open-to-slices``: the app's time from open to the slice views showing the CT, over a bare
+  ``scan_dicom`` + ``load_series`` of the same folder in the same process (files cached).
+
+Runs its GUI parts in child processes, under ``xvfb-run`` when there is no display.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCAN = ROOT.parent / "shared" / "scans" / "abdomen-ct-contrast"
+
+BARE_WINDOW = """
+import sys, time
+from PySide6.QtWidgets import QApplication, QMainWindow
+app = QApplication([])
+w = QMainWindow(); w.resize(1500, 950); w.show()
+while not w.windowHandle() or not w.windowHandle().isExposed():
+    app.processEvents()
+print(time.time() - float(sys.argv[1]))
+"""
+
+APP_WINDOW = """
+import sys, time
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from surgiplan.ui.main_window import MainWindow
+from surgiplan.ui.autosave import Autosave
+w = MainWindow(autosave=Autosave(sys.argv[2])); w.show()
+while not w.windowHandle() or not w.windowHandle().isExposed():
+    app.processEvents()
+print(time.time() - float(sys.argv[1]))
+w.dirty = False
+w.close()
+"""
+
+
+def _gui_command(args: list[str]) -> list[str]:
+    if os.environ.get("DISPLAY") or not shutil.which("xvfb-run"):
+        return args
+    return ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *args]
+
+
+def _first_window(code: str, tmp: str) -> float:
+    out = subprocess.run(_gui_command([sys.executable, "-c", code, repr(time.time()), tmp]),
+                         capture_output=True, text=True, cwd=ROOT, check=True, timeout=120)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _child_stall() -> None:
+    """In a child: import the abdomen CT in the app, measuring timer gaps on the GUI thread."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from surgiplan.io.dicom_load import load_series
+    from surgiplan.io.dicom_scan import scan_dicom
+    from surgiplan.ui.autosave import Autosave
+    from surgiplan.ui.main_window import MainWindow
+
+    app = QApplication([])
+    t0 = time.perf_counter()
+    scan = scan_dicom(SCAN)
+    load_series(max(scan.series, key=lambda s: s.n_files))
+    bare_s = time.perf_counter() - t0
+    window = MainWindow(autosave=Autosave(Path(sys.argv[2])))
+    window.show()
+    for _ in range(50):  # let the first paint and the 3D render window settle
+        app.processEvents()
+        time.sleep(0.01)
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer(interval=5)
+    timer.timeout.connect(tick)
+    result: dict[str, float] = {}
+
+    def done() -> None:
+        result["app_s"] = time.perf_counter() - start
+        timer.stop()
+        app.quit()
+
+    window.case_loaded.connect(lambda _t: result.setdefault("shown_s",
+                                                            time.perf_counter() - start))
+    window.ready.connect(done)
+    window.load_failed.connect(lambda exc: (print(exc, file=sys.stderr), app.exit(1)))
+    start = time.perf_counter()
+    last[0] = start
+    timer.start()
+    window.open_path(SCAN)
+    app.exec()
+    window.dirty = False
+    window.close()
+    print(json.dumps({"bare_s": bare_s, "app_s": result.get("app_s", float("nan")),
+                      "shown_s": result.get("shown_s", float("nan")),
+                      "max_gap_ms": 1000 * max(gaps), "ticks": len(gaps)}))
+
+
+def run() -> list[dict]:
+    import tempfile
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        bare = min(_first_window(BARE_WINDOW, tmp) for _ in range(2))
+        app = min(_first_window(APP_WINDOW, tmp) for _ in range(2))
+        rows.append({"name": "first window", "value": app, "unit": "s", "goal": 2.0,
+                     "detail": f"bare PySide6 window {bare:.2f} s"})
+        rows.append({"name": "first window vs bare Qt window", "value": app / bare, "unit": "x",
+                     "goal": None, "detail": f"{app:.2f} s / {bare:.2f} s"})
+        if not SCAN.is_dir():
+            return rows
+        out = subprocess.run(_gui_command([sys.executable, __file__, "--child-stall", tmp]),
+                             capture_output=True, text=True, cwd=ROOT, timeout=300)
+        if out.returncode != 0:
+            raise RuntimeError(f"stall child failed: {out.stderr[-2000:]}")
+        fig = json.loads(out.stdout.strip().splitlines()[-1])
+    rows.append({"name": "longest GUI stall during CT import", "value": fig["max_gap_ms"],
+                 "unit": "ms", "goal": 100.0,
+                 "detail": f"abdomen CT 512x512x134, {fig['ticks']} timer ticks of 5 ms"})
+    rows.append({"name": "app open-to-slices vs bare scan_dicom+load_series",
+                 "value": fig["shown_s"] / fig["bare_s"], "unit": "x", "goal": 2.0,
+                 "detail": f"{fig['shown_s']:.2f} s / {fig['bare_s']:.2f} s; with the 3D "
+                           f"surface {fig['app_s']:.2f} s"})
+    return rows
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-stall":
+        sys.path.insert(0, str(ROOT))
+        _child_stall()
+    else:
+        for row in run():
+            print(row)

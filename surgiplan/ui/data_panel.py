@@ -1,0 +1,137 @@
+"""The data browser: patient -> study -> series tree with each series' import warnings.
+
+The tree is filled from a header scan (``surgiplan.io.dicom_scan.ScanResult``) that the main
+window runs in a worker; warnings are shown in their own column next to the series (and in the
+tooltip), never only logged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+_WARN_BRUSH = QBrush(QColor(230, 140, 30))
+SERIES_ROLE = Qt.ItemDataRole.UserRole
+
+
+class DataPanel(QWidget):
+    """Open buttons, a progress bar with Cancel, and the patient/study/series browser."""
+
+    open_folder_requested = Signal()
+    open_file_requested = Signal()
+    series_activated = Signal(object)  # SeriesInfo
+    cancel_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("data_panel")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        buttons = QHBoxLayout()
+        folder = QPushButton("Open folder…")
+        folder.clicked.connect(self.open_folder_requested)
+        buttons.addWidget(folder)
+        file = QPushButton("Open file / case…")
+        file.clicked.connect(self.open_file_requested)
+        buttons.addWidget(file)
+        layout.addLayout(buttons)
+        progress_row = QHBoxLayout()
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(True)
+        progress_row.addWidget(self.progress, 1)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        progress_row.addWidget(self.cancel_button)
+        layout.addLayout(progress_row)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["Patient / study / series", "Modality", "Files", "Warnings"])
+        self.tree.itemDoubleClicked.connect(self._activated)
+        layout.addWidget(self.tree, 1)
+        self.set_busy(False)
+
+    # ------------------------------------------------------------------ progress
+    def set_busy(self, busy: bool, text: str = "") -> None:
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        if busy:
+            self.progress.setValue(0)
+        self.progress.setFormat(f"{text} %p%" if text else "%p%")
+
+    def set_progress(self, fraction: float, text: str) -> None:
+        self.progress.setValue(round(fraction * 1000))
+        self.progress.setFormat(f"{text} %p%" if text else "%p%")
+
+    # ------------------------------------------------------------------ browser
+    def show_scan(self, scan: Any) -> None:
+        """Fill the tree from a ScanResult (``.series`` of SeriesInfo, ``.problems``)."""
+        self.tree.clear()
+        patients: dict[str, QTreeWidgetItem] = {}
+        studies: dict[str, QTreeWidgetItem] = {}
+        for s in scan.series:
+            pkey = f"{s.patient_name}|{s.patient_id}"
+            if pkey not in patients:
+                label = str(s.patient_name or "(no name)")
+                if s.patient_id:
+                    label += f"  [{s.patient_id}]"
+                patients[pkey] = QTreeWidgetItem(self.tree, [label])
+            if s.study_uid not in studies:
+                text = " ".join(str(t) for t in (s.study_date, s.study_description) if t)
+                studies[s.study_uid] = QTreeWidgetItem(patients[pkey], [text or "(study)"])
+            item = QTreeWidgetItem(studies[s.study_uid], [
+                s.description or s.series_uid, s.modality, str(s.n_files), ""])
+            item.setData(0, SERIES_ROLE, s)
+            self.set_series_warnings(s.series_uid, list(s.warnings), item=item)
+        self.tree.expandAll()
+        for c in range(3):
+            self.tree.resizeColumnToContents(c)
+        problems = list(getattr(scan, "problems", []) or [])
+        self.status.setText("\n".join(str(p) for p in problems[:5]))
+
+    def series_items(self) -> list[QTreeWidgetItem]:
+        found = []
+        stack = [self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount())]
+        while stack:
+            item = stack.pop(0)
+            if item.data(0, SERIES_ROLE) is not None:
+                found.append(item)
+            stack.extend(item.child(i) for i in range(item.childCount()))
+        return found
+
+    def set_series_warnings(self, series_uid: str, warnings: list[str], *,
+                            item: QTreeWidgetItem | None = None) -> None:
+        """Show warnings (human sentences) next to a series; merges with those shown."""
+        items = [item] if item is not None else [
+            i for i in self.series_items() if i.data(0, SERIES_ROLE).series_uid == series_uid]
+        for it in items:
+            old = [w for w in it.toolTip(3).split("\n") if w]
+            merged = old + [w for w in warnings if w not in old]
+            it.setText(3, f"⚠ {len(merged)}: {merged[0]}" if merged else "")
+            it.setToolTip(3, "\n".join(merged))
+            it.setForeground(3, _WARN_BRUSH)
+
+    def mark_loaded(self, series_uid: str) -> None:
+        for it in self.series_items():
+            font = it.font(0)
+            font.setBold(it.data(0, SERIES_ROLE).series_uid == series_uid)
+            it.setFont(0, font)
+
+    def _activated(self, item: QTreeWidgetItem, _column: int) -> None:
+        series = item.data(0, SERIES_ROLE)
+        if series is not None:
+            self.series_activated.emit(series)

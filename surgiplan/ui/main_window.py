@@ -1,0 +1,571 @@
+"""The SurgiPlan main window: linked slice and 3D views, data and structures panels.
+
+Opening data, meshing and saving run in workers (:mod:`surgiplan.ui.jobs`); the window applies
+their results on the GUI thread. Twin events reach the views through a queued Qt signal.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QWidget,
+)
+
+from surgiplan.model.twin import Twin
+from surgiplan.ui import case_io
+from surgiplan.ui.autosave import AUTOSAVE_NAME, Autosave
+from surgiplan.ui.data_panel import DataPanel
+from surgiplan.ui.error_dialogs import error_dialog
+from surgiplan.ui.jobs import Job, JobRunner
+from surgiplan.ui.layouts import LAYOUT_TITLES, ViewGrid
+from surgiplan.ui.slice_planes import Plane
+from surgiplan.ui.slice_view import HELP_TEXT, SliceView
+from surgiplan.ui.structures_panel import StructuresPanel
+from surgiplan.ui.view3d import STANDARD_VIEWS, View3D
+from surgiplan.ui.windowing import CT_PRESETS, default_window
+
+MAX_RECENT = 8
+AUTOSAVE_DELAY_MS = 3000
+
+
+class TwinEventBridge(QObject):
+    """Re-emits a twin's model events as a Qt signal (queued onto the GUI thread)."""
+
+    event = Signal(str, object)
+
+    def __init__(self, twin: Twin, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.twin = twin
+        twin.events.connect(self._forward)
+
+    def _forward(self, event_name: str, /, **payload: Any) -> None:
+        self.event.emit(event_name, payload)
+
+    def detach(self) -> None:
+        self.twin.events.disconnect(self._forward)
+
+
+class MainWindow(QMainWindow):
+    """The workstation window. ``settings`` and ``autosave`` are injectable for tests."""
+
+    case_loaded = Signal(object)  # Twin
+    load_failed = Signal(object)  # exception
+    ready = Signal()  # a load (and its surfaces) finished and the views are drawn
+
+    def __init__(self, *, settings: QSettings | None = None, autosave: Autosave | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("SurgiPlan")
+        self.resize(1500, 950)
+        self.setAcceptDrops(True)
+        self.settings = settings if settings is not None else QSettings("SurgiPlan", "SurgiPlan")
+        self.autosave = autosave if autosave is not None else Autosave()
+        self.twin: Twin | None = None
+        self.case_path: Path | None = None
+        self.dirty = False
+        self.error_dialogs: list[QMessageBox] = []
+        self._bridge: TwinEventBridge | None = None
+        self._loading = False
+        self._shown_once = False
+        self.runner = JobRunner(self)
+        self._build_views()
+        self._build_panels()
+        self._build_status()
+        self._build_menus()
+        self._autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
+        self._autosave_timer.timeout.connect(self.autosave_now)
+        self.runner.started.connect(self._job_started)
+        self.runner.progressed.connect(self._job_progressed)
+        self.runner.ended.connect(self._job_ended)
+        self.runner.idle.connect(self._finish_loading)
+
+    # ------------------------------------------------------------------ construction
+    def _build_views(self) -> None:
+        self.slice_views = {p.value: SliceView(p) for p in Plane}
+        self.view3d = View3D()
+        views: dict[str, QWidget] = {**self.slice_views, "3d": self.view3d}
+        self.view_grid = ViewGrid(views)
+        self.setCentralWidget(self.view_grid)
+        for name, view in self.slice_views.items():
+            view.cursor_moved.connect(self.set_cursor)
+            view.window_changed.connect(self.set_window_level)
+            view.maximize_requested.connect(partial(self.view_grid.toggle_maximize, name))
+        self.view3d.maximize_requested.connect(partial(self.view_grid.toggle_maximize, "3d"))
+
+    def _build_panels(self) -> None:
+        self.data_panel = DataPanel()
+        self.data_panel.open_folder_requested.connect(self.choose_folder)
+        self.data_panel.open_file_requested.connect(self.choose_file)
+        self.data_panel.series_activated.connect(self.load_series)
+        self.data_panel.cancel_requested.connect(self.runner.cancel_all)
+        self.structures_panel = StructuresPanel()
+        self.structures_panel.overlay_style_changed.connect(self.set_overlay_style)
+        for title, widget in (("Data", self.data_panel), ("Structures", self.structures_panel)):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(f"dock_{title.lower()}")
+            dock.setWidget(widget)
+            widget.setMinimumWidth(340)
+            dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                             | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+            self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+
+    def _build_status(self) -> None:
+        bar = self.statusBar()
+        self.job_label = QLabel("")
+        self.job_progress = QProgressBar(maximumWidth=220)
+        self.job_progress.setRange(0, 1000)
+        self.job_cancel = QPushButton("Cancel")
+        self.job_cancel.clicked.connect(self.runner.cancel_all)
+        for w in (self.job_label, self.job_progress, self.job_cancel):
+            bar.addPermanentWidget(w)
+            w.setVisible(False)
+
+    def _build_menus(self) -> None:
+        menu = self.menuBar()
+        file = menu.addMenu("&File")
+        self._action(file, "Open &folder…", self.choose_folder, QKeySequence.StandardKey.Open)
+        self._action(file, "Open file or &case…", self.choose_file, "Ctrl+Shift+O")
+        self.recent_menu = file.addMenu("Open &recent")
+        self._fill_recent()
+        file.addSeparator()
+        self._action(file, "&Save case", self.save_case, QKeySequence.StandardKey.Save)
+        self._action(file, "Save case &as…", self.save_case_as, "Ctrl+Shift+S")
+        file.addSeparator()
+        self._action(file, "Save screenshot of active &view…",
+                     partial(self.choose_screenshot, whole_window=False), "Ctrl+P")
+        self._action(file, "Save screenshot of &window…",
+                     partial(self.choose_screenshot, whole_window=True), "Ctrl+Shift+P")
+        file.addSeparator()
+        self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        view = menu.addMenu("&View")
+        group = QActionGroup(self)
+        self.layout_actions = {}
+        for name, title in LAYOUT_TITLES.items():
+            act = self._action(view, title, partial(self.set_layout, name))
+            act.setCheckable(True)
+            act.setChecked(name == "four-up")
+            group.addAction(act)
+            self.layout_actions[name] = act
+        view.addSeparator()
+        wl = view.addMenu("Window/level")
+        for n, preset in enumerate(CT_PRESETS, start=1):
+            self._action(wl, f"{n}  {preset.name} ({preset.width:g}/{preset.center:g})",
+                         partial(self.apply_preset, n))
+        self._action(wl, "0  Default (file or histogram)", partial(self.apply_preset, 0))
+        self._action(view, "Reset slice views", self.reset_views)
+        three = menu.addMenu("&3D")
+        for name in STANDARD_VIEWS:
+            self._action(three, f"{name.capitalize()} view",
+                         partial(self.view3d.set_standard_view, name))
+        help_menu = menu.addMenu("&Help")
+        self._action(help_menu, "Mouse and keys", self.show_help,
+                     QKeySequence.StandardKey.HelpContents)
+
+    def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+        act.triggered.connect(lambda _=False: slot())
+        menu.addAction(act)
+        return act
+
+    # ------------------------------------------------------------------ opening data
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open DICOM folder")
+        if folder:
+            self.open_path(folder)
+
+    def choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open DICOM file, DICOMDIR or case", "",
+            "SurgiPlan cases (*.surgiplan);;DICOM (*.dcm DICOMDIR *);;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str | Path) -> None:
+        """Open a DICOM folder/file/DICOMDIR or a ``.surgiplan`` case, in a worker."""
+        path = Path(path).expanduser()
+        self._loading = True
+        self._add_recent(path)
+        if case_io.is_case_path(path):
+            self.runner.submit(f"Opening {path.name}", partial(case_io.load_case, path),
+                               on_done=partial(self._case_opened, path),
+                               on_error=self._load_error, on_cancel=self._load_cancelled)
+        else:
+            self.data_panel.tree.clear()
+            self.runner.submit(f"Scanning {path.name}", partial(case_io.scan_folder, path),
+                               on_done=partial(self._scanned, path), on_error=self._load_error,
+                               on_cancel=self._load_cancelled)
+
+    def _scanned(self, path: Path, scan: Any) -> None:
+        self.data_panel.show_scan(scan)
+        try:
+            series = case_io.choose_series(scan, path=path)
+        except Exception as exc:
+            self._load_error(exc)
+            return
+        self.load_series(series)
+
+    def load_series(self, series: Any) -> None:
+        """Load one series of the browser (in a worker) and show it."""
+        self._loading = True
+        self.runner.submit(f"Loading {series.description or series.modality}",
+                           partial(case_io.twin_from_series, series),
+                           on_done=self._series_loaded, on_error=self._load_error,
+                           on_cancel=self._load_cancelled)
+
+    def _series_loaded(self, twin: Twin) -> None:
+        uid = twin.image.series_uid or (twin.provenance.source_series_uids or [""])[0]
+        self.data_panel.set_series_warnings(uid, twin.image.warnings)
+        self.data_panel.mark_loaded(uid)
+        self.set_twin(twin, case_path=None)
+
+    def _case_opened(self, path: Path, twin: Twin) -> None:
+        self.set_twin(twin, case_path=path)
+
+    def _load_error(self, exc: BaseException) -> None:
+        self._loading = False
+        self.load_failed.emit(exc)
+        self.report_error(exc)
+
+    def _load_cancelled(self) -> None:
+        self._loading = False
+        self.statusBar().showMessage("Cancelled", 5000)
+
+    def recover(self, session_folder: Path) -> None:
+        """Open the autosave a crashed session left in ``session_folder`` (unsaved changes)."""
+        case = Autosave.case_of(session_folder)
+
+        def recovered(twin: Twin) -> None:
+            self.set_twin(twin, case_path=Path(case) if case else None)
+            self.autosave.discard(session_folder)
+            self.mark_dirty()
+
+        self._loading = True
+        self.runner.submit("Recovering autosave",
+                           partial(case_io.load_case, session_folder / AUTOSAVE_NAME),
+                           on_done=recovered, on_error=self._load_error)
+
+    # ------------------------------------------------------------------ the twin
+    def set_twin(self, twin: Twin | None, *, case_path: Path | None = None,
+                 dirty: bool = False) -> None:
+        """Show ``twin`` in every view and panel; mesh its structures in a worker."""
+        if self._bridge is not None:
+            self._bridge.detach()
+            self._bridge.deleteLater()
+            self._bridge = None
+        self.twin = twin
+        self.case_path = case_path
+        self.dirty = dirty
+        window = None if twin is None else default_window(twin.image)
+        for view in self.slice_views.values():
+            view.set_twin(twin, window=window)
+        self.view3d.set_image(None if twin is None else twin.image)
+        self.structures_panel.set_twin(twin)
+        self._update_title()
+        if twin is None:
+            return
+        self._bridge = TwinEventBridge(twin, self)
+        self._bridge.event.connect(self._twin_event)
+        for warning in twin.image.warnings:
+            self.statusBar().showMessage(f"Import warning: {warning}", 15000)
+        self.case_loaded.emit(twin)
+        self._start_display_volume(twin)
+        self._start_surfaces(None)
+
+    def _start_display_volume(self, twin: Twin) -> None:
+        """Subsample the image for the 3D view; without structures, show its iso-surface."""
+
+        def surface_done(mesh) -> None:
+            if twin is self.twin:
+                self.view3d.set_scan_surface(mesh, modality=twin.image.modality)
+
+        def volume_done(volume) -> None:
+            if twin is not self.twin:
+                return
+            self.view3d.set_display_volume(volume)
+            if not len(twin.segmentation):
+                self.runner.submit("Building 3D surface", partial(case_io.scan_surface, volume),
+                                   on_done=surface_done, on_error=self.report_error)
+
+        self.runner.submit("Preparing 3D volume", partial(case_io.display_volume, twin.image),
+                           on_done=volume_done, on_error=self.report_error)
+
+    def _start_surfaces(self, names: list[str] | None) -> None:
+        twin = self.twin
+        if twin is None or not len(twin.segmentation):
+            return
+        self.runner.submit("Building surfaces",
+                           partial(case_io.display_surfaces, twin, names=names),
+                           on_done=partial(self._surfaces_ready, twin),
+                           on_error=self.report_error)
+
+    def _surfaces_ready(self, twin: Twin, meshes: dict) -> None:
+        if twin is self.twin:
+            self.view3d.set_surfaces(meshes, twin.structures)
+
+    def _finish_loading(self) -> None:
+        """Every job of an open is done (image shown, surfaces and 3D volume built)."""
+        if self._loading:
+            self._loading = False
+            QTimer.singleShot(0, self.ready.emit)
+
+    def _twin_event(self, name: str, payload: dict) -> None:
+        structure = payload.get("name")
+        if name == "structure_properties_changed":
+            for view in self.slice_views.values():
+                view.refresh_overlays()
+            self.view3d.update_structure(self.twin.structure(structure))
+            self.structures_panel.update_row(structure)
+        elif name in ("structure_added", "structure_changed", "structure_removed"):
+            self.structures_panel.refresh()
+            for view in self.slice_views.values():
+                view.refresh_overlays()
+            if name == "structure_removed":
+                self.view3d.remove_surface(structure)
+            else:
+                self._start_surfaces([structure])
+        elif name == "image_changed":
+            for view in self.slice_views.values():
+                view.set_twin(self.twin)
+        self.mark_dirty()
+
+    # ------------------------------------------------------------------ view linking
+    def set_cursor(self, point_lps: np.ndarray) -> None:
+        """Move the linked crosshair in every view to an LPS point (mm)."""
+        for view in self.slice_views.values():
+            view.set_cursor(point_lps)
+        self.view3d.set_cursor(point_lps)
+
+    def set_window_level(self, center: float, width: float) -> None:
+        for view in self.slice_views.values():
+            if view.window != (center, width):
+                view.set_window(center, width)
+
+    def apply_preset(self, number: int) -> None:
+        self.slice_views["axial"].apply_preset(number)
+
+    def set_overlay_style(self, opacity: float, outline: bool) -> None:
+        for view in self.slice_views.values():
+            view.set_overlay_style(opacity=opacity, outline=outline)
+
+    def set_layout(self, name: str) -> None:
+        self.view_grid.set_layout(name)
+        if name in self.layout_actions:
+            self.layout_actions[name].setChecked(True)
+
+    def reset_views(self) -> None:
+        for view in self.slice_views.values():
+            view.reset_view()
+
+    def active_view(self) -> QWidget:
+        focus = self.focusWidget()
+        for view in [*self.slice_views.values(), self.view3d]:
+            if focus is not None and (focus is view or view.isAncestorOf(focus)):
+                return view
+        visible = self.view_grid.visible_views()
+        return self.view_grid.views[visible[0]]
+
+    # ------------------------------------------------------------------ saving
+    def mark_dirty(self) -> None:
+        self.dirty = True
+        self._update_title()
+        self._autosave_timer.start()
+
+    def autosave_now(self) -> None:
+        if self.twin is None:
+            return
+        self.autosave.start_session(str(self.case_path or ""))
+        self.runner.submit("Autosaving", partial(self.autosave.save, self.twin),
+                           on_done=lambda _p: self.statusBar().showMessage("Autosaved", 3000),
+                           on_error=self.report_error)
+
+    def save_case(self) -> None:
+        if self.case_path is None:
+            self.save_case_as()
+        else:
+            self._save_to(self.case_path)
+
+    def save_case_as(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save case", "case.surgiplan",
+                                              "SurgiPlan cases (*.surgiplan)")
+        if path:
+            self._save_to(Path(path).with_suffix(case_io.CASE_SUFFIX))
+
+    def _save_to(self, path: Path) -> None:
+        from surgiplan.io.bundle import save_bundle
+
+        if self.twin is None:
+            return
+        twin = self.twin
+
+        def saved(result: Path) -> None:
+            self.case_path = Path(result)
+            self.dirty = False
+            self._update_title()
+            self._add_recent(self.case_path)
+            self.statusBar().showMessage(f"Saved {self.case_path}", 5000)
+
+        self.runner.submit(f"Saving {path.name}", lambda **_k: save_bundle(twin, path),
+                           on_done=saved, on_error=self.report_error)
+
+    def _update_title(self) -> None:
+        name = self.case_path.name if self.case_path else (
+            self.twin.image.description or "unsaved case" if self.twin else "")
+        star = " *" if self.dirty else ""
+        self.setWindowTitle(f"SurgiPlan — {name}{star}" if name else "SurgiPlan")
+
+    # ------------------------------------------------------------------ recent files
+    def recent_paths(self) -> list[str]:
+        value = self.settings.value("recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _add_recent(self, path: Path) -> None:
+        paths = [str(path)] + [p for p in self.recent_paths() if p != str(path)]
+        self.settings.setValue("recent", paths[:MAX_RECENT])
+        self._fill_recent()
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for p in self.recent_paths():
+            self._action(self.recent_menu, p, partial(self.open_path, p))
+        self.recent_menu.setEnabled(bool(self.recent_paths()))
+
+    # ------------------------------------------------------------------ screenshots
+    def grab_view(self, view: QWidget) -> QImage:
+        if view is self.view3d:
+            return self.view3d.grab_image()
+        return view.grab().toImage()
+
+    def grab_window(self) -> QImage:
+        """The whole window as an image (the 3D view's OpenGL content included)."""
+        self.view3d.plotter.render()
+        return self.grab().toImage()
+
+    def save_screenshot(self, path: str | Path, *, whole_window: bool = True) -> Path:
+        path = Path(path)
+        image = self.grab_window() if whole_window else self.grab_view(self.active_view())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not image.save(str(path), "PNG"):
+            from surgiplan.errors import BadInputError
+
+            raise BadInputError("cannot write the screenshot", path=path,
+                                action="choose a writable folder and a .png name")
+        return path
+
+    def choose_screenshot(self, *, whole_window: bool) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", "surgiplan.png",
+                                              "PNG images (*.png)")
+        if path:
+            try:
+                self.save_screenshot(path, whole_window=whole_window)
+            except Exception as exc:
+                self.report_error(exc)
+
+    # ------------------------------------------------------------------ jobs and errors
+    def _job_started(self, job: Job) -> None:
+        for w in (self.job_label, self.job_progress, self.job_cancel):
+            w.setVisible(True)
+        self.job_label.setText(job.name)
+        self.job_progress.setValue(0)
+        self.data_panel.set_busy(True, job.name)
+
+    def _job_progressed(self, job: Job) -> None:
+        self.job_label.setText(f"{job.name}: {job.text}" if job.text else job.name)
+        self.job_progress.setValue(round(job.fraction * 1000))
+        self.data_panel.set_progress(job.fraction, job.text or job.name)
+
+    def _job_ended(self, _job: Job) -> None:
+        if self.runner.is_idle():
+            for w in (self.job_label, self.job_progress, self.job_cancel):
+                w.setVisible(False)
+            self.data_panel.set_busy(False)
+
+    def report_error(self, exc: BaseException) -> QMessageBox:
+        """Show ``exc`` in a dialog (bad input: its message; otherwise details + log)."""
+        box = error_dialog(self, exc)
+        self.error_dialogs.append(box)
+        box.finished.connect(lambda _r, b=box: self.error_dialogs.remove(b)
+                             if b in self.error_dialogs else None)
+        return box
+
+    def show_help(self) -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, "Mouse and keys", HELP_TEXT,
+                          QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("help_dialog")
+        box.open()
+
+    def showEvent(self, event) -> None:
+        """Create the 3D render window just after the first paint (keeps start-up fast)."""
+        super().showEvent(event)
+        if not self._shown_once:
+            self._shown_once = True
+            QTimer.singleShot(150, self.view3d.ensure_plotter)
+
+    # ------------------------------------------------------------------ drag and drop
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        urls = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if urls:
+            self.open_path(urls[0])
+            event.acceptProposedAction()
+
+    # ------------------------------------------------------------------ closing
+    def ask_unsaved(self) -> QMessageBox.StandardButton:
+        """Ask what to do with unsaved changes (Save, Discard or Cancel)."""
+        buttons = (QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                   | QMessageBox.StandardButton.Cancel)
+        return QMessageBox.question(self, "Unsaved changes",
+                                    "The case has unsaved changes. Save them before closing?",
+                                    buttons, QMessageBox.StandardButton.Save)
+
+    def closeEvent(self, event) -> None:
+        if self.dirty and self.twin is not None:
+            answer = self.ask_unsaved()
+            if answer == QMessageBox.StandardButton.Cancel:
+                event.ignore()
+                return
+            if answer == QMessageBox.StandardButton.Save and not self._save_before_close():
+                event.ignore()
+                return
+        self._autosave_timer.stop()
+        self.runner.wait_for_threads()
+        self.autosave.discard()
+        self.view3d.close_renderer()
+        super().closeEvent(event)
+
+    def _save_before_close(self) -> bool:
+        from surgiplan.io.bundle import save_bundle
+
+        path = self.case_path
+        if path is None:
+            name, _ = QFileDialog.getSaveFileName(self, "Save case", "case.surgiplan",
+                                                  "SurgiPlan cases (*.surgiplan)")
+            if not name:
+                return False
+            path = Path(name).with_suffix(case_io.CASE_SUFFIX)
+        try:
+            save_bundle(self.twin, path)
+        except Exception as exc:
+            self.report_error(exc)
+            return False
+        self.dirty = False
+        return True

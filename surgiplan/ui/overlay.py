@@ -1,0 +1,72 @@
+"""Blending structure label planes over a grey slice image (numpy only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from surgiplan.model.structures import Segmentation
+
+
+@dataclass(frozen=True)
+class LayerLookup:
+    """Per-label colour (uint8 RGB) and opacity (0..1) for one label layer; label 0 is clear."""
+
+    rgb: np.ndarray  # (n_labels + 1, 3) uint8
+    alpha: np.ndarray  # (n_labels + 1,) float32
+
+
+def layer_lookups(segmentation: Segmentation) -> list[LayerLookup]:
+    """Lookup tables from the structures' colour, visibility and opacity, one per layer."""
+    lookups = []
+    for n, layer in enumerate(segmentation.layers):
+        top = int(np.iinfo(layer.dtype).max) if layer.dtype.kind in "ui" else 255
+        rgb = np.zeros((top + 1, 3), np.uint8)
+        alpha = np.zeros(top + 1, np.float32)
+        for s in segmentation:
+            if s.layer == n and s.visible:
+                rgb[s.label] = np.round(np.asarray(s.color) * 255).astype(np.uint8)
+                alpha[s.label] = float(s.opacity)
+        lookups.append(LayerLookup(rgb, alpha))
+    return lookups
+
+
+def outline_mask(labels: np.ndarray) -> np.ndarray:
+    """True on labelled pixels that touch a pixel with a different label (4-neighbourhood)."""
+    edge = np.zeros(labels.shape, bool)
+    edge[1:, :] |= labels[1:, :] != labels[:-1, :]
+    edge[:-1, :] |= labels[:-1, :] != labels[1:, :]
+    edge[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    return edge & (labels != 0)
+
+
+def blend_labels(
+    grey: np.ndarray,
+    planes: list[np.ndarray],
+    lookups: list[LayerLookup],
+    *,
+    opacity: float = 0.5,
+    outline: bool = False,
+) -> np.ndarray:
+    """RGB uint8 ``(rows, cols, 3)``: grey image with each label plane blended in its colour.
+
+    ``opacity`` scales every structure's own opacity; in outline mode only the boundary pixels
+    are drawn, fully opaque times the structure opacity.
+    """
+    rgb = np.repeat(grey[:, :, None], 3, axis=2).astype(np.float32)
+    for labels, lut in zip(planes, lookups, strict=True):
+        if not labels.any():
+            continue
+        alpha = lut.alpha[labels]
+        if outline:
+            alpha = np.where(outline_mask(labels), alpha, 0.0)
+        else:
+            alpha = alpha * np.float32(opacity)
+        where = alpha > 0
+        if not where.any():
+            continue
+        a = alpha[where][:, None]
+        rgb[where] = rgb[where] * (1.0 - a) + lut.rgb[labels[where]].astype(np.float32) * a
+    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)

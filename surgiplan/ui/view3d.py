@@ -1,0 +1,326 @@
+"""The 3D view: structure surfaces, optional volume rendering and slice planes, in LPS mm.
+
+Uses pyvistaqt's ``QtInteractor``. VTK world coordinates are LPS millimetres, so the
+orientation marker is labelled L, P, S on its +x, +y, +z axes. Volume rendering picks VTK's CPU
+ray caster (``fixed_point``) when the OpenGL renderer is software (Mesa llvmpipe), where the
+GPU ray caster is an order of magnitude slower.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from surgiplan.model.structures import Structure
+from surgiplan.model.surface import SurfaceMesh
+from surgiplan.model.volume import ImageVolume
+from surgiplan.ui.slice_planes import Plane, plane_mapping
+
+if TYPE_CHECKING:
+    import pyvista as pv
+
+# Camera direction (from focal point towards the camera) and view-up, in LPS.
+STANDARD_VIEWS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "anterior": ((0, -1, 0), (0, 0, 1)),
+    "posterior": ((0, 1, 0), (0, 0, 1)),
+    "left": ((1, 0, 0), (0, 0, 1)),
+    "right": ((-1, 0, 0), (0, 0, 1)),
+    "superior": ((0, 0, 1), (0, -1, 0)),
+    "inferior": ((0, 0, -1), (0, -1, 0)),
+}
+
+# name -> (opacity points as (fraction of [lo, hi], opacity), colour map); lo/hi per preset.
+VOLUME_PRESETS = ("CT bone", "CT soft tissue", "MR")
+
+# One light colour per preset (a flat colour reads better than a dark-to-light map).
+_VOLUME_COLORS = {"CT bone": ["#f2e8d5", "#fffaf0"], "CT soft tissue": ["#c8745a", "#f5c8b4"],
+                  "MR": ["#b0b0b0", "#ffffff"]}
+
+_SOFTWARE_GL = ("llvmpipe", "softpipe", "swiftshader", "software rasterizer", "swr")
+
+_PLANE_RGB = {Plane.AXIAL: (0.9, 0.3, 0.3), Plane.CORONAL: (0.3, 0.8, 0.3),
+              Plane.SAGITTAL: (0.9, 0.8, 0.25)}
+
+
+def is_software_renderer(capabilities: str) -> bool:
+    """True when a VTK ``ReportCapabilities()`` text names a software OpenGL renderer."""
+    text = capabilities.lower()
+    return any(name in text for name in _SOFTWARE_GL)
+
+
+def mesh_to_polydata(mesh: SurfaceMesh) -> pv.PolyData:
+    """A pyvista PolyData of a SurfaceMesh (points in LPS mm)."""
+    import pyvista as pv
+
+    faces = np.hstack([np.full((mesh.n_triangles, 1), 3, np.int64), mesh.faces]).ravel()
+    return pv.PolyData(mesh.vertices_lps, faces)
+
+
+def volume_preset_range(volume: ImageVolume, preset: str) -> tuple[float, float]:
+    """Value range (lo, hi) over which a preset's opacity ramps from 0 to its maximum."""
+    if preset == "CT bone":
+        return 200.0, 1500.0
+    if preset == "CT soft tissue":
+        return -150.0, 300.0
+    sample = volume.array.reshape(-1)[:: max(1, volume.array.size // 200_000)]
+    lo, hi = np.percentile(sample, [60.0, 99.5])
+    return float(lo), float(max(hi, lo + 1.0))
+
+
+class View3D(QWidget):
+    """3D scene of the twin with a small toolbar (standard views, volume, slice planes)."""
+
+    maximize_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("view_3d")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addLayout(self._toolbar())
+        self._placeholder = QLabel("3D view starting…")
+        self._placeholder.setStyleSheet("background: black; color: grey;")
+        self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self._placeholder, 1)
+        self._plotter = None
+        self._surface_actors: dict[str, object] = {}
+        self._plane_actors: list[object] = []
+        self._volume_actor = None
+        self._scan_actor = None
+        self._image: ImageVolume | None = None  # subsampled display copy for ray casting
+        self._geometry = None
+        self._cursor_lps: np.ndarray | None = None
+        self._software_gl: bool | None = None
+
+    @property
+    def plotter(self):
+        """The pyvistaqt ``QtInteractor``, created (and pyvista imported) on first use."""
+        if self._plotter is None:
+            from pyvistaqt import QtInteractor
+
+            plotter = QtInteractor(self, auto_update=False)
+            plotter.set_background("black")
+            plotter.add_axes(xlabel="L", ylabel="P", zlabel="S")
+            layout = self.layout()
+            layout.replaceWidget(self._placeholder, plotter.interactor)
+            self._placeholder.deleteLater()
+            plotter.interactor.installEventFilter(self)
+            self._plotter = plotter
+        return self._plotter
+
+    def ensure_plotter(self) -> None:
+        """Create the render window now (the main window calls this once it is shown)."""
+        _ = self.plotter
+
+    def _toolbar(self) -> QHBoxLayout:
+        bar = QHBoxLayout()
+        bar.setContentsMargins(2, 2, 2, 2)
+        for name in STANDARD_VIEWS:
+            button = QToolButton(text=name[0].upper())
+            button.setToolTip(f"{name.capitalize()} view")
+            button.clicked.connect(lambda _=False, n=name: self.set_standard_view(n))
+            bar.addWidget(button)
+        reset = QToolButton(text="Reset")
+        reset.clicked.connect(lambda: self.set_standard_view("anterior"))
+        bar.addWidget(reset)
+        bar.addStretch(1)
+        self.planes_box = QCheckBox("Slice planes")
+        self.planes_box.toggled.connect(self._update_planes)
+        bar.addWidget(self.planes_box)
+        self.volume_combo = QComboBox()
+        self.volume_combo.addItems(["No volume", *VOLUME_PRESETS])
+        self.volume_combo.setToolTip("Volume rendering preset")
+        self.volume_combo.currentTextChanged.connect(self.set_volume_rendering)
+        bar.addWidget(self.volume_combo)
+        return bar
+
+    # ------------------------------------------------------------------ state
+    def clear(self) -> None:
+        self.plotter.clear_actors()
+        self._surface_actors.clear()
+        self._plane_actors.clear()
+        self._volume_actor = None
+        self._scan_actor = None
+        self.plotter.interactor.update()
+
+    def set_image(self, image: ImageVolume | None) -> None:
+        """Show the scene of ``image`` (its grid places the camera and slice planes); clears it.
+
+        Volume rendering waits for :meth:`set_display_volume` (a small copy made in a worker).
+        """
+        self.clear()
+        self._image = None
+        self._geometry = None if image is None else image.geometry
+        self._cursor_lps = None if image is None else image.geometry.slice_centre_lps()
+        self.volume_combo.blockSignals(True)
+        self.volume_combo.setCurrentIndex(0)
+        self.volume_combo.blockSignals(False)
+        if image is not None:
+            self._set_bounds_camera()
+
+    def set_surfaces(self, meshes: dict[str, SurfaceMesh], structures: list[Structure]) -> None:
+        """Show one surface per structure (replacing those of the same name)."""
+        by_name = {s.name: s for s in structures}
+        for name, mesh in meshes.items():
+            if name in self._surface_actors:
+                self.plotter.remove_actor(self._surface_actors.pop(name), render=False)
+            if mesh.is_empty() or name not in by_name:
+                continue
+            actor = self.plotter.add_mesh(mesh_to_polydata(mesh), name=f"surface:{name}",
+                                          smooth_shading=True, reset_camera=False, render=False)
+            self._surface_actors[name] = actor
+            self._style(actor, by_name[name])
+        self.plotter.interactor.update()
+
+    def set_scan_surface(self, mesh: SurfaceMesh, *, modality: str) -> None:
+        """Show the iso-surface of a scan without structures (bone for CT, skin otherwise)."""
+        if mesh.is_empty():
+            return
+        color = (0.95, 0.92, 0.84) if modality == "CT" else (0.93, 0.78, 0.68)
+        self._scan_actor = self.plotter.add_mesh(mesh_to_polydata(mesh), name="scan-surface",
+                                                 color=color, smooth_shading=True,
+                                                 reset_camera=False, render=False)
+        self.plotter.interactor.update()  # one repaint (paintGL renders), not two
+
+    def remove_surface(self, name: str) -> None:
+        actor = self._surface_actors.pop(name, None)
+        if actor is not None:
+            self.plotter.remove_actor(actor, render=True)
+
+    def update_structure(self, structure: Structure) -> None:
+        actor = self._surface_actors.get(structure.name)
+        if actor is not None:
+            self._style(actor, structure)
+            self.plotter.render()
+
+    def surface_names(self) -> list[str]:
+        return list(self._surface_actors)
+
+    @staticmethod
+    def _style(actor, structure: Structure) -> None:
+        prop = actor.GetProperty()
+        prop.SetColor(*structure.color)
+        prop.SetOpacity(float(structure.opacity))
+        actor.SetVisibility(bool(structure.visible))
+
+    # ------------------------------------------------------------------ camera
+    def _set_bounds_camera(self) -> None:
+        self.set_standard_view("anterior")
+
+    def set_standard_view(self, name: str) -> None:
+        """Look at the scene from the patient's ``name`` side (anterior, left, superior...)."""
+        if self._geometry is None:
+            return
+        direction, up = STANDARD_VIEWS[name]
+        bounds = self._geometry.bounds_lps()
+        centre = bounds.mean(axis=0)
+        radius = float(np.linalg.norm(bounds[1] - bounds[0])) / 2.0
+        camera = self.plotter.camera
+        camera.focal_point = tuple(centre)
+        camera.position = tuple(centre + np.asarray(direction, float) * radius * 4.0)
+        camera.up = up
+        self.plotter.reset_camera(bounds=tuple(np.ravel(bounds.T)), render=False)
+        self.plotter.interactor.update()
+
+    # ------------------------------------------------------------------ volume rendering
+    def software_gl(self) -> bool:
+        if self._software_gl is None:
+            try:
+                caps = self.plotter.render_window.ReportCapabilities()
+            except Exception:  # a render window that cannot report: assume software
+                caps = "llvmpipe"
+            self._software_gl = is_software_renderer(caps)
+        return self._software_gl
+
+    def set_display_volume(self, volume: ImageVolume | None) -> None:
+        """Install the (subsampled) volume that the volume-rendering presets ray-cast."""
+        self._image = volume
+        if self.volume_combo.currentIndex() > 0:
+            self.set_volume_rendering(self.volume_combo.currentText())
+
+    def set_volume_rendering(self, preset: str) -> None:
+        """Show the image as a ray-cast volume with ``preset``, or remove it ("No volume")."""
+        if self._volume_actor is not None:
+            self.plotter.remove_actor(self._volume_actor, render=False)
+            self._volume_actor = None
+        if self._image is None or preset not in VOLUME_PRESETS:
+            self.plotter.render()
+            return
+        geo = self._image.geometry
+        import pyvista as pv
+
+        grid = pv.ImageData(dimensions=geo.size, spacing=geo.spacing_mm, origin=(0, 0, 0))
+        grid.point_data["values"] = np.ascontiguousarray(self._image.array).reshape(-1)
+        lo, hi = volume_preset_range(self._image, preset)
+        cmap = _VOLUME_COLORS[preset]
+        self._volume_actor = self.plotter.add_volume(
+            grid, scalars="values", clim=(lo, hi), cmap=cmap, opacity="linear",
+            mapper="fixed_point" if self.software_gl() else "gpu", show_scalar_bar=False,
+            reset_camera=False, name="volume", render=False,
+        )
+        matrix = np.eye(4)
+        matrix[:3, :3] = geo.direction
+        matrix[:3, 3] = geo.origin_lps
+        self._volume_actor.user_matrix = matrix
+        self.plotter.render()
+
+    # ------------------------------------------------------------------ slice planes
+    def set_cursor(self, point_lps: np.ndarray) -> None:
+        self._cursor_lps = np.asarray(point_lps, float)
+        if self.planes_box.isChecked():
+            self._update_planes()
+
+    def _update_planes(self) -> None:
+        for actor in self._plane_actors:
+            self.plotter.remove_actor(actor, render=False)
+        self._plane_actors.clear()
+        if self.planes_box.isChecked() and self._geometry is not None:
+            for plane in Plane:
+                outline = self._plane_outline(plane)
+                actor = self.plotter.add_mesh(outline, color=_PLANE_RGB[plane], line_width=2,
+                                              name=f"plane:{plane.value}", reset_camera=False,
+                                              render=False)
+                self._plane_actors.append(actor)
+        self.plotter.render()
+
+    def _plane_outline(self, plane: Plane) -> pv.PolyData:
+        mapping = plane_mapping(self._geometry, plane)
+        k = mapping.slice_index_of(self._cursor_lps)
+        rows, cols = mapping.shape_rows_cols
+        corners = [(-0.5, -0.5), (cols - 0.5, -0.5), (cols - 0.5, rows - 0.5), (-0.5, rows - 0.5)]
+        points = np.array([mapping.pixel_to_lps(c, r, k) for c, r in corners])
+        import pyvista as pv
+
+        return pv.PolyData(points, lines=np.array([5, 0, 1, 2, 3, 0]))
+
+    # ------------------------------------------------------------------ output
+    def grab_image(self) -> QImage:
+        """The rendered 3D scene as a QImage."""
+        self.plotter.render()
+        return self.plotter.interactor.grabFramebuffer()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Double-click on the render area asks to maximise the view (or restore it)."""
+        if event.type() == QEvent.Type.MouseButtonDblClick:
+            self.maximize_requested.emit()
+            return True
+        return super().eventFilter(watched, event)
+
+    def close_renderer(self) -> None:
+        """Release VTK resources (call before the widget is destroyed)."""
+        if self._plotter is not None:
+            self._plotter.close()
+
