@@ -14,8 +14,10 @@ voxel centre on the *other* side of that boundary, computed exactly with SimpleI
   ``(0, D]``; subtracting half a voxel puts the zero level half-way between the last inside and
   the first outside voxel centres, and the ``D/2`` cap keeps every sign right on anisotropic
   grids;
-* against an analytic surface sampled by the voxel centres, ``|error| <= h/2`` near the
-  surface (verified on spheres in tests/test_distance.py). It is exact on isotropic grids for a
+* against a smooth analytic surface sampled by the voxel centres, ``|error| <= h/2`` near
+  the surface (verified on spheres in tests/test_distance.py); near edges and corners of a
+  box-like shape it can exceed ``h/2`` slightly, staying within half a voxel *diagonal*
+  (0.56 mm measured on the spine phantom's 0.8x0.8x1 mm grid, tests/test_phantoms.py). It is exact on isotropic grids for a
   plane aligned with an axis. In-plane distances on thick-slice grids are biased towards zero
   (up to ``h/2``), the conservative side for a critical structure.
 

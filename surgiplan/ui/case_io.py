@@ -6,6 +6,7 @@ imported lazily so the first window appears before SimpleITK and pydicom are loa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,32 @@ from surgiplan.model.surface import SurfaceMesh
 from surgiplan.model.twin import Provenance, Twin
 from surgiplan.model.volume import ImageVolume
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
+from surgiplan.ui.display_meshes import Scene3D, mesh_to_polydata
+from surgiplan.ui.windowing import default_window
 
 CASE_SUFFIX = ".surgiplan"
 MAX_DISPLAY_TRIANGLES = 1_000_000
 IMAGE_MODALITIES = ("CT", "MR", "PT", "NM", "US", "OT", "XA", "CR", "DX", "MG", "RF")
+
+
+def _part(progress: ProgressCallback | None, lo: float, hi: float) -> ProgressCallback | None:
+    """A callback mapping a sub-step's 0..1 onto ``lo..hi`` of ``progress``."""
+    if progress is None:
+        return None
+    return lambda fraction, text="": progress(lo + (hi - lo) * fraction, text)
+
+
+@dataclass
+class OpenedTwin:
+    """A twin loaded in a worker with its default display window ``(centre, width)``."""
+
+    twin: Twin
+    window: tuple[float, float]
+
+
+def opened(twin: Twin) -> OpenedTwin:
+    """Pair a twin with its default window (histogram work done here, in the worker)."""
+    return OpenedTwin(twin, default_window(twin.image))
 
 
 def is_case_path(path: str | Path) -> bool:
@@ -65,6 +88,64 @@ def choose_series(scan: Any, *, path: str | Path | None = None) -> Any:
                             action="open a folder with CT or MR DICOM images")
     preferred = [s for s in candidates if s.modality in ("CT", "MR")] or candidates
     return max(preferred, key=lambda s: s.n_files)
+
+
+def open_case(path: str | Path, *, progress: ProgressCallback | None = None,
+              cancel: CancelToken | None = None) -> OpenedTwin:
+    """Worker job: a case bundle as an :class:`OpenedTwin`."""
+    return opened(load_case(path, progress=progress, cancel=cancel))
+
+
+def open_series(series: Any, *, progress: ProgressCallback | None = None,
+                cancel: CancelToken | None = None) -> OpenedTwin:
+    """Worker job: one series of a scan as an :class:`OpenedTwin` without structures."""
+    return opened(twin_from_series(series, progress=progress, cancel=cancel))
+
+
+def warm_up(*, progress: ProgressCallback | None = None,
+            cancel: CancelToken | None = None) -> None:
+    """Import the I/O, meshing and 3D modules (run once in a worker after the first window).
+
+    The first import of pydicom/SimpleITK/pyvista takes hundreds of ms, much of it holding the
+    GIL; done while the user picks a file, it no longer stalls the GUI during an import.
+    """
+    import importlib
+
+    modules = ("pydicom", "surgiplan.io.dicom_scan", "surgiplan.io.dicom_load",
+               "surgiplan.io.bundle", "surgiplan.processing.surfaces", "pyvista",
+               "vtkmodules.vtkFiltersCore")
+    for n, name in enumerate(modules):
+        check(cancel)
+        importlib.import_module(name)
+        report(progress, (n + 1) / len(modules), name)
+
+
+def scene_3d(twin: Twin, *, names: list[str] | None = None, with_volume: bool = True,
+             progress: ProgressCallback | None = None,
+             cancel: CancelToken | None = None) -> Scene3D:
+    """Worker job: the display copies of the 3D view (volume, surfaces with normals).
+
+    With structures: their decimated surfaces (``names`` or all). Without: the volume's
+    iso-surface (bone for CT, skin otherwise) from the subsampled volume.
+    """
+    scene = Scene3D()
+    if with_volume:
+        scene.volume = display_volume(twin.image, progress=_part(progress, 0.0, 0.2),
+                                      cancel=cancel)
+    if len(twin.segmentation):
+        meshes = display_surfaces(twin, names=names, progress=_part(progress, 0.2, 0.8),
+                                  cancel=cancel)
+        for n, (name, mesh) in enumerate(meshes.items()):
+            check(cancel)
+            scene.surfaces[name] = mesh_to_polydata(mesh, normals=True)
+            report(progress, 0.8 + 0.2 * (n + 1) / len(meshes), "3D surfaces")
+    elif scene.volume is not None:
+        mesh = scan_surface(scene.volume, progress=_part(progress, 0.2, 0.9), cancel=cancel)
+        check(cancel)
+        if not mesh.is_empty():
+            scene.scan_surface = mesh_to_polydata(mesh, normals=True)
+    report(progress, 1.0, "3D view ready")
+    return scene
 
 
 def twin_from_series(series: Any, *, progress: ProgressCallback | None = None,

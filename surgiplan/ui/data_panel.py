@@ -14,13 +14,14 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
+
+from surgiplan.ui.progress_strip import ProgressStrip
 
 _WARN_BRUSH = QBrush(QColor(230, 140, 30))
 SERIES_ROLE = Qt.ItemDataRole.UserRole
@@ -48,9 +49,8 @@ class DataPanel(QWidget):
         buttons.addWidget(file)
         layout.addLayout(buttons)
         progress_row = QHBoxLayout()
-        self.progress = QProgressBar()
+        self.progress = ProgressStrip()
         self.progress.setRange(0, 1000)
-        self.progress.setTextVisible(True)
         progress_row.addWidget(self.progress, 1)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel_requested)

@@ -128,6 +128,13 @@ class JobRunner(QObject):
         self._pool.start(_Runnable(fn, signals, job.cancel_token))
         return job
 
+    def submit_quiet(self, fn: JobFn) -> None:
+        """Run ``fn`` in the pool without reporting it (warm-up work); its errors are dropped.
+
+        Quiet jobs do not count for :meth:`is_idle`; :meth:`wait_for_threads` still waits.
+        """
+        self._pool.start(_Runnable(fn, _JobSignals(), CancelToken()))
+
     def cancel_all(self) -> None:
         for job in self._jobs:
             job.cancel()

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QWidget,
 )
@@ -31,6 +30,8 @@ from surgiplan.ui.data_panel import DataPanel
 from surgiplan.ui.error_dialogs import error_dialog
 from surgiplan.ui.jobs import Job, JobRunner
 from surgiplan.ui.layouts import LAYOUT_TITLES, ViewGrid
+from surgiplan.ui.progress_strip import ProgressStrip
+from surgiplan.ui.settings import app_settings
 from surgiplan.ui.slice_planes import Plane
 from surgiplan.ui.slice_view import HELP_TEXT, SliceView
 from surgiplan.ui.structures_panel import StructuresPanel
@@ -71,7 +72,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("SurgiPlan")
         self.resize(1500, 950)
         self.setAcceptDrops(True)
-        self.settings = settings if settings is not None else QSettings("SurgiPlan", "SurgiPlan")
+        self.settings = settings if settings is not None else app_settings()
         self.autosave = autosave if autosave is not None else Autosave()
         self.twin: Twin | None = None
         self.case_path: Path | None = None
@@ -96,6 +97,7 @@ class MainWindow(QMainWindow):
     def _build_views(self) -> None:
         self.slice_views = {p.value: SliceView(p) for p in Plane}
         self.view3d = View3D()
+        self.view3d.slice_source = self._slice_image
         views: dict[str, QWidget] = {**self.slice_views, "3d": self.view3d}
         self.view_grid = ViewGrid(views)
         self.setCentralWidget(self.view_grid)
@@ -125,7 +127,7 @@ class MainWindow(QMainWindow):
     def _build_status(self) -> None:
         bar = self.statusBar()
         self.job_label = QLabel("")
-        self.job_progress = QProgressBar(maximumWidth=220)
+        self.job_progress = ProgressStrip(maximum_width=220)
         self.job_progress.setRange(0, 1000)
         self.job_cancel = QPushButton("Cancel")
         self.job_cancel.clicked.connect(self.runner.cancel_all)
@@ -201,7 +203,7 @@ class MainWindow(QMainWindow):
         self._loading = True
         self._add_recent(path)
         if case_io.is_case_path(path):
-            self.runner.submit(f"Opening {path.name}", partial(case_io.load_case, path),
+            self.runner.submit(f"Opening {path.name}", partial(case_io.open_case, path),
                                on_done=partial(self._case_opened, path),
                                on_error=self._load_error, on_cancel=self._load_cancelled)
         else:
@@ -223,18 +225,19 @@ class MainWindow(QMainWindow):
         """Load one series of the browser (in a worker) and show it."""
         self._loading = True
         self.runner.submit(f"Loading {series.description or series.modality}",
-                           partial(case_io.twin_from_series, series),
+                           partial(case_io.open_series, series),
                            on_done=self._series_loaded, on_error=self._load_error,
                            on_cancel=self._load_cancelled)
 
-    def _series_loaded(self, twin: Twin) -> None:
+    def _series_loaded(self, opened: case_io.OpenedTwin) -> None:
+        twin = opened.twin
         uid = twin.image.series_uid or (twin.provenance.source_series_uids or [""])[0]
         self.data_panel.set_series_warnings(uid, twin.image.warnings)
         self.data_panel.mark_loaded(uid)
-        self.set_twin(twin, case_path=None)
+        self.set_twin(twin, case_path=None, window=opened.window)
 
-    def _case_opened(self, path: Path, twin: Twin) -> None:
-        self.set_twin(twin, case_path=path)
+    def _case_opened(self, path: Path, opened: case_io.OpenedTwin) -> None:
+        self.set_twin(opened.twin, case_path=path, window=opened.window)
 
     def _load_error(self, exc: BaseException) -> None:
         self._loading = False
@@ -249,20 +252,25 @@ class MainWindow(QMainWindow):
         """Open the autosave a crashed session left in ``session_folder`` (unsaved changes)."""
         case = Autosave.case_of(session_folder)
 
-        def recovered(twin: Twin) -> None:
-            self.set_twin(twin, case_path=Path(case) if case else None)
+        def recovered(opened: case_io.OpenedTwin) -> None:
+            self.set_twin(opened.twin, case_path=Path(case) if case else None,
+                          window=opened.window)
             self.autosave.discard(session_folder)
             self.mark_dirty()
 
         self._loading = True
         self.runner.submit("Recovering autosave",
-                           partial(case_io.load_case, session_folder / AUTOSAVE_NAME),
+                           partial(case_io.open_case, session_folder / AUTOSAVE_NAME),
                            on_done=recovered, on_error=self._load_error)
 
     # ------------------------------------------------------------------ the twin
     def set_twin(self, twin: Twin | None, *, case_path: Path | None = None,
-                 dirty: bool = False) -> None:
-        """Show ``twin`` in every view and panel; mesh its structures in a worker."""
+                 dirty: bool = False, window: tuple[float, float] | None = None) -> None:
+        """Show ``twin`` in every view and panel; build its 3D scene in a worker.
+
+        ``window`` (centre, width) is the default display window when already computed (the
+        open jobs compute it in their worker); otherwise it is computed here.
+        """
         if self._bridge is not None:
             self._bridge.detach()
             self._bridge.deleteLater()
@@ -270,7 +278,8 @@ class MainWindow(QMainWindow):
         self.twin = twin
         self.case_path = case_path
         self.dirty = dirty
-        window = None if twin is None else default_window(twin.image)
+        if twin is not None and window is None:
+            window = default_window(twin.image)
         for view in self.slice_views.values():
             view.set_twin(twin, window=window)
         self.view3d.set_image(None if twin is None else twin.image)
@@ -283,39 +292,30 @@ class MainWindow(QMainWindow):
         for warning in twin.image.warnings:
             self.statusBar().showMessage(f"Import warning: {warning}", 15000)
         self.case_loaded.emit(twin)
-        self._start_display_volume(twin)
-        self._start_surfaces(None)
+        self._start_scene(twin)
 
-    def _start_display_volume(self, twin: Twin) -> None:
-        """Subsample the image for the 3D view; without structures, show its iso-surface."""
+    def _start_scene(self, twin: Twin) -> None:
+        """Build the 3D display copies (volume, surfaces with normals) in one worker job."""
 
-        def surface_done(mesh) -> None:
+        def done(scene) -> None:
             if twin is self.twin:
-                self.view3d.set_scan_surface(mesh, modality=twin.image.modality)
+                self.view3d.set_scene(scene, twin.structures, modality=twin.image.modality)
 
-        def volume_done(volume) -> None:
-            if twin is not self.twin:
-                return
-            self.view3d.set_display_volume(volume)
-            if not len(twin.segmentation):
-                self.runner.submit("Building 3D surface", partial(case_io.scan_surface, volume),
-                                   on_done=surface_done, on_error=self.report_error)
-
-        self.runner.submit("Preparing 3D volume", partial(case_io.display_volume, twin.image),
-                           on_done=volume_done, on_error=self.report_error)
+        self.runner.submit("Preparing 3D view", partial(case_io.scene_3d, twin),
+                           on_done=done, on_error=self.report_error)
 
     def _start_surfaces(self, names: list[str] | None) -> None:
         twin = self.twin
         if twin is None or not len(twin.segmentation):
             return
         self.runner.submit("Building surfaces",
-                           partial(case_io.display_surfaces, twin, names=names),
+                           partial(case_io.scene_3d, twin, names=names, with_volume=False),
                            on_done=partial(self._surfaces_ready, twin),
                            on_error=self.report_error)
 
-    def _surfaces_ready(self, twin: Twin, meshes: dict) -> None:
+    def _surfaces_ready(self, twin: Twin, scene) -> None:
         if twin is self.twin:
-            self.view3d.set_surfaces(meshes, twin.structures)
+            self.view3d.set_surfaces(scene.surfaces, twin.structures)
 
     def _finish_loading(self) -> None:
         """Every job of an open is done (image shown, surfaces and 3D volume built)."""
@@ -329,6 +329,7 @@ class MainWindow(QMainWindow):
             for view in self.slice_views.values():
                 view.refresh_overlays()
             self.view3d.update_structure(self.twin.structure(structure))
+            self.view3d.refresh_planes()
             self.structures_panel.update_row(structure)
         elif name in ("structure_added", "structure_changed", "structure_removed"):
             self.structures_panel.refresh()
@@ -344,6 +345,12 @@ class MainWindow(QMainWindow):
         self.mark_dirty()
 
     # ------------------------------------------------------------------ view linking
+    def _slice_image(self, plane: Plane):
+        """The displayed image of a slice view (for the 3D slice planes), or None."""
+        view = self.slice_views[plane.value]
+        rgb = view.slice_rgb()
+        return None if rgb is None else (rgb, view.mapping, view.slice_index)
+
     def set_cursor(self, point_lps: np.ndarray) -> None:
         """Move the linked crosshair in every view to an LPS point (mm)."""
         for view in self.slice_views.values():
@@ -354,6 +361,7 @@ class MainWindow(QMainWindow):
         for view in self.slice_views.values():
             if view.window != (center, width):
                 view.set_window(center, width)
+        self.view3d.refresh_planes()
 
     def apply_preset(self, number: int) -> None:
         self.slice_views["axial"].apply_preset(number)
@@ -361,6 +369,7 @@ class MainWindow(QMainWindow):
     def set_overlay_style(self, opacity: float, outline: bool) -> None:
         for view in self.slice_views.values():
             view.set_overlay_style(opacity=opacity, outline=outline)
+        self.view3d.refresh_planes()
 
     def set_layout(self, name: str) -> None:
         self.view_grid.set_layout(name)
@@ -516,6 +525,7 @@ class MainWindow(QMainWindow):
         if not self._shown_once:
             self._shown_once = True
             QTimer.singleShot(150, self.view3d.ensure_plotter)
+            QTimer.singleShot(300, lambda: self.runner.submit_quiet(case_io.warm_up))
 
     # ------------------------------------------------------------------ drag and drop
     def dragEnterEvent(self, event) -> None:
