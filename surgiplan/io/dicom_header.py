@@ -346,28 +346,49 @@ def _fields_from_raw(raw: dict[int, tuple]) -> tuple[dict[str, Any], list[str]]:
     return _normalise(fields, invalid), invalid
 
 
+INT_FIELDS = ("series_number", "instance_number", "acquisition_number", "echo_number",
+              "temporal_position", "frames", "rows", "columns", "samples_per_pixel",
+              "bits_allocated", "bits_stored", "pixel_representation")
+FLOAT_FIELDS = ("rescale_slope", "rescale_intercept", "slice_thickness_mm", "gantry_tilt_deg",
+                "window_center", "window_width")
+
+
 def _normalise(fields: dict[str, Any], invalid: list[str]) -> dict[str, Any]:
+    """Coerce decoded values to the FileHeader field types; a value that does not fit (a
+    damaged VR or text in a number) is dropped and recorded in ``invalid``."""
     for name, count in EXPECTED_COUNT.items():
         if name in fields:
             values = fields[name]
-            if len(values) != count:
-                invalid.append(f"{name}: expected {count} numbers, got {len(values)}")
+            try:
+                numbers = tuple(float(v) for v in values)
+            except (TypeError, ValueError):
+                numbers = ()
+            if len(numbers) != count:
+                invalid.append(f"{name}: expected {count} numbers, got {values!r:.60}")
                 del fields[name]
             else:
-                fields[name] = tuple(float(v) for v in values)
-    for name in ("window_center", "window_width"):
-        if name in fields:
-            fields[name] = float(fields[name][0])
-    for name in ("series_number", "instance_number", "acquisition_number", "echo_number",
-                 "temporal_position", "frames"):
-        if name in fields:
-            fields[name] = int(fields[name])
-    for name in ("rescale_slope", "rescale_intercept", "slice_thickness_mm", "gantry_tilt_deg"):
-        if name in fields:
-            fields[name] = float(fields[name])
+                fields[name] = numbers
+    for names, kind in ((INT_FIELDS, int), (FLOAT_FIELDS, float)):
+        for name in names:
+            if name in fields:
+                _coerce(fields, name, kind, invalid)
     if fields.get("specific_charset"):
         fields["specific_charset"] = str(fields["specific_charset"])
     return fields
+
+
+def _coerce(fields: dict[str, Any], name: str, kind: type, invalid: list[str]) -> None:
+    value = fields[name]
+    if isinstance(value, (list, tuple)):  # multi-valued (e.g. WindowCenter): the first
+        value = value[0] if value else None
+    try:
+        number = float(value)
+        if kind is int and not number.is_integer():
+            raise ValueError
+        fields[name] = kind(number)
+    except (TypeError, ValueError, OverflowError):
+        invalid.append(f"{name}: not a number ({value!r:.40})")
+        del fields[name]
 
 
 def unknown_charsets(header: FileHeader) -> list[str]:

@@ -238,4 +238,14 @@ def load_dicom(
     volume = load_series(series, progress=load_progress if progress else None, cancel=cancel)
     if note:
         volume.warnings.insert(0, note)
+    if scan.problems:
+        volume.warnings.append(_skipped_files_warning(scan.problems))
     return volume
+
+
+def _skipped_files_warning(problems: list) -> str:
+    """One sentence naming the files the scan could not use (they may be missing slices)."""
+    first = problems[0]
+    more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+    return (f"{len(problems)} file(s) were skipped as unreadable, e.g. {first.path.name}: "
+            f"{first.reason}{more}; if they belong to this series, slices are missing.")

@@ -182,6 +182,18 @@ def _is_image(h: FileHeader) -> bool:
     return h.has_pixels and h.modality.upper() not in NON_IMAGE_MODALITIES
 
 
+def _is_damaged_image(h: FileHeader) -> bool:
+    """A file without pixel data that is not recognisably a non-image object (SR, RTSTRUCT,
+    SEG, ... by Modality or a known SOP class): an image whose header or pixels are damaged."""
+    from pydicom.uid import UID
+
+    if h.has_pixels or h.modality.upper() in NON_IMAGE_MODALITIES:
+        return False
+    sop_name = UID(h.sop_class_uid).name if h.sop_class_uid else ""
+    known = bool(sop_name) and sop_name != h.sop_class_uid
+    return not known or sop_name.endswith("Image Storage")
+
+
 def _non_image(h: FileHeader) -> NonImageObject:
     from pydicom.uid import UID
 
@@ -329,8 +341,12 @@ def scan_dicom(
     files = _candidate_files(root, result.problems)
     result.n_files = len(files)
     headers = _read_headers(files, result, progress=progress, cancel=cancel)
-    result.series = group_series([h for h in headers if _is_image(h)])
-    result.non_image = [_non_image(h) for h in headers if not _is_image(h)]
+    damaged = [h for h in headers if _is_damaged_image(h)]
+    result.problems += [ScanProblem(h.path, "image object without readable pixel data "
+                                    "(damaged or incomplete file)") for h in damaged]
+    rest = [h for h in headers if not _is_damaged_image(h)]
+    result.series = group_series([h for h in rest if _is_image(h)])
+    result.non_image = [_non_image(h) for h in rest if not _is_image(h)]
     return result
 
 
