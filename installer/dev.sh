@@ -65,11 +65,6 @@ ensure_sample() {
 
 cmd_app() {
   ensure_sample head
-  if [ ! -f surgiplan/ui/app.py ]; then
-    log "the desktop app is not built yet: showing the CLI demo on the head phantom"
-    "$VENV/bin/surgiplan" info sample_scans/head/dicom
-    exec "$VENV/bin/surgiplan" twin info sample_scans/head/head.surgiplan
-  fi
   if [ -n "${DISPLAY:-}" ] || [ -n "${WAYLAND_DISPLAY:-}" ]; then
     exec "$VENV/bin/surgiplan" gui "sample_scans/head/head.surgiplan" "$@"
   fi

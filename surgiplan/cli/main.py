@@ -38,13 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"SurgiPlan {surgiplan.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a command still being built: leave it out
-            if exc.name != name:
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
 
 
@@ -77,10 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         if args.command is None:
-            # No command: the desktop app once it exists; until then, help.
-            gui = _gui_entry()
-            if gui is not None:
-                return gui([])
+            from surgiplan.ui.app import run  # no command: the desktop app
+
+            return run([])
         parser.print_help()
         return EXIT_OK
     try:
@@ -99,10 +92,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"surgiplan: internal error: {type(exc).__name__}: {exc}.{where}", file=sys.stderr)
         return EXIT_INTERNAL
 
-
-def _gui_entry():
-    try:
-        module = importlib.import_module("surgiplan.ui.app")
-    except ModuleNotFoundError:
-        return None
-    return getattr(module, "run", None)
