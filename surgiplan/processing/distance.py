@@ -17,9 +17,10 @@ voxel centre on the *other* side of that boundary, computed exactly with SimpleI
 * against a smooth analytic surface sampled by the voxel centres, ``|error| <= h/2`` near
   the surface (verified on spheres in tests/test_distance.py); near edges and corners of a
   box-like shape it can exceed ``h/2`` slightly, staying within half a voxel *diagonal*
-  (0.56 mm measured on the spine phantom's 0.8x0.8x1 mm grid, tests/test_phantoms.py). It is exact on isotropic grids for a
-  plane aligned with an axis. In-plane distances on thick-slice grids are biased towards zero
-  (up to ``h/2``), the conservative side for a critical structure.
+  (0.56 mm measured on the spine phantom's 0.8x0.8x1 mm grid, tests/test_phantoms.py). It is
+  exact on isotropic grids for a plane aligned with an axis. In-plane distances on thick-slice
+  grids are biased towards zero (up to ``h/2``), the conservative side for a critical
+  structure.
 
 Special values: an empty mask gives ``+inf`` everywhere (no structure, infinitely far). With
 ``roi_margin_mm``, voxels outside the region of interest hold ``+inf``: their true distance is
