@@ -93,3 +93,15 @@ def test_damaged_file_gives_clear_error_or_right_grid(original, tmp_path, seed):
     # A different grid is only acceptable when the loader says why (file dropped, gap...)
     notes = volume.warnings + [p.reason for p in scan.problems]
     assert notes, f"silently different grid: {volume.geometry} vs {geometry}"
+
+
+def test_label_maps_beside_a_series_are_not_reported_as_missing_slices(original, tmp_path):
+    folder, geometry = original
+    work = tmp_path / "series"
+    shutil.copytree(folder, work)
+    (work / "liver_seg.nrrd").write_bytes(b"NRRD0004\n# not DICOM\n")
+    (work / "IM_9999.dcm").write_bytes(b"\x00" * 64)  # a DICOM-named file that is damaged
+    volume = load_dicom(work)
+    assert volume.geometry.same_grid(geometry)
+    skipped = [w for w in volume.warnings if "skipped" in w]
+    assert len(skipped) == 1 and "IM_9999.dcm" in skipped[0] and "1 file(s)" in skipped[0]

@@ -26,7 +26,7 @@ from surgiplan.io.dicom_pixels import (
     stored_dtype,
     volume_bytes_check,
 )
-from surgiplan.io.dicom_scan import ScanResult, SeriesInfo, scan_dicom
+from surgiplan.io.dicom_scan import ScanProblem, ScanResult, SeriesInfo, scan_dicom
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.volume import ImageVolume
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
@@ -238,12 +238,24 @@ def load_dicom(
     volume = load_series(series, progress=load_progress if progress else None, cancel=cancel)
     if note:
         volume.warnings.insert(0, note)
-    if scan.problems:
-        volume.warnings.append(_skipped_files_warning(scan.problems))
+    skipped = [p for p in scan.problems if not _plainly_not_dicom(p)]
+    if skipped:
+        volume.warnings.append(_skipped_files_warning(skipped))
     return volume
 
 
-def _skipped_files_warning(problems: list) -> str:
+# Files that sit next to DICOM series without being DICOM (label maps, notes, exports).
+NON_DICOM_SUFFIXES = {".nrrd", ".nhdr", ".nii", ".gz", ".json", ".txt", ".md", ".csv", ".xml",
+                      ".png", ".jpg", ".jpeg", ".pdf", ".html", ".zip", ".surgiplan", ".mrk"}
+
+
+def _plainly_not_dicom(problem: ScanProblem) -> bool:
+    """A file with a non-DICOM extension that is not DICOM: not a sign of a missing slice."""
+    return (problem.reason.startswith("not a DICOM file")
+            and problem.path.suffix.lower() in NON_DICOM_SUFFIXES)
+
+
+def _skipped_files_warning(problems: list[ScanProblem]) -> str:
     """One sentence naming the files the scan could not use (they may be missing slices)."""
     first = problems[0]
     more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
