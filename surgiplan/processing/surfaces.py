@@ -9,7 +9,7 @@ SurfaceNets gives a voxel cell two coincident points where a structure's voxels 
 along an edge, leaving the mesh open there; so the net is extracted unsmoothed (points exactly
 on the half-voxel lattice), coincident points are merged, and the closed multi-label mesh is
 then smoothed with ``vtkConstrainedSmoothingFilter`` (the smoother SurfaceNets uses itself),
-each vertex kept within a voxel-sized box around its lattice position.
+each vertex kept within a box of half a voxel around its lattice position.
 
 Vertices are produced in the crop's scaled index frame (spacing applied, no rotation) and then
 placed in patient space with the grid's direction matrix and origin, so oblique scans land
@@ -216,13 +216,15 @@ def _smoothed(
     progress: ProgressCallback | None,
     cancel: CancelToken | None,
 ) -> np.ndarray:
-    """Constrained Laplacian smoothing; each point stays in a voxel-sized box around its start."""
+    """Constrained Laplacian smoothing; each point stays in a box of half a voxel's size around
+    its start, which keeps thin tubes from shrinking: every vertex stays within half a voxel
+    diagonal of the true surface (tests/test_phantom_surfaces.py)."""
     smoother = vtkConstrainedSmoothingFilter()
     smoother.SetInputData(surface_to_polydata(SurfaceMesh(points, faces)))
     smoother.SetNumberOfIterations(int(iterations))
     smoother.SetRelaxationFactor(0.5)
     smoother.SetConstraintStrategyToConstraintBox()
-    smoother.SetConstraintBox(*spacing_mm)
+    smoother.SetConstraintBox(*(0.5 * v for v in spacing_mm))
     _observe(smoother, progress, cancel, span=(0.5, 1.0))
     smoother.Update()
     check(cancel)
