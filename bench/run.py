@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             row["meets_goal"] = ok
             results.append({"bench": path.stem, **row})
             goal = "" if row.get("goal") is None else f"  (goal <= {row['goal']:g}{row['unit']})"
-            mark = "ok " if ok else "MISS"
+            mark = "info" if row.get("goal") is None else ("ok  " if ok else "MISS")
             print(f"  {mark} {row['name']}: {row['value']:.3g}{row['unit']}{goal}"
                   f"  {row.get('detail', '')}", flush=True)
         print(f"   ({time.perf_counter() - t0:.1f} s)", flush=True)
