@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
-from contextlib import contextmanager
 
 import pytest
 
 from surgiplan.errors import BadInputError
 from surgiplan.io.dicom_load import load_dicom
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, time_limit
 from tests.dicom_corpus import CASE_NAMES, build_case
 
 TIMEOUT_S = 20
@@ -38,20 +36,6 @@ def cases(corpus_root):
         return built[name]
 
     return get
-
-
-@contextmanager
-def time_limit(seconds: float):
-    def on_alarm(_signum, _frame):
-        raise TimeoutError(f"hung for more than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def test_corpus_is_large_enough():

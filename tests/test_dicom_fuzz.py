@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,24 +20,11 @@ from surgiplan.io.dicom_load import load_dicom
 from surgiplan.io.dicom_scan import scan_dicom
 from surgiplan.io.dicom_write import write_series
 from surgiplan.model import ImageGeometry, ImageVolume
+from tests.conftest import time_limit
 
 # More mutants: SURGIPLAN_FUZZ_N=20000 (the default keeps CI quick).
 N_MUTANTS = int(os.environ.get("SURGIPLAN_FUZZ_N", "400"))
 TIMEOUT_S = 10
-
-
-@contextmanager
-def time_limit(seconds: float):
-    def on_alarm(_signum, _frame):
-        raise TimeoutError(f"hung for more than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="module")
