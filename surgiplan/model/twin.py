@@ -3,7 +3,9 @@
 Derived data (surfaces, signed distance maps) is computed lazily, cached per structure, and
 invalidated only for the structure that changed. Changes emit events on ``twin.events``:
 
-* ``"structure_added"`` / ``"structure_removed"`` / ``"structure_changed"`` (``name=``)
+* ``"structure_added"`` / ``"structure_removed"`` / ``"structure_changed"`` (``name=``;
+  region edits add ``box=``, the changed ``(z, y, x)`` slices)
+* ``"structure_renamed"`` (``name=`` the new name, ``old_name=``)
 * ``"structure_properties_changed"`` (``name=``, ``fields=``)
 * ``"image_changed"``
 """
@@ -85,6 +87,7 @@ class Twin:
         self._lock = threading.RLock()
         self._distance_cache: dict[str, np.ndarray] = {}
         self._surface_cache: dict[str, SurfaceMesh] = {}
+        self._count_cache: dict[str, int] = {}
 
     @property
     def geometry(self):
@@ -130,9 +133,80 @@ class Twin:
             setattr(s, key, Role(value) if key == "role" else value)
         self.events.emit("structure_properties_changed", name=name, fields=sorted(props))
 
-    def _invalidate(self, name: str) -> None:
+    def _invalidate(self, name: str, *, keep_count: bool = False) -> None:
         self._distance_cache.pop(name, None)
         self._surface_cache.pop(name, None)
+        if not keep_count:
+            self._count_cache.pop(name, None)
+
+    # ------------------------------------------------------------------ region edits
+    def write_layer_region(self, layer: int, box: tuple[slice, slice, slice],
+                           values: np.ndarray) -> list[str]:
+        """Write label ``values`` into ``layers[layer][box]``; returns the structures changed.
+
+        Only the structures whose voxels changed lose their derived data; their voxel counts
+        are updated from the change (no full-grid count). Emits ``"structure_changed"`` with
+        ``name=`` and ``box=`` for each.
+        """
+        with self._lock:
+            target = self.segmentation.layers[layer][box]
+            if values.shape != target.shape:
+                raise ValueError(f"values shape {values.shape} != region {target.shape}")
+            diff = target != values
+            old, new = target[diff], values[diff]
+            changed = [s for s in self.structures if s.layer == layer
+                       and (np.any(old == s.label) or np.any(new == s.label))]
+            for s in changed:
+                if s.name in self._count_cache:
+                    self._count_cache[s.name] += int(np.count_nonzero(new == s.label)
+                                                     - np.count_nonzero(old == s.label))
+                self._invalidate(s.name, keep_count=True)
+            target[...] = values
+        for s in changed:
+            self.events.emit("structure_changed", name=s.name, box=box)
+        return [s.name for s in changed]
+
+    def voxel_count(self, name: str) -> int:
+        """Voxels in a structure; counted once, then kept up to date by region edits."""
+        with self._lock:
+            count = self._count_cache.get(name)
+            if count is None:
+                count = self._count_cache[name] = self.segmentation.voxel_count(name)
+        return count
+
+    def volume_ml(self, name: str) -> float:
+        """Structure volume in millilitres (cheap: from :meth:`voxel_count`)."""
+        return self.voxel_count(name) * self.geometry.voxel_volume_mm3 / 1000.0
+
+    def rename_structure(self, old: str, new: str) -> None:
+        """Rename a structure (its voxels and derived data stay)."""
+        with self._lock:
+            s = self.segmentation.get(old)
+            if not new or not new.strip():
+                raise ValueError("a structure needs a name")
+            if new != old and new in self.segmentation.names():
+                raise ValueError(f"a structure named {new!r} exists already")
+            s.name = new
+            for cache in (self._distance_cache, self._surface_cache, self._count_cache):
+                if old in cache:
+                    cache[new] = cache.pop(old)
+        self.events.emit("structure_renamed", name=new, old_name=old)
+
+    def insert_structure(self, structure: Structure, *, index: int | None = None) -> None:
+        """Register a structure record on an existing layer (its voxels are written apart).
+
+        Used to undo a removal: the record comes back first, then its voxels by
+        :meth:`write_layer_region`.
+        """
+        with self._lock:
+            if structure.name in self.segmentation.names():
+                raise ValueError(f"a structure named {structure.name!r} exists already")
+            if structure.layer >= len(self.segmentation.layers):
+                raise ValueError(f"structure {structure.name!r} refers to a missing layer")
+            at = len(self.structures) if index is None else index
+            self.structures.insert(at, structure)
+            self._invalidate(structure.name)
+        self.events.emit("structure_added", name=structure.name)
 
     # ------------------------------------------------------------------ derived data
     def signed_distance_mm(self, name: str) -> np.ndarray:

@@ -1,0 +1,196 @@
+"""One-click assisted presets per anatomy: STARTING POINTS that the user then corrects.
+
+``"ct-bone-skin-vessels"`` (CT in HU):
+
+* skin: the body mask (air/skin boundary > -300 HU, table detached, holes filled);
+* bone: >= 300 HU cortex (islands < 200 mm3 dropped), gaps closed by 3 mm, holes filled per
+  axial slice and in 3D; then marrow islands of the 150-500 HU range that are mostly enclosed
+  by bone join it (vertebral bodies whose cortex is open at the basivertebral foramen);
+* vessels: 150-500 HU inside the body, more than 2 mm from bone, islands >= 1 ml. With
+  contrast this holds the aorta, the heart chambers, large veins and enhancing kidney cortex.
+
+``"mr-head"`` (T1-weighted):
+
+* head (skin role): above half of Otsu's level, largest island, gaps closed, holes filled;
+* brain (organ role): a skull-stripping heuristic: brain-tissue intensities inside the head
+  shrunk by 4 mm, shrunk by a further 4 mm to cut the bridges to scalp and orbits, largest
+  island, grown back by 4 mm within the tissue mask, holes filled. Check the skull base.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy import ndimage
+
+from surgiplan.errors import BadInputError
+from surgiplan.model.geometry import ImageGeometry
+from surgiplan.model.structures import Role
+from surgiplan.model.volume import ImageVolume
+from surgiplan.progress import CancelToken, ProgressCallback, check, report
+from surgiplan.segmentation.islands import keep_largest_island, remove_small_islands
+from surgiplan.segmentation.morphology import fill_holes, grow_mask, shrink_mask
+from surgiplan.segmentation.threshold import body_mask, mr_head_mask, otsu_threshold
+
+if TYPE_CHECKING:
+    from surgiplan.model.twin import Twin
+    from surgiplan.segmentation.editor import SegmentEditor
+
+
+@dataclass(frozen=True)
+class PresetStructure:
+    """One structure a preset proposes."""
+
+    name: str
+    role: Role
+    mask: np.ndarray = field(repr=False)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    modality: str
+    title: str
+    build: Callable[..., list[PresetStructure]] = field(repr=False)
+
+
+def _step(progress: ProgressCallback | None, cancel: CancelToken | None, fraction: float,
+          text: str) -> None:
+    check(cancel)
+    report(progress, fraction, text)
+
+
+def _enclosed_islands(candidates: np.ndarray, bone: np.ndarray, *, min_share: float) -> np.ndarray:
+    """The islands of ``candidates`` whose one-voxel outer shell lies mostly in ``bone``."""
+    labels, n = ndimage.label(candidates)
+    if n == 0:
+        return np.zeros_like(candidates)
+    shell_labels = ndimage.grey_dilation(labels, size=(3, 3, 3))
+    shell = (labels == 0) & (shell_labels > 0)
+    total = np.bincount(shell_labels[shell], minlength=n + 1)
+    in_bone = np.bincount(shell_labels[shell & bone], minlength=n + 1)
+    keep = in_bone >= min_share * np.maximum(total, 1)
+    keep[0] = False
+    return keep[labels]
+
+
+def ct_bone_mask(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray) -> np.ndarray:
+    """Bone for the CT preset (see the module docstring)."""
+    cortex = remove_small_islands((image >= 300) & body, geometry, min_volume_mm3=200.0)
+    closed = shrink_mask(grow_mask(cortex, geometry, 3.0), geometry, 3.0) | cortex
+    bone = fill_holes(fill_holes(closed, per_slice_axis=0))
+    marrow = (image >= 150) & (image <= 500) & body & ~bone
+    return bone | _enclosed_islands(marrow, bone, min_share=0.6)
+
+
+def ct_vessel_mask(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
+                   bone: np.ndarray) -> np.ndarray:
+    """Contrast-enhanced vessels for the CT preset (see the module docstring)."""
+    near_bone = grow_mask(bone, geometry, 2.0)
+    vessels = (image >= 150) & (image <= 500) & body & ~near_bone
+    return remove_small_islands(vessels, geometry, min_volume_mm3=1000.0)
+
+
+def _ct_bone_skin_vessels(volume: ImageVolume, progress: ProgressCallback | None,
+                          cancel: CancelToken | None) -> list[PresetStructure]:
+    image, geometry = volume.array, volume.geometry
+    _step(progress, cancel, 0.0, "skin")
+    body = body_mask(image, geometry)
+    _step(progress, cancel, 0.35, "bone")
+    bone = ct_bone_mask(image, geometry, body)
+    _step(progress, cancel, 0.7, "vessels")
+    vessels = ct_vessel_mask(image, geometry, body, bone)
+    report(progress, 1.0, "preset done")
+    note = "preset starting point: check and correct"
+    return [PresetStructure("skin", Role.SKIN, body, note),
+            PresetStructure("bone", Role.BONE, bone, note),
+            PresetStructure("vessels", Role.CRITICAL, vessels, note)]
+
+
+def mr_brain_mask(image: np.ndarray, geometry: ImageGeometry, head: np.ndarray) -> np.ndarray:
+    """Brain for the MR head preset (a skull-stripping heuristic, see the module docstring)."""
+    inner = shrink_mask(head, geometry, 4.0)
+    level = otsu_threshold(image, within=inner)
+    tissue = inner & (image >= 0.6 * level)
+    core = keep_largest_island(shrink_mask(tissue, geometry, 4.0))
+    brain = grow_mask(core, geometry, 4.0) & tissue
+    return fill_holes(fill_holes(keep_largest_island(brain), per_slice_axis=0))
+
+
+def _mr_head(volume: ImageVolume, progress: ProgressCallback | None,
+             cancel: CancelToken | None) -> list[PresetStructure]:
+    image, geometry = volume.array, volume.geometry
+    _step(progress, cancel, 0.0, "head")
+    head = mr_head_mask(image, geometry)
+    _step(progress, cancel, 0.4, "brain")
+    brain = mr_brain_mask(image, geometry, head) & head
+    report(progress, 1.0, "preset done")
+    note = "preset starting point: check and correct (skull stripping is a heuristic)"
+    return [PresetStructure("head", Role.SKIN, head, note),
+            PresetStructure("brain", Role.ORGAN, brain, note)]
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p for p in (
+        Preset("ct-bone-skin-vessels", "CT", "CT: bone + skin + contrast vessels",
+               _ct_bone_skin_vessels),
+        Preset("mr-head", "MR", "MR head: head + brain mask", _mr_head),
+    )
+}
+
+
+def preset_masks(volume: ImageVolume, name: str, *, progress: ProgressCallback | None = None,
+                 cancel: CancelToken | None = None) -> list[PresetStructure]:
+    """The structures a preset proposes for ``volume`` (nothing is added anywhere)."""
+    if name not in PRESETS:
+        raise BadInputError(f"unknown segmentation preset {name!r}",
+                            action=f"use one of {', '.join(PRESETS)}")
+    preset = PRESETS[name]
+    if preset.modality == "CT" and volume.modality not in ("CT", "OT"):
+        raise BadInputError(f"preset {name!r} needs a CT in HU, the image is "
+                            f"{volume.modality}", action="pick a preset for this modality")
+    return preset.build(volume, progress, cancel)
+
+
+def _unique(name: str, taken: list[str]) -> str:
+    n, candidate = 2, name
+    while candidate in taken:
+        candidate, n = f"{name} {n}", n + 1
+    return candidate
+
+
+def apply_preset(twin: Twin, name: str, *, editor: SegmentEditor | None = None,
+                 progress: ProgressCallback | None = None,
+                 cancel: CancelToken | None = None) -> list[str]:
+    """Run a preset and add its structures to ``twin``; returns the names added.
+
+    Names already taken get a number (``"bone 2"``). With ``editor`` the additions are one
+    undoable step. Default colour and margin come from the anatomy name list.
+    """
+    from surgiplan.segmentation.anatomy_names import lookup_anatomy
+
+    proposals = preset_masks(twin.image, name, progress=progress, cancel=cancel)
+    check(cancel)
+    added: list[str] = []
+
+    def add_all() -> None:
+        for p in proposals:
+            entry = lookup_anatomy(p.name)
+            props: dict[str, Any] = {"role": p.role, "description": p.description,
+                                     "color": entry.color if entry else None,
+                                     "margin_mm": entry.margin_mm if entry else 0.0}
+            unique = _unique(p.name, twin.segmentation.names())
+            adder = editor.add_structure if editor is not None else twin.add_structure
+            adder(unique, p.mask, **props)
+            added.append(unique)
+
+    if editor is not None:
+        with editor.stroke(f"preset {name}"):
+            add_all()
+    else:
+        add_all()
+    return added

@@ -1,0 +1,133 @@
+"""Intensity thresholds with presets (CT bone, contrast vessels, body/skin; MR head).
+
+CT values are Hounsfield units. Presets are starting points the user corrects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from surgiplan.errors import BadInputError
+from surgiplan.model.geometry import ImageGeometry
+from surgiplan.processing.crop import Box
+from surgiplan.segmentation.islands import keep_largest_island
+from surgiplan.segmentation.morphology import fill_holes, grow_mask, shrink_mask
+
+
+@dataclass(frozen=True)
+class ThresholdPreset:
+    """An intensity window ``lower <= value <= upper`` (None: unbounded)."""
+
+    name: str
+    lower: float | None
+    upper: float | None
+    description: str
+
+
+THRESHOLD_PRESETS: dict[str, ThresholdPreset] = {
+    p.name: p for p in (
+        ThresholdPreset("ct-bone", 250.0, None, "CT bone: >= 250 HU (cortical and dense "
+                        "trabecular bone; contrast-filled vessels may also pass)"),
+        ThresholdPreset("ct-vessels", 150.0, 500.0, "CT contrast-enhanced vessels: 150-500 HU"),
+        ThresholdPreset("ct-body", -300.0, None, "CT air/skin boundary: > -300 HU, largest "
+                        "component, holes filled"),
+        ThresholdPreset("mr-head", None, None, "MR head/skin: above the background level "
+                        "(Otsu), largest component, holes filled"),
+    )
+}
+
+
+def threshold_mask(image: np.ndarray, *, lower: float | None = None,
+                   upper: float | None = None, within: np.ndarray | None = None,
+                   box: Box | None = None) -> np.ndarray:
+    """``lower <= image <= upper`` (bounds optional), restricted to ``within`` and ``box``."""
+    if lower is not None and upper is not None and lower > upper:
+        raise BadInputError(f"threshold lower bound {lower} is above the upper bound {upper}",
+                            action="swap the two values")
+    out = np.zeros(image.shape, dtype=bool)
+    region = box if box is not None else (slice(None),) * 3
+    values = image[region]
+    sel = np.ones(values.shape, dtype=bool)
+    if lower is not None:
+        sel &= values >= lower
+    if upper is not None:
+        sel &= values <= upper
+    out[region] = sel
+    if within is not None:
+        if np.shape(within) != image.shape:
+            raise BadInputError("the mask to threshold within does not match the image grid",
+                                action="pick a structure on this image")
+        out &= np.asarray(within, dtype=bool)
+    return out
+
+
+def _solid(mask: np.ndarray, geometry: ImageGeometry, close_mm: float) -> np.ndarray:
+    """Largest island, gaps closed by ``close_mm``, holes filled (3D and per axial slice)."""
+    mask = keep_largest_island(mask)
+    if close_mm > 0:
+        mask = shrink_mask(grow_mask(mask, geometry, close_mm), geometry, close_mm) | mask
+    mask = fill_holes(mask, per_slice_axis=0)
+    return fill_holes(mask)
+
+
+def body_mask(image: np.ndarray, geometry: ImageGeometry, *, lower: float = -300.0,
+              within: np.ndarray | None = None, detach_mm: float = 3.0) -> np.ndarray:
+    """CT body (air/skin boundary): ``> lower`` HU, largest component, holes filled.
+
+    The CT table and cushions fall away with the largest-island step; parts joined to the
+    body only by bridges thinner than ``2 x detach_mm`` are cut off first (the largest island
+    of the mask shrunk by ``detach_mm``, grown back within the thresholded voxels).
+    """
+    raw = fill_holes(fill_holes(threshold_mask(image, lower=lower, within=within),
+                                per_slice_axis=0))
+    if detach_mm > 0:
+        core = keep_largest_island(shrink_mask(raw, geometry, detach_mm))
+        if core.any():
+            raw &= grow_mask(core, geometry, 1.5 * detach_mm)
+    return _solid(raw, geometry, 0.0)
+
+
+def otsu_threshold(image: np.ndarray, *, within: np.ndarray | None = None) -> float:
+    """Otsu's threshold of the image intensities (of the ``within`` voxels when given)."""
+    import SimpleITK as sitk
+
+    values = image[np.asarray(within, dtype=bool)] if within is not None else image.ravel()
+    step = max(1, values.size // 2_000_000)  # a regular subsample keeps it fast
+    sample = np.ascontiguousarray(values[::step], dtype=np.float32).reshape(1, 1, -1)
+    filt = sitk.OtsuThresholdImageFilter()
+    filt.SetNumberOfHistogramBins(256)
+    filt.Execute(sitk.GetImageFromArray(sample))
+    return float(filt.GetThreshold())
+
+
+def mr_head_mask(image: np.ndarray, geometry: ImageGeometry, *,
+                 within: np.ndarray | None = None) -> np.ndarray:
+    """MR head (air/skin boundary): above the background level, largest island, solid.
+
+    The level is half of Otsu's threshold of the whole image (background air against tissue),
+    which keeps dark tissue such as the skull next to the scalp; gaps up to 3 mm are closed.
+    """
+    level = 0.5 * otsu_threshold(image, within=within)
+    return _solid(threshold_mask(image, lower=level, within=within), geometry, 3.0)
+
+
+def threshold_preset(name: str, image: np.ndarray, geometry: ImageGeometry, *,
+                     within: np.ndarray | None = None, box: Box | None = None) -> np.ndarray:
+    """The mask of a threshold preset (see :data:`THRESHOLD_PRESETS`)."""
+    if name not in THRESHOLD_PRESETS:
+        raise BadInputError(f"unknown threshold preset {name!r}",
+                            action=f"use one of {', '.join(THRESHOLD_PRESETS)}")
+    if box is not None:
+        from surgiplan.segmentation.region import MaskRegion
+
+        limit = MaskRegion(box, np.ones(tuple(s.stop - s.start for s in box), bool))
+        box_mask = limit.to_full(image.shape)
+        within = box_mask if within is None else box_mask & np.asarray(within, dtype=bool)
+    if name == "ct-body":
+        return body_mask(image, geometry, within=within)
+    if name == "mr-head":
+        return mr_head_mask(image, geometry, within=within)
+    p = THRESHOLD_PRESETS[name]
+    return threshold_mask(image, lower=p.lower, upper=p.upper, within=within)
