@@ -1,4 +1,4 @@
-"""``surgiplan twin build|info``: make a case bundle from a scan, or describe one."""
+"""``surgiplan twin build|info|export``: make a case bundle, describe one, or export its anatomy."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from surgiplan.errors import BadInputError
+from surgiplan.io.twin_export import EXPORT_FORMATS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,14 +22,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--out", type=Path, required=True, help="case bundle to write (.surgiplan)")
     build.add_argument("--series", metavar="UID", help="series instance UID to load")
     build.add_argument("--labels", type=Path, nargs="+", default=[], metavar="FILE",
-                       help="label maps (NRRD/NIfTI) or 3D Slicer .seg.nrrd files to put on "
-                       "the image grid")
-    build.add_argument("--label-names", type=Path, metavar="FILE",
-                       help="label names JSON (surgiplan.labels/1); default: labels.json next "
-                       "to the label file")
+                       help="label inputs to put on the image grid: NRRD/NIfTI label maps, "
+                       "3D Slicer .seg.nrrd, DICOM SEG, DICOM RTSTRUCT, or a folder of "
+                       "TotalSegmentator per-structure masks")
+    build.add_argument("--label-names", metavar="FILE|KEYWORD",
+                       help="label names: a JSON file (surgiplan.labels/1) or a TotalSegmentator "
+                       "label set by version: totalsegmentator-v1, totalsegmentator-v2, "
+                       "totalsegmentator-v2-mr; default: labels.json next to the label file")
+    build.add_argument("--preset", metavar="NAME",
+                       help="assisted segmentation preset to run: ct-bone-skin-vessels or "
+                       "mr-head (starting points to correct)")
     build.add_argument("--include-identifiers", action="store_true",
                        help="also store the patient's name, ID and birth date in the bundle")
     build.set_defaults(func=run_build)
+
+    export = commands.add_parser("export", help="export a case's structures to other tools")
+    export.add_argument("case", type=Path, help="case bundle (.surgiplan)")
+    export.add_argument("--format", required=True, choices=EXPORT_FORMATS,
+                        help="seg.nrrd (3D Slicer), nifti / nrrd (label map + labels.json), "
+                        "dicom-seg, or surface meshes stl / obj / ply / vtp (one file per "
+                        "structure in the --out folder)")
+    export.add_argument("--out", type=Path, required=True, metavar="PATH",
+                        help="file to write (a folder for mesh formats)")
+    export.add_argument("--structure", action="append", default=[], metavar="NAME",
+                        help="export only this structure (repeatable); default: all")
+    export.add_argument("--frame", choices=("LPS", "RAS"), default="LPS",
+                        help="mesh coordinates: LPS mm (default, DICOM) or RAS mm (Slicer)")
+    export.add_argument("--source-dicom", type=Path, metavar="DIR",
+                        help="dicom-seg: the case's original DICOM series to reference; "
+                        "without it the image is first written as a DICOM series next to "
+                        "the SEG")
+    export.set_defaults(func=run_export)
 
     info = commands.add_parser("info", help="describe a case bundle")
     info.add_argument("case", type=Path, help="case bundle (.surgiplan)")
@@ -45,11 +69,26 @@ def run_build(args: argparse.Namespace) -> int:
         raise BadInputError(f"the case file name must end in {SUFFIX}", path=out,
                             action=f"Use e.g. --out case{SUFFIX}")
     twin = build_twin(args.path, series_uid=args.series, labels=args.labels,
-                      label_names=args.label_names)
+                      label_names=args.label_names, preset=args.preset)
     save_bundle(twin, out, include_identifiers=args.include_identifiers)
     summary = twin_summary(twin)
     print(f"Built {out}")
     _print_summary(summary)
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from surgiplan.io.bundle import load_bundle
+    from surgiplan.io.mesh_export import MESH_FORMATS
+    from surgiplan.io.twin_export import export_twin
+
+    twin = load_bundle(args.case)
+    written = export_twin(twin, args.format, args.out, names=args.structure or None,
+                          frame=args.frame, source_dicom=args.source_dicom)
+    frame = args.frame if args.format in MESH_FORMATS else "LPS"
+    print(f"Exported {len(written)} file(s) from {args.case} ({args.format}, {frame} mm):")
+    for path in written:
+        print(f"  {path}")
     return 0
 
 

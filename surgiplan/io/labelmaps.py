@@ -372,8 +372,17 @@ def _parse_surgiplan_labels(raw: Any, path: Path) -> dict[int, dict]:
     return out
 
 
+def _parse_totalsegmentator(raw: Any, path: Path) -> dict[int, dict]:
+    from surgiplan.io.totalsegmentator import parse_mapping_file
+
+    return parse_mapping_file(raw, path)
+
+
 # schema id -> parser; other label-name formats (e.g. TotalSegmentator maps) register here.
-LABEL_NAME_PARSERS = {LABELS_SCHEMA: _parse_surgiplan_labels}
+LABEL_NAME_PARSERS = {
+    LABELS_SCHEMA: _parse_surgiplan_labels,
+    "surgiplan.totalsegmentator/1": _parse_totalsegmentator,  # {"version": "v2", "task": ...}
+}
 
 
 def read_label_names(path: str | Path) -> dict[int, dict]:
@@ -393,3 +402,12 @@ def read_label_names(path: str | Path) -> dict[int, dict]:
         raise BadInputError(f"unknown label list schema {schema!r}", path=path,
                             action=f"Use {{\"schema\": \"{LABELS_SCHEMA}\", \"labels\": [...]}}")
     return parser(raw, path)
+
+
+def label_names_from(spec: str | Path) -> dict[int, dict]:
+    """Label names from a JSON file, or from a keyword such as ``totalsegmentator-v2``."""
+    from surgiplan.io.totalsegmentator import is_keyword, label_names
+
+    if is_keyword(spec) and not Path(spec).is_file():
+        return label_names(str(spec).lower())
+    return read_label_names(spec)

@@ -5,8 +5,9 @@ label layer (3D, ``kinds: domain domain domain``) or several (4D, layers on the 
 ``kinds: list domain domain domain``), with ``Segment{N}_*`` and ``Segmentation_*`` custom
 fields. SurgiPlan's clinical properties travel in the segment tags as
 ``SurgiPlan.role:critical|SurgiPlan.margin_mm:2.0|``; files without them (e.g. saved by Slicer)
-read as role "other", margin 0. slicerio writes the file; reading parses the pynrrd header so
-the same code reads a file on disk or an entry inside a case bundle.
+read as role "other", margin 0. Other programs' tags (Slicer's ``TerminologyEntry``...) are
+kept in ``Structure.tags`` and written back unchanged. slicerio writes the file; reading parses
+the pynrrd header so the same code reads a file on disk or an entry inside a case bundle.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from surgiplan.model.structures import Role, Segmentation, Structure
 TAG_ROLE = "SurgiPlan.role"
 TAG_MARGIN = "SurgiPlan.margin_mm"
 TAG_DESCRIPTION = "SurgiPlan.description"
+_TAG_PREFIX = "SurgiPlan."
 _SEGMENT_KEY = re.compile(r"^Segment(\d+)_(.+)$")
 
 
@@ -56,7 +58,9 @@ def _extents(segmentation: Segmentation) -> dict[tuple[int, int], list[int]]:
 
 def _segment_dict(index: int, s: Structure, extent: list[int] | None,
                   size: tuple[int, int, int]) -> dict[str, Any]:
-    tags = {TAG_ROLE: s.role.value, TAG_MARGIN: repr(float(s.margin_mm))}
+    tags = {_clean(k).replace(":", "_"): _clean(v) for k, v in s.tags.items()
+            if not k.startswith(_TAG_PREFIX)}
+    tags.update({TAG_ROLE: s.role.value, TAG_MARGIN: repr(float(s.margin_mm))})
     if s.description:
         tags[TAG_DESCRIPTION] = _clean(s.description)
     full = [0, size[0] - 1, 0, size[1] - 1, 0, size[2] - 1]
@@ -148,6 +152,7 @@ def _structure(index: int, f: dict[str, str], *, n_layers: int, taken: set[str],
             color=color if color and len(color) == 3 else None,
             margin_mm=float(tags.get(TAG_MARGIN, 0.0)),
             description=tags.get(TAG_DESCRIPTION, ""),
+            tags={k: v for k, v in tags.items() if not k.startswith(_TAG_PREFIX)},
         )
     except (ValueError, KeyError) as exc:
         raise BadInputError(f"segment {index} ({name!r}) has an invalid field ({exc})",

@@ -53,6 +53,8 @@ class Structure:
     visible: bool = True
     opacity: float = 1.0
     description: str = ""
+    # Other programs' segment tags (e.g. 3D Slicer's TerminologyEntry), kept for round trips.
+    tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.role = Role(self.role)

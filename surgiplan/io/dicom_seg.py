@@ -1,0 +1,340 @@
+"""DICOM Segmentation objects (SEG) <-> structures, through highdicom.
+
+Writing: one BINARY segment per structure (label, colour as RecommendedDisplayCIELabValue,
+algorithm type MANUAL or SEMIAUTOMATIC, an SCT anatomy code where the name is a known anatomy
+else the generic "Tissue" code). The SEG frames are placed explicitly in patient LPS
+(highdicom ``Volume``: PlanePositionSequence per frame), so they stay right even when the image
+grid was resampled from a tilted series. Which series it references:
+
+* the twin's own source DICOM files (``image.metadata["files"]``, or ``source_files`` given by
+  the caller) when they exist and belong to the image's series;
+* otherwise the image is first written as a DICOM series next to the SEG (``<stem>_image/``,
+  via :func:`surgiplan.io.dicom_write.write_series`) and the SEG references that series.
+
+SurgiPlan's role and safety margin travel in each segment's SegmentDescription as
+``SurgiPlan role=critical margin_mm=2``; SEGs from elsewhere read as role "other", margin 0.
+
+Reading: any SEG (binary or fractional, thresholded at 0.5) segment by segment with
+``Segmentation.get_volume``; a segment whose grid is a crop / flip / permutation of the image
+grid is placed voxel for voxel, anything else is resampled with nearest-label interpolation
+(:func:`label_map_onto_image`), and a SEG that does not overlap the image is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from surgiplan.errors import BadInputError
+from surgiplan.io.labelmaps import label_map_onto_image
+from surgiplan.model.geometry import ImageGeometry
+from surgiplan.model.structures import Role, Segmentation, Structure
+from surgiplan.model.twin import Twin
+from surgiplan.progress import CancelToken, ProgressCallback, check, report
+
+MANUFACTURER = "SurgiPlan"
+_DESCRIPTION = re.compile(r"SurgiPlan role=(\w+) margin_mm=([0-9.eE+-]+)")
+# Structure-name words that are not CamelCase SCT keywords -> the pydicom codes.SCT keyword.
+_SCT_SYNONYMS = {
+    "vessels": "BloodVessel", "vessel": "BloodVessel", "contrast_vessels": "BloodVessel",
+    "spine": "Spine", "vertebrae": "Vertebra", "head": "Head", "bone": "Bone",
+    "skin": "Skin", "brain": "Brain", "tumor": "Neoplasm", "tumour": "Neoplasm",
+    "kidney": "Kidney", "lung": "Lung", "ribs": "Rib", "rib": "Rib", "skull": "Skull",
+}
+_SIDES = ("_left", "_right", " left", " right")
+
+
+# ---------------------------------------------------------------------------- codes
+def _camel(text: str) -> str:
+    return "".join(w[:1].upper() + w[1:].lower() for w in re.split(r"[\s_\-]+", text) if w)
+
+
+def anatomy_code(name: str):
+    """The SCT code (pydicom ``Code``) of a structure name, or None when it is not known.
+
+    Tries the name as a codes.SCT keyword ("inferior_vena_cava" -> InferiorVenaCava), then
+    without a left/right suffix or a trailing number, then its first and last word in a small
+    synonym table ("contrast vessels" -> Blood Vessel).
+    """
+    from pydicom.sr.codedict import codes
+
+    base = name.strip().lower()
+    for side in _SIDES:
+        base = base.removesuffix(side)
+    stripped = re.sub(r"[_\s]*\d+$", "", base)
+    words = re.split(r"[_\s]+", stripped) if stripped else [""]
+    for candidate in (_camel(name), _camel(base), _camel(stripped),
+                      _SCT_SYNONYMS.get(stripped, ""), _SCT_SYNONYMS.get(words[0], ""),
+                      _SCT_SYNONYMS.get(words[-1], "")):
+        if not candidate:
+            continue
+        try:
+            code = getattr(codes.SCT, candidate)
+        except AttributeError:
+            continue
+        if code.scheme_designator == "SCT":
+            return code
+    return None
+
+
+def _segment_description(number: int, s: Structure, algorithm_type: str):
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    code = anatomy_code(s.name)
+    category = codes.SCT.AnatomicalStructure if code is not None else codes.SCT.Tissue
+    rgb = [min(255.0, max(0.0, 255.0 * c)) for c in (s.color or (0.5, 0.5, 0.5))]
+    desc = hd.seg.SegmentDescription(
+        segment_number=number, segment_label=s.name[:64],
+        segmented_property_category=category,
+        segmented_property_type=code if code is not None else codes.SCT.Tissue,
+        algorithm_type=algorithm_type,
+        algorithm_identification=_algorithm() if algorithm_type != "MANUAL" else None,
+        display_color=hd.color.CIELabColor.from_rgb(*rgb),
+    )
+    desc.SegmentDescription = f"SurgiPlan role={s.role.value} margin_mm={s.margin_mm:g}"
+    return desc
+
+
+def _algorithm():
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    from surgiplan import __version__
+
+    return hd.AlgorithmIdentificationSequence(
+        name="SurgiPlan", family=codes.DCM.ImageProcessing, version=__version__)
+
+
+# ---------------------------------------------------------------------------- source series
+def source_datasets(files: Sequence[str | Path], series_uid: str) -> list | None:
+    """Headers of the files of ``series_uid`` (no pixels), or None when they are unusable."""
+    import pydicom
+
+    out = []
+    for f in files:
+        try:
+            ds = pydicom.dcmread(f, stop_before_pixels=True)
+        except (OSError, pydicom.errors.InvalidDicomError):
+            return None
+        if series_uid and str(ds.get("SeriesInstanceUID", "")) != series_uid:
+            continue
+        if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
+            del ds.SpecificCharacterSet  # empty means the default repertoire; highdicom wants none
+        out.append(ds)
+    if not out or not all("FrameOfReferenceUID" in ds and "Rows" in ds for ds in out):
+        return None
+    return out
+
+
+def _write_reference_series(twin: Twin, folder: Path) -> list:
+    import pydicom
+
+    from surgiplan.io.dicom_write import write_series
+
+    ref = twin.patient_ref or "ANON"
+    files = write_series(twin.image, folder, patient_name=f"SurgiPlan^{ref}", patient_id=ref,
+                         series_description="SurgiPlan twin image")
+    return [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+
+
+def _volume_affine(geometry: ImageGeometry) -> np.ndarray:
+    """highdicom affine of a ``(nz, ny, nx)`` array: array axes (k, j, i) -> LPS mm."""
+    return geometry.index_to_lps_matrix[:, [2, 1, 0, 3]]
+
+
+# ---------------------------------------------------------------------------- writing
+@dataclass
+class SegWriteResult:
+    """What :func:`write_dicom_seg` wrote: the SEG and, if it had to, the referenced series."""
+
+    seg_path: Path
+    referenced_series_uid: str
+    written_series_dir: Path | None
+
+
+def write_dicom_seg(
+    twin: Twin,
+    path: str | Path,
+    *,
+    names: Sequence[str] | None = None,
+    source_files: Sequence[str | Path] | None = None,
+    algorithm_type: str = "SEMIAUTOMATIC",
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> SegWriteResult:
+    """Write the twin's structures (``names``, default all) as a DICOM SEG file at ``path``.
+
+    ``algorithm_type``: "MANUAL" or "SEMIAUTOMATIC". See the module docstring for which series
+    the SEG references. Returns the SEG path, the referenced SeriesInstanceUID and the folder
+    of the series written for it (None when the source series was referenced).
+    """
+    import highdicom as hd
+
+    path = Path(path)
+    if algorithm_type not in ("MANUAL", "SEMIAUTOMATIC"):
+        raise ValueError(f"algorithm_type must be MANUAL or SEMIAUTOMATIC, got {algorithm_type}")
+    structures = [twin.structure(n) for n in names] if names else list(twin.structures)
+    if not structures:
+        raise BadInputError("the case has no structures to write", path=path,
+                            action="Add or import structures first")
+    files = source_files if source_files is not None else twin.image.metadata.get("files", [])
+    sources = source_datasets(files, twin.image.series_uid) if files else None
+    written = None
+    if sources is None:
+        written = path.parent / f"{path.name.split('.')[0]}_image"
+        sources = _write_reference_series(twin, written)
+    report(progress, 0.3, "source series ready")
+    volume = hd.Volume(_stack(twin, structures, cancel), _volume_affine(twin.geometry), "PATIENT",
+                       frame_of_reference_uid=sources[0].FrameOfReferenceUID,
+                       channels={"SegmentNumber": list(range(1, len(structures) + 1))})
+    descriptions = [_segment_description(n, s, algorithm_type)
+                    for n, s in enumerate(structures, start=1)]
+    check(cancel)
+    seg = hd.seg.Segmentation(
+        source_images=sources, pixel_array=volume, segmentation_type="BINARY",
+        segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=300,
+        sop_instance_uid=hd.UID(), instance_number=1, manufacturer=MANUFACTURER,
+        manufacturer_model_name="SurgiPlan", software_versions=_version(),
+        device_serial_number="0", content_label="SURGIPLAN", series_description="SurgiPlan SEG",
+    )
+    report(progress, 0.9, "segmentation encoded")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    seg.save_as(path)
+    report(progress, 1.0, "DICOM SEG written")
+    return SegWriteResult(path, str(sources[0].SeriesInstanceUID), written)
+
+
+def _version() -> str:
+    from surgiplan import __version__
+
+    return __version__
+
+
+def _stack(twin: Twin, structures: list[Structure], cancel: CancelToken | None) -> np.ndarray:
+    """``(nz, ny, nx, n_structures)`` uint8 masks (1 inside)."""
+    out = np.zeros((*twin.geometry.shape_zyx, len(structures)), dtype=np.uint8)
+    for n, s in enumerate(structures):
+        check(cancel)
+        out[..., n] = twin.segmentation.layers[s.layer] == s.label
+    return out
+
+
+# ---------------------------------------------------------------------------- reading
+def _open(path: Path):
+    import highdicom as hd
+    import pydicom
+
+    if not path.is_file():
+        raise BadInputError("no such file", path=path, action="Check the path")
+    try:
+        return hd.seg.segread(path)
+    except (pydicom.errors.InvalidDicomError, AttributeError, ValueError, KeyError,
+            TypeError, OSError) as exc:
+        raise BadInputError(f"not a readable DICOM Segmentation object ({exc})", path=path,
+                            action="Give a DICOM SEG file (SOP class Segmentation Storage)"
+                            ) from exc
+
+
+def _geometry_of(volume) -> tuple[np.ndarray, ImageGeometry]:
+    """A highdicom Volume / VolumeGeometry (axes k, j, i) as ``(nz, ny, nx)`` array + grid."""
+    cols = volume.affine[:3, :3]
+    spacing = np.linalg.norm(cols, axis=0)
+    direction = (cols / spacing)[:, [2, 1, 0]]
+    n0, n1, n2 = volume.spatial_shape
+    geometry = ImageGeometry((n2, n1, n0), tuple(spacing[[2, 1, 0]]),
+                             tuple(volume.affine[:3, 3]), direction)
+    return np.asarray(getattr(volume, "array", np.zeros(0))), geometry
+
+
+def _segment_mask(seg, number: int, image_geometry: ImageGeometry, *, path: Path,
+                  warnings_out: list[str] | None) -> np.ndarray:
+    import highdicom as hd
+
+    try:
+        volume = seg.get_volume(segment_numbers=[number], combine_segments=False,
+                                rescale_fractional=True)
+    except (RuntimeError, ValueError) as exc:
+        raise BadInputError(f"segment {number} is not on a regular 3D grid ({exc})", path=path,
+                            action="Give a SEG whose frames form a regular volume") from exc
+    if volume is None:
+        return np.zeros(image_geometry.shape_zyx, dtype=bool)
+    if volume.number_of_channel_dimensions:
+        volume = volume.squeeze_channel()
+    target = hd.VolumeGeometry(_volume_affine(image_geometry), image_geometry.shape_zyx,
+                               "PATIENT")
+    try:
+        matched = volume.match_geometry(target)
+        return np.asarray(matched.array) >= 0.5
+    except (RuntimeError, ValueError):
+        array, geometry = _geometry_of(volume)
+        labels = (array >= 0.5).astype(np.uint8)
+        on_grid = label_map_onto_image(labels, geometry, image_geometry, path=path,
+                                       warnings_out=warnings_out)
+        return on_grid != 0
+
+
+def _properties(desc) -> dict:
+    """name, role, color, margin_mm of one SegmentSequence item."""
+    import highdicom as hd
+
+    info: dict = {"name": " ".join(str(desc.SegmentLabel).split()) or
+                  f"segment_{desc.SegmentNumber}", "role": Role.OTHER, "margin_mm": 0.0}
+    match = _DESCRIPTION.search(str(desc.get("SegmentDescription", "")))
+    if match and match.group(1) in Role.__members__.values():
+        info["role"], info["margin_mm"] = Role(match.group(1)), float(match.group(2))
+    if "RecommendedDisplayCIELabValue" in desc:
+        lab = hd.color.CIELabColor.from_dicom_value(desc.RecommendedDisplayCIELabValue)
+        info["color"] = tuple(c / 255.0 for c in lab.to_rgb(clip=True))
+    return info
+
+
+def read_dicom_seg(
+    path: str | Path,
+    image_geometry: ImageGeometry | None = None,
+    *,
+    warnings_out: list[str] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> Segmentation:
+    """Read a DICOM SEG as a :class:`Segmentation` on ``image_geometry``.
+
+    Without ``image_geometry`` the grid is the SEG's own (that of its first segment). Segments
+    become structures named by SegmentLabel, coloured from RecommendedDisplayCIELabValue.
+    """
+    path = Path(path)
+    seg = _open(path)
+    numbers = list(seg.segment_numbers)
+    if image_geometry is None:
+        image_geometry = _own_geometry(seg, path=path)
+    out = Segmentation(geometry=image_geometry)
+    taken: set[str] = set()
+    for n, number in enumerate(numbers):
+        check(cancel)
+        report(progress, n / max(1, len(numbers)), f"segment {number}")
+        info = _properties(seg.get_segment_description(number))
+        name, k = info.pop("name"), 2
+        unique = name
+        while unique in taken:
+            unique, k = f"{name} ({k})", k + 1
+        taken.add(unique)
+        mask = _segment_mask(seg, number, image_geometry, path=path, warnings_out=warnings_out)
+        out.add(unique, mask, **info)
+    report(progress, 1.0, "DICOM SEG read")
+    return out
+
+
+def _own_geometry(seg, *, path: Path) -> ImageGeometry:
+    """The grid of the whole SEG (all frames, all segments): highdicom's volume geometry."""
+    try:
+        volume = seg.get_volume_geometry()
+    except (RuntimeError, ValueError):
+        volume = None
+    if volume is None:
+        raise BadInputError("the SEG frames do not form a regular 3D grid", path=path,
+                            action="Read it onto the image it was made for")
+    return _geometry_of(volume)[1]
