@@ -46,11 +46,15 @@ install_python_env() {
   fi
   local stamp="$VENV/.surgiplan-installed"
   local want
-  want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+  want="$(cat pyproject.toml plugins/*/pyproject.toml | sha256sum | cut -d' ' -f1)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     log "installing Python packages (first run takes a few minutes)"
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
     "$VENV/bin/python" -m pip install -q -e ".[test]"
+    # Simulator plug-ins install like any third-party plug-in: through their entry points.
+    for plugin in plugins/*/; do
+      [ -f "$plugin/pyproject.toml" ] && "$VENV/bin/python" -m pip install -q -e "$plugin"
+    done
     echo "$want" > "$stamp"
   fi
 }

@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "surgiplan.cli.twin_cmd",
     "surgiplan.cli.sample_cmd",
     "surgiplan.cli.gui_cmd",
+    "surgiplan.cli.simulate_cmd",
+    "surgiplan.cli.simulators_cmd",
 )
 
 EXIT_OK = 0

@@ -1,0 +1,235 @@
+"""Automatic safest-path search: score a path from every outer-skin vertex to one target.
+
+1. Candidates: the vertices of the skin structure's surface on the *outer* skin (the point
+   2 mm outside along the normal is in no structure), optionally within an entry sphere.
+2. Every candidate (thousands) is scored by the compiled kernel against the *combined* critical map
+   (voxel-wise minimum of the critical structures' signed distances): clearance and risk.
+3. Rejected: longer than ``max_length_mm``, steeper than ``max_angle_deg`` to the skin normal,
+   or clearance < 0 (breach). The rest are ranked by risk, then clearance, angle, length; the
+   list keeps entries at least ``MIN_SEPARATION_MM`` apart so it offers real alternatives.
+4. Pareto front over (clearance up, length down, angle down) of the feasible candidates.
+5. The top few are re-checked with the exact point-to-mesh distance to each critical
+   structure's surface (every 0.25 mm of the axis); one that breaches there is dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from surgiplan.model.structures import Role
+from surgiplan.progress import CancelToken, ProgressCallback, check, report
+from surgiplan.simulation import (
+    DisplayScalars,
+    PathCandidate,
+    PathSearchRequest,
+    PathSearchResult,
+    SimulationContext,
+)
+from surgiplan_trajectory.kernel import lps_to_zyx_matrix, score_paths
+from surgiplan_trajectory.simulator import entry_angles_deg, skin_structure
+
+MIN_SEPARATION_MM = 5.0
+OUTSIDE_PROBE_MM = 2.0
+RECHECK_STEP_MM = 0.25
+
+_combined_cache: dict[tuple, np.ndarray] = {}
+_skin_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def combined_critical_map(context: SimulationContext) -> np.ndarray:
+    """Voxel-wise minimum of the critical structures' signed distance maps (mm, cached)."""
+    maps = [context.distance_map(s.name) for s in context.by_role(Role.CRITICAL)]
+    key = tuple(id(m.base if m.base is not None else m) for m in maps)
+    if key not in _combined_cache:
+        _combined_cache.clear()
+        _combined_cache[key] = np.minimum.reduce(maps) if len(maps) > 1 else maps[0]
+    return _combined_cache[key]
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted outward unit vertex normals (faces wound outward)."""
+    tri = vertices[faces]
+    face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normals = np.zeros_like(vertices)
+    for corner in range(3):
+        for axis in range(3):
+            normals[:, axis] += np.bincount(faces[:, corner], face_n[:, axis],
+                                            minlength=len(vertices))
+    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+
+
+def outer_skin(context: SimulationContext, skin: str) -> tuple[np.ndarray, np.ndarray]:
+    """(vertex ids, outward normals) of the skin surface's outer vertices, in memory order."""
+    mesh = context.surface(skin)
+    key = id(mesh)
+    if key not in _skin_cache:
+        normals = vertex_normals(mesh.vertices_lps, mesh.faces)
+        probe = mesh.vertices_lps + OUTSIDE_PROBE_MM * normals
+        ids = np.flatnonzero(~context.labelled_at(probe))
+        ijk = context.geometry.lps_to_index(mesh.vertices_lps[ids])
+        ids = ids[np.lexsort((ijk[:, 0], ijk[:, 1], ijk[:, 2]))]  # memory order: cache-friendly
+        _skin_cache.clear()
+        _skin_cache[key] = (ids, normals[ids])
+    return _skin_cache[key]
+
+
+@njit(cache=True)
+def _pareto_sweep(clearance, length, angle, order):  # pragma: no cover - compiled
+    """Non-dominated points; ``order`` sorts by (-clearance, length, angle), so a point can only
+    be dominated by one visited before it."""
+    keep = np.zeros(clearance.size, dtype=np.bool_)
+    front = np.empty(clearance.size, dtype=np.int64)
+    n_front = 0
+    for i in order:
+        dominated = False
+        for f in range(n_front):
+            j = front[f]
+            if (clearance[j] >= clearance[i] and length[j] <= length[i] and angle[j] <= angle[i]
+                    and (clearance[j] > clearance[i] or length[j] < length[i]
+                         or angle[j] < angle[i])):
+                dominated = True
+                break
+        if not dominated:
+            keep[i] = True
+            front[n_front] = i
+            n_front += 1
+    return keep
+
+
+def mesh_distance_functions(context: SimulationContext) -> dict[str, Any]:
+    """A VTK implicit signed-distance function per critical structure's surface mesh."""
+    from vtkmodules.vtkFiltersCore import vtkImplicitPolyDataDistance
+
+    from surgiplan.processing.mesh_convert import surface_to_polydata
+
+    functions = {}
+    for s in context.by_role(Role.CRITICAL):
+        mesh = context.surface(s.name)
+        if not mesh.is_empty():
+            functions[s.name] = vtkImplicitPolyDataDistance()
+            functions[s.name].SetInput(surface_to_polydata(mesh))
+    return functions
+
+
+def pareto_mask(clearance: np.ndarray, length: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """True for the Pareto front: clearance maximised, length and angle minimised."""
+    order = np.lexsort((angle, length, -clearance))
+    return _pareto_sweep(clearance, length, angle, order)
+
+
+def exact_clearance_mm(functions: dict[str, Any], entry: np.ndarray, target: np.ndarray,
+                       radius_mm: float) -> dict[str, float]:
+    """Min over the axis (0.25 mm steps) of the exact signed point-to-mesh distance - radius."""
+    from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
+    from vtkmodules.vtkCommonCore import vtkDoubleArray
+
+    n = max(2, int(np.ceil(np.linalg.norm(target - entry) / RECHECK_STEP_MM)) + 1)
+    axis = numpy_to_vtk(entry + np.linspace(0.0, 1.0, n)[:, None] * (target - entry), deep=True)
+    out: dict[str, float] = {}
+    for name, implicit in functions.items():
+        values = vtkDoubleArray()
+        implicit.FunctionValue(axis, values)
+        out[name] = float(vtk_to_numpy(values).min() - radius_mm)
+    return out
+
+
+def _reasons(length, angle, clearance, request) -> tuple[np.ndarray, dict[str, int]]:
+    too_long = length > request.max_length_mm
+    too_steep = angle > request.max_angle_deg
+    breach = clearance < 0
+    feasible = ~(too_long | too_steep | breach)
+    return feasible, {"too_long": int(too_long.sum()), "too_steep": int(too_steep.sum()),
+                      "breach": int(breach.sum()), "feasible": int(feasible.sum())}
+
+
+def search_paths(
+    context: SimulationContext,
+    request: PathSearchRequest,
+    parameters: dict[str, Any],
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> PathSearchResult:
+    """Score every outer-skin entry for ``request.target_lps`` (see the module docstring)."""
+    skin = skin_structure(context)
+    if skin is None:
+        from surgiplan.errors import BadInputError
+
+        raise BadInputError("the case has no structure with the role skin",
+                            action="segment the skin and set its role to skin")
+    report(progress, 0.0, "preparing distance maps and the skin surface")
+    combined = combined_critical_map(context)
+    ids, normals = outer_skin(context, skin)
+    check(cancel)
+    started = time.perf_counter()
+    entries = context.surface(skin).vertices_lps[ids]
+    target = np.asarray(request.target_lps, float)
+    if request.entry_region_centre_lps is not None and request.entry_region_radius_mm:
+        near = np.linalg.norm(entries - np.asarray(request.entry_region_centre_lps), axis=1)
+        inside = near <= request.entry_region_radius_mm
+        ids, normals, entries = ids[inside], normals[inside], entries[inside]
+    report(progress, 0.2, f"scoring {len(ids)} candidate entries")
+    radius = request.diameter_mm / 2.0
+    clearance, _, risk = score_paths(combined, lps_to_zyx_matrix(context.geometry), entries,
+                                     target, radius_mm=radius,
+                                     band_mm=float(parameters["risk_band_mm"]),
+                                     n_samples=int(parameters["path_samples"]))
+    vec = target - entries
+    length = np.linalg.norm(vec, axis=1)
+    angle = entry_angles_deg(vec / np.maximum(length, 1e-9)[:, None], normals)
+    feasible, rejected = _reasons(length, angle, clearance, request)
+    check(cancel)
+    pareto = np.zeros(len(ids), dtype=bool)
+    if feasible.any():
+        pareto[feasible] = pareto_mask(clearance[feasible], length[feasible], angle[feasible])
+    report(progress, 0.7, "re-checking the best candidates against the surface meshes")
+    rows = dict(entries=entries, target=target, ids=ids, length=length, angle=angle,
+                clearance=clearance, risk=risk, pareto=pareto)
+    top = _top_candidates(context, rows, feasible, request, radius, cancel)
+    front = [_candidate(rows, i, 0) for i in np.flatnonzero(pareto)]
+    front.sort(key=lambda c: -c.clearance_mm)
+    heat_risk = np.where(feasible, risk, np.nan)
+    report(progress, 1.0, "search done")
+    return PathSearchResult(
+        n_candidates=len(ids), n_feasible=int(feasible.sum()),
+        time_s=time.perf_counter() - started, candidates=top, pareto=front,
+        heatmaps=[DisplayScalars("risk", skin, "", entries, heat_risk, ids),
+                  DisplayScalars("clearance", skin, "mm", entries, clearance, ids)],
+        rejected=rejected)
+
+
+def _candidate(rows: dict, i: int, rank: int, exact: dict | None = None) -> PathCandidate:
+    return PathCandidate(
+        rank=rank, entry_lps=tuple(float(v) for v in rows["entries"][i]),
+        target_lps=tuple(float(v) for v in rows["target"]), length_mm=float(rows["length"][i]),
+        angle_deg=float(rows["angle"][i]), clearance_mm=float(rows["clearance"][i]),
+        risk=float(rows["risk"][i]), pareto=bool(rows["pareto"][i]), vertex=int(rows["ids"][i]),
+        exact_clearance_mm=exact)
+
+
+def _top_candidates(context, rows, feasible, request, radius, cancel) -> list[PathCandidate]:
+    """Best by risk then clearance, spread apart, each re-checked on the exact meshes."""
+    order = np.flatnonzero(feasible)
+    keys = (rows["length"][order], rows["angle"][order], -rows["clearance"][order],
+            rows["risk"][order])
+    order = order[np.lexsort(keys)]
+    functions = mesh_distance_functions(context)
+    chosen: list[PathCandidate] = []
+    picked: list[np.ndarray] = []
+    for i in order:
+        if len(chosen) >= request.top_k:
+            break
+        entry = rows["entries"][i]
+        if any(np.linalg.norm(entry - p) < MIN_SEPARATION_MM for p in picked):
+            continue
+        check(cancel)
+        exact = exact_clearance_mm(functions, entry, rows["target"], radius)
+        picked.append(entry)
+        if exact and min(exact.values()) < 0:
+            continue  # breaches on the exact surface: not offered
+        chosen.append(_candidate(rows, i, len(chosen) + 1, exact))
+    return chosen

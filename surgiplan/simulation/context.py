@@ -1,0 +1,142 @@
+"""The read-only view of a twin that a simulator receives.
+
+A simulator sees the image(s), the structures with their roles and safety margins, signed
+distances in LPS mm (the twin's cached maps, sampled trilinearly), surfaces, and label lookups.
+Arrays handed out are read-only views: a simulator cannot change the twin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from surgiplan.model.geometry import ImageGeometry
+from surgiplan.model.structures import Role
+from surgiplan.model.surface import SurfaceMesh
+from surgiplan.model.twin import Twin
+from surgiplan.model.volume import ImageVolume
+from surgiplan.processing.distance import sample_volume
+
+
+@dataclass(frozen=True)
+class StructureInfo:
+    """A structure as a simulator sees it: name, role, safety margin (mm), label layer/value."""
+
+    name: str
+    role: Role
+    margin_mm: float
+    layer: int
+    label: int
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    view = array.view()
+    view.setflags(write=False)
+    return view
+
+
+class SimulationContext:
+    """Read-only access to a twin for simulators (thread-safe for concurrent reads)."""
+
+    def __init__(self, twin: Twin) -> None:
+        self._twin = twin
+        self._lock = threading.Lock()
+        self._hashes: dict[str, str] | None = None
+        twin.events.connect(self._on_twin_event)
+
+    # ------------------------------------------------------------------ what there is
+    @property
+    def geometry(self) -> ImageGeometry:
+        return self._twin.geometry
+
+    @property
+    def images(self) -> tuple[ImageVolume, ...]:
+        """The twin's image(s); their ``array`` is a read-only view."""
+        img = self._twin.image
+        return (ImageVolume(array=_read_only(img.array), geometry=img.geometry,
+                            modality=img.modality, description=img.description,
+                            series_uid=img.series_uid, units=img.units,
+                            warnings=list(img.warnings)),)
+
+    @property
+    def structures(self) -> tuple[StructureInfo, ...]:
+        return tuple(StructureInfo(s.name, s.role, float(s.margin_mm), s.layer, s.label)
+                     for s in self._twin.structures)
+
+    def structure(self, name: str) -> StructureInfo:
+        for s in self.structures:
+            if s.name == name:
+                return s
+        raise KeyError(f"no structure named {name!r}; have {[s.name for s in self.structures]}")
+
+    def by_role(self, role: Role | str) -> tuple[StructureInfo, ...]:
+        return tuple(s for s in self.structures if s.role == Role(role))
+
+    # ------------------------------------------------------------------ geometry access
+    def distance_map(self, name: str) -> np.ndarray:
+        """Signed distance map of ``name`` (float32 mm, (nz, ny, nx), + outside), read-only."""
+        return _read_only(self._twin.signed_distance_mm(name))
+
+    def signed_distance_mm(self, name: str, points_lps: Any) -> np.ndarray:
+        """Signed distance (mm, + outside) of LPS points ``(..., 3)`` to ``name``'s surface.
+
+        Trilinear in the twin's cached map; points off the grid get ``+inf``.
+        """
+        return sample_volume(self._twin.signed_distance_mm(name), self.geometry, points_lps,
+                             fill_value=np.inf)
+
+    def mask(self, name: str) -> np.ndarray:
+        return _read_only(self._twin.segmentation.mask(name))
+
+    def surface(self, name: str) -> SurfaceMesh:
+        return self._twin.surface(name)
+
+    def structures_at(self, points_lps: Any) -> list[list[str]]:
+        """Names of the structures whose voxel holds each LPS point (nearest voxel), in order."""
+        ijk = np.rint(self.geometry.lps_to_index(np.asarray(points_lps, float).reshape(-1, 3)))
+        size = np.asarray(self.geometry.size)
+        inside = np.all((ijk >= 0) & (ijk < size), axis=1)
+        idx = np.clip(ijk, 0, size - 1).astype(np.intp)
+        by_key = {(s.layer, s.label): s.name for s in self.structures}
+        names: list[list[str]] = [[] for _ in range(len(idx))]
+        for n, layer in enumerate(self._twin.segmentation.layers):
+            values = layer[idx[:, 2], idx[:, 1], idx[:, 0]]
+            for row in np.flatnonzero(inside & (values != 0)):
+                name = by_key.get((n, int(values[row])))
+                if name:
+                    names[row].append(name)
+        return names
+
+    def labelled_at(self, points_lps: Any) -> np.ndarray:
+        """True where an LPS point's nearest voxel is in any structure (False off the grid)."""
+        ijk = np.rint(self.geometry.lps_to_index(np.asarray(points_lps, float).reshape(-1, 3)))
+        size = np.asarray(self.geometry.size)
+        inside = np.all((ijk >= 0) & (ijk < size), axis=1)
+        idx = np.clip(ijk, 0, size - 1).astype(np.intp)
+        hit = np.zeros(len(idx), dtype=bool)
+        for layer in self._twin.segmentation.layers:
+            hit |= layer[idx[:, 2], idx[:, 1], idx[:, 0]] != 0
+        return hit & inside
+
+    # ------------------------------------------------------------------ provenance
+    def input_hashes(self) -> dict[str, str]:
+        """SHA-256 of the image voxels and of each label layer (cached until the twin changes)."""
+        with self._lock:
+            if self._hashes is None:
+                seg = self._twin.segmentation
+                hashes = {"image": _sha(self._twin.image.array)}
+                hashes.update({f"labels[{n}]": _sha(a) for n, a in enumerate(seg.layers)})
+                self._hashes = hashes
+            return dict(self._hashes)
+
+    def _on_twin_event(self, event: str, **_: Any) -> None:
+        with self._lock:
+            self._hashes = None
+
+
+def _sha(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()

@@ -1,0 +1,45 @@
+"""The simulator contract: what a plug-in object must provide.
+
+A plug-in's entry point (group ``surgiplan.simulators``) names a class (instantiated with no
+arguments), a zero-argument factory, or an instance. The object has
+
+* ``spec``: a :class:`~surgiplan.simulation.spec.SimulatorSpec` (or a dict that validates as one);
+* ``run(context, inputs, parameters, *, uncertainty, progress=None, cancel=None)``
+  -> :class:`~surgiplan.simulation.result.SimulationResult`, where ``inputs`` is the input
+  model of the spec's kind (:mod:`surgiplan.simulation.inputs`), ``parameters`` the checked
+  parameter values (defaults filled in) and ``uncertainty`` an
+  :class:`~surgiplan.simulation.uncertainty.UncertaintyModel`;
+* optionally, with ``"search"`` in ``spec.capabilities`` (trajectory kind),
+  ``search(context, request, parameters, *, progress=None, cancel=None)``
+  -> :class:`~surgiplan.simulation.path_search.PathSearchResult`.
+
+``run`` must not modify the context; it should call ``progress(fraction, text)`` and check
+``cancel`` between steps. Raising is allowed: the runner turns it into a failed result.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from surgiplan.progress import CancelToken, ProgressCallback
+    from surgiplan.simulation.context import SimulationContext
+    from surgiplan.simulation.result import SimulationResult
+    from surgiplan.simulation.spec import SimulatorSpec
+    from surgiplan.simulation.uncertainty import UncertaintyModel
+
+
+@runtime_checkable
+class Simulator(Protocol):
+    spec: SimulatorSpec
+
+    def run(
+        self,
+        context: SimulationContext,
+        inputs: Any,
+        parameters: dict[str, Any],
+        *,
+        uncertainty: UncertaintyModel,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> SimulationResult: ...
