@@ -62,6 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_uncertainty_args(traj)
     _add_common_args(traj)
     traj.set_defaults(func=run_trajectory)
+    for module in _kind_command_modules():
+        module.register_kind(kinds)
 
     plan = subparsers.add_parser("plan-path", help="search the safest entries on the skin")
     plan.add_argument("case", type=Path, help="case bundle (.surgiplan) or phantom folder")
@@ -76,6 +78,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     plan.add_argument("--top", type=int, default=10, metavar="K", help="entries to list")
     _add_common_args(plan)
     plan.set_defaults(func=run_plan_path)
+
+
+def _kind_command_modules() -> list[Any]:
+    """The ``surgiplan.cli.simulate_<kind>`` modules: each adds ``simulate <kind>`` through its
+    ``register_kind(kinds_subparsers)`` (implant, ablation, resection...)."""
+    import importlib
+    import pkgutil
+
+    import surgiplan.cli
+
+    names = sorted(m.name for m in pkgutil.iter_modules(surgiplan.cli.__path__)
+                   if m.name.startswith("simulate_"))
+    return [importlib.import_module(f"surgiplan.cli.{name}") for name in names]
 
 
 def _add_uncertainty_args(parser: argparse.ArgumentParser) -> None:
