@@ -89,7 +89,7 @@ def _kind_command_modules() -> list[Any]:
     import surgiplan.cli
 
     names = sorted(m.name for m in pkgutil.iter_modules(surgiplan.cli.__path__)
-                   if m.name.startswith("simulate_"))
+                   if m.name.startswith("simulate_") and m.name != "simulate_cmd")
     return [importlib.import_module(f"surgiplan.cli.{name}") for name in names]
 
 
