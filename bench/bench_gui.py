@@ -3,7 +3,8 @@
 * ``first window``: seconds from process start to the main window shown (goal < 2 s), and its
   ratio to a bare PySide6 ``QMainWindow`` started the same way in the same run.
 * ``longest stall``: the longest gap between 5 ms timer ticks on the GUI thread while the app
-  imports the 512x512x134 abdomen CT in its workers (goal < 100 ms).
+  imports the 512x512x134 abdomen CT in its workers and draws it (slices and the 3D bone
+  surface), median over 3 runs (goal < 100 ms).
 * ``open-to-slices``: the app's time from open to the slice views showing the CT, over a bare
   ``scan_dicom`` + ``load_series`` of the same folder in the same process (files cached).
 
@@ -61,23 +62,27 @@ def _first_window(code: str, tmp: str) -> float:
 
 
 def _child_stall() -> None:
-    """In a child: import the abdomen CT in the app, measuring timer gaps on the GUI thread."""
+    """In a child: import the abdomen CT in the app, measuring timer gaps on the GUI thread.
+
+    As a user would: the window is shown and idle (its warm-up imports done) before the open.
+    The bare ``scan_dicom`` + ``load_series`` runs afterwards in the same process.
+    """
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from surgiplan.io.dicom_load import load_series
-    from surgiplan.io.dicom_scan import scan_dicom
     from surgiplan.ui.autosave import Autosave
     from surgiplan.ui.main_window import MainWindow
 
     app = QApplication([])
-    t0 = time.perf_counter()
-    scan = scan_dicom(SCAN)
-    load_series(max(scan.series, key=lambda s: s.n_files))
-    bare_s = time.perf_counter() - t0
     window = MainWindow(autosave=Autosave(Path(sys.argv[2])))
     window.show()
-    for _ in range(50):  # let the first paint and the 3D render window settle
+    deadline = time.perf_counter() + 20.0
+    warm = ("pyvista", "surgiplan.io.dicom_load", "surgiplan.processing.surfaces")
+    while time.perf_counter() < deadline and not (
+            window.view3d._plotter is not None and all(m in sys.modules for m in warm)):
+        app.processEvents()
+        time.sleep(0.01)
+    for _ in range(30):  # let the first paint and the 3D render window settle
         app.processEvents()
         time.sleep(0.01)
     gaps: list[float] = []
@@ -94,6 +99,9 @@ def _child_stall() -> None:
 
     def done() -> None:
         result["app_s"] = time.perf_counter() - start
+        QTimer.singleShot(500, finish)  # keep measuring while the new 3D scene is drawn
+
+    def finish() -> None:
         timer.stop()
         app.quit()
 
@@ -108,9 +116,28 @@ def _child_stall() -> None:
     app.exec()
     window.dirty = False
     window.close()
+    from surgiplan.io.dicom_load import load_series
+    from surgiplan.io.dicom_scan import scan_dicom
+
+    t0 = time.perf_counter()
+    scan = scan_dicom(SCAN)
+    load_series(max(scan.series, key=lambda s: s.n_files))
+    bare_s = time.perf_counter() - t0
     print(json.dumps({"bare_s": bare_s, "app_s": result.get("app_s", float("nan")),
                       "shown_s": result.get("shown_s", float("nan")),
-                      "max_gap_ms": 1000 * max(gaps), "ticks": len(gaps)}))
+                      "max_gap_ms": 1000 * max(gaps), "ticks": len(gaps),
+                      "gaps_over_50ms": sum(g > 0.05 for g in gaps)}))
+
+
+def _stall_run(tmp: str) -> dict:
+    out = subprocess.run(_gui_command([sys.executable, __file__, "--child-stall", tmp]),
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    if out.returncode != 0:
+        raise RuntimeError(f"stall child failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+STALL_RUNS = 3
 
 
 def run() -> list[dict]:
@@ -126,14 +153,16 @@ def run() -> list[dict]:
                      "goal": None, "detail": f"{app:.2f} s / {bare:.2f} s"})
         if not SCAN.is_dir():
             return rows
-        out = subprocess.run(_gui_command([sys.executable, __file__, "--child-stall", tmp]),
-                             capture_output=True, text=True, cwd=ROOT, timeout=300)
-        if out.returncode != 0:
-            raise RuntimeError(f"stall child failed: {out.stderr[-2000:]}")
-        fig = json.loads(out.stdout.strip().splitlines()[-1])
+        figs = [_stall_run(tmp) for _ in range(STALL_RUNS)]
+    figs.sort(key=lambda f: f["max_gap_ms"])
+    fig = figs[len(figs) // 2]  # the median run
+    each = ", ".join(f"{f['max_gap_ms']:.0f}" for f in figs)
     rows.append({"name": "longest GUI stall during CT import", "value": fig["max_gap_ms"],
                  "unit": "ms", "goal": 100.0,
-                 "detail": f"abdomen CT 512x512x134, {fig['ticks']} timer ticks of 5 ms"})
+                 "detail": f"abdomen CT 512x512x134, median of {STALL_RUNS} runs (each run's "
+                           f"longest: {each} ms); "
+                           f"{fig['ticks']} ticks of a 5 ms timer, {fig['gaps_over_50ms']} "
+                           f"gaps > 50 ms"})
     rows.append({"name": "app open-to-slices vs bare scan_dicom+load_series",
                  "value": fig["shown_s"] / fig["bare_s"], "unit": "x", "goal": 2.0,
                  "detail": f"{fig['shown_s']:.2f} s / {fig['bare_s']:.2f} s; with the 3D "

@@ -55,7 +55,13 @@ def run_app(path: str | Path | None, *, layout: str = "four-up",
 
     def finish() -> None:
         if screenshot is not None:
-            written = window.save_screenshot(screenshot, whole_window=True)
+            try:
+                written = window.save_screenshot(screenshot, whole_window=True)
+            except Exception as exc:  # scripted runs must end, never hang on a dialog
+                if exit_after:
+                    failed(exc)
+                    return
+                raise
             print(f"surgiplan: screenshot written to {written}", flush=True)
         if exit_after:
             window.dirty = False

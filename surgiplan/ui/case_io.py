@@ -216,7 +216,7 @@ def scan_surface_level(volume: ImageVolume) -> float:
     return float(0.15 * np.percentile(sample, 99.0))
 
 
-def scan_surface(volume: ImageVolume, *, max_triangles: int = 80_000,
+def scan_surface(volume: ImageVolume, *, max_triangles: int = 50_000,
                  progress: ProgressCallback | None = None,
                  cancel: CancelToken | None = None) -> SurfaceMesh:
     """Iso-surface (LPS mm) of a (subsampled) scan at :func:`scan_surface_level`, decimated."""

@@ -2,7 +2,8 @@
 
 The tree is filled from a header scan (``surgiplan.io.dicom_scan.ScanResult``) that the main
 window runs in a worker; warnings are shown in their own column next to the series (and in the
-tooltip), never only logged.
+tooltip), never only logged. Non-image objects (SR, RTSTRUCT, SEG...) are listed greyed with
+their type, and unreadable files with the reason.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from surgiplan.ui.progress_strip import ProgressStrip
 
 _WARN_BRUSH = QBrush(QColor(230, 140, 30))
 SERIES_ROLE = Qt.ItemDataRole.UserRole
+KIND_ROLE = Qt.ItemDataRole.UserRole + 1  # "non_image" or "problem" rows
 
 
 class DataPanel(QWidget):
@@ -97,11 +99,55 @@ class DataPanel(QWidget):
                 s.description or s.series_uid, s.modality, str(s.n_files), ""])
             item.setData(0, SERIES_ROLE, s)
             self.set_series_warnings(s.series_uid, list(s.warnings), item=item)
+        self._add_non_image(list(getattr(scan, "non_image", []) or []))
+        problems = list(getattr(scan, "problems", []) or [])
+        self._add_problems(problems)
         self.tree.expandAll()
         for c in range(3):
             self.tree.resizeColumnToContents(c)
-        problems = list(getattr(scan, "problems", []) or [])
-        self.status.setText("\n".join(str(p) for p in problems[:5]))
+        self.status.setText(f"{len(problems)} file(s) could not be read: see Problems below"
+                            if problems else "")
+
+    def _add_non_image(self, objects: list[Any]) -> None:
+        """List non-image objects (SR, RTSTRUCT, SEG...) greyed, one row per kind and series."""
+        if not objects:
+            return
+        groups: dict[tuple[str, str], list[Any]] = {}
+        for o in objects:
+            groups.setdefault((o.kind, o.series_uid), []).append(o)
+        top = QTreeWidgetItem(self.tree, [f"Other objects (not images): {len(objects)}"])
+        top.setData(0, KIND_ROLE, "non_image")
+        for (kind, _uid), members in sorted(groups.items()):
+            first = members[0]
+            item = QTreeWidgetItem(top, [first.description or first.path.name, kind,
+                                         str(len(members)), "cannot be shown as an image"])
+            item.setData(0, KIND_ROLE, "non_image")
+            item.setToolTip(0, f"{first.sop_class}\n{first.path}")
+            item.setDisabled(True)
+
+    def _add_problems(self, problems: list[Any]) -> None:
+        """List unreadable files with their reasons (greyed, the reason in the warnings column)."""
+        if not problems:
+            return
+        top = QTreeWidgetItem(self.tree, [f"Problems: {len(problems)} unreadable file(s)"])
+        top.setData(0, KIND_ROLE, "problem")
+        top.setForeground(0, _WARN_BRUSH)
+        for problem in problems:
+            item = QTreeWidgetItem(top, [problem.path.name, "", "", problem.reason])
+            item.setData(0, KIND_ROLE, "problem")
+            item.setToolTip(0, str(problem.path))
+            item.setToolTip(3, problem.reason)
+            item.setForeground(3, _WARN_BRUSH)
+            item.setDisabled(True)
+
+    def items_of_kind(self, kind: str) -> list[QTreeWidgetItem]:
+        """Rows of non-image objects (``"non_image"``) or unreadable files (``"problem"``)."""
+        found = []
+        for i in range(self.tree.topLevelItemCount()):
+            top = self.tree.topLevelItem(i)
+            if top.data(0, KIND_ROLE) == kind:
+                found.extend(top.child(n) for n in range(top.childCount()))
+        return found
 
     def series_items(self) -> list[QTreeWidgetItem]:
         found = []

@@ -524,8 +524,13 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._shown_once:
             self._shown_once = True
-            QTimer.singleShot(150, self.view3d.ensure_plotter)
-            QTimer.singleShot(300, lambda: self.runner.submit_quiet(case_io.warm_up))
+            QTimer.singleShot(150, self, self.view3d.ensure_plotter)
+            QTimer.singleShot(300, self, self._warm_up)
+
+    def _warm_up(self) -> None:
+        """Import the I/O and 3D modules in a worker while the user picks something to open."""
+        if self.isVisible():
+            self.runner.submit_quiet(case_io.warm_up)
 
     # ------------------------------------------------------------------ drag and drop
     def dragEnterEvent(self, event) -> None:

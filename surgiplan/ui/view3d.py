@@ -80,8 +80,8 @@ def surface_opacity(structure: Structure, *, see_through_skin: bool) -> float:
 def textured_plane(mapping: PlaneMapping, index: int, rgb: np.ndarray) -> tuple:
     """A quad in LPS mm covering slice ``index`` of ``mapping`` and its texture ``rgb``.
 
-    ``rgb`` rows run top to bottom of the screen; VTK textures start at the bottom row, so the
-    rows are flipped and the screen's top-left pixel corner gets texture coordinate (0, 1).
+    ``rgb`` rows run top to bottom of the screen; ``pv.Texture`` puts row 0 at texture
+    coordinate t = 1, so the screen's top-left pixel corner gets texture coordinate (0, 1).
     """
     import pyvista as pv
 
@@ -90,7 +90,7 @@ def textured_plane(mapping: PlaneMapping, index: int, rgb: np.ndarray) -> tuple:
     points = np.array([mapping.pixel_to_lps(c, r, index) for c, r in corners])
     quad = pv.PolyData(points, faces=np.array([4, 0, 1, 2, 3]))
     quad.active_texture_coordinates = np.array([[0, 1], [1, 1], [1, 0], [0, 0]], np.float32)
-    texture = pv.Texture(np.ascontiguousarray(rgb[::-1]))
+    texture = pv.Texture(np.ascontiguousarray(rgb))
     return quad, texture
 
 
@@ -245,7 +245,8 @@ class View3D(QWidget):
             poly = mesh_to_polydata(mesh, normals=True) if isinstance(mesh, SurfaceMesh) else mesh
             if poly.n_cells == 0 or name not in by_name:
                 continue
-            actor = self.plotter.add_mesh(poly, name=f"surface:{name}", reset_camera=False,
+            actor = self.plotter.add_mesh(poly, name=f"surface:{name}", scalars=None,
+                                          show_scalar_bar=False, reset_camera=False,
                                           render=False)
             self._surface_actors[name] = actor
             self._style(actor, by_name[name])
@@ -258,6 +259,7 @@ class View3D(QWidget):
             return
         color = (0.95, 0.92, 0.84) if modality == "CT" else (0.93, 0.78, 0.68)
         self._scan_actor = self.plotter.add_mesh(poly, name="scan-surface", color=color,
+                                                 scalars=None, show_scalar_bar=False,
                                                  reset_camera=False, render=False)
         self.plotter.interactor.update()  # one repaint (paintGL renders), not two
 

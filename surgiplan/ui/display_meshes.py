@@ -1,0 +1,59 @@
+"""Display copies for the 3D view, built in workers so the GUI thread only adds actors.
+
+A display mesh is a pyvista ``PolyData`` in LPS mm with point normals already computed (the
+renderer then shades it smoothly without a normals filter running on the GUI thread).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from surgiplan.model.surface import SurfaceMesh
+from surgiplan.model.volume import ImageVolume
+
+if TYPE_CHECKING:
+    import pyvista as pv
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Unit vertex normals (n, 3): area-weighted sums of the faces' normals (right-hand winding).
+
+    Plain numpy in short calls rather than one VTK filter call: a worker computing them does not
+    hold the GIL for long, so the GUI thread keeps running.
+    """
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+    face_n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    out = np.zeros_like(v)
+    for corner in range(3):
+        for axis in range(3):
+            out[:, axis] += np.bincount(f[:, corner], weights=face_n[:, axis],
+                                        minlength=len(v))
+    length = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(length > 0, length, 1.0)
+
+
+def mesh_to_polydata(mesh: SurfaceMesh, *, normals: bool = False) -> pv.PolyData:
+    """A pyvista PolyData of a SurfaceMesh (points in LPS mm), with point normals if asked."""
+    import pyvista as pv
+
+    faces = np.hstack([np.full((mesh.n_triangles, 1), 3, np.int64), mesh.faces]).ravel()
+    poly = pv.PolyData(np.asarray(mesh.vertices_lps, np.float32), faces)
+    if normals and mesh.n_triangles:
+        poly.point_data["Normals"] = vertex_normals(mesh.vertices_lps, mesh.faces).astype(
+            np.float32)
+        poly.point_data.active_normals_name = "Normals"
+        poly.point_data.active_scalars_name = None  # normals shade the mesh, never colour it
+    return poly
+
+
+@dataclass
+class Scene3D:
+    """What the 3D view shows of a twin: a subsampled volume and display surfaces."""
+
+    volume: ImageVolume | None = None
+    surfaces: dict[str, pv.PolyData] = field(default_factory=dict)  # structure name -> mesh
+    scan_surface: pv.PolyData | None = None  # iso-surface when the twin has no structures
