@@ -376,6 +376,11 @@ class MainWindow(QMainWindow):
         if name in self.layout_actions:
             self.layout_actions[name].setChecked(True)
 
+    def set_slice_tool(self, tool) -> None:  # SliceTool | None (see slice_tools.py)
+        """Give left-button interaction in every slice view to ``tool`` (None: window/level)."""
+        for view in self.slice_views.values():
+            view.set_tool(tool)
+
     def reset_views(self) -> None:
         for view in self.slice_views.values():
             view.reset_view()

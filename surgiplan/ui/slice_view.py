@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from surgiplan.model.twin import Twin
 from surgiplan.ui.overlay import LayerLookup, blend_labels, layer_lookups
 from surgiplan.ui.slice_planes import Plane, PlaneMapping, plane_mapping
+from surgiplan.ui.slice_tools import Decoration, SliceTool
 from surgiplan.ui.windowing import default_window, presets_for, to_grey
 
 HELP_TEXT = """Mouse and keys (slice views)
@@ -81,6 +82,26 @@ class SliceView(QWidget):
         self._hover_text = ""
         self._drag_button: Qt.MouseButton | None = None
         self._drag_last = QPointF()
+        self.tool: SliceTool | None = None
+        self._decorations: list[Decoration] = []
+
+    # ------------------------------------------------------------------ tools
+    def set_tool(self, tool: SliceTool | None) -> None:
+        """Give left-button interaction to ``tool`` (None: left-drag is window/level)."""
+        self.tool = tool
+        self.setCursor(Qt.CursorShape.ArrowCursor if tool is None
+                       else Qt.CursorShape.CrossCursor)
+        self.update()
+
+    def add_decoration(self, decoration: Decoration) -> None:
+        """Draw ``decoration(view, painter)`` on top of this view at every repaint."""
+        self._decorations.append(decoration)
+        self.update()
+
+    def remove_decoration(self, decoration: Decoration) -> None:
+        if decoration in self._decorations:
+            self._decorations.remove(decoration)
+            self.update()
 
     # ------------------------------------------------------------------ model
     def set_twin(self, twin: Twin | None, *,
@@ -250,6 +271,10 @@ class SliceView(QWidget):
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom < 3)
         p.drawImage(self.image_rect(), image)
         self._paint_crosshair(p)
+        for decoration in self._decorations:
+            decoration(self, p)
+        if self.tool is not None:
+            self.tool.paint(self, p)
         self._paint_labels(p)
         self._paint_scale_bar(p)
         if self.show_help:
@@ -342,9 +367,17 @@ class SliceView(QWidget):
         self.activated.emit()
         self._drag_button = event.button()
         self._drag_last = event.position()
+        if self._tool_owns(event):
+            self.tool.press(self, self.screen_to_lps(event.position()), event)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if self._tool_owns(event):
+            self.tool.release(self, self.screen_to_lps(event.position()), event)
         self._drag_button = None
+
+    def _tool_owns(self, event: QMouseEvent) -> bool:
+        return (self.tool is not None and self.mapping is not None
+                and self._drag_button == Qt.MouseButton.LeftButton)
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
         self.maximize_requested.emit()
@@ -356,7 +389,11 @@ class SliceView(QWidget):
         delta = pos - self._drag_last
         self._drag_last = pos
         buttons = event.buttons()
-        if buttons & Qt.MouseButton.LeftButton:
+        if self.tool is not None and not buttons:
+            self.tool.hover(self, self.screen_to_lps(pos))
+        if buttons & Qt.MouseButton.LeftButton and self.tool is not None:
+            self.tool.drag(self, self.screen_to_lps(pos), event)
+        elif buttons & Qt.MouseButton.LeftButton:
             self.drag_window(delta.x(), delta.y())
         elif buttons & Qt.MouseButton.RightButton:
             self.zoom = float(np.clip(self.zoom * math.exp(-delta.y() / 200.0), 0.2, 40.0))
