@@ -18,7 +18,7 @@ from surgiplan.model.surface import SurfaceMesh
 from surgiplan.model.twin import Provenance, Twin
 from surgiplan.model.volume import ImageVolume
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
-from surgiplan.ui.display_meshes import Scene3D, mesh_to_polydata
+from surgiplan.ui.display_meshes import Scene3D, display_smoothed, mesh_to_polydata
 from surgiplan.ui.windowing import default_window
 
 CASE_SUFFIX = ".surgiplan"
@@ -137,7 +137,7 @@ def scene_3d(twin: Twin, *, names: list[str] | None = None, with_volume: bool = 
                                   cancel=cancel)
         for n, (name, mesh) in enumerate(meshes.items()):
             check(cancel)
-            scene.surfaces[name] = mesh_to_polydata(mesh, normals=True)
+            scene.surfaces[name] = mesh_to_polydata(display_smoothed(mesh), normals=True)
             report(progress, 0.8 + 0.2 * (n + 1) / len(meshes), "3D surfaces")
     elif scene.volume is not None:
         mesh = scan_surface(scene.volume, progress=_part(progress, 0.2, 0.9), cancel=cancel)

@@ -64,16 +64,21 @@ def is_software_renderer(capabilities: str) -> bool:
 
 # Opacity of skin structures in 3D while "see-through skin" is on (the default).
 SKIN_OPACITY_3D = 0.3
+# See-through anatomy: the context structures are capped so targets and critical structures
+# inside them stay visible (those two roles keep their own opacity).
+SEE_THROUGH_OPACITY = {Role.SKIN: SKIN_OPACITY_3D, Role.BONE: 0.4, Role.ORGAN: 0.25,
+                       Role.OTHER: 0.25}
 
 # The displayed slice of a plane: RGB uint8 (rows, cols, 3) as on screen, its mapping and index.
 SliceSource = Callable[[Plane], "tuple[np.ndarray, PlaneMapping, int] | None"]
 
 
 def surface_opacity(structure: Structure, *, see_through_skin: bool) -> float:
-    """Opacity of a structure's 3D surface: its own, capped at SKIN_OPACITY_3D for skin."""
+    """Opacity of a structure's 3D surface: its own, capped (when see-through is on) for the
+    context roles (SEE_THROUGH_OPACITY), so targets and critical structures inside show."""
     opacity = float(structure.opacity)
-    if see_through_skin and structure.role == Role.SKIN:
-        return min(opacity, SKIN_OPACITY_3D)
+    if see_through_skin and structure.role in SEE_THROUGH_OPACITY:
+        return min(opacity, SEE_THROUGH_OPACITY[structure.role])
     return opacity
 
 
@@ -182,8 +187,9 @@ class View3D(QWidget):
         reset.clicked.connect(lambda: self.set_standard_view("anterior"))
         bar.addWidget(reset)
         bar.addStretch(1)
-        self.skin_box = QCheckBox("See-through skin")
-        self.skin_box.setToolTip(f"Skin structures at most {SKIN_OPACITY_3D:g} opaque in 3D")
+        self.skin_box = QCheckBox("See-through anatomy")
+        self.skin_box.setToolTip("In 3D, skin, bone, organs and other context structures are "
+                                 "drawn translucent so targets and critical structures show")
         self.skin_box.setChecked(True)
         self.skin_box.toggled.connect(self._restyle)
         bar.addWidget(self.skin_box)
