@@ -238,21 +238,10 @@ def load_dicom(
     volume = load_series(series, progress=load_progress if progress else None, cancel=cancel)
     if note:
         volume.warnings.insert(0, note)
-    skipped = [p for p in scan.problems if not _plainly_not_dicom(p)]
+    skipped = [p for p in scan.problems if not p.plainly_not_dicom]
     if skipped:
         volume.warnings.append(_skipped_files_warning(skipped))
     return volume
-
-
-# Files that sit next to DICOM series without being DICOM (label maps, notes, exports).
-NON_DICOM_SUFFIXES = {".nrrd", ".nhdr", ".nii", ".gz", ".json", ".txt", ".md", ".csv", ".xml",
-                      ".png", ".jpg", ".jpeg", ".pdf", ".html", ".zip", ".surgiplan", ".mrk"}
-
-
-def _plainly_not_dicom(problem: ScanProblem) -> bool:
-    """A file with a non-DICOM extension that is not DICOM: not a sign of a missing slice."""
-    return (problem.reason.startswith("not a DICOM file")
-            and problem.path.suffix.lower() in NON_DICOM_SUFFIXES)
 
 
 def _skipped_files_warning(problems: list[ScanProblem]) -> str:

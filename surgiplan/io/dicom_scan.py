@@ -22,6 +22,9 @@ from surgiplan.progress import CancelToken, ProgressCallback, check, report
 # Modalities that are never a volume to load, whatever pixels they hold.
 NON_IMAGE_MODALITIES = {"SR", "PR", "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "RTIMAGE",
                         "SEG", "KO", "REG", "DOC", "FID", "PLAN", "RWV", "AU", "ECG", "HD"}
+# Files that sit next to DICOM series without being DICOM (label maps, notes, exports).
+NON_DICOM_SUFFIXES = {".nrrd", ".nhdr", ".nii", ".gz", ".json", ".txt", ".md", ".csv", ".xml",
+                      ".png", ".jpg", ".jpeg", ".pdf", ".html", ".zip", ".surgiplan", ".mrk"}
 ORIENTATION_TOL = 1e-3  # direction cosines
 SPACING_TOL_MM = 1e-3
 POSITION_DECIMALS = 2  # positions compared at 0.01 mm when looking for repeats
@@ -83,6 +86,13 @@ class ScanProblem:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"
+
+    @property
+    def plainly_not_dicom(self) -> bool:
+        """A file with a non-DICOM extension that is not DICOM (a label map, notes, an export
+        next to the series): not a damaged file and not a sign of a missing slice."""
+        return (self.reason.startswith("not a DICOM file")
+                and self.path.suffix.lower() in NON_DICOM_SUFFIXES)
 
 
 @dataclass

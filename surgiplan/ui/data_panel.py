@@ -100,13 +100,28 @@ class DataPanel(QWidget):
             item.setData(0, SERIES_ROLE, s)
             self.set_series_warnings(s.series_uid, list(s.warnings), item=item)
         self._add_non_image(list(getattr(scan, "non_image", []) or []))
-        problems = list(getattr(scan, "problems", []) or [])
+        all_problems = list(getattr(scan, "problems", []) or [])
+        problems = [p for p in all_problems if not p.plainly_not_dicom]
         self._add_problems(problems)
+        self._add_other_files([p for p in all_problems if p.plainly_not_dicom])
         self.tree.expandAll()
         for c in range(3):
             self.tree.resizeColumnToContents(c)
         self.status.setText(f"{len(problems)} file(s) could not be read: see Problems below"
                             if problems else "")
+
+    def _add_other_files(self, files: list[Any]) -> None:
+        """Non-DICOM files beside the series (label maps, notes): listed, not alarming."""
+        if not files:
+            return
+        top = QTreeWidgetItem(self.tree, [f"Other files (not DICOM): {len(files)}"])
+        top.setData(0, KIND_ROLE, "other_file")
+        for f in files:
+            item = QTreeWidgetItem(top, [f.path.name, "", "", "not DICOM (e.g. a label map: "
+                                         "File > Import segmentation)"])
+            item.setData(0, KIND_ROLE, "other_file")
+            item.setToolTip(0, str(f.path))
+            item.setDisabled(True)
 
     def _add_non_image(self, objects: list[Any]) -> None:
         """List non-image objects (SR, RTSTRUCT, SEG...) greyed, one row per kind and series."""
@@ -141,7 +156,8 @@ class DataPanel(QWidget):
             item.setDisabled(True)
 
     def items_of_kind(self, kind: str) -> list[QTreeWidgetItem]:
-        """Rows of non-image objects (``"non_image"``) or unreadable files (``"problem"``)."""
+        """Rows of non-image objects (``"non_image"``), unreadable files (``"problem"``) or
+        non-DICOM files beside the series (``"other_file"``)."""
         found = []
         for i in range(self.tree.topLevelItemCount()):
             top = self.tree.topLevelItem(i)

@@ -87,6 +87,7 @@ def _folder_with_sr_and_junk(tmp_path: Path) -> Path:
     ds.SeriesDescription = "Dictated report"
     ds.save_as(folder / "report.dcm")
     (folder / "notes.txt").write_text("not a DICOM file")
+    (folder / "IM_0099.dcm").write_bytes(b"\x00" * 40)  # a damaged file
     return folder
 
 
@@ -101,9 +102,10 @@ def test_data_browser_lists_non_image_objects_and_problems(qtbot, window, tmp_pa
     assert sr.text(1) == "SR" and "report" in sr.text(0).lower()
     assert sr.isDisabled()  # greyed, cannot be opened as an image
     problems = panel.items_of_kind("problem")
-    assert [p.text(0) for p in problems] == ["notes.txt"]
+    assert [p.text(0) for p in problems] == ["IM_0099.dcm"]
     assert problems[0].text(3) and problems[0].isDisabled()
     assert "could not be read" in panel.status.text()
+    assert [f.text(0) for f in panel.items_of_kind("other_file")] == ["notes.txt"]
 
 
 def test_settings_stay_in_the_isolated_config_folder(qtbot, tmp_path):
