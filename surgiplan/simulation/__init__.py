@@ -16,6 +16,7 @@ from surgiplan.simulation.path_search import PathCandidate, PathSearchRequest, P
 from surgiplan.simulation.result import (
     DisplayGeometry,
     DisplayLine,
+    DisplayMesh,
     DisplayPoint,
     DisplayScalars,
     Level,
@@ -39,11 +40,11 @@ from surgiplan.simulation.spec import (
 from surgiplan.simulation.uncertainty import UncertaintyModel
 
 __all__ = [
-    "API_VERSION", "GROUP", "AblationInput", "DisplayGeometry", "DisplayLine", "DisplayPoint",
-    "DisplayScalars", "ImplantInput", "Kind", "Level", "Metric", "Output", "ParamType",
-    "Parameter", "PathCandidate", "PathSearchRequest", "PathSearchResult", "PluginEntry",
-    "ResectionInput", "RunProvenance", "SimulationContext", "SimulationJob", "SimulationResult",
-    "SimulatorSpec", "Status", "StructureInfo", "StructureLevel", "TrajectoryInput",
-    "UncertaintyModel", "discover", "level_for", "load_simulator", "run_simulation", "submit",
-    "validate_parameters",
+    "API_VERSION", "GROUP", "AblationInput", "DisplayGeometry", "DisplayLine", "DisplayMesh",
+    "DisplayPoint", "DisplayScalars", "ImplantInput", "Kind", "Level", "Metric", "Output",
+    "ParamType", "Parameter", "PathCandidate", "PathSearchRequest", "PathSearchResult",
+    "PluginEntry", "ResectionInput", "RunProvenance", "SimulationContext", "SimulationJob",
+    "SimulationResult", "SimulatorSpec", "Status", "StructureInfo", "StructureLevel",
+    "TrajectoryInput", "UncertaintyModel", "discover", "level_for", "load_simulator",
+    "run_simulation", "submit", "validate_parameters",
 ]

@@ -55,6 +55,8 @@ class ImplantInput(BaseModel):
     vertices_mm: tuple[PointLPS, ...]
     faces: tuple[tuple[int, int, int], ...]
     pose: tuple[tuple[float, float, float, float], ...]
+    # Other implants already placed (same form), checked for collisions with this one.
+    other_implants: tuple[ImplantInput, ...] = ()
 
     @model_validator(mode="after")
     def _rigid_pose(self) -> ImplantInput:
@@ -68,8 +70,21 @@ class ImplantInput(BaseModel):
         return self
 
 
+class AblationProbe(BaseModel):
+    """A further probe of a multi-probe ablation (same fields as :class:`AblationInput`'s)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    device_id: str
+    tip_lps: PointLPS
+    shaft_lps: PointLPS
+    settings: dict[str, float] = Field(default_factory=dict)
+
+
 class AblationInput(BaseModel):
-    """A probe: ``tip_lps`` and ``shaft_lps`` (a point on the shaft); ``settings`` e.g. W, s."""
+    """A probe: ``tip_lps`` and ``shaft_lps`` (a point on the shaft); ``settings`` e.g. W, s.
+
+    ``extra_probes``: further probes whose zones join the first one's (a composite zone).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     kind: Kind = Kind.ABLATION
@@ -77,13 +92,27 @@ class AblationInput(BaseModel):
     tip_lps: PointLPS
     shaft_lps: PointLPS
     settings: dict[str, float] = Field(default_factory=dict)
+    extra_probes: tuple[AblationProbe, ...] = ()
+    target_structure: str | None = None  # the tumour; None: the target-role structure nearest
+
+    @model_validator(mode="after")
+    def _distinct(self) -> AblationInput:
+        for probe in (self, *self.extra_probes):
+            if np.allclose(probe.tip_lps, probe.shaft_lps, atol=1e-6):
+                raise ValueError("a probe's tip and shaft point are the same point")
+        return self
 
 
 class ResectionInput(BaseModel):
-    """Resect ``target_structure`` with ``margin_mm`` and/or along a cutting surface (LPS mm)."""
+    """Resect ``target_structure`` with ``margin_mm`` and/or along a cutting surface (LPS mm).
+
+    ``organ_structure``: the organ resected from (None: the simulator picks the organ-role
+    structure, the one holding the target when there are several).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     kind: Kind = Kind.RESECTION
+    organ_structure: str | None = None
     target_structure: str | None = None
     margin_mm: float = Field(default=0.0, ge=0)
     cut_vertices_lps: tuple[PointLPS, ...] = ()

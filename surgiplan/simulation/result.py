@@ -106,17 +106,36 @@ class DisplayScalars:
     vertex_ids: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class DisplayMesh:
+    """A triangle mesh to draw (e.g. an ablation zone, an implant, a cut surface).
+
+    ``vertices_lps`` (N, 3) mm, ``faces`` (M, 3) vertex indices, outward-oriented when closed;
+    ``color`` RGB in 0..1 (None: the viewer chooses), ``opacity`` 0..1.
+    """
+
+    label: str
+    vertices_lps: np.ndarray
+    faces: np.ndarray
+    color: tuple[float, float, float] | None = None
+    opacity: float = 0.4
+
+
 @dataclass
 class DisplayGeometry:
     lines: list[DisplayLine] = field(default_factory=list)
     points: list[DisplayPoint] = field(default_factory=list)
     scalars: list[DisplayScalars] = field(default_factory=list)
+    meshes: list[DisplayMesh] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"lines": [asdict(x) for x in self.lines],
                 "points": [asdict(x) for x in self.points],
                 "scalars": [{"label": s.label, "structure": s.structure, "unit": s.unit,
-                             "n_vertices": len(s.values)} for s in self.scalars]}
+                             "n_vertices": len(s.values)} for s in self.scalars],
+                "meshes": [{"label": m.label, "n_vertices": len(m.vertices_lps),
+                            "n_faces": len(m.faces), "color": m.color, "opacity": m.opacity}
+                           for m in self.meshes]}
 
 
 @dataclass
