@@ -1,0 +1,256 @@
+"""Auto-suggest a pedicle screw for a chosen vertebra and side, from its label mask.
+
+1. The vertebra: a bone structure holding one vertebra, or (one ``bone`` structure for the
+   whole skeleton) the connected bone around a picked point within a 32 mm slab along S.
+2. Pedicle level: on the chosen side, the antero-posterior level (patient axes, from the
+   vertebra's centroid) where the bone's coronal cross-section is smallest between the body
+   and the posterior elements: the pedicles are the waist of the vertebral ring.
+3. Pedicle axis through the isthmus: the straight line through the pedicle at that level that
+   maximises its smallest plus its mean inscribed distance (minus the signed distance) over
+   12 mm around the level: a grid search over the point (+-3 mm), the medial convergence
+   (-5..35 deg) and the cranio-caudal tilt (+-15 deg); then refined to the centre line (the
+   least-squares line through the mid-points between the walls, +-3 mm around the level).
+   The narrowest pedicle width is the smallest wall-to-wall width across that axis.
+4. Diameter = 80 % of the narrowest width, length = 80 % of the bone chord along the axis from
+   the posterior entry to the anterior cortex of the body, each rounded down to a catalogue
+   size. The head goes at the posterior entry (where the axis leaves the bone), the tip along
+   the axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from surgiplan.errors import BadInputError
+from surgiplan.model.structures import Role
+from surgiplan.processing.distance import signed_distance_roi
+from surgiplan.simulation import SimulationContext
+from surgiplan_implant.library import ScrewFamily, screw_family
+from surgiplan_implant.pose import pose_from_axis
+from surgiplan_implant.scoring import GridSampler
+
+DIAMETER_FRACTION = 0.8
+LENGTH_FRACTION = 0.8
+SIDES = {"left": 1.0, "right": -1.0}  # patient left is +L
+
+
+@dataclass(frozen=True)
+class ScrewSuggestion:
+    """A suggested screw (LPS mm): head at ``entry_lps``, tip at ``tip_lps``."""
+
+    vertebra: str
+    side: str
+    diameter_mm: float
+    length_mm: float
+    entry_lps: tuple[float, float, float]
+    tip_lps: tuple[float, float, float]
+    isthmus_lps: tuple[float, float, float]
+    isthmus_width_mm: float
+    chord_mm: float
+    pose: np.ndarray
+    screw_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"vertebra": self.vertebra, "side": self.side, "diameter_mm": self.diameter_mm,
+                "length_mm": self.length_mm, "entry_lps": list(self.entry_lps),
+                "tip_lps": list(self.tip_lps), "isthmus_lps": list(self.isthmus_lps),
+                "isthmus_width_mm": self.isthmus_width_mm, "chord_mm": self.chord_mm,
+                "pose": self.pose.tolist(), "screw_id": self.screw_id}
+
+
+def vertebra_mask(context: SimulationContext, structure: str,
+                  point_lps: Any = None, *, half_height_mm: float = 16.0) -> np.ndarray:
+    """The vertebra's voxels: the whole structure, or with ``point_lps`` the connected bone
+    of ``structure`` around that point within +-``half_height_mm`` along S."""
+    mask = np.asarray(context.mask(structure))
+    if point_lps is None:
+        return mask
+    geometry = context.geometry
+    point = np.asarray(point_lps, float)
+    offsets = np.array([[0.0, 0.0, -half_height_mm], [0.0, 0.0, half_height_mm]])
+    s_index = geometry.lps_to_index(point + offsets)[:, 2]
+    k0, k1 = (int(np.clip(v, 0, geometry.size[2] - 1)) for v in np.sort(np.round(s_index)))
+    slab = np.zeros_like(mask)
+    slab[k0:k1 + 1] = mask[k0:k1 + 1]
+    labels, _ = ndimage.label(slab)
+    seed = np.rint(geometry.lps_to_index(point)).astype(int)[::-1]
+    value = labels[tuple(np.clip(seed, 0, np.asarray(mask.shape) - 1))]
+    if value == 0:
+        near = np.argwhere(slab)
+        if len(near) == 0:
+            raise BadInputError(f"no {structure} voxels near the picked point",
+                                action="pick a point inside the vertebra")
+        value = labels[tuple(near[np.argmin(np.abs(near - seed).sum(axis=1))])]
+    return labels == value
+
+
+def pedicle_level(points_lps: np.ndarray, centre: np.ndarray, side: float) -> float:
+    """AP coordinate (mm from the centroid, + posterior) of the waist on one side.
+
+    The profile is the bone area per voxel row (count / rows in each 1 mm bin, so the grid's
+    spacing does not alias it); past the body (where it first halves) and before the largest
+    posterior peak, the middle of the run within 10 % of the smallest value is the waist.
+    """
+    rel = points_lps - centre
+    ap = rel[side * rel[:, 0] > 2.0][:, 1]
+    ap = ap[ap >= 0.0]
+    if len(ap) == 0:
+        raise BadInputError("the vertebra has no bone posterior to its centre on that side",
+                            action="check the vertebra segmentation")
+    edges = np.arange(0.0, float(ap.max()) + 1.0, 1.0)
+    rows = np.histogram(np.unique(np.round(ap, 3)), edges)[0]
+    area = np.histogram(ap, edges)[0] / np.maximum(rows, 1)
+    area = np.convolve(area, np.ones(3) / 3.0, mode="same")
+    past_body = int(np.argmax(area < 0.5 * area[:3].max()))
+    peak = past_body + int(np.argmax(area[past_body:]))
+    if peak - past_body < 2:
+        raise BadInputError("no pedicle waist found between the body and the posterior "
+                            "elements", action="check the vertebra segmentation")
+    low = max(0, past_body - 2)
+    segment = area[low:peak]
+    floor = segment.min()
+    j = low + int(np.argmin(segment))
+    a, b = j, j
+    while a > low and area[a - 1] <= 1.1 * floor:
+        a -= 1
+    while b < peak - 1 and area[b + 1] <= 1.1 * floor:
+        b += 1
+    return float(0.5 * (edges[a] + edges[b + 1]))
+
+
+def centre_line(sampler: GridSampler, point: np.ndarray, direction: np.ndarray, *,
+                iterations: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Refine a line through the pedicle to its centre line: the least-squares line through
+    the mid-points between the bone's walls (two perpendicular directions) over +-3 mm."""
+    for _ in range(iterations):
+        e1, e2 = _perpendiculars(direction)
+        mids = []
+        for t in np.arange(-3.0, 3.01, 0.5):
+            p = point + t * direction
+            shift = sum(0.5 * (_crossing(sampler, p, e) - _crossing(sampler, p, -e)) * e
+                        for e in (e1, e2))
+            mids.append(p + shift)
+        mids = np.asarray(mids)
+        point = mids.mean(axis=0)
+        axis = np.linalg.svd(mids - point)[2][0]
+        direction = axis if axis @ direction > 0 else -axis
+    return point, direction
+
+
+def _perpendiculars(direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    e1 = np.cross(direction, [0.0, 0.0, 1.0])
+    if np.linalg.norm(e1) < 1e-3:
+        e1 = np.cross(direction, [1.0, 0.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    return e1, np.cross(direction, e1)
+
+
+def narrowest_width_mm(sampler: GridSampler, point: np.ndarray, direction: np.ndarray,
+                       ) -> float:
+    """Narrowest bone width (mm) across the axis near ``point``: for 18 directions
+    perpendicular to the axis, the distance between the two zero crossings of the signed
+    distance, averaged over +-3 mm along the axis; the smallest of these."""
+    e1, e2 = _perpendiculars(direction)
+    widths = []
+    for theta in np.radians(np.arange(0.0, 180.0, 10.0)):
+        u = np.cos(theta) * e1 + np.sin(theta) * e2
+        per_t = [_crossing(sampler, point + t * direction, u)
+                 + _crossing(sampler, point + t * direction, -u) for t in np.arange(-3, 3.1)]
+        widths.append(float(np.mean(per_t)))
+    return min(widths)
+
+
+def _crossing(sampler: GridSampler, start: np.ndarray, direction: np.ndarray) -> float:
+    """Distance (mm) from ``start`` (inside) to where the signed distance first reaches 0."""
+    return float(np.linalg.norm(_exit(sampler, start, direction, limit_mm=40.0) - start))
+
+
+def _directions(side: float) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate axis directions (m, 3) pointing anterior-medially, and their angles (deg)."""
+    conv = np.radians(np.arange(-5.0, 35.5, 1.0))
+    tilt = np.radians(np.arange(-15.0, 15.5, 1.0))
+    cc, tt = np.meshgrid(conv, tilt, indexing="ij")
+    d = np.stack([-side * np.tan(cc), -np.ones_like(cc), np.tan(tt)], axis=-1).reshape(-1, 3)
+    return d / np.linalg.norm(d, axis=1, keepdims=True), np.degrees(np.stack(
+        [cc.ravel(), tt.ravel()], axis=1))
+
+
+def best_axis(sampler: GridSampler, seed_lps: np.ndarray, side: float
+              ) -> tuple[np.ndarray, np.ndarray, float]:
+    """(point, unit direction, inscribed radius mm) of the maximin line through the pedicle."""
+    dirs, _ = _directions(side)
+    offsets = np.arange(-3.0, 3.01, 0.5)
+    uu, ww = np.meshgrid(offsets, offsets, indexing="ij")
+    starts = seed_lps + np.stack([uu.ravel(), np.zeros(uu.size), ww.ravel()], axis=1)
+    t = np.arange(-6.0, 6.01, 0.5)
+    best = (-np.inf, 0, 0)
+    penalty = 0.01 * (np.abs(uu.ravel()) + np.abs(ww.ravel()))
+    for k, d in enumerate(dirs):
+        pts = starts[:, None, :] + t[None, :, None] * d
+        inscribed = -sampler(pts)
+        value = inscribed.min(axis=1) + inscribed.mean(axis=1) - penalty
+        i = int(np.argmax(value))
+        if value[i] > best[0]:
+            best = (float(value[i]), i, k)
+    _, i, k = best
+    radius = float((-sampler(starts[i] + t[:, None] * dirs[k])).min())
+    return starts[i], dirs[k], radius
+
+
+def _exit(sampler: GridSampler, start: np.ndarray, direction: np.ndarray,
+          limit_mm: float = 150.0) -> np.ndarray:
+    """Where the ray from ``start`` (inside) along ``direction`` first leaves the bone."""
+    t = np.arange(0.0, limit_mm, 0.25)
+    d = sampler(start + t[:, None] * direction)
+    out = np.flatnonzero(d >= 0)
+    if len(out) == 0 or out[0] == 0:
+        raise BadInputError("the pedicle axis does not leave the bone cleanly",
+                            action="check the vertebra segmentation or place the screw by hand")
+    j = out[0]
+    frac = d[j - 1] / (d[j - 1] - d[j])  # linear zero crossing
+    return start + (t[j - 1] + frac * 0.25) * direction
+
+
+def suggest_screw(context: SimulationContext, vertebra: str, side: str, *,
+                  point_lps: Any = None, family: ScrewFamily | None = None) -> ScrewSuggestion:
+    """A screw along the pedicle axis of ``vertebra`` on ``side`` ("left"/"right", patient).
+
+    ``vertebra`` is a bone structure; with ``point_lps`` only the connected bone around that
+    point is used (a whole-skeleton ``bone`` structure). See the module docstring.
+    """
+    if side not in SIDES:
+        raise BadInputError(f"side must be left or right, got {side!r}",
+                            action="give the patient side of the pedicle")
+    if context.structure(vertebra).role != Role.BONE:
+        raise BadInputError(f"{vertebra} is not a bone structure",
+                            action="choose a vertebra (role bone)")
+    family = family or screw_family()
+    sign = SIDES[side]
+    geometry = context.geometry
+    mask = vertebra_mask(context, vertebra, point_lps)
+    zyx = np.argwhere(mask)
+    points = geometry.index_to_lps(zyx[:, ::-1].astype(float))
+    centre = points.mean(axis=0)
+    level = pedicle_level(points, centre, sign)
+    rel = points - centre
+    at_level = points[(sign * rel[:, 0] > 2.0) & (np.abs(rel[:, 1] - level) < 1.0)]
+    values, sub = signed_distance_roi(mask, geometry, margin_mm=4.0)
+    sampler = GridSampler(values, sub, np.inf)
+    point, direction, _ = best_axis(sampler, at_level.mean(axis=0), sign)
+    point, direction = centre_line(sampler, point, direction)
+    entry = _exit(sampler, point, -direction)
+    anterior = _exit(sampler, point, direction)
+    chord = float(np.linalg.norm(anterior - entry))
+    width = narrowest_width_mm(sampler, point, direction)
+    diameter = family.diameter.floor(DIAMETER_FRACTION * width)
+    length = family.length.floor(LENGTH_FRACTION * chord)
+    tip = entry + length * direction
+    return ScrewSuggestion(
+        vertebra=vertebra, side=side, diameter_mm=diameter, length_mm=length,
+        entry_lps=tuple(entry), tip_lps=tuple(tip), isthmus_lps=tuple(point),
+        isthmus_width_mm=width, chord_mm=chord,
+        pose=pose_from_axis(entry, tip), screw_id=family.screw_id(diameter, length))
