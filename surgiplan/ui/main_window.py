@@ -40,6 +40,7 @@ from surgiplan.ui.windowing import CT_PRESETS, default_window
 
 MAX_RECENT = 8
 AUTOSAVE_DELAY_MS = 3000
+SURFACE_DELAY_MS = 300  # edits within this time (a brush stroke) share one re-meshing
 
 
 class TwinEventBridge(QObject):
@@ -86,8 +87,14 @@ class MainWindow(QMainWindow):
         self._build_panels()
         self._build_status()
         self._build_menus()
+        self._build_segment_dock()
+        self._build_planning_dock()
         self._autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
         self._autosave_timer.timeout.connect(self.autosave_now)
+        self._pending_surfaces: set[str] = set()
+        self._surface_serials: dict[str, int] = {}
+        self._surface_timer = QTimer(self, singleShot=True, interval=SURFACE_DELAY_MS)
+        self._surface_timer.timeout.connect(self._flush_surfaces)
         self.runner.started.connect(self._job_started)
         self.runner.progressed.connect(self._job_progressed)
         self.runner.ended.connect(self._job_ended)
@@ -317,6 +324,46 @@ class MainWindow(QMainWindow):
         if twin is self.twin:
             self.view3d.set_surfaces(scene.surfaces, twin.structures)
 
+    def queue_surfaces(self, name: str) -> None:
+        """Re-mesh only structure ``name`` in a worker soon; quick successive edits coalesce."""
+        self._pending_surfaces.add(name)
+        self._surface_timer.start()
+
+    def _flush_surfaces(self) -> None:
+        twin = self.twin
+        names = [n for n in sorted(self._pending_surfaces)
+                 if twin is not None and n in twin.segmentation.names()]
+        self._pending_surfaces.clear()
+        if not names:
+            return
+        serial = max(self._surface_serials.values(), default=0) + 1
+        self._surface_serials.update(dict.fromkeys(names, serial))
+        self.runner.submit("Updating surfaces",
+                           partial(case_io.scene_3d, twin, names=names, with_volume=False),
+                           on_done=partial(self._edited_surfaces_ready, twin, serial),
+                           on_error=self.report_error)
+
+    def _edited_surfaces_ready(self, twin: Twin, serial: int, scene) -> None:
+        """Show re-meshed surfaces unless the twin changed or a newer edit superseded them."""
+        if twin is not self.twin:
+            return
+        fresh = {n: m for n, m in scene.surfaces.items()
+                 if self._surface_serials.get(n) == serial and n in twin.segmentation.names()}
+        if fresh:
+            self.view3d.set_surfaces(fresh, twin.structures)
+
+    def _build_segment_dock(self) -> None:
+        """The Segment dock with its Edit/Segment menus and File import/export (issue 4)."""
+        from surgiplan.ui.segment_panel import install_segment_panel
+
+        self.segment_panel = install_segment_panel(self)
+
+    def _build_planning_dock(self) -> None:
+        """The Planning dock (trajectories, issue 5) and its probe's-eye dock."""
+        from surgiplan.ui.planning_panel import install_planning
+
+        self.planning_panel = install_planning(self)
+
     def _finish_loading(self) -> None:
         """Every job of an open is done (image shown, surfaces and 3D volume built)."""
         if self._loading:
@@ -338,7 +385,11 @@ class MainWindow(QMainWindow):
             if name == "structure_removed":
                 self.view3d.remove_surface(structure)
             else:
-                self._start_surfaces([structure])
+                self.queue_surfaces(structure)
+        elif name == "structure_renamed":
+            self.structures_panel.refresh()
+            self.view3d.remove_surface(payload.get("old_name"))
+            self.queue_surfaces(structure)
         elif name == "image_changed":
             for view in self.slice_views.values():
                 view.set_twin(self.twin)
