@@ -135,6 +135,7 @@ class View3D(QWidget):
         self._geometry = None
         self._cursor_lps: np.ndarray | None = None
         self._software_gl: bool | None = None
+        self._closed = False
         self._structures: dict[str, Structure] = {}
         self.slice_source: SliceSource | None = None
 
@@ -172,8 +173,12 @@ class View3D(QWidget):
             self._plotter.remove_actor(actor, render=False)
 
     def ensure_plotter(self) -> None:
-        """Create the render window now (the main window calls this once it is shown)."""
-        _ = self.plotter
+        """Create the render window now (the main window calls this once it is shown).
+
+        Not after close_renderer: a window closed before its 3D view was ever drawn (a
+        scripted run on bad input) must not create a render window while the app exits."""
+        if not self._closed:
+            _ = self.plotter
 
     def _toolbar(self) -> QHBoxLayout:
         bar = QHBoxLayout()
@@ -427,4 +432,5 @@ class View3D(QWidget):
         """Release VTK resources (call before the widget is destroyed)."""
         if self._plotter is not None:
             self._plotter.close()
+        self._closed = True
 
