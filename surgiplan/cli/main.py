@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "surgiplan.cli.gui_cmd",
     "surgiplan.cli.simulate_cmd",
     "surgiplan.cli.simulators_cmd",
+    "surgiplan.cli.plans_cmd",
+    "surgiplan.cli.score_cmd",
 )
 
 EXIT_OK = 0

@@ -1,7 +1,8 @@
 """``surgiplan sample NAME --out DIR [--seed N]``: write a phantom with its ground truth.
 
 Writes ``DIR/dicom/`` (CT series), ``DIR/labels.nrrd``, ``DIR/labels.json``, ``DIR/truth.json``
-and ``DIR/NAME.surgiplan``, the twin built from that DICOM series with the ground-truth labels.
+and ``DIR/NAME.surgiplan``, the twin built from that DICOM series with the ground-truth labels
+and scored demo plans (:mod:`surgiplan.plans.demo`).
 An unknown NAME exits 2 with one line listing the valid names.
 """
 
@@ -47,9 +48,26 @@ def write_sample(name: str, out_dir: Path, *, seed: int = 0, progress=None) -> P
     report(progress, 0.7, "building the twin")
     twin = build_twin(files.dicom_dir, labels=[files.labels_nrrd], label_names=files.labels_json)
     twin.provenance.notes.append(f"SurgiPlan {name} phantom, seed {seed}; truth: truth.json")
+    _add_demo_plans(name, twin, progress)
     path = save_bundle(twin, Path(out_dir) / f"{name}.surgiplan")
     report(progress, 1.0, f"saved {path}")
     return path
+
+
+def _add_demo_plans(name: str, twin, progress) -> None:
+    """Scored candidate plans for the phantom (surgiplan.plans.demo), kept in the bundle."""
+    from surgiplan.plans.demo import demo_plans
+    from surgiplan.plans.store import store_in_twin
+    from surgiplan.progress import report
+
+    report(progress, 0.75, "scoring the demo plans")
+    plan_set, skipped = demo_plans(
+        name, twin, progress=None if progress is None else
+        lambda f, t: report(progress, 0.75 + 0.2 * f, t))
+    if skipped:
+        twin.provenance.notes.append(skipped)
+    elif len(plan_set):
+        store_in_twin(twin, plan_set)
 
 
 def _stderr_progress():

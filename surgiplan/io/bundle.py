@@ -449,3 +449,42 @@ def load_bundle(
     twin.bundle_extras.update(extras)
     report(progress, 1.0, "case loaded")
     return twin
+
+
+# ---------------------------------------------------------------------------- extras only
+def read_extras(path: str | Path) -> dict[str, bytes]:
+    """The ``plans/...`` entries of a bundle, hash-checked, without decoding image or labels."""
+    path = Path(path)
+    with _open_archive(path) as archive:
+        manifest = _read_manifest(archive, path)
+        reader = _Reader(archive, manifest, path)
+        return {name: reader.read(name) for name in manifest.files
+                if name.startswith(EXTRA_FOLDERS)}
+
+
+def update_extras(path: str | Path, entries: dict[str, bytes | None]) -> Path:
+    """Write (bytes) or drop (None) ``plans/...`` entries of a bundle in place, atomically.
+
+    Every other entry is copied byte-for-byte after its SHA-256 is checked; the manifest keeps
+    its content and gets the new entries' hashes. Cheaper than load + save for plan edits.
+    """
+    path = Path(path)
+    bad = [n for n in entries if not (_safe_entry_name(n) and n.startswith(EXTRA_FOLDERS))]
+    if bad:
+        raise ValueError(f"not an extra entry name: {bad[0]!r}")
+    with _open_archive(path) as archive:
+        manifest = _read_manifest(archive, path)
+        reader = _Reader(archive, manifest, path)
+        kept = {n: reader.read(n) for n in manifest.files if n not in entries}
+    kept.update({n: data for n, data in entries.items() if data is not None})
+    raw = manifest.model_dump(mode="json")
+    if raw.get("patient") is None:
+        raw.pop("patient", None)
+    raw["files"] = {name: _sha256(data) for name, data in kept.items()}
+    with atomic_write(path) as handle, zipfile.ZipFile(handle, "w") as archive:
+        for name, data in kept.items():
+            stored = name.endswith((".nrrd", ".vtp"))
+            archive.writestr(name, data, zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
+        archive.writestr(MANIFEST, json.dumps(raw, indent=1).encode("utf-8"),
+                         zipfile.ZIP_DEFLATED)
+    return path

@@ -1,0 +1,88 @@
+"""Re-run a plan's simulators, and read stored results back.
+
+:func:`score_plan` runs every intervention of a plan through its simulator plug-in (the
+runner's timeout and cancel apply) and returns one result per intervention.
+:func:`result_from_json` rebuilds a ``SimulationResult`` (metrics, levels, warnings, details,
+provenance; not display geometry) from the JSON a plan stores.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from surgiplan.plans.model import Intervention, Plan
+from surgiplan.progress import CancelToken, ProgressCallback, check, report
+from surgiplan.simulation.context import SimulationContext
+from surgiplan.simulation.discovery import PluginEntry, discover, load_simulator
+from surgiplan.simulation.result import (
+    Level,
+    Metric,
+    RunProvenance,
+    SimulationResult,
+    Status,
+    StructureLevel,
+)
+from surgiplan.simulation.runner import DEFAULT_TIMEOUT_S, run_simulation
+
+
+def _nan(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def result_from_json(data: dict[str, Any]) -> SimulationResult:
+    """A ``SimulationResult`` from ``SimulationResult.to_json()`` output (no display geometry)."""
+    metrics = [Metric(key=m["key"], title=m["title"], unit=m.get("unit", ""),
+                      value=_nan(m.get("value")),
+                      ci95=None if m.get("ci95") is None else
+                      (_nan(m["ci95"][0]), _nan(m["ci95"][1])),
+                      structure=m.get("structure")) for m in data.get("metrics", [])]
+    levels = [StructureLevel(structure=lv["structure"], level=Level(lv["level"]),
+                             min_distance_mm=_nan(lv.get("min_distance_mm")),
+                             margin_mm=float(lv.get("margin_mm") or 0.0),
+                             breach_probability=lv.get("breach_probability"),
+                             closest_point_lps=None if lv.get("closest_point_lps") is None
+                             else tuple(lv["closest_point_lps"]))
+              for lv in data.get("levels", [])]
+    prov = data.get("provenance")
+    return SimulationResult(
+        status=Status(data.get("status", "ok")), metrics=metrics, levels=levels,
+        warnings=list(data.get("warnings", [])), error=data.get("error", ""),
+        details=dict(data.get("details", {})),
+        provenance=None if prov is None else RunProvenance(**prov))
+
+
+def stored_results(plan: Plan) -> list[SimulationResult | None]:
+    """The stored result of each intervention (None where it was never scored)."""
+    return [None if i.result is None else result_from_json(i.result) for i in plan.interventions]
+
+
+def score_intervention(context: SimulationContext, intervention: Intervention, *,
+                       entries: list[PluginEntry] | None = None,
+                       timeout_s: float = DEFAULT_TIMEOUT_S,
+                       progress: ProgressCallback | None = None,
+                       cancel: CancelToken | None = None) -> SimulationResult:
+    """Run one intervention's simulator (``BadInputError`` if it is not installed)."""
+    simulator = load_simulator(intervention.simulator_id, entries=entries)
+    return run_simulation(simulator, context, intervention.input_model(),
+                          parameters=intervention.parameters,
+                          uncertainty=intervention.uncertainty_model(), timeout_s=timeout_s,
+                          progress=progress, cancel=cancel)
+
+
+def score_plan(context: SimulationContext, plan: Plan, *,
+               timeout_s: float = DEFAULT_TIMEOUT_S,
+               progress: ProgressCallback | None = None,
+               cancel: CancelToken | None = None) -> list[SimulationResult]:
+    """Re-run every simulator of ``plan``; one result per intervention, in order."""
+    entries = discover()
+    results = []
+    n = max(1, len(plan.interventions))
+    for k, intervention in enumerate(plan.interventions):
+        check(cancel)
+        report(progress, k / n, f"{plan.name}: {intervention.label}")
+        results.append(score_intervention(
+            context, intervention, entries=entries, timeout_s=timeout_s, cancel=cancel,
+            progress=None if progress is None else
+            (lambda f, t, k=k: report(progress, (k + f) / n, t))))
+    report(progress, 1.0, f"{plan.name} scored")
+    return results
