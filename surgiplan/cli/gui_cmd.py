@@ -1,4 +1,5 @@
-"""``surgiplan gui [PATH|CASE.surgiplan] [--layout ...] [--screenshot OUT.png] [--exit]``.
+"""``surgiplan gui [PATH|CASE.surgiplan] [--layout ...] [--screenshot OUT.png] [--exit]
+[--review [--plan NAME]]``.
 
 Qt is imported only when the command runs, so ``surgiplan --help`` and the other commands stay
 free of it.
@@ -19,6 +20,10 @@ def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
                         help="after loading and rendering, write the window as a PNG")
     parser.add_argument("--exit", action="store_true",
                         help="exit after loading (and the screenshot); exit code 2 on bad input")
+    parser.add_argument("--review", action="store_true",
+                        help="open the case read-only in OR review mode (keyboard step-through)")
+    parser.add_argument("--plan", metavar="NAME",
+                        help="with --review: the plan to review (default: the approved one)")
 
 
 def register(subparsers) -> None:
@@ -34,4 +39,4 @@ def _run(args: argparse.Namespace) -> int:
     from surgiplan.ui.app import run_app
 
     return run_app(args.path, layout=args.layout, screenshot=args.screenshot,
-                   exit_after=args.exit)
+                   exit_after=args.exit, review=args.review, plan=args.plan)

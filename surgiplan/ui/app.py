@@ -30,7 +30,7 @@ def run(argv: list[str]) -> int:
     add_gui_arguments(parser)
     args = parser.parse_args(argv)
     return run_app(args.path, layout=args.layout, screenshot=args.screenshot,
-                   exit_after=args.exit)
+                   exit_after=args.exit, review=args.review, plan=args.plan)
 
 
 def application() -> QApplication:
@@ -43,8 +43,14 @@ def application() -> QApplication:
 
 
 def run_app(path: str | Path | None, *, layout: str = "four-up",
-            screenshot: str | Path | None = None, exit_after: bool = False) -> int:
-    """Open the main window (on ``path`` if given) and run the event loop; returns exit code."""
+            screenshot: str | Path | None = None, exit_after: bool = False,
+            review: bool = False, plan: str | None = None) -> int:
+    """Open the main window (on ``path`` if given) and run the event loop; returns exit code.
+    ``review``: open the case read-only in OR review mode instead (``plan`` to review)."""
+    if review:
+        from surgiplan.ui.review_mode import run_review
+
+        return run_review(path, plan=plan, screenshot=screenshot, exit_after=exit_after)
     app = application()
     window = MainWindow()
     previous_hook = install_excepthook(window.report_error)
