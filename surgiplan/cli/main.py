@@ -27,6 +27,8 @@ COMMAND_MODULES = (
     "surgiplan.cli.simulators_cmd",
     "surgiplan.cli.plans_cmd",
     "surgiplan.cli.score_cmd",
+    "surgiplan.cli.report_cmd",
+    "surgiplan.cli.training_cmd",
 )
 
 EXIT_OK = 0

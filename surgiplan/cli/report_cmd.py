@@ -1,0 +1,42 @@
+"""``surgiplan report CASE [--plan NAME] [--include-identifiers] --out report.pdf``: the plan
+report as PDF, with the views rendered offscreen (works under ``xvfb-run``).
+
+The report holds the case summary (de-identified: only the pseudonymous ``patient_ref`` unless
+``--include-identifiers``), screenshots (3D, key slices, probe's-eye for trajectories), metric
+tables with 95 % intervals and thresholds with their sources, the uncertainty model in words,
+provenance (software and plug-in versions, parameters, input hashes, date) and a sign-off
+block. Qt is imported only when the command runs. Exit codes: 0 written; 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("report", help="write a plan's PDF report (views rendered "
+                                             "offscreen)", description=__doc__.split("\n\n")[0])
+    p.add_argument("case", type=Path, help="case bundle (.surgiplan) or a folder holding one")
+    p.add_argument("--plan", metavar="NAME", help="the plan to report (default: the approved "
+                   "one, else the safest)")
+    p.add_argument("--include-identifiers", action="store_true",
+                   help="print the patient's name, ID and birth date if the case has them")
+    p.add_argument("--out", required=True, type=Path, help="the PDF to write")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from surgiplan.cli.plans_cmd import bundle_path
+    from surgiplan.errors import BadInputError
+
+    bundle = bundle_path(args.case)
+    if args.out.suffix.lower() != ".pdf":
+        raise BadInputError("the report must be a .pdf file", path=args.out,
+                            action="give --out NAME.pdf")
+    from surgiplan.ui.report.export import write_report_offscreen
+
+    path = write_report_offscreen(bundle, args.out, plan=args.plan,
+                                  include_identifiers=args.include_identifiers)
+    print(path)
+    return 0

@@ -1,0 +1,138 @@
+"""Render a plan's views for the report from a main window holding the case: the 3D view from
+the side best showing the plan, the three slices through the first intervention's target, and
+the probe's eye along a trajectory. The plan is drawn with :class:`PlanMarks` for the capture
+and removed afterwards; the cursor is put back where it was.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication
+
+from surgiplan.plans.model import Intervention, Plan
+from surgiplan.simulation.result import Level
+from surgiplan.simulation.spec import Kind
+from surgiplan.ui.report.marks import PlanMarks
+from surgiplan.ui.view3d import STANDARD_VIEWS
+
+if TYPE_CHECKING:
+    from surgiplan.ui.main_window import MainWindow
+
+PROBE_SIZE = (1000, 430)
+
+
+def placement(item: Intervention) -> tuple[np.ndarray, np.ndarray] | None:
+    """Entry (head, shaft point) and target (tip) of an intervention, LPS mm, if it has them."""
+    from surgiplan.training.attempt import placement_of
+
+    try:
+        p = placement_of(item)
+    except Exception:  # resections have no two-point placement
+        return None
+    return np.asarray(p.entry_lps, float), np.asarray(p.target_lps, float)
+
+
+def worst_level(item: Intervention) -> Level | None:
+    levels = [lv.get("level") for lv in (item.result or {}).get("levels", [])]
+    for level in (Level.BREACH, Level.CAUTION, Level.SAFE):
+        if str(level) in levels:
+            return level
+    return None
+
+
+def display_meshes(window: MainWindow, item: Intervention) -> list:
+    """Nominal display meshes (implant, ablation zone, resection) of an intervention."""
+    if item.kind is Kind.TRAJECTORY or window.twin is None:
+        return []
+    from surgiplan.simulation import SimulationContext, UncertaintyModel, load_simulator
+    from surgiplan.simulation.runner import run_simulation
+
+    try:
+        result = run_simulation(load_simulator(item.simulator_id), SimulationContext(window.twin),
+                                item.input_model(), parameters=item.parameters,
+                                uncertainty=UncertaintyModel(samples=0))
+    except Exception:  # a plug-in that is missing or fails leaves the mesh out of the report
+        return []
+    return list(result.geometry.meshes) if result.ok else []
+
+
+def best_side(entry: np.ndarray, target: np.ndarray) -> str:
+    """The standard 3D view most across the path, on the entry's side."""
+    axis = (target - entry) / np.linalg.norm(target - entry)
+
+    def merit(name: str) -> float:
+        d = np.asarray(STANDARD_VIEWS[name][0], float)
+        return -abs(float(d @ axis)) - 0.3 * float(d @ axis)
+
+    return max(("anterior", "posterior", "left", "right", "superior"), key=merit)
+
+
+def show_plan(window: MainWindow, plan: Plan) -> tuple[PlanMarks, np.ndarray | None,
+                                                         tuple[np.ndarray, np.ndarray] | None]:
+    """Draw every intervention of ``plan``; returns the marks, the focus point and the first
+    two-point placement."""
+    marks = PlanMarks(window, prefix="report")
+    focus, first = None, None
+    for item in plan.interventions:
+        points = placement(item)
+        if points is not None:
+            diameter = float(item.inputs.get("diameter_mm", 1.5))
+            marks.add_path(*points, diameter_mm=diameter, level=worst_level(item),
+                           name=item.id)
+            first = first or points
+            focus = points[1] if focus is None else focus
+        for mesh in display_meshes(window, item):
+            marks.add_mesh(mesh)
+            if focus is None:
+                focus = np.asarray(mesh.vertices_lps, float).mean(axis=0)
+    return marks, focus, first
+
+
+def capture_plan_views(window: MainWindow, plan: Plan) -> dict[str, QImage]:
+    """The report's images of ``plan`` (keys: 3d, axial, coronal, sagittal, probe)."""
+    cursor = next(iter(window.slice_views.values())).cursor_lps
+    layout = window.view_grid.layout_name or "four-up"
+    marks, focus, first = show_plan(window, plan)
+    images: dict[str, QImage] = {}
+    try:
+        if focus is not None:
+            window.set_cursor(focus)
+        for name, view in window.slice_views.items():
+            window.set_layout(name)  # each view alone: a large, well-proportioned image
+            QApplication.processEvents()
+            images[name] = view.grab().toImage()
+        window.set_layout("3d")
+        QApplication.processEvents()
+        if first is not None:
+            window.view3d.set_standard_view(best_side(*first))
+        images["3d"] = window.view3d.grab_image()
+        if first is not None and plan.interventions[0].kind is Kind.TRAJECTORY:
+            images["probe"] = probe_image(window, *first,
+                                          float(plan.interventions[0].inputs["diameter_mm"]))
+    finally:
+        marks.clear()
+        window.set_layout(layout)
+        if cursor is not None:
+            window.set_cursor(cursor)
+    return images
+
+
+def probe_image(window: MainWindow, entry: np.ndarray, target: np.ndarray,
+                diameter_mm: float) -> QImage:
+    """The probe's-eye and along-the-path reslices, rendered off screen."""
+    from surgiplan.ui.probe_view import ProbeView
+
+    view = ProbeView()
+    try:
+        axial = window.slice_views.get("axial")
+        window_level = getattr(axial, "window", None)
+        view.set_twin(window.twin, window=window_level)
+        view.resize(*PROBE_SIZE)
+        view.set_path(entry, target, diameter_mm)
+        view.set_depth(0.85 * view.length_mm())
+        return view.grab().toImage()
+    finally:
+        view.deleteLater()

@@ -1,0 +1,172 @@
+"""The plan report as HTML for ``QTextDocument`` and as a PDF written by ``QPdfWriter``.
+
+Images are passed as QImages and referenced as ``img:NAME`` resources. Page numbers are added
+by ``QTextDocument.print_``. Everything in LPS mm.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+from PySide6.QtCore import QMarginsF, QUrl
+from PySide6.QtGui import QFont, QImage, QPageLayout, QPageSize, QPdfWriter, QTextDocument
+
+from surgiplan.errors import BadInputError
+from surgiplan.ui.report.content import ReportContent, fmt
+
+DISCLAIMER = ("SurgiPlan is a planning and training aid; it is not a certified medical device. "
+              "Every number is a model estimate on this twin with the stated uncertainty model.")
+IMAGE_TITLES = {"3d": "3D view", "axial": "Axial slice through the target",
+                "coronal": "Coronal slice through the target",
+                "sagittal": "Sagittal slice through the target",
+                "probe": "Probe's eye (perpendicular) and along the path"}
+CSS = """
+h1 { font-size: 15pt; color: #123; }
+h2 { font-size: 11.5pt; color: #124; margin-top: 10px; }
+td, th { padding: 2px 4px; }
+th { background: #dde5ee; text-align: left; }
+.small { font-size: 7.5pt; color: #444; }
+.ok { color: #117722; } .bad { color: #bb1111; font-weight: bold; }
+.best { font-weight: bold; }
+"""
+
+
+def _rows(pairs: list[tuple[str, str]], *, mono: bool = False) -> str:
+    cell = "<td><tt>{}</tt></td>" if mono else "<td>{}</td>"
+    body = "".join(f"<tr><td><b>{escape(k)}</b></td>{cell.format(escape(v))}</tr>"
+                   for k, v in pairs)
+    return f'<table border="0" cellspacing="0" width="100%">{body}</table>'
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return (f'<table border="1" cellspacing="0" cellpadding="2" width="100%" '
+            f'style="border-color:#99a">{"<tr>" + head + "</tr>"}{body}</table>')
+
+
+def _plan_section(c: ReportContent) -> str:
+    p = c.plan
+    status = str(p.status) + (f" by {p.approved_by} on {p.approved_utc}" if p.approved_by
+                              else "")
+    items = "".join(f"<li>{escape(i.label)} ({i.kind}, simulator {escape(i.simulator_id)})"
+                    "</li>" for i in p.interventions)
+    table = _rows([("Name", p.name), ("Status", status), ("Author", p.author),
+                   ("Created", p.created_utc), ("Modified", p.modified_utc),
+                   ("Notes", p.notes or "—")])
+    text = f"<h2>Plan</h2>{table}<ul>{items}</ul>"
+    if c.alternatives:
+        text += ("<p>Compared with: " + escape(", ".join(c.alternatives)) + ".</p>")
+    return text
+
+
+def _metrics_section(c: ReportContent) -> str:
+    def meets(value: bool | None) -> str:
+        return "" if value is None else ('<span class="ok">yes</span>' if value
+                                         else '<span class="bad">NO</span>')
+
+    parts = ["<h2>Metrics (value and 95 % interval)</h2>"]
+    for label in dict.fromkeys(m.intervention for m in c.metrics):
+        rows = [[escape(m.title), escape(m.value), escape(m.interval), escape(m.threshold),
+                 meets(m.meets), f'<span class="small">{escape(m.source)}</span>']
+                for m in c.metrics if m.intervention == label]
+        parts.append(f"<p><b>{escape(label)}</b></p>" + _table(
+            ["Metric", "Value", "95 % interval", "Threshold", "Met", "Threshold source"], rows))
+    return "".join(parts)
+
+
+def _comparison_section(c: ReportContent) -> str:
+    comp = c.comparison
+    if comp is None or len(comp.plans) < 2:
+        return ""
+    rows = []
+    for name in comp.plans:
+        s = comp.safety[name]
+        closest = s.closest
+        rows.append([("<b>" if name == comp.safest else "") + escape(name),
+                     escape(str(s.worst_level)) if s.structures else "—",
+                     escape(closest.structure) if closest else "—",
+                     fmt(s.clearance_mm, "mm") if s.structures else "—",
+                     f"{100 * s.max_breach_probability:.0f} %"])
+    why = f"<p>{escape(comp.why)}</p>" if comp.why else ""
+    return ("<h2>Comparison with the other candidate plans</h2>"
+            + _table(["Plan", "Worst level", "Closest structure", "Clearance",
+                      "Max breach probability"], rows) + why)
+
+
+def _images_section(names: list[str]) -> str:
+    if not names:
+        return "<p><i>No views could be rendered.</i></p>"
+    grid = [n for n in ("3d", "axial", "coronal", "sagittal") if n in names]
+    cells = [f'<td align="center"><img src="img:{n}" width="300"><br>'
+             f'<span class="small">{IMAGE_TITLES[n]}</span></td>' for n in grid]
+    rows = "".join("<tr>" + "".join(cells[i:i + 2]) + "</tr>" for i in range(0, len(cells), 2))
+    text = f"<h2>Views</h2><table cellpadding='3'>{rows}</table>"
+    if "probe" in names:
+        text += (f'<p align="center"><img src="img:probe" width="600"><br><span class="small">'
+                 f'{IMAGE_TITLES["probe"]}</span></p>')
+    return text
+
+
+def _signoff() -> str:
+    rows = "".join(f"<tr><td width='22%'><b>{r}</b></td><td width='30%'>Name:</td>"
+                   "<td width='28%'>Signature:</td><td width='20%'>Date:</td></tr>"
+                   for r in ("Planned by", "Reviewed by", "Approved by"))
+    return ("<h2>Approval and sign-off</h2>"
+            '<table border="1" cellspacing="0" cellpadding="10" width="100%">'
+            f"{rows}</table><p class='small'>By signing, the approver confirms having reviewed "
+            "the plan, its metrics with their intervals and the uncertainty model above.</p>")
+
+
+def report_html(c: ReportContent, image_names: list[str]) -> str:
+    """The report as HTML (images referenced as ``img:NAME``)."""
+    warn = "".join(f"<li>{escape(w)}</li>" for w in c.warnings)
+    return (
+        f"<html><head><style>{CSS}</style></head><body>"
+        f"<h1>{escape(c.title)}</h1><p class='small'>Generated {escape(c.created_utc)} by "
+        f"SurgiPlan. Coordinates: DICOM patient LPS, millimetres.</p>"
+        f"<h2>Case</h2>{_rows(c.case)}{_plan_section(c)}"
+        + (f"<h2>Warnings</h2><ul>{warn}</ul>" if warn else "")
+        + _metrics_section(c) + _comparison_section(c) + _images_section(image_names)
+        + "<h2>Uncertainty model</h2>"
+        + "".join(f"<p>{escape(u)}</p>" for u in c.uncertainty)
+        + "<h2>Provenance (ASME V&amp;V 40 credibility evidence)</h2>"
+        "<p><b>Software</b></p>" + _rows(c.provenance)
+        + "<p><b>Simulator plug-ins</b></p>" + _rows(c.plugins)
+        + "<p><b>Parameters and inputs (LPS mm)</b></p>" + _rows(c.parameters, mono=True)
+        + "<p><b>Input hashes (SHA-256)</b></p>"
+        + f"<div class='small'>{_rows(c.hashes, mono=True)}</div>"
+        + f"<p><b>Report date</b>: {escape(c.created_utc)}</p>"
+        + _signoff() + f"<p class='small'>{escape(DISCLAIMER)}</p></body></html>")
+
+
+def write_pdf(content: ReportContent, images: dict[str, QImage], path: str | Path) -> Path:
+    """Write the report to ``path`` (A4 PDF); returns the path."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(f"cannot create the folder ({exc.strerror})", path=path.parent,
+                            action="choose a writable folder") from exc
+    names = [n for n, img in images.items() if img is not None and not img.isNull()]
+    doc = QTextDocument()
+    font = QFont()
+    font.setPointSizeF(8.5)
+    doc.setDefaultFont(font)
+    for name in names:
+        doc.addResource(QTextDocument.ResourceType.ImageResource, QUrl(f"img:{name}"),
+                        images[name])
+    doc.setHtml(report_html(content, names))
+    writer = QPdfWriter(str(path))
+    writer.setTitle(content.title)
+    writer.setCreator(f"SurgiPlan {content.provenance[0][1]}")
+    writer.setPageLayout(QPageLayout(QPageSize(QPageSize.PageSizeId.A4),
+                                     QPageLayout.Orientation.Portrait,
+                                     QMarginsF(15, 15, 15, 15), QPageLayout.Unit.Millimeter))
+    writer.setResolution(300)
+    doc.print_(writer)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise BadInputError("the PDF could not be written", path=path,
+                            action="choose a writable folder and a .pdf name")
+    return path
