@@ -89,6 +89,10 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_segment_dock()
         self._build_planning_dock()
+        self._build_rehearsal_dock()
+        self._build_plans_dock()
+        self._build_report_menu()
+        self._build_training_menu()
         self._autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
         self._autosave_timer.timeout.connect(self.autosave_now)
         self._pending_surfaces: set[str] = set()
@@ -363,6 +367,30 @@ class MainWindow(QMainWindow):
         from surgiplan.ui.planning_panel import install_planning
 
         self.planning_panel = install_planning(self)
+
+    def _build_report_menu(self) -> None:
+        """File > Export report... (the plan report PDF, issue 7)."""
+        from surgiplan.ui.report.export import install_report_action
+
+        install_report_action(self)
+
+    def _build_training_menu(self) -> None:
+        """The Training menu and dock for residents' exercises (issue 7)."""
+        from surgiplan.ui.training_mode import install_training
+
+        install_training(self)
+
+    def _build_rehearsal_dock(self) -> None:
+        """The Rehearse dock: implant, ablation and resection panels (issue 6)."""
+        from surgiplan.ui.rehearsal_panels import install_rehearsals
+
+        install_rehearsals(self)
+
+    def _build_plans_dock(self) -> None:
+        """The Plans dock: candidate plans, comparison, OR review (issue 7)."""
+        from surgiplan.ui.plans_panel import install_plans_panel
+
+        self.plans_panel = install_plans_panel(self)
 
     def _finish_loading(self) -> None:
         """Every job of an open is done (image shown, surfaces and 3D volume built)."""

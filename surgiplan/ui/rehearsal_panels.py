@@ -1,0 +1,357 @@
+"""The "Rehearse" dock: implant, ablation and resection panels on one shared base.
+
+:class:`RehearsalPanel` holds what the three share: the simulator plug-in (loaded by id
+through the ``surgiplan.simulators`` entry points; a missing or disabled plug-in shows its
+reason), its parameter form built from the declared schema
+(:class:`~surgiplan.ui.parameter_form.ParameterForm`), the Monte Carlo settings, the results
+(traffic lights and every metric with its 95 % interval, as in the planning dock), the live
+score while dragging and the full run on release in a worker (results of superseded runs are
+dropped; a failing simulator shows a FAILED result and the app keeps running).
+
+Each panel (implant_panel.py, ablation_panel.py, resection_panel.py) adds its inputs, its slice
+tools (rehearsal_tools.py) and its 3D actors (rehearsal_3d.py).
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QGroupBox,
+    QLabel,
+    QScrollArea,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from surgiplan.model.structures import Role
+from surgiplan.model.twin import Twin
+from surgiplan.simulation import (
+    Metric,
+    SimulationContext,
+    SimulationResult,
+    Status,
+    StructureLevel,
+    UncertaintyModel,
+    load_simulator,
+    run_simulation,
+)
+from surgiplan.ui.parameter_form import ParameterForm
+from surgiplan.ui.planning_panel import (
+    UNCERTAINTY_PARAMETERS,
+    _item,
+    _table,
+    format_interval,
+    format_value,
+    worst_level,
+)
+from surgiplan.ui.rehearsal_3d import Rehearsal3D
+from surgiplan.ui.trajectory_tools import level_color
+
+if TYPE_CHECKING:
+    from surgiplan.ui.main_window import MainWindow
+
+LIVE_BUDGET_MS = 50.0  # a live score slower than this is shown, with a note
+
+
+def format_point(point_lps) -> str:
+    """``L x  P y  S z mm`` (or a dash)."""
+    if point_lps is None:
+        return "—"
+    p = point_lps
+    return f"L {p[0]:.1f}  P {p[1]:.1f}  S {p[2]:.1f} mm"
+
+
+class RehearsalPanel(QWidget):
+    """Shared base of the rehearsal panels; subclasses set ``simulator_id`` and ``kind`` and
+    implement :meth:`inputs`, :meth:`_inputs_box`, :meth:`reset` and :meth:`show_geometry`."""
+
+    simulator_id = ""
+    kind = ""
+    hint = ""
+
+    def __init__(self, window: MainWindow, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName(f"{self.kind}_panel")
+        self.window = window
+        self.twin: Twin | None = None
+        self.context: SimulationContext | None = None
+        self.simulator: Any = None
+        self.load_error: str | None = None
+        self.result: SimulationResult | None = None
+        self.live_ms: float | None = None
+        self.scene3d = Rehearsal3D(window.view3d, self.kind)
+        self._generation = 0
+        self._job = None
+        self._build()
+        window.case_loaded.connect(self.set_twin)
+
+    # ------------------------------------------------------------------ construction
+    def _build(self) -> None:
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        self.simulator_note = QLabel(self.hint)
+        self.simulator_note.setWordWrap(True)
+        layout.addWidget(self.simulator_note)
+        layout.addWidget(self._inputs_box())
+        self.form = ParameterForm()
+        self.form.setObjectName(f"{self.kind}_parameters")
+        self.uncertainty_form = ParameterForm(UNCERTAINTY_PARAMETERS)
+        tabs = QTabWidget()
+        tabs.addTab(self.form, "Parameters")
+        tabs.addTab(self.uncertainty_form, "Uncertainty")
+        layout.addWidget(tabs)
+        layout.addWidget(self._results_box(), 1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(body)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        self.form.values_changed.connect(lambda _v: self.parameters_changed())
+        self.uncertainty_form.values_changed.connect(lambda _v: self.run_full())
+
+    def _inputs_box(self) -> QGroupBox:
+        raise NotImplementedError
+
+    def _results_box(self) -> QGroupBox:
+        box = QGroupBox("Results")
+        v = QVBoxLayout(box)
+        self.status_label = QLabel("")
+        self.status_label.setObjectName(f"{self.kind}_status")
+        self.status_label.setWordWrap(True)
+        self.levels_table = _table(["Structure", "Level", "Min distance", "Margin",
+                                    "P(breach)"], f"{self.kind}_levels")
+        self.metrics_table = _table(["Metric", "Structure", "Value", "95 % interval"],
+                                    f"{self.kind}_metrics")
+        self.metrics_table.setMinimumHeight(220)
+        self.warnings_label = QLabel("")
+        self.warnings_label.setWordWrap(True)
+        self.warnings_label.setStyleSheet("color: #e0a030;")
+        for w in (self.status_label, self.levels_table, self.metrics_table,
+                  self.warnings_label):
+            v.addWidget(w)
+        return box
+
+    # ------------------------------------------------------------------ simulator
+    def ensure_simulator(self) -> Any:
+        """Load the plug-in once; fill the parameter form from its schema (None if missing)."""
+        if self.simulator is None and self.load_error is None:
+            try:
+                self.simulator = load_simulator(self.simulator_id)
+            except Exception as exc:  # a missing/broken plug-in must not stop the app
+                self.load_error = str(exc)
+                self.simulator_note.setText(f"The {self.simulator_id} simulator is not "
+                                            f"available: {exc}")
+                self.setEnabled(True)
+                return None
+            spec = self.simulator.spec
+            self.form.set_parameters(spec.parameters)
+            self.simulator_note.setText(f"{spec.title} v{spec.version}\n{self.hint}")
+        return self.simulator
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.ensure_simulator()
+
+    def structures(self, *roles: Role) -> list[str]:
+        if self.twin is None:
+            return []
+        return [s.name for s in self.twin.structures if not roles or s.role in roles]
+
+    # ------------------------------------------------------------------ the twin
+    def set_twin(self, twin: Twin | None) -> None:
+        """Rehearse on ``twin`` (connected to the window's ``case_loaded``)."""
+        self._cancel()
+        self.twin = twin
+        self.context = None if twin is None else SimulationContext(twin)
+        self.result = None
+        self.scene3d.clear()
+        if twin is not None:
+            self.uncertainty_form.set_values({"boundary_sd_mm": max(twin.geometry.spacing_mm)})
+        self.reset()
+        self.show_result(None)
+
+    def reset(self) -> None:
+        """Forget the inputs (new case) and refill the structure choices."""
+
+    def parameters_changed(self) -> None:
+        self.run_full()
+
+    # ------------------------------------------------------------------ running
+    def inputs(self) -> Any:
+        """The simulator input for the current placement, or None when incomplete."""
+        raise NotImplementedError
+
+    def uncertainty(self) -> UncertaintyModel:
+        v = self.uncertainty_form.values()
+        return UncertaintyModel(entry_sd_mm=v["entry_sd_mm"], target_sd_mm=v["target_sd_mm"],
+                                boundary_sd_mm=v["boundary_sd_mm"], samples=v["samples"],
+                                seed=v["seed"])
+
+    def run_full(self) -> None:
+        """The full run (Monte Carlo; exact checks) in a worker; newer runs supersede it."""
+        if self.context is None or self.ensure_simulator() is None:
+            return
+        try:
+            inputs = self.inputs()
+        except Exception as exc:
+            self.show_result(SimulationResult.failed(str(exc)))
+            return
+        if inputs is None:
+            return
+        self._cancel()
+        gen = self._generation
+        fn = partial(run_simulation, self.simulator, self.context, inputs,
+                     parameters=self.form.values(), uncertainty=self.uncertainty(),
+                     timeout_s=float(self.uncertainty_form.values()["timeout_s"]))
+        first = self.status_label.text().split("\n")[0]
+        self.status_label.setText(f"{first}\nFull run ({self.uncertainty().samples} Monte "
+                                  f"Carlo samples)…")
+        self._job = self.window.runner.submit(
+            f"Simulating {self.kind}", fn, on_done=partial(self._full_done, gen),
+            on_error=lambda exc: self._full_done(gen, SimulationResult.failed(
+                f"{type(exc).__name__}: {exc}")))
+
+    def _full_done(self, gen: int, result: SimulationResult) -> None:
+        if gen != self._generation:
+            return  # superseded
+        self._job = None
+        self.show_result(result)
+        if result.ok:
+            self.show_geometry(result)
+
+    def _cancel(self) -> None:
+        self._generation += 1
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+
+    def is_running(self) -> bool:
+        return self._job is not None
+
+    def full_result_pending_or_shown(self) -> bool:
+        """A full run is running or its result is shown (a late live score must not hide it)."""
+        return self._job is not None or (self.result is not None and
+                                         self.result.provenance is not None)
+
+    def timed_live(self, fn) -> Any:
+        """Call ``fn()`` and record its time in ``live_ms``."""
+        started = time.perf_counter()
+        out = fn()
+        self.live_ms = (time.perf_counter() - started) * 1000.0
+        return out
+
+    def show_live(self, metrics: list[Metric], levels: list[StructureLevel] = (),
+                  warnings: list[str] = ()) -> None:
+        """Show nominal live metrics (no intervals; the full run follows on release)."""
+        self.show_result(SimulationResult(status=Status.OK, metrics=list(metrics),
+                                          levels=list(levels), warnings=list(warnings)),
+                         live=True)
+
+    def show_geometry(self, result: SimulationResult) -> None:
+        """Draw a full result's geometry in 3D (subclasses refine)."""
+        self.scene3d.show_geometry(result.geometry)
+
+    # ------------------------------------------------------------------ results
+    def show_result(self, result: SimulationResult | None, *, live: bool = False) -> None:
+        self.result = result
+        self.levels_table.setRowCount(0)
+        self.metrics_table.setRowCount(0)
+        self.warnings_label.setText("")
+        if result is None:
+            self.status_label.setText("")
+            self.status_label.setStyleSheet("")
+            return
+        if not result.ok:
+            word = "CANCELLED" if result.status is Status.CANCELLED else "FAILED"
+            self.status_label.setText(f"{word}: {result.error}")
+            self.status_label.setStyleSheet("color: #ff6060; font-weight: bold;")
+            return
+        self.status_label.setStyleSheet("")
+        prov = result.provenance
+        if live:
+            slow = (f" (over the {LIVE_BUDGET_MS:.0f} ms budget)"
+                    if (self.live_ms or 0) > LIVE_BUDGET_MS else "")
+            text = (f"Live (nominal, no intervals): {self.live_ms or 0:.1f} ms{slow}; "
+                    "full run on release.")
+        elif prov is not None and prov.samples:
+            text = (f"Monte Carlo: {prov.samples} samples, seed {prov.seed}, "
+                    f"{prov.run_time_s:.2f} s.")
+        else:
+            text = "Nominal values (0 samples: no intervals)."
+        level = worst_level(result)
+        if level is not None:
+            text = f"Worst: {level}. {text}"
+        self.status_label.setText(text)
+        self._fill(result)
+        if result.warnings:
+            self.warnings_label.setText("Warnings:\n• " + "\n• ".join(result.warnings))
+
+    def _fill(self, result: SimulationResult) -> None:
+        for lv in result.levels:
+            row = self.levels_table.rowCount()
+            self.levels_table.insertRow(row)
+            prob = "—" if lv.breach_probability is None else f"{lv.breach_probability:.3f}"
+            cells = [lv.structure, str(lv.level), format_value(lv.min_distance_mm, "mm"),
+                     format_value(lv.margin_mm, "mm"), prob]
+            color = level_color(lv.level, 200)
+            for col, text in enumerate(cells):
+                self.levels_table.setItem(row, col, _item(text, color=color if col < 2 else None))
+        levels = {lv.structure: lv.level for lv in result.levels}
+        for m in result.metrics:
+            row = self.metrics_table.rowCount()
+            self.metrics_table.insertRow(row)
+            color = level_color(levels[m.structure], 120) if m.structure in levels else None
+            cells = [m.title, m.structure or "", format_value(m.value, m.unit),
+                     format_interval(m.ci95, m.unit)]
+            for col, text in enumerate(cells):
+                self.metrics_table.setItem(row, col, _item(text, color=color, tooltip=m.key))
+
+    def metric_value(self, key: str, structure: str | None = None) -> float | None:
+        """The shown result's value of a metric (None if absent)."""
+        if self.result is None or not self.result.ok:
+            return None
+        for m in self.result.metrics:
+            if m.key == key and (structure is None or m.structure == structure):
+                return m.value
+        return None
+
+
+def install_rehearsals(window: MainWindow) -> QTabWidget:
+    """Add the "Rehearse" dock (implant, ablation, resection tabs) next to the planning dock;
+    the panels are ``window.implant_panel``, ``window.ablation_panel``,
+    ``window.resection_panel``."""
+    from surgiplan.ui.ablation_panel import AblationPanel
+    from surgiplan.ui.implant_panel import ImplantPanel
+    from surgiplan.ui.resection_panel import ResectionPanel
+
+    tabs = QTabWidget()
+    tabs.setObjectName("rehearsal_tabs")
+    window.implant_panel = ImplantPanel(window)
+    window.ablation_panel = AblationPanel(window)
+    window.resection_panel = ResectionPanel(window)
+    for panel, title in ((window.implant_panel, "Implant"), (window.ablation_panel, "Ablation"),
+                         (window.resection_panel, "Resection")):
+        tabs.addTab(panel, title)
+    tabs.setMinimumWidth(400)
+    tabs.currentChanged.connect(lambda _i: window.set_slice_tool(None))
+    dock = QDockWidget("Rehearse", window)
+    dock.setObjectName("dock_rehearse")
+    dock.setWidget(tabs)
+    dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                     | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+    window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+    anchor = window.findChild(QDockWidget, "dock_planning") or \
+        window.findChild(QDockWidget, "dock_structures")
+    if anchor is not None:
+        window.tabifyDockWidget(anchor, dock)
+        QTimer.singleShot(0, (window.findChild(QDockWidget, "dock_structures") or anchor).raise_)
+    window.rehearsal_dock = dock
+    window.rehearsal_tabs = tabs
+    return tabs

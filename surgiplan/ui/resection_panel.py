@@ -1,0 +1,326 @@
+"""The resection panel: organ, target and margin, a cutting plane dragged in slice views or with
+the 3D plane handle; live volumes/remnant/margin while dragging, the full run (Monte Carlo over
+the boundaries, specimen and remnant surfaces) on release; "Create specimen/remnant
+structures" writes them into the twin (one undo step through the Segment panel's editor).
+
+The plane removes the side its normal points to (the ``--plane`` convention of the CLI). The
+organ is prepared once per organ/target in a worker (``prepare``); then the resection
+simulator's ``live(prepared, cut)`` re-scores in milliseconds to tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import numpy as np
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+)
+
+from surgiplan.model.structures import Role
+from surgiplan.simulation import ResectionInput, SimulationResult
+from surgiplan.ui.rehearsal_panels import RehearsalPanel
+from surgiplan.ui.rehearsal_tools import CutPlane, PlaneDecoration, PlaneTool
+
+NO_TARGET = "(none)"
+CUT_MESH_SPACING_MM = 50.0  # a plane needs few vertices; the simulator samples it itself
+HANDLE_PAD_MM = 20.0
+
+
+def centroid_lps(twin: Any, name: str) -> np.ndarray:
+    """Centre (LPS mm) of a structure's voxels."""
+    idx = np.argwhere(twin.segmentation.mask(name))
+    return twin.geometry.index_to_lps(idx.mean(axis=0)[::-1][None])[0]
+
+
+def box_lps(twin: Any, name: str, pad_mm: float = 0.0) -> np.ndarray:
+    """(2, 3) LPS box of a structure's voxel centres, padded."""
+    idx = np.argwhere(twin.segmentation.mask(name))
+    corners = twin.geometry.index_to_lps(np.array([idx.min(0), idx.max(0)])[:, ::-1]
+                                         .astype(float))
+    return np.vstack([corners.min(0) - pad_mm, corners.max(0) + pad_mm])
+
+
+class ResectionPanel(RehearsalPanel):
+    """Resection rehearsal (see the module docstring)."""
+
+    simulator_id = "resection"
+    kind = "resection"
+    hint = ("Choose the organ and target; drag the cutting plane in a slice view (the knob "
+            "rotates it) or with the 3D plane handle. The side the arrow points to is removed.")
+
+    def __init__(self, window, parent=None) -> None:
+        self.plane = CutPlane()
+        self.tool = PlaneTool(self.plane)
+        self.decoration = PlaneDecoration(self.plane)
+        self.prepared = None
+        self._prepared_key: tuple | None = None
+        self._prepare_gen = 0
+        super().__init__(window, parent)
+        self.plane.setParent(self)
+        self.plane.changed.connect(self._plane_changed)
+        self.plane.released.connect(self.run_full)
+        for view in window.slice_views.values():
+            view.add_decoration(self.decoration)
+
+    # ------------------------------------------------------------------ construction
+    def _inputs_box(self) -> QGroupBox:
+        box = QGroupBox("Resection")
+        v = QVBoxLayout(box)
+        form = QFormLayout()
+        self.organ_combo = QComboBox()
+        self.organ_combo.setObjectName("resection_organ")
+        self.target_combo = QComboBox()
+        self.target_combo.setObjectName("resection_target")
+        self.margin_spin = QDoubleSpinBox()
+        self.margin_spin.setObjectName("resection_margin")
+        self.margin_spin.setRange(0.0, 50.0)
+        self.margin_spin.setValue(10.0)
+        self.margin_spin.setSuffix(" mm")
+        self.margin_spin.setKeyboardTracking(False)
+        self.use_plane = QCheckBox("Cut along the plane")
+        self.use_plane.setChecked(True)
+        form.addRow("Organ", self.organ_combo)
+        form.addRow("Target", self.target_combo)
+        form.addRow("Planned margin", self.margin_spin)
+        form.addRow(self.use_plane)
+        v.addLayout(form)
+        for combo in (self.organ_combo, self.target_combo):
+            combo.currentIndexChanged.connect(lambda _i: self._choice_changed())
+        self.margin_spin.valueChanged.connect(lambda _v: self._rescore_and_run())
+        self.use_plane.toggled.connect(lambda _c: self._rescore_and_run())
+        row = QHBoxLayout()
+        self.plane_button = QPushButton("Drag plane")
+        self.plane_button.setCheckable(True)
+        self.plane_button.toggled.connect(
+            lambda on: self.window.set_slice_tool(self.tool if on else None))
+        self.flip_button = QPushButton("Flip side")
+        self.flip_button.clicked.connect(self.plane.flip)
+        self.reset_button = QPushButton("Reset plane")
+        self.reset_button.clicked.connect(lambda: (self.default_plane(), self.run_full()))
+        for w in (self.plane_button, self.flip_button, self.reset_button):
+            row.addWidget(w)
+        v.addLayout(row)
+        self.plane_label = QLabel("Plane: —")
+        v.addWidget(self.plane_label)
+        self.create_button = QPushButton("Create specimen/remnant structures")
+        self.create_button.setObjectName("create_structures")
+        self.create_button.clicked.connect(self.create_structures)
+        v.addWidget(self.create_button)
+        self.create_label = QLabel("")
+        self.create_label.setWordWrap(True)
+        v.addWidget(self.create_label)
+        return box
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        self.prepared, self._prepared_key = None, None
+        self._prepare_gen += 1
+        self.plane.point_lps = None
+        self.scene3d.remove_plane()
+        for combo, names in ((self.organ_combo, self.structures(Role.ORGAN)),
+                             (self.target_combo, [NO_TARGET, *self.structures(Role.TARGET)])):
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(names)
+            combo.blockSignals(False)
+        if len(self.structures(Role.TARGET)):
+            self.target_combo.setCurrentIndex(1)
+        self.plane_label.setText("Plane: —")
+        self.create_label.setText("")
+        if self.organ() and self.isVisible():
+            self.default_plane()
+
+    def showEvent(self, event) -> None:
+        """The plane (slices and 3D handle) is shown only while this panel is."""
+        super().showEvent(event)
+        self.decoration.visible = True
+        if self.scene3d.plane_widget is not None:
+            self.scene3d.plane_widget.On()
+        if not self.plane.is_set() and self.organ():
+            self.default_plane()
+        for view in self.window.slice_views.values():
+            view.update()
+
+    def hideEvent(self, event) -> None:
+        super().hideEvent(event)
+        self.decoration.visible = False
+        if self.scene3d.plane_widget is not None:
+            self.scene3d.plane_widget.Off()
+        for view in self.window.slice_views.values():
+            view.update()
+
+    def organ(self) -> str | None:
+        return self.organ_combo.currentText() or None
+
+    def target(self) -> str | None:
+        text = self.target_combo.currentText()
+        return None if text in ("", NO_TARGET) else text
+
+    def default_plane(self) -> None:
+        """A plane ``margin`` mm beyond the target, facing away from the organ's centre (the
+        target side removed); without a target, through the organ's centre facing right."""
+        organ, target = self.organ(), self.target()
+        if self.twin is None or organ is None:
+            return
+        centre = centroid_lps(self.twin, organ)
+        if target is None:
+            self.plane.set_plane(centre, (-1.0, 0.0, 0.0))
+            return
+        tumour = centroid_lps(self.twin, target)
+        away = tumour - centre
+        normal = away / np.linalg.norm(away) if np.linalg.norm(away) > 1e-3 else \
+            np.array([-1.0, 0.0, 0.0])
+        radius = (3.0 * self.twin.volume_ml(target) * 1000.0 / (4.0 * np.pi)) ** (1 / 3)
+        self.plane.set_plane(tumour - (radius + self.margin_spin.value()) * normal, normal)
+
+    def _choice_changed(self) -> None:
+        self.prepared, self._prepared_key = None, None
+        self.default_plane()
+        self.run_full()
+
+    def _rescore_and_run(self) -> None:
+        self.rescore_live()
+        self.run_full()
+
+    def cut(self) -> Any:
+        """The plane as the simulator's PlaneCut (None when not cutting along a plane)."""
+        from surgiplan_resection.cuts import PlaneCut
+
+        if not self.use_plane.isChecked() or not self.plane.is_set():
+            return None
+        return PlaneCut(tuple(self.plane.point_lps), tuple(self.plane.normal_lps))
+
+    def inputs(self) -> ResectionInput | None:
+        organ = self.organ()
+        if organ is None or self.twin is None or self.ensure_simulator() is None:
+            return None
+        cut = self.cut()
+        if cut is None and self.target() is None:
+            return None
+        mesh = None if cut is None else cut.surface_mesh(self.twin.geometry.bounds_lps(),
+                                                         spacing_mm=CUT_MESH_SPACING_MM)
+        return ResectionInput(
+            organ_structure=organ, target_structure=self.target(),
+            margin_mm=float(self.margin_spin.value()),
+            cut_vertices_lps=() if mesh is None else tuple(map(tuple,
+                                                              mesh.vertices_lps.tolist())),
+            cut_faces=() if mesh is None else tuple(map(tuple, mesh.faces.tolist())))
+
+    def set_plane(self, point_lps, normal_lps) -> None:
+        """Set the cutting plane (LPS mm; removes the side the normal points to) and score."""
+        self.plane.set_plane(point_lps, normal_lps)
+        self.run_full()
+
+    # ------------------------------------------------------------------ live scoring
+    def _plane_changed(self, _dragging: bool) -> None:
+        if not self.plane.is_set():
+            return
+        p, n = self.plane.point_lps, self.plane.normal_lps
+        self.plane_label.setText(f"Plane: L {p[0]:.1f}  P {p[1]:.1f}  S {p[2]:.1f} mm, "
+                                 f"normal ({n[0]:.2f}, {n[1]:.2f}, {n[2]:.2f})")
+        self._show_handle()
+        self.rescore_live()
+        for view in self.window.slice_views.values():
+            view.update()
+
+    def _show_handle(self) -> None:
+        organ = self.organ()
+        if self.twin is None or organ is None or not self.plane.is_set():
+            return
+        self.scene3d.show_plane(
+            self.plane.point_lps, self.plane.normal_lps,
+            box_lps(self.twin, organ, HANDLE_PAD_MM),
+            on_move=lambda p, n: self.plane.set_plane(p, n, dragging=True),
+            on_release=lambda p, n: (self.plane.set_plane(p, n), self.plane.released.emit()))
+
+    def prepare(self) -> None:
+        """Gather the organ (and target) for live scoring, in a worker."""
+        key = (self.organ(), self.target())
+        if self.context is None or key[0] is None or self.ensure_simulator() is None or \
+                self._prepared_key == key:
+            return
+        from surgiplan_resection.simulator import prepare
+
+        self._prepare_gen += 1
+        gen, self._prepared_key = self._prepare_gen, key
+
+        def done(prepared) -> None:
+            if gen == self._prepare_gen:
+                self.prepared = prepared
+                if not self.full_result_pending_or_shown():
+                    self.rescore_live()
+
+        def failed(exc: BaseException) -> None:
+            if gen == self._prepare_gen:
+                self._prepared_key = None
+                self.show_result(SimulationResult.failed(f"preparing: {exc}"))
+
+        self.status_label.setText("Preparing the organ… (live scores follow)")
+        self.window.runner.submit("Preparing resection", lambda **_k: prepare(
+            self.context, key[0], key[1]), on_done=done, on_error=failed)
+
+    def rescore_live(self) -> SimulationResult | None:
+        """Nominal volumes, remnant % and margin of the current cut (no intervals)."""
+        if self.context is None or self.ensure_simulator() is None or self.organ() is None:
+            return None
+        if self.prepared is None or self._prepared_key != (self.organ(), self.target()):
+            self.prepare()
+            return None
+        cut = self.cut()
+        if cut is None and self.target() is None:
+            return None
+        try:
+            result = self.timed_live(lambda: self.simulator.live(
+                self.prepared, cut, margin_mm=float(self.margin_spin.value()),
+                parameters=self.form.values()))
+        except Exception as exc:
+            self.show_result(SimulationResult.failed(f"live score: {exc}"))
+            return None
+        self.show_result(result, live=True)
+        self.scene3d.remove("result")
+        self.scene3d.show_geometry(result.geometry, part="live")
+        return result
+
+    def show_geometry(self, result: SimulationResult) -> None:
+        self.scene3d.remove("live")
+        self.scene3d.show_geometry(result.geometry, part="result")
+
+    # ------------------------------------------------------------------ structures
+    def create_structures(self) -> None:
+        """Add "specimen" and "remnant" structures to the twin (worker computes the masks;
+        one undo step through the Segment panel's editor when there is one)."""
+        inputs = self.inputs()
+        if inputs is None or self.context is None:
+            self.create_label.setText("Choose an organ and a cut or target first.")
+            return
+        from surgiplan_resection.regions import resection_masks
+
+        fn = partial(resection_masks, self.context, inputs, self.form.values())
+        twin = self.twin
+        self.create_label.setText("Computing specimen and remnant…")
+        self.window.runner.submit("Resection structures", lambda **_k: fn(),
+                                  on_done=partial(self._add_structures, twin),
+                                  on_error=lambda exc: self.create_label.setText(
+                                      f"FAILED: {exc}"))
+
+    def _add_structures(self, twin: Any, masks: Any) -> None:
+        from surgiplan_resection.regions import add_resection_structures
+
+        if twin is not self.twin:
+            return
+        segment_panel = getattr(self.window, "segment_panel", None)
+        editor = None if segment_panel is None else getattr(segment_panel, "editor", None)
+        added = add_resection_structures(twin, masks, editor=editor)
+        self.create_label.setText("Added " + " and ".join(f'"{s.name}"' for s in added) +
+                                  (" (Edit > Undo removes them)." if editor is not None
+                                   else "."))
