@@ -13,6 +13,10 @@ a 12 mm ball at the liver's deepest point. The screw: 6 x 40 mm in the left pedi
 lumbar vertebra at slice 44, placed by hand from the axial images (isthmus at column 280, row
 285; 15 deg medial convergence). Saves implant/ablation/resection window screenshots and the
 CLI JSON outputs in DIR. Not a ``bench_*`` module: it measures nothing against a baseline.
+
+The window shows only the Rehearse dock (the four-up views get the room), the slice views are
+zoomed on the rehearsal object and the 3D camera is framed on it (the panel's ``focus_3d``)
+before each ``MainWindow.save_screenshot`` (which renders the 3D view first).
 """
 
 from __future__ import annotations
@@ -104,12 +108,18 @@ def fmt(p) -> str:
     return ",".join(f"{v:.2f}" for v in p)
 
 
+def resection_plane(where: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The cut (point, unit normal towards the removed side; LPS mm): 10 mm beyond the lesion
+    on the liver-centre side, removing the lesion's side."""
+    normal = where["lesion"] - where["liver_centre"]
+    normal = normal / np.linalg.norm(normal)
+    return where["lesion"] - (LESION_RADIUS_MM + 10.0) * normal, normal
+
+
 def run_cli(case: Path, where: dict, out: Path) -> dict:
     """The three ``surgiplan simulate`` commands on the case bundle (JSON saved in ``out``)."""
     exe = str(HERE.parent / ".venv" / "bin" / "surgiplan")
-    normal = where["lesion"] - where["liver_centre"]
-    normal /= np.linalg.norm(normal)
-    plane_point = where["lesion"] - (LESION_RADIUS_MM + 10.0) * normal
+    plane_point, normal = resection_plane(where)
     commands = {
         "implant": ["implant", str(case), "--screw", f"{SCREW[0]:g}x{SCREW[1]:g}",
                     f"--entry={fmt(where['screw_head'])}", f"--target={fmt(where['screw_tip'])}"],
@@ -144,7 +154,7 @@ def run_cli(case: Path, where: dict, out: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("/tmp/surgiplan-rehearsals-ct"))
+    parser.add_argument("--out", type=Path, default=Path("/tmp/rehearse/ct"))
     parser.add_argument("--no-cli", action="store_true")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE.parent))
@@ -156,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_cli:
         run_cli(case, where, args.out)
 
-    from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtCore import QPointF, QSettings
+    from PySide6.QtWidgets import QApplication, QDockWidget
 
     from surgiplan.ui.autosave import Autosave
     from surgiplan.ui.main_window import MainWindow
@@ -192,9 +202,26 @@ def main(argv: list[str] | None = None) -> int:
     win.open_path(case)
     wait(lambda: win.twin is not None and win.runner.is_idle(), 900, "the case to open")
     print(f"case open in the app after {time.perf_counter() - started:.1f} s")
-    win.rehearsal_dock.show()
+    for dock in win.findChildren(QDockWidget):  # the four-up views get the room
+        dock.setVisible(dock is win.rehearsal_dock)
     win.rehearsal_dock.raise_()
     shots = []
+
+    def frame(panel, centre_lps, *, zoom: float, view3d: str) -> None:
+        """Slice views zoomed on ``centre_lps``; the 3D view from ``view3d`` framed on the
+        panel's object."""
+        win.set_cursor(np.asarray(centre_lps, float))
+        for view in win.slice_views.values():
+            view.zoom, view.pan = zoom, QPointF(0.0, 0.0)
+            at = view.lps_to_screen(np.asarray(centre_lps, float))
+            view.pan = QPointF(view.width() / 2.0 - at.x(), view.height() / 2.0 - at.y())
+            view.update()
+        win.view3d.set_standard_view(view3d)
+        if not panel.focus_3d():
+            print(f"nothing to frame in 3D for {panel.kind}")
+        for _ in range(20):
+            app.processEvents()
+            time.sleep(0.02)
 
     implant = win.implant_panel
     win.rehearsal_tabs.setCurrentWidget(implant)
@@ -204,10 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     implant.rescore_live()
     print(f"implant live score {implant.live_ms:.2f} ms")
     implant.run_full()
-    win.set_cursor((where["screw_head"] + where["screw_tip"]) / 2.0)
     settle(implant, "implant")
-    win.view3d.plotter.camera_position = "xy"
-    win.view3d.plotter.camera.zoom(1.0)
+    frame(implant, (where["screw_head"] + where["screw_tip"]) / 2.0, zoom=3.0,
+          view3d="left")
     shots.append(win.save_screenshot(args.out / "rehearsal_implant.png"))
 
     ablation = win.ablation_panel
@@ -216,8 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     ablation.target_combo.setCurrentText("liver lesion")
     ablation.set_device("generic-microwave", 100.0, 10.0)
     ablation.set_probe(where["probe_tip"], where["probe_entry"])  # zone centre on the lesion
-    win.set_cursor(where["lesion"])
     settle(ablation, "ablation")
+    frame(ablation, where["lesion"], zoom=2.0, view3d="anterior")
     shots.append(win.save_screenshot(args.out / "rehearsal_ablation.png"))
 
     resection = win.resection_panel
@@ -225,10 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     resection.ensure_simulator()
     resection.organ_combo.setCurrentText("liver")
     resection.target_combo.setCurrentText("liver lesion")
-    resection.default_plane()
-    resection.run_full()
-    win.set_cursor(where["lesion"])
+    resection.set_plane(*resection_plane(where))  # the CLI's plane
     settle(resection, "resection")
+    frame(resection, where["lesion"], zoom=1.3, view3d="anterior")
     shots.append(win.save_screenshot(args.out / "rehearsal_resection.png"))
     print("screenshots:", ", ".join(str(s) for s in shots))
     win.dirty = False

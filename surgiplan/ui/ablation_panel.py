@@ -143,10 +143,8 @@ class AblationPanel(RehearsalPanel):
         first = self.simulator is None and self.load_error is None
         sim = super().ensure_simulator()
         if sim is not None and first:
-            from surgiplan_ablation.devices import load_devices
-
             try:
-                self.devices = load_devices()
+                self.devices = sim.devices()
             except Exception as exc:  # a broken table: custom zones still work
                 self.optimise_label.setText(f"Device tables not loaded: {exc}")
             self.device_combo.blockSignals(True)
@@ -302,9 +300,7 @@ class AblationPanel(RehearsalPanel):
                                       SimulationResult.failed(f"preparing: {exc}")))
 
     def _draw_live(self, inputs: AblationInput) -> None:
-        from surgiplan_ablation.probes import resolve_probes
-
-        probes = resolve_probes(inputs, custom_modality=self.form.values().get(
+        probes = self.simulator.resolve_probes(inputs, custom_modality=self.form.values().get(
             "custom_modality", "microwave"))
         geometry = DisplayGeometry()
         for k, p in enumerate(probes, start=1):

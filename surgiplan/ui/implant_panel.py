@@ -174,10 +174,10 @@ class ImplantPanel(RehearsalPanel):
         return head, head + self.size_mm()[1] * _unit(self.plan.target_lps - head)
 
     def pose(self) -> np.ndarray | None:
-        from surgiplan_implant.pose import pose_from_axis
-
         ends = self.head_tip()
-        return None if ends is None else pose_from_axis(*ends)
+        if ends is None or self.ensure_simulator() is None:
+            return None
+        return self.simulator.pose_from_axis(*ends)
 
     def inputs(self) -> Any:
         ends = self.head_tip()
@@ -308,9 +308,8 @@ class ImplantPanel(RehearsalPanel):
         pose = self.pose()
         if pose is None or self.ensure_simulator() is None:
             return
-        from surgiplan_implant.library import screw_family, screw_mesh
-
-        vertices, faces = screw_mesh(*self.size_mm(), screw_family())
+        sim = self.simulator
+        vertices, faces = sim.screw_mesh(*self.size_mm(), sim.screw_family())
         self.scene3d.show_implant(vertices, faces, pose, GRADE_RGB.get(self.grade),
                                   on_move=partial(self._pose_from_3d, dragging=True),
                                   on_release=partial(self._pose_from_3d, dragging=False))

@@ -83,6 +83,32 @@ class Rehearsal3D:
     def actor_names(self) -> list[str]:
         return sorted(n[len(self.prefix):] for n in self._names)
 
+    # ------------------------------------------------------------------ camera
+    def bounds_lps(self) -> np.ndarray | None:
+        """The (2, 3) LPS box (mm) around this rehearsal's visible actors (the implant at its
+        pose), or None when nothing is drawn."""
+        actors = self.plotter.renderer.actors
+        boxes = [np.reshape(actors[n].GetBounds(), (3, 2)).T for n in self._names
+                 if n in actors and actors[n].GetVisibility()]
+        boxes = [b for b in boxes if np.all(np.isfinite(b)) and np.all(b[1] >= b[0])]
+        if not boxes:
+            return None
+        return np.array([np.min([b[0] for b in boxes], axis=0),
+                         np.max([b[1] for b in boxes], axis=0)])
+
+    def focus(self, *, pad_mm: float = 25.0) -> bool:
+        """Frame the 3D camera on this rehearsal's object (implant, zone, cut) padded by
+        ``pad_mm``, keeping the viewing direction. False when there is nothing to frame."""
+        bounds = self.bounds_lps()
+        if bounds is None:
+            return False
+        lo, hi = bounds[0] - pad_mm, bounds[1] + pad_mm
+        renderer = self.plotter.renderer
+        renderer.GetActiveCamera().SetFocalPoint(*((lo + hi) / 2.0))
+        renderer.ResetCamera(lo[0], hi[0], lo[1], hi[1], lo[2], hi[2])
+        self.update()
+        return True
+
     # ------------------------------------------------------------------ any result geometry
     def show_geometry(self, geometry: DisplayGeometry, *, part: str = "result",
                       skip_meshes: tuple[str, ...] = ()) -> None:
@@ -220,9 +246,34 @@ class Rehearsal3D:
         if self._plane_cb is not None and self._plane_cb[1] is not None:
             self._plane_cb[1](np.array(widget.GetOrigin()), np.array(widget.GetNormal()))
 
+    def set_plane_handle_enabled(self, enabled: bool) -> None:
+        """Show or hide the plane handle. VTK widgets need an interactor to be switched: the
+        handle is (re)attached to the 3D view's interactor first, and left alone once the
+        view's renderer is closed (the window is going away)."""
+        widget = self.plane_widget
+        if widget is None or self.view3d._plotter is None or self.view3d._closed:
+            return
+        iren = getattr(self.plotter, "iren", None)
+        interactor = None if iren is None else iren.interactor
+        if widget.GetInteractor() is None:
+            if interactor is None:
+                return
+            widget.SetInteractor(interactor)
+        widget.SetEnabled(int(enabled))
+        self.update()
+
+    def set_scalar_bar_visible(self, visible: bool) -> None:
+        """Show or hide this rehearsal's colour bar (e.g. the margin map's)."""
+        if self._scalar_bar is None or self.view3d._plotter is None:
+            return
+        bars = self.plotter.scalar_bars
+        if self._scalar_bar in set(bars.keys()):
+            bars[self._scalar_bar].SetVisibility(int(visible))
+            self.update()
+
     def remove_plane(self) -> None:
         if self.plane_widget is not None:
-            self.plane_widget.Off()
+            self.set_plane_handle_enabled(False)
             widgets = self.plotter.plane_widgets
             if self.plane_widget in widgets:
                 widgets.remove(self.plane_widget)

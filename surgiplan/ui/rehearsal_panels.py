@@ -88,6 +88,7 @@ class RehearsalPanel(QWidget):
         self.scene3d = Rehearsal3D(window.view3d, self.kind)
         self._generation = 0
         self._job = None
+        self._focus_pending = True  # frame the 3D view on the first full result of a case
         self._build()
         window.case_loaded.connect(self.set_twin)
 
@@ -171,6 +172,7 @@ class RehearsalPanel(QWidget):
         self.twin = twin
         self.context = None if twin is None else SimulationContext(twin)
         self.result = None
+        self._focus_pending = True
         self.scene3d.clear()
         if twin is not None:
             self.uncertainty_form.set_values({"boundary_sd_mm": max(twin.geometry.spacing_mm)})
@@ -225,6 +227,12 @@ class RehearsalPanel(QWidget):
         self.show_result(result)
         if result.ok:
             self.show_geometry(result)
+            if self._focus_pending:
+                self._focus_pending = not self.scene3d.focus()
+
+    def focus_3d(self) -> bool:
+        """Frame the 3D view on this rehearsal's object (implant, zone or cut)."""
+        return self.scene3d.focus()
 
     def _cancel(self) -> None:
         self._generation += 1

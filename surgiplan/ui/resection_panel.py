@@ -144,8 +144,8 @@ class ResectionPanel(RehearsalPanel):
         """The plane (slices and 3D handle) is shown only while this panel is."""
         super().showEvent(event)
         self.decoration.visible = True
-        if self.scene3d.plane_widget is not None:
-            self.scene3d.plane_widget.On()
+        self.scene3d.set_plane_handle_enabled(True)
+        self.scene3d.set_scalar_bar_visible(True)
         if not self.plane.is_set() and self.organ():
             self.default_plane()
         for view in self.window.slice_views.values():
@@ -154,8 +154,8 @@ class ResectionPanel(RehearsalPanel):
     def hideEvent(self, event) -> None:
         super().hideEvent(event)
         self.decoration.visible = False
-        if self.scene3d.plane_widget is not None:
-            self.scene3d.plane_widget.Off()
+        self.scene3d.set_plane_handle_enabled(False)
+        self.scene3d.set_scalar_bar_visible(False)
         for view in self.window.slice_views.values():
             view.update()
 
@@ -194,11 +194,10 @@ class ResectionPanel(RehearsalPanel):
 
     def cut(self) -> Any:
         """The plane as the simulator's PlaneCut (None when not cutting along a plane)."""
-        from surgiplan_resection.cuts import PlaneCut
-
-        if not self.use_plane.isChecked() or not self.plane.is_set():
+        if not self.use_plane.isChecked() or not self.plane.is_set() or \
+                self.ensure_simulator() is None:
             return None
-        return PlaneCut(tuple(self.plane.point_lps), tuple(self.plane.normal_lps))
+        return self.simulator.plane_cut(self.plane.point_lps, self.plane.normal_lps)
 
     def inputs(self) -> ResectionInput | None:
         organ = self.organ()
@@ -242,6 +241,8 @@ class ResectionPanel(RehearsalPanel):
             box_lps(self.twin, organ, HANDLE_PAD_MM),
             on_move=lambda p, n: self.plane.set_plane(p, n, dragging=True),
             on_release=lambda p, n: (self.plane.set_plane(p, n), self.plane.released.emit()))
+        if not self.isVisible():  # the handle shows only while this panel does
+            self.scene3d.set_plane_handle_enabled(False)
 
     def prepare(self) -> None:
         """Gather the organ (and target) for live scoring, in a worker."""
@@ -249,8 +250,7 @@ class ResectionPanel(RehearsalPanel):
         if self.context is None or key[0] is None or self.ensure_simulator() is None or \
                 self._prepared_key == key:
             return
-        from surgiplan_resection.simulator import prepare
-
+        prepare = self.simulator.prepare
         self._prepare_gen += 1
         gen, self._prepared_key = self._prepare_gen, key
 
@@ -289,11 +289,13 @@ class ResectionPanel(RehearsalPanel):
         self.show_result(result, live=True)
         self.scene3d.remove("result")
         self.scene3d.show_geometry(result.geometry, part="live")
+        self.scene3d.set_scalar_bar_visible(self.isVisible())
         return result
 
     def show_geometry(self, result: SimulationResult) -> None:
         self.scene3d.remove("live")
         self.scene3d.show_geometry(result.geometry, part="result")
+        self.scene3d.set_scalar_bar_visible(self.isVisible())
 
     # ------------------------------------------------------------------ structures
     def create_structures(self) -> None:
@@ -303,9 +305,7 @@ class ResectionPanel(RehearsalPanel):
         if inputs is None or self.context is None:
             self.create_label.setText("Choose an organ and a cut or target first.")
             return
-        from surgiplan_resection.regions import resection_masks
-
-        fn = partial(resection_masks, self.context, inputs, self.form.values())
+        fn = partial(self.simulator.resection_masks, self.context, inputs, self.form.values())
         twin = self.twin
         self.create_label.setText("Computing specimen and remnant…")
         self.window.runner.submit("Resection structures", lambda **_k: fn(),
@@ -314,13 +314,11 @@ class ResectionPanel(RehearsalPanel):
                                       f"FAILED: {exc}"))
 
     def _add_structures(self, twin: Any, masks: Any) -> None:
-        from surgiplan_resection.regions import add_resection_structures
-
-        if twin is not self.twin:
+        if twin is not self.twin or self.simulator is None:
             return
         segment_panel = getattr(self.window, "segment_panel", None)
         editor = None if segment_panel is None else getattr(segment_panel, "editor", None)
-        added = add_resection_structures(twin, masks, editor=editor)
+        added = self.simulator.add_resection_structures(twin, masks, editor=editor)
         self.create_label.setText("Added " + " and ".join(f'"{s.name}"' for s in added) +
                                   (" (Edit > Undo removes them)." if editor is not None
                                    else "."))

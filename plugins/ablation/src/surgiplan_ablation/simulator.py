@@ -24,6 +24,11 @@ Uncertainty: zone size SDs from the chart-vs-measured correlation in 93 liver tu
 short axis 37 +/- 8 mm with r = 0.63. The error left once the chart has predicted is
 ``SD * sqrt(1 - r^2)``: 11.2 mm (19 % of 58 mm) and 6.2 mm (17 % of 37 mm). Placement error is
 the run's error model (tip = target SD, shaft point = entry SD).
+
+Capabilities (optional public methods a host panel may call on the simulator object it got
+from discovery, instead of importing this package's modules): ``devices()`` (the device
+tables by id), ``resolve_probes(inputs, custom_modality=...)`` (each probe with its zone, for
+drawing), ``check_inputs``, ``live_scorer`` and ``optimise``.
 """
 
 from __future__ import annotations
@@ -201,6 +206,20 @@ class AblationSimulator:
     def live_scorer(self, context: SimulationContext,
                     parameters: dict[str, Any] | None = None) -> LiveScorer:
         return LiveScorer(context, parameters)
+
+    # ------------------------------------------------------------------ capabilities
+    @staticmethod
+    def devices() -> dict[str, Any]:
+        """Every shipped device table (zone size by power and time), by device id."""
+        from surgiplan_ablation.devices import load_devices
+
+        return load_devices()
+
+    @staticmethod
+    def resolve_probes(inputs: AblationInput, *, custom_modality: str = "microwave"
+                       ) -> list[Probe]:
+        """Every probe of ``inputs`` with its zone (``probe.zone.mesh()`` -> LPS mesh)."""
+        return resolve_probes(inputs, custom_modality=custom_modality)
 
     def optimise(self, context: SimulationContext, inputs: AblationInput,
                  parameters: dict[str, Any] | None = None, *,

@@ -14,6 +14,12 @@ intervals come from Monte Carlo over placement error (head: ``entry_sd_mm``, tip
 
 For the drag loop, :meth:`ImplantSimulator.live_scorer` returns a scorer whose ``score(pose)``
 takes well under 5 ms (bench/bench_implant.py).
+
+Capabilities (optional public methods a host panel may call on the simulator object it got
+from discovery, instead of importing this package's modules): ``pose_from_axis(head_lps,
+tip_lps)`` -> 4x4 pose, ``screw_family(name=None)`` and ``screw_mesh(diameter_mm, length_mm,
+family=None)`` (library screw mesh in the implant frame, mm), ``suggest``, ``suggest_input``,
+``screw_input``, ``file_input`` and ``live_scorer``.
 """
 
 from __future__ import annotations
@@ -154,6 +160,30 @@ class ImplantSimulator:
         from surgiplan_implant.vertebra import suggest_screw
 
         return suggest_screw(context, vertebra, side, point_lps=point_lps)
+
+    # ------------------------------------------------------------------ capabilities
+    @staticmethod
+    def pose_from_axis(head_lps: Any, tip_lps: Any) -> np.ndarray:
+        """4x4 pose (implant frame -> LPS mm): origin at ``head_lps``, +z towards ``tip_lps``."""
+        from surgiplan_implant.pose import pose_from_axis
+
+        return pose_from_axis(head_lps, tip_lps)
+
+    @staticmethod
+    def screw_family(name: str | None = None) -> Any:
+        """The library screw family ``name`` (the first one when None)."""
+        from surgiplan_implant.library import screw_family
+
+        return screw_family(name)
+
+    @staticmethod
+    def screw_mesh(diameter_mm: float, length_mm: float,
+                   family: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Closed library screw mesh in the implant frame (head at 0, tip on +z; mm):
+        (vertices (N, 3), faces (M, 3))."""
+        from surgiplan_implant.library import screw_mesh
+
+        return screw_mesh(diameter_mm, length_mm, family)
 
     # ------------------------------------------------------------------ building inputs
     def screw_input(self, size: str | tuple[float, float], entry_lps: Any, target_lps: Any,

@@ -21,6 +21,13 @@ with the margin colour map as :class:`~surgiplan.simulation.DisplayScalars` (lab
 ``"margin"``, ``structure="cut surface"``, ``vertex_ids`` index that mesh's vertices, values =
 the target's signed distance in mm); meshes ``"specimen"`` and ``"remnant"`` (full run); points
 at each vessel crossing and at the closest approach of the target.
+
+Capabilities (optional public methods a host panel may call on the simulator object it got
+from discovery, instead of importing this package's modules): ``plane_cut(point_lps,
+normal_lps)`` (a plane cut for :meth:`~ResectionSimulator.live`), ``prepare(context, organ,
+target)`` (the organ gathered once for live re-scoring), ``live``, ``resection_masks(context,
+inputs, parameters)`` (specimen and remnant voxel masks) and ``add_resection_structures(twin,
+masks, editor=...)`` (add them as structures; one undo step with a segment editor).
 """
 
 from __future__ import annotations
@@ -177,6 +184,37 @@ class ResectionSimulator:
                                surface_spacing_mm=params["surface_spacing_mm"],
                                min_diameter_mm=params["min_vessel_diameter_mm"])
         return build_result(score, None, params, required_margin_mm=margin_mm)
+
+    # ------------------------------------------------------------------ capabilities
+    @staticmethod
+    def plane_cut(point_lps: Any, normal_lps: Any) -> Cut:
+        """A plane through ``point_lps`` (LPS mm) removing the side ``normal_lps`` points to."""
+        from surgiplan_resection.cuts import PlaneCut
+
+        return PlaneCut(tuple(point_lps), tuple(normal_lps))
+
+    @staticmethod
+    def prepare(context: SimulationContext, organ: str | None = None,
+                target: str | None = None, *, sd_mm: float | None = None) -> PreparedResection:
+        """The organ (and target) gathered once for :meth:`live` re-scoring (seconds)."""
+        return prepare(context, organ, target, sd_mm=sd_mm)
+
+    @staticmethod
+    def resection_masks(context: SimulationContext, inputs: ResectionInput,
+                        parameters: dict[str, Any] | None = None) -> Any:
+        """The specimen and remnant voxel masks of a resection (same rule as :meth:`run`)."""
+        from surgiplan_resection.regions import resection_masks
+
+        return resection_masks(context, inputs, parameters)
+
+    @staticmethod
+    def add_resection_structures(twin: Any, masks: Any, *, editor: Any = None,
+                                 names: tuple[str, str] = ("specimen", "remnant")) -> tuple:
+        """Add the masks as structures (role other) to ``twin``; with ``editor`` (a segment
+        editor on ``twin``) as one undo step. Returns the (specimen, remnant) structures."""
+        from surgiplan_resection.regions import add_resection_structures
+
+        return add_resection_structures(twin, masks, editor=editor, names=names)
 
 
 def build_result(score: ResectionScore, intervals: Intervals | None, parameters: dict[str, Any],
