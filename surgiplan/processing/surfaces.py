@@ -35,6 +35,7 @@ from surgiplan.model.structures import Segmentation, Structure
 from surgiplan.model.surface import SurfaceMesh
 from surgiplan.processing.crop import bounding_box, crop_padded, pad_box, sub_geometry
 from surgiplan.processing.mesh_convert import polydata_to_surface, surface_to_polydata
+from surgiplan.processing.vtk_threads import VTK_PIPELINE_LOCK
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
 
 DEFAULT_SMOOTHING_ITERATIONS = 16
@@ -95,9 +96,10 @@ def layer_surfaces(
     crop, padded = _wanted_crop(labels, wanted)
     if crop is None:
         return {name: _empty_mesh() for name in label_of}
-    points_local, faces, boundary = _surface_nets(
-        crop, geometry.spacing_mm, wanted, smoothing, progress, cancel
-    )
+    with VTK_PIPELINE_LOCK:
+        points_local, faces, boundary = _surface_nets(
+            crop, geometry.spacing_mm, wanted, smoothing, progress, cancel
+        )
     crop_geometry = sub_geometry(geometry, padded)
     points_lps = points_local @ crop_geometry.direction.T + np.asarray(crop_geometry.origin_lps)
     flip = np.linalg.det(geometry.direction) < 0  # a mirroring grid reverses the winding
@@ -115,7 +117,8 @@ def decimated(mesh: SurfaceMesh, *, max_triangles: int) -> SurfaceMesh:
     decimate.SetInputData(surface_to_polydata(mesh))
     decimate.SetTargetReduction(1.0 - max_triangles / mesh.n_triangles)
     decimate.VolumePreservationOn()
-    decimate.Update()
+    with VTK_PIPELINE_LOCK:
+        decimate.Update()
     return polydata_to_surface(decimate.GetOutput())
 
 

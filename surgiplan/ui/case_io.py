@@ -225,6 +225,7 @@ def scan_surface(volume: ImageVolume, *, max_triangles: int = 50_000,
     from vtkmodules.vtkFiltersCore import vtkFlyingEdges3D
 
     from surgiplan.processing.surfaces import decimated
+    from surgiplan.processing.vtk_threads import VTK_PIPELINE_LOCK
 
     geo = volume.geometry
     image = vtkImageData()
@@ -238,7 +239,8 @@ def scan_surface(volume: ImageVolume, *, max_triangles: int = 50_000,
     iso.SetInputData(image)
     iso.SetValue(0, scan_surface_level(volume))
     iso.ComputeNormalsOff()
-    iso.Update()
+    with VTK_PIPELINE_LOCK:
+        iso.Update()
     out = iso.GetOutput()
     check(cancel)
     if out.GetNumberOfPolys() == 0:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from surgiplan.errors import CancelledError
@@ -77,6 +78,12 @@ class JobRunner(QObject):
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(max_threads)
         self._jobs: list[Job] = []
+        self._closed = False
+
+    def _alive(self) -> bool:
+        """False once the runner was shut down or its window deleted: results still queued
+        then are dropped instead of reaching widgets that no longer exist."""
+        return not self._closed and shiboken6.isValid(self)
 
     @property
     def running(self) -> list[Job]:
@@ -102,16 +109,22 @@ class JobRunner(QObject):
         signals = job.signals
 
         def progressed(fraction: float, text: str) -> None:
+            if not self._alive():
+                return
             job.fraction, job.text = fraction, text
             self.progressed.emit(job)
 
         def finished(result: Any) -> None:
+            if not self._alive():
+                return
             try:
                 on_done(result)
             finally:  # after on_done, so a follow-up job it submits keeps the runner busy
                 self._end(job)
 
         def failed(exc: BaseException) -> None:
+            if not self._alive():
+                return
             try:
                 if not isinstance(exc, CancelledError):
                     on_error(exc)
@@ -142,6 +155,7 @@ class JobRunner(QObject):
     def wait_for_threads(self, timeout_ms: int = 30_000) -> bool:
         """Block until the worker threads finish (used on exit); queued results are dropped."""
         self.cancel_all()
+        self._closed = True
         return self._pool.waitForDone(timeout_ms)
 
     def _end(self, job: Job) -> None:

@@ -56,8 +56,26 @@ _PLANE_RGB = {Plane.AXIAL: (0.9, 0.3, 0.3), Plane.CORONAL: (0.3, 0.8, 0.3),
               Plane.SAGITTAL: (0.9, 0.8, 0.25)}
 
 
+def gl_renderer_name() -> str:
+    """The OpenGL renderer string (e.g. "llvmpipe (LLVM 15.0.6, 256 bits)") from a temporary
+    Qt context; "unknown software rasterizer" when no context can be made (assume software)."""
+    from PySide6.QtGui import QOffscreenSurface, QOpenGLContext
+
+    context, surface = QOpenGLContext(), QOffscreenSurface()
+    surface.create()
+    try:
+        if not (context.create() and surface.isValid() and context.makeCurrent(surface)):
+            return "unknown software rasterizer"
+        try:
+            return str(context.functions().glGetString(0x1F01))  # GL_RENDERER
+        finally:
+            context.doneCurrent()
+    finally:
+        surface.destroy()
+
+
 def is_software_renderer(capabilities: str) -> bool:
-    """True when a VTK ``ReportCapabilities()`` text names a software OpenGL renderer."""
+    """True when an OpenGL renderer string names a software renderer."""
     text = capabilities.lower()
     return any(name in text for name in _SOFTWARE_GL)
 
@@ -148,6 +166,15 @@ class View3D(QWidget):
             # No multi-sampling: 8x MSAA (pyvista's default) makes every frame ~5x slower on a
             # software OpenGL (llvmpipe: ~95 ms instead of ~17 ms for a CT bone surface).
             plotter = QtInteractor(self, auto_update=False, multi_samples=0)
+            # Before its own GL context exists, pyvistaqt answers VTK's make-current requests
+            # with a throwaway offscreen context. Its Qt wrappers could outlive their C++
+            # objects when views are torn down (seen as random crashes, and as a
+            # QOffscreenSurface wrapper returned for another widget's header, across many
+            # windows in one process). Refuse that fallback: VTK then skips GL work until the
+            # widget is initialised, and raw GL queries are never made before that (see
+            # software_gl, which asks Qt instead).
+            if hasattr(plotter.interactor, "_fallback_allowed"):
+                plotter.interactor._fallback_allowed = False
             plotter.set_background("black")
             plotter.add_axes(xlabel="L", ylabel="P", zlabel="S")
             layout = self.layout()
@@ -329,12 +356,10 @@ class View3D(QWidget):
 
     # ------------------------------------------------------------------ volume rendering
     def software_gl(self) -> bool:
+        """True when OpenGL is a software renderer (Mesa llvmpipe...): asked of Qt with a
+        context of our own, so VTK never queries GL before its widget is initialised."""
         if self._software_gl is None:
-            try:
-                caps = self.plotter.render_window.ReportCapabilities()
-            except Exception:  # a render window that cannot report: assume software
-                caps = "llvmpipe"
-            self._software_gl = is_software_renderer(caps)
+            self._software_gl = is_software_renderer(gl_renderer_name())
         return self._software_gl
 
     def set_display_volume(self, volume: ImageVolume | None) -> None:
