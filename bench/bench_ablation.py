@@ -15,10 +15,9 @@ Figures (same run):
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
+from bench.timing import best_time
 from surgiplan.model.twin import Twin
 from surgiplan.phantoms import make_phantom
 from surgiplan.phantoms.primitives import Ellipsoid
@@ -32,13 +31,6 @@ from surgiplan.simulation import (
 CENTRE = np.array([-65.0, -25.0, 20.0])
 
 
-def _best(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def _numpy_score(scene, batch, i: int) -> None:
@@ -79,18 +71,18 @@ def run() -> list[dict]:
     scene = build_scene(context, "tumour 1", scene_roi(context, "tumour 1", [batch]))
     zeros = np.zeros(n)
     score_zones(batch, zeros, scene)  # compile / warm
-    kernel_s = _best(lambda: score_zones(batch, zeros, scene))
-    numpy_s = _best(lambda: [_numpy_score(scene, batch, i) for i in range(20)], 2) * n / 20
+    kernel_s = best_time(lambda: score_zones(batch, zeros, scene))
+    numpy_s = best_time(lambda: [_numpy_score(scene, batch, i) for i in range(20)], 2) * n / 20
     model = UncertaintyModel(samples=300)
     sim.optimise(context, inputs, uncertainty=model, top_k=3)  # warm
-    optimise_s = _best(lambda: sim.optimise(context, inputs, uncertainty=model, top_k=3), 2)
+    optimise_s = best_time(lambda: sim.optimise(context, inputs, uncertainty=model, top_k=3), 2)
     scorer = sim.live_scorer(context)
     scorer.score(inputs)
     moves = [inputs.model_copy(update={"tip_lps": tuple(CENTRE + np.array([3 + 0.2 * k, 4, 0]))})
              for k in range(20)]
-    live_ms = _best(lambda: [scorer.score(m) for m in moves]) / len(moves) * 1000
+    live_ms = best_time(lambda: [scorer.score(m) for m in moves]) / len(moves) * 1000
     params = {"score_paths": False}
-    run_ms = _best(lambda: sim.run(context, inputs, {**sim.spec.defaults(), **params},
+    run_ms = best_time(lambda: sim.run(context, inputs, {**sim.spec.defaults(), **params},
                                    uncertainty=UncertaintyModel(samples=1000))) * 1000
     detail = (f"{len(scene.tumour_lps)} tumour points, {len(scene.surface_lps)} surface points, "
               f"{len(scene.critical_lps)} critical voxels")

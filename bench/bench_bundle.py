@@ -14,22 +14,16 @@ from __future__ import annotations
 import hashlib
 import io
 import tempfile
-import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from bench.timing import best_time
+
 SCANS = Path(__file__).resolve().parents[1].parent / "shared" / "scans"
 
 
-def _best(fn, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def _twin(folder: Path):
@@ -85,10 +79,10 @@ def run() -> list[dict]:
                     handle = io.BytesIO(archive.read(name))
                     nrrd.read_data(nrrd.read_header(handle), handle, index_order="C")
 
-        t_save = _best(lambda: save_bundle(twin, target))
-        t_bare_save = _best(bare_save)
-        t_load = _best(lambda: load_bundle(target))
-        t_bare_load = _best(bare_load)
+        t_save = best_time(lambda: save_bundle(twin, target))
+        t_bare_save = best_time(bare_save)
+        t_load = best_time(lambda: load_bundle(target))
+        t_bare_load = best_time(bare_load)
         rows = [
             {"name": "save_bundle / (pynrrd + zipfile)", "value": t_save / t_bare_save,
              "unit": "x", "goal": 1.6,
@@ -107,9 +101,9 @@ def run() -> list[dict]:
                     with open(file, "rb") as handle:
                         hashlib.file_digest(handle, "sha256")
 
-            t_build = _best(lambda: build_twin(source), repeat=3)
-            t_bare_build = _best(bare_build, repeat=3)
-            t_dicom = _best(lambda: load_dicom(source), repeat=3)
+            t_build = best_time(lambda: build_twin(source), repeats=3)
+            t_bare_build = best_time(bare_build, repeats=3)
+            t_dicom = best_time(lambda: load_dicom(source), repeats=3)
             rows.append({"name": "build_twin / (load_dicom + hashlib)",
                          "value": t_build / t_bare_build, "unit": "x", "goal": 1.2,
                          "detail": f"{t_build * 1000:.0f} ms vs {t_bare_build * 1000:.0f} ms; "

@@ -14,11 +14,10 @@ Figures (same run):
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from scipy.ndimage import map_coordinates
 
+from bench.timing import best_time
 from surgiplan.model.twin import Twin
 from surgiplan.phantoms import make_phantom
 from surgiplan.simulation import SimulationContext, UncertaintyModel, load_simulator
@@ -27,14 +26,11 @@ AXIS = np.array([np.sin(np.radians(10.0)), np.cos(np.radians(10.0)), 0.0])
 HEAD = np.array([15.0, 23.0, 0.0]) + 12.0 * AXIS
 
 
-def _best(fn, repeats: int = 20) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
+
+
+def _best(fn, repeats: int = 20) -> float:
+    return best_time(fn, repeats)
 
 def run() -> list[dict]:
     from surgiplan_implant.pose import apply_pose

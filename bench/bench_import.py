@@ -10,10 +10,11 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+
+from bench.timing import best_time
 
 SHAPE = (300, 512, 512)  # (nz, ny, nx)
 REPEATS = 3
@@ -29,13 +30,11 @@ print(json.dumps({"peak": peak, "nbytes": volume.nbytes}))
 """
 
 
+
+
+
 def _best(fn, repeats: int = REPEATS) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    return best_time(fn, repeats)
 
 
 def _write_phantom(folder: Path) -> list[Path]:

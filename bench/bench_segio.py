@@ -13,19 +13,11 @@ Synthetic CT grid 512x512x60 with three structures (two overlapping), written as
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-
-def _best(fn, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+from bench.timing import best_time
 
 
 def _twin(folder: Path):
@@ -97,7 +89,7 @@ def _rasterise_rows() -> list[dict]:
             points = np.stack([i[box].ravel(), j[box].ravel()], axis=1)
             MplPath(p).contains_points(points)
 
-    ratio = _best(ours) / _best(bare)
+    ratio = best_time(ours) / best_time(bare)
     return [{"name": "rtstruct rasterise 60 contours 512x512", "value": ratio, "unit": "x",
              "goal": 1.5, "detail": "even_odd_fill vs matplotlib Path.contains_points"}]
 
@@ -109,13 +101,14 @@ def run() -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="surgiplan-bench-segio-") as tmp:
         folder = Path(tmp)
         twin, files = _twin(folder)
-        ours_w = _best(lambda: write_dicom_seg(twin, folder / "ours.dcm", source_files=files), 2)
-        bare_w = _best(lambda: _bare_write(twin, files, folder / "bare.dcm"), 2)
+        ours_w = best_time(
+            lambda: write_dicom_seg(twin, folder / "ours.dcm", source_files=files), 2)
+        bare_w = best_time(lambda: _bare_write(twin, files, folder / "bare.dcm"), 2)
         rows.append({"name": "dicom-seg write 512x512x60, 3 segments", "value": ours_w / bare_w,
                      "unit": "x", "goal": 1.3,
                      "detail": f"{ours_w:.2f} s vs highdicom {bare_w:.2f} s"})
-        ours_r = _best(lambda: read_dicom_seg(folder / "ours.dcm", twin.geometry), 2)
-        bare_r = _best(lambda: _bare_read(folder / "ours.dcm"), 2)
+        ours_r = best_time(lambda: read_dicom_seg(folder / "ours.dcm", twin.geometry), 2)
+        bare_r = best_time(lambda: _bare_read(folder / "ours.dcm"), 2)
         rows.append({"name": "dicom-seg read onto image grid", "value": ours_r / bare_r,
                      "unit": "x", "goal": 1.5,
                      "detail": f"{ours_r:.2f} s vs highdicom {bare_r:.2f} s"})

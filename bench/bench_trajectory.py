@@ -17,10 +17,9 @@ Figures (same run, ratios to bare-library baselines):
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
+from bench.timing import best_time
 from surgiplan.model.twin import Twin
 from surgiplan.phantoms import make_phantom
 from surgiplan.processing.distance import sample_volume
@@ -36,13 +35,6 @@ TARGET_LPS = (-28.0, 20.0, 42.0)
 BYTES_PER_PATH = 161 * 4 * 64
 
 
-def _best(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def run() -> list[dict]:
@@ -62,20 +54,20 @@ def run() -> list[dict]:
     n = len(entries)
 
     big = np.ones(100_000_000, np.float32)
-    bandwidth = big.nbytes / _best(big.sum)
+    bandwidth = big.nbytes / best_time(big.sum)
     del big
     limit_s = n * BYTES_PER_PATH / bandwidth
-    kernel_s = _best(lambda: score_paths(dist, m, entries, TARGET_LPS, radius_mm=0.4,
+    kernel_s = best_time(lambda: score_paths(dist, m, entries, TARGET_LPS, radius_mm=0.4,
                                          band_mm=10.0))
     sub = entries[:: max(1, n // 5000)]
     t = np.linspace(0, 1, 161)[None, :, None]
-    gather_s = _best(lambda: sample_volume(
+    gather_s = best_time(lambda: sample_volume(
         dist, context.geometry, sub[:, None] + t * (np.asarray(TARGET_LPS) - sub)[:, None]
     ).min(axis=1), repeats=1) * n / len(sub)
-    search_s = _best(lambda: sim.search(context, request, params))
+    search_s = best_time(lambda: sim.search(context, request, params))
     inputs = TrajectoryInput(entry_lps=(-70.0, 20.0, 60.0), target_lps=TARGET_LPS)
     model = UncertaintyModel(samples=1000)
-    live_s = _best(lambda: sim.run(context, inputs, params, uncertainty=model), repeats=5)
+    live_s = best_time(lambda: sim.run(context, inputs, params, uncertainty=model), repeats=5)
     rate = n / kernel_s
     return [
         {"name": "kernel_vs_bandwidth_limit", "value": kernel_s / limit_s, "unit": "x",
