@@ -16,12 +16,12 @@ import sys
 from pathlib import Path
 
 from surgiplan.cli.simulate_cmd import (
-    EXIT_SIMULATION_FAILED,
     _add_common_args,
     _add_uncertainty_args,
     _context,
-    _print_result,
     point_lps,
+    report_result,
+    uncertainty_model,
 )
 from surgiplan.errors import BadInputError
 
@@ -107,30 +107,20 @@ def _inputs(args: argparse.Namespace):
 
 
 def run_ablation(args: argparse.Namespace) -> int:
-    from surgiplan.simulation import UncertaintyModel, load_simulator
+    from surgiplan.simulation import load_simulator
     from surgiplan.simulation.runner import run_simulation
 
     simulator = load_simulator(args.simulator)
     inputs = _inputs(args)
     if callable(getattr(simulator, "check_inputs", None)):
         simulator.check_inputs(inputs)  # a bad device or setting is bad input (exit 2)
-    model = UncertaintyModel(entry_sd_mm=args.entry_sd_mm, target_sd_mm=args.target_sd_mm,
-                             boundary_sd_mm=args.boundary_sd_mm, samples=args.samples,
-                             seed=args.seed)
+    model = uncertainty_model(args)
     context = _context(args.case)
     if args.optimise:
         return _optimise(simulator, context, inputs, model, args)
     result = run_simulation(simulator, context, inputs, uncertainty=model,
                             timeout_s=args.timeout)
-    if args.json:
-        json.dump(result.to_json(), sys.stdout, indent=2)
-        print()
-    else:
-        _print_result(result)
-    if not result.ok:
-        print(f"surgiplan: {result.status}: {result.error}", file=sys.stderr)
-        return EXIT_SIMULATION_FAILED
-    return 0
+    return report_result(result, as_json=args.json)
 
 
 def _optimise(simulator, context, inputs, model, args: argparse.Namespace) -> int:

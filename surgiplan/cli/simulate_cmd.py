@@ -94,12 +94,7 @@ def _kind_command_modules() -> list[Any]:
 
 
 def _add_uncertainty_args(parser: argparse.ArgumentParser) -> None:
-    from surgiplan.simulation.uncertainty import (
-        DEFAULT_ENTRY_SD_MM,
-        DEFAULT_SAMPLES,
-        DEFAULT_SEED,
-        DEFAULT_TARGET_SD_MM,
-    )
+    from surgiplan.simulation.uncertainty import DEFAULT_ENTRY_SD_MM, DEFAULT_TARGET_SD_MM
 
     parser.add_argument("--entry-sd-mm", type=float, default=DEFAULT_ENTRY_SD_MM, metavar="S",
                         help=f"placement error SD at entry, mm per axis (default "
@@ -107,8 +102,15 @@ def _add_uncertainty_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-sd-mm", type=float, default=DEFAULT_TARGET_SD_MM,
                         metavar="S", help=f"placement error SD at target, mm per axis (default "
                         f"{DEFAULT_TARGET_SD_MM}, Cardinale 2013)")
+    add_sampling_args(parser, boundary_help="structure-boundary SD in mm (default one voxel)")
+
+
+def add_sampling_args(parser: argparse.ArgumentParser, *, boundary_help: str) -> None:
+    """``--boundary-sd-mm`` (help ``boundary_help``), ``--samples`` and ``--seed``."""
+    from surgiplan.simulation.uncertainty import DEFAULT_SAMPLES, DEFAULT_SEED
+
     parser.add_argument("--boundary-sd-mm", type=float, default=None, metavar="S",
-                        help="structure-boundary SD in mm (default one voxel)")
+                        help=boundary_help)
     parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
                         help=f"Monte Carlo samples (default {DEFAULT_SAMPLES}; 0 = none)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="N",
@@ -132,7 +134,7 @@ def _context(case: Path):
 def run_trajectory(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from surgiplan.simulation import TrajectoryInput, UncertaintyModel, load_simulator
+    from surgiplan.simulation import TrajectoryInput, load_simulator
     from surgiplan.simulation.runner import run_simulation
 
     simulator = load_simulator(args.simulator)
@@ -142,13 +144,26 @@ def run_trajectory(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise BadInputError(f"bad trajectory: {exc.errors()[0]['msg']}",
                             action="check --entry, --target and --diameter") from exc
-    model = UncertaintyModel(entry_sd_mm=args.entry_sd_mm, target_sd_mm=args.target_sd_mm,
-                             boundary_sd_mm=args.boundary_sd_mm, samples=args.samples,
-                             seed=args.seed)
+    model = uncertainty_model(args)
     context = _context(args.case)
     result = run_simulation(simulator, context, inputs, uncertainty=model,
                             timeout_s=args.timeout)
-    if args.json:
+    return report_result(result, as_json=args.json)
+
+
+def uncertainty_model(args: argparse.Namespace):
+    """The UncertaintyModel of the ``_add_uncertainty_args`` options (SDs in mm)."""
+    from surgiplan.simulation import UncertaintyModel
+
+    return UncertaintyModel(entry_sd_mm=args.entry_sd_mm, target_sd_mm=args.target_sd_mm,
+                            boundary_sd_mm=args.boundary_sd_mm, samples=args.samples,
+                            seed=args.seed)
+
+
+def report_result(result: Any, *, as_json: bool) -> int:
+    """Print a simulation result (JSON, or text) and return the exit code: 0, or
+    EXIT_SIMULATION_FAILED with the reason on stderr when the run failed."""
+    if as_json:
         json.dump(result.to_json(), sys.stdout, indent=2)
         print()
     else:

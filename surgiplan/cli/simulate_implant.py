@@ -11,9 +11,7 @@ The plug-in builds the implant (the core never imports a plug-in's modules).
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -87,38 +85,33 @@ def _inputs(simulator: Any, args: argparse.Namespace, context: Any
 
 
 def run_implant(args: argparse.Namespace) -> int:
-    from surgiplan.cli.simulate_cmd import EXIT_SIMULATION_FAILED, _context, _print_result
-    from surgiplan.simulation import UncertaintyModel, load_simulator
+    from surgiplan.cli.simulate_cmd import _context, report_result, uncertainty_model
+    from surgiplan.simulation import load_simulator
     from surgiplan.simulation.runner import run_simulation
 
     simulator = load_simulator(args.simulator)
     context = _context(args.case)
     inputs, warnings, suggestion = _inputs(simulator, args, context)
     scored = args.scored_part or ("whole" if args.implant is not None else "shank")
-    model = UncertaintyModel(entry_sd_mm=args.entry_sd_mm, target_sd_mm=args.target_sd_mm,
-                             boundary_sd_mm=args.boundary_sd_mm, samples=args.samples,
-                             seed=args.seed)
-    result = run_simulation(simulator, context, inputs, uncertainty=model,
+    result = run_simulation(simulator, context, inputs, uncertainty=uncertainty_model(args),
                             timeout_s=args.timeout,
                             parameters={"scored_part": scored, "exact_check": not args.no_exact})
     result.warnings[:0] = warnings
     if suggestion:
         result.details["suggestion"] = suggestion
-    if args.json:
-        json.dump(result.to_json(), sys.stdout, indent=2)
-        print()
-    else:
-        if suggestion:
-            print(f"Suggested: {suggestion['screw_id']} ({suggestion['side']} "
-                  f"{suggestion['vertebra']}), entry "
-                  + ",".join(f"{v:.1f}" for v in suggestion["entry_lps"]) + ", tip "
-                  + ",".join(f"{v:.1f}" for v in suggestion["tip_lps"])
-                  + f"; narrowest pedicle width {suggestion['isthmus_width_mm']:.1f} mm")
-        if "gertzbein_grade" in result.details:
-            print(f"Gertzbein-Robbins grade: {result.details['gertzbein_grade']} "
-                  f"({result.details.get('method')} check)")
-        _print_result(result)
-    if not result.ok:
-        print(f"surgiplan: {result.status}: {result.error}", file=sys.stderr)
-        return EXIT_SIMULATION_FAILED
-    return 0
+    if not args.json:
+        _print_header(result, suggestion)
+    return report_result(result, as_json=args.json)
+
+
+def _print_header(result: Any, suggestion: dict[str, Any]) -> None:
+    """The suggested screw and the Gertzbein-Robbins grade, before the shared result text."""
+    if suggestion:
+        print(f"Suggested: {suggestion['screw_id']} ({suggestion['side']} "
+              f"{suggestion['vertebra']}), entry "
+              + ",".join(f"{v:.1f}" for v in suggestion["entry_lps"]) + ", tip "
+              + ",".join(f"{v:.1f}" for v in suggestion["tip_lps"])
+              + f"; narrowest pedicle width {suggestion['isthmus_width_mm']:.1f} mm")
+    if "gertzbein_grade" in result.details:
+        print(f"Gertzbein-Robbins grade: {result.details['gertzbein_grade']} "
+              f"({result.details.get('method')} check)")

@@ -9,9 +9,7 @@ same shape as ``simulate trajectory``'s.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
 from pathlib import Path
 
 from surgiplan.errors import BadInputError
@@ -46,8 +44,7 @@ def plane_mesh_lps(plane: tuple[float, ...], bounds_lps) -> tuple[tuple, tuple]:
 
 def register_kind(kinds: argparse._SubParsersAction) -> None:
     """Add ``simulate resection`` to the ``simulate`` sub-commands."""
-    from surgiplan.cli.simulate_cmd import _add_common_args
-    from surgiplan.simulation.uncertainty import DEFAULT_SAMPLES, DEFAULT_SEED
+    from surgiplan.cli.simulate_cmd import _add_common_args, add_sampling_args
 
     p = kinds.add_parser("resection", help="resected/remnant volumes, remnant %, margin, vessels")
     p.add_argument("case", type=Path, help="case bundle (.surgiplan) or phantom folder")
@@ -63,12 +60,7 @@ def register_kind(kinds: argparse._SubParsersAction) -> None:
     p.add_argument("--liver-condition", default="normal",
                    choices=("normal", "chemotherapy", "cirrhosis"),
                    help="minimum future remnant 20 / 30 / 40 %% (default normal)")
-    p.add_argument("--boundary-sd-mm", type=float, default=None, metavar="S",
-                   help="segmentation-boundary SD in mm (default one voxel)")
-    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
-                   help=f"Monte Carlo samples (default {DEFAULT_SAMPLES}; 0 = none)")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="N",
-                   help="random seed (same seed, same answer)")
+    add_sampling_args(p, boundary_help="segmentation-boundary SD in mm (default one voxel)")
     _add_common_args(p)
     p.set_defaults(func=run_resection, simulator="resection")
 
@@ -91,7 +83,7 @@ def _inputs(args: argparse.Namespace, context):
 
 
 def run_resection(args: argparse.Namespace) -> int:
-    from surgiplan.cli.simulate_cmd import EXIT_SIMULATION_FAILED, _context, _print_result
+    from surgiplan.cli.simulate_cmd import _context, report_result
     from surgiplan.simulation import UncertaintyModel, load_simulator
     from surgiplan.simulation.runner import run_simulation
 
@@ -107,12 +99,4 @@ def run_resection(args: argparse.Namespace) -> int:
     params = {"specimen_rule": args.specimen_rule, "liver_condition": args.liver_condition}
     result = run_simulation(simulator, context, _inputs(args, context), parameters=params,
                             uncertainty=model, timeout_s=args.timeout)
-    if args.json:
-        json.dump(result.to_json(), sys.stdout, indent=2)
-        print()
-    else:
-        _print_result(result)
-    if not result.ok:
-        print(f"surgiplan: {result.status}: {result.error}", file=sys.stderr)
-        return EXIT_SIMULATION_FAILED
-    return 0
+    return report_result(result, as_json=args.json)

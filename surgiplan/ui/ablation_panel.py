@@ -16,12 +16,9 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtWidgets import (
-    QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QPushButton,
     QVBoxLayout,
 )
@@ -35,8 +32,13 @@ from surgiplan.simulation import (
     Metric,
     SimulationResult,
 )
-from surgiplan.ui.rehearsal_panels import RehearsalPanel, format_point
-from surgiplan.ui.trajectory_tools import PathDecoration, PlacementTool, TrajectoryPlan
+from surgiplan.ui.planning_panel import wrapped_label
+from surgiplan.ui.rehearsal_panels import (
+    TrajectoryRehearsalPanel,
+    format_point,
+    mm_spin,
+    named_combo,
+)
 
 CUSTOM = "custom"
 ZONE_RGB = (1.0, 0.55, 0.1)
@@ -56,19 +58,16 @@ def live_metrics(scores: dict[str, Any]) -> list[Metric]:
     return metrics
 
 
-class AblationPanel(RehearsalPanel):
+class AblationPanel(TrajectoryRehearsalPanel):
     """Ablation rehearsal (see the module docstring)."""
 
     simulator_id = "ablation"
     kind = "ablation"
+    placing_mode = "target"
     hint = ("Place the probe tip in the tumour and its entry in a slice view; drag either. "
             "Choose the device and its power/time, or a custom zone.")
 
     def __init__(self, window, parent=None) -> None:
-        self.plan = TrajectoryPlan()
-        self.plan.diameter_mm = 2.0
-        self.tool = PlacementTool(self.plan, mode="target")
-        self.decoration = PathDecoration(self.plan)
         self.devices: dict[str, Any] = {}
         self.live = None
         self._live_ready = False
@@ -76,29 +75,18 @@ class AblationPanel(RehearsalPanel):
         self._opt_job = None
         self.optimisation = None
         super().__init__(window, parent)
-        self.plan.setParent(self)
-        self.plan.changed.connect(self._plan_changed)
-        self.plan.released.connect(self.run_full)
-        for view in window.slice_views.values():
-            view.add_decoration(self.decoration)
+        self.plan.diameter_mm = 2.0
 
     # ------------------------------------------------------------------ construction
     def _inputs_box(self) -> QGroupBox:
         box = QGroupBox("Probe")
         v = QVBoxLayout(box)
         form = QFormLayout()
-        self.target_combo = QComboBox()
-        self.target_combo.setObjectName("ablation_target")
-        self.device_combo = QComboBox()
-        self.device_combo.setObjectName("ablation_device")
-        self.setting_combo = QComboBox()
-        self.setting_combo.setObjectName("ablation_setting")
-        self.long_spin, self.short_spin = QDoubleSpinBox(), QDoubleSpinBox()
-        for spin, value in ((self.long_spin, 40.0), (self.short_spin, 30.0)):
-            spin.setRange(2.0, 150.0)
-            spin.setValue(value)
-            spin.setSuffix(" mm")
-            spin.setKeyboardTracking(False)
+        self.target_combo = named_combo("ablation_target")
+        self.device_combo = named_combo("ablation_device")
+        self.setting_combo = named_combo("ablation_setting")
+        self.long_spin, self.short_spin = mm_spin(2.0, 150.0, 40.0), mm_spin(2.0, 150.0, 30.0)
+        for spin in (self.long_spin, self.short_spin):
             spin.valueChanged.connect(lambda _v: self._settings_changed())
         form.addRow("Tumour", self.target_combo)
         form.addRow("Device", self.device_combo)
@@ -109,16 +97,9 @@ class AblationPanel(RehearsalPanel):
         self.device_combo.currentIndexChanged.connect(lambda _i: self._device_chosen())
         self.setting_combo.currentIndexChanged.connect(lambda _i: self._settings_changed())
         self.target_combo.currentIndexChanged.connect(lambda _i: self._settings_changed())
-        row = QHBoxLayout()
-        self.tip_button = QPushButton("Place/drag tip")
-        self.entry_button = QPushButton("Place/drag entry")
-        for which, button in (("target", self.tip_button), ("entry", self.entry_button)):
-            button.setCheckable(True)
-            button.toggled.connect(partial(self._placing, which))
-            row.addWidget(button)
-        v.addLayout(row)
-        self.points_label = QLabel("Tip: —\nEntry: —")
-        v.addWidget(self.points_label)
+        buttons = self._add_placing_row(v, (("target", "Place/drag tip"),
+                                            ("entry", "Place/drag entry")), "Tip: —\nEntry: —")
+        self.tip_button, self.entry_button = buttons["target"], buttons["entry"]
         row = QHBoxLayout()
         self.optimise_button = QPushButton("Optimise probe")
         self.optimise_button.setObjectName("optimise_button")
@@ -134,8 +115,7 @@ class AblationPanel(RehearsalPanel):
         for w in (self.optimise_button, self.optimise_cancel, self.apply_button):
             row.addWidget(w)
         v.addLayout(row)
-        self.optimise_label = QLabel("")
-        self.optimise_label.setWordWrap(True)
+        self.optimise_label = wrapped_label()
         v.addWidget(self.optimise_label)
         return box
 
@@ -158,8 +138,7 @@ class AblationPanel(RehearsalPanel):
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
-        self.plan.entry_lps = self.plan.target_lps = None
-        self.plan.set_level(None)
+        super().reset()
         self.live, self._live_ready, self.optimisation = None, False, None
         self._live_gen += 1
         self.cancel_optimise()
@@ -238,17 +217,6 @@ class AblationPanel(RehearsalPanel):
         self.run_full()
 
     # ------------------------------------------------------------------ placing
-    def _placing(self, which: str, checked: bool) -> None:
-        other = self.entry_button if which == "target" else self.tip_button
-        if checked:
-            other.blockSignals(True)
-            other.setChecked(False)
-            other.blockSignals(False)
-            self.tool.mode = which
-            self.window.set_slice_tool(self.tool)
-        elif not other.isChecked():
-            self.window.set_slice_tool(None)
-
     def _plan_changed(self, _dragging: bool) -> None:
         self.points_label.setText(f"Tip: {format_point(self.plan.target_lps)}\n"
                                   f"Entry: {format_point(self.plan.entry_lps)}")
@@ -288,16 +256,12 @@ class AblationPanel(RehearsalPanel):
         gen, live = self._live_gen, self.live
         self.status_label.setText("Preparing the ablation scene… (live scores follow)")
 
-        def done(_scores) -> None:
-            if gen == self._live_gen and live is self.live:
-                self._live_ready = True
-                if not self.full_result_pending_or_shown():
-                    self.rescore_live()
+        def ready(_scores) -> None:
+            self._live_ready = True
 
-        self.window.runner.submit("Preparing ablation scoring",
-                                  lambda **_k: live.score(inputs), on_done=done,
-                                  on_error=lambda exc: self.show_result(
-                                      SimulationResult.failed(f"preparing: {exc}")))
+        self.prepare_live_in_worker("Preparing ablation scoring", lambda: live.score(inputs),
+                                    current=lambda: gen == self._live_gen and live is self.live,
+                                    on_ready=ready)
 
     def _draw_live(self, inputs: AblationInput) -> None:
         probes = self.simulator.resolve_probes(inputs, custom_modality=self.form.values().get(

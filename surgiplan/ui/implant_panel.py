@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 from PySide6.QtWidgets import (
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -28,9 +27,13 @@ from PySide6.QtWidgets import (
 
 from surgiplan.model.structures import Role
 from surgiplan.simulation import Metric, SimulationResult, StructureLevel, level_for
-from surgiplan.ui.planning_panel import worst_level
-from surgiplan.ui.rehearsal_panels import RehearsalPanel, format_point
-from surgiplan.ui.trajectory_tools import PathDecoration, PlacementTool, TrajectoryPlan
+from surgiplan.ui.planning_panel import worst_level, wrapped_label
+from surgiplan.ui.rehearsal_panels import (
+    TrajectoryRehearsalPanel,
+    format_point,
+    mm_spin,
+    named_combo,
+)
 
 GRADES = ("A", "B", "C", "D", "E")
 GRADE_RGB = {"A": (0.2, 0.8, 0.3), "B": (0.95, 0.85, 0.2), "C": (1.0, 0.55, 0.1),
@@ -63,7 +66,7 @@ def live_metrics(score: Any, margins_mm: dict[str, float]
     return metrics, levels
 
 
-class ImplantPanel(RehearsalPanel):
+class ImplantPanel(TrajectoryRehearsalPanel):
     """Pedicle-screw rehearsal (see the module docstring)."""
 
     simulator_id = "implant"
@@ -72,56 +75,30 @@ class ImplantPanel(RehearsalPanel):
             "the markers or the 3D handle (arrows move, rings rotate).")
 
     def __init__(self, window, parent=None) -> None:
-        self.plan = TrajectoryPlan()
-        self.tool = PlacementTool(self.plan, mode="entry")
-        self.decoration = PathDecoration(self.plan)
         self.live = None  # the simulator's LiveScorer for the current screw and parameters
         self._live_key: tuple | None = None
         self._maps_ready = False
         self._prepare_gen = 0
         self.grade: str | None = None
         super().__init__(window, parent)
-        self.plan.setParent(self)
-        self.plan.changed.connect(self._plan_changed)
-        self.plan.released.connect(self.run_full)
-        for view in window.slice_views.values():
-            view.add_decoration(self.decoration)
 
     # ------------------------------------------------------------------ construction
     def _inputs_box(self) -> QGroupBox:
         box = QGroupBox("Pedicle screw")
         v = QVBoxLayout(box)
         form = QFormLayout()
-        self.diameter_spin = QDoubleSpinBox()
-        self.diameter_spin.setObjectName("screw_diameter")
-        self.diameter_spin.setRange(4.0, 8.5)
-        self.diameter_spin.setSingleStep(0.5)
-        self.diameter_spin.setValue(6.5)
-        self.diameter_spin.setSuffix(" mm")
-        self.diameter_spin.setToolTip("major (outer thread) diameter of the shank")
-        self.length_spin = QDoubleSpinBox()
-        self.length_spin.setObjectName("screw_length")
-        self.length_spin.setRange(25.0, 60.0)
-        self.length_spin.setSingleStep(5.0)
-        self.length_spin.setValue(45.0)
-        self.length_spin.setSuffix(" mm")
-        self.length_spin.setToolTip("shank length from under the head to the tip")
+        self.diameter_spin = mm_spin(4.0, 8.5, 6.5, name="screw_diameter", step_mm=0.5,
+                                     tooltip="major (outer thread) diameter of the shank")
+        self.length_spin = mm_spin(25.0, 60.0, 45.0, name="screw_length", step_mm=5.0,
+                                   tooltip="shank length from under the head to the tip")
         for spin in (self.diameter_spin, self.length_spin):
-            spin.setKeyboardTracking(False)
             spin.valueChanged.connect(lambda _v: self._size_changed())
         form.addRow("Diameter (thread, mm)", self.diameter_spin)
         form.addRow("Length (shank, mm)", self.length_spin)
         v.addLayout(form)
-        row = QHBoxLayout()
-        self.head_button = QPushButton("Place/drag head")
-        self.tip_button = QPushButton("Place/drag tip")
-        for which, button in (("entry", self.head_button), ("target", self.tip_button)):
-            button.setCheckable(True)
-            button.toggled.connect(partial(self._placing, which))
-            row.addWidget(button)
-        v.addLayout(row)
-        self.points_label = QLabel("Head: —\nTip: —")
-        v.addWidget(self.points_label)
+        buttons = self._add_placing_row(v, (("entry", "Place/drag head"),
+                                            ("target", "Place/drag tip")), "Head: —\nTip: —")
+        self.head_button, self.tip_button = buttons["entry"], buttons["target"]
         row = QHBoxLayout()
         self.snap_button = QPushButton("Snap axis to trajectory")
         self.snap_button.setToolTip("head at the planned trajectory's entry, axis along it")
@@ -132,8 +109,7 @@ class ImplantPanel(RehearsalPanel):
         row.addWidget(self.go_button)
         v.addLayout(row)
         row = QHBoxLayout()
-        self.vertebra_combo = QComboBox()
-        self.vertebra_combo.setObjectName("vertebra_combo")
+        self.vertebra_combo = named_combo("vertebra_combo")
         self.vertebra_combo.setToolTip("a bone structure: one vertebra, or the whole skeleton "
                                        "(then the vertebra at the crosshair is used)")
         self.side_combo = QComboBox()
@@ -146,15 +122,13 @@ class ImplantPanel(RehearsalPanel):
         row.addWidget(self.side_combo)
         row.addWidget(self.suggest_button)
         v.addLayout(row)
-        self.suggest_label = QLabel("")
-        self.suggest_label.setWordWrap(True)
+        self.suggest_label = wrapped_label()
         v.addWidget(self.suggest_label)
         return box
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
-        self.plan.entry_lps = self.plan.target_lps = None
-        self.plan.set_level(None)
+        super().reset()
         self.live, self._live_key, self._maps_ready = None, None, False
         self._prepare_gen += 1
         self.grade = None
@@ -196,17 +170,6 @@ class ImplantPanel(RehearsalPanel):
         self.plan.set_points(head_lps, tip_lps)
 
     # ------------------------------------------------------------------ placing
-    def _placing(self, which: str, checked: bool) -> None:
-        other = self.tip_button if which == "entry" else self.head_button
-        if checked:
-            other.blockSignals(True)
-            other.setChecked(False)
-            other.blockSignals(False)
-            self.tool.mode = which
-            self.window.set_slice_tool(self.tool)
-        elif not other.isChecked():
-            self.window.set_slice_tool(None)
-
     def snap_to_trajectory(self) -> bool:
         """Head at the planned trajectory's entry, axis along it (False without one)."""
         planning = getattr(self.window, "planning_panel", None)
@@ -253,16 +216,11 @@ class ImplantPanel(RehearsalPanel):
         gen, context, params = self._prepare_gen, self.context, self.form.values()
         fn = partial(self.simulator.live_scorer, context, inputs, params)
 
-        def done(scorer) -> None:
-            if gen == self._prepare_gen:
-                self._maps_ready = True
-                if not self.full_result_pending_or_shown():
-                    self.rescore_live()
+        def ready(_scorer) -> None:
+            self._maps_ready = True
 
-        self.window.runner.submit("Preparing implant scoring",
-                                  lambda **_k: fn(), on_done=done,
-                                  on_error=lambda exc: self.show_result(
-                                      SimulationResult.failed(f"preparing: {exc}")))
+        self.prepare_live_in_worker("Preparing implant scoring", fn,
+                                    current=lambda: gen == self._prepare_gen, on_ready=ready)
 
     def live_scorer(self) -> Any:
         """The live scorer for the current screw size and parameters (grids must be ready)."""

@@ -170,6 +170,92 @@ def worst_level(result: SimulationResult) -> Level | None:
     return max((lv.level for lv in result.levels), key=lambda lv: LEVEL_ORDER[Level(lv)])
 
 
+def set_scrolled_body(widget: QWidget, body: QWidget) -> None:
+    """Lay ``body`` out as ``widget``'s whole content, scrollable, without margins."""
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setWidget(body)
+    outer = QVBoxLayout(widget)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(scroll)
+
+
+def wrapped_label(text: str = "") -> QLabel:
+    """A word-wrapping label (notes and messages under a form)."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    return label
+
+
+def toggle_placing(window: MainWindow, tool: PlacementTool, which: str, checked: bool,
+                   other: QPushButton) -> None:
+    """A place/drag button for ``which`` end ("entry"/"target") was toggled: when checked it
+    unchecks ``other`` and makes ``tool`` the slice tool; the tool goes once both are off."""
+    if checked:
+        other.blockSignals(True)
+        other.setChecked(False)
+        other.blockSignals(False)
+        tool.mode = which
+        window.set_slice_tool(tool)
+    elif not other.isChecked():
+        window.set_slice_tool(None)
+
+
+def show_failure(label: QLabel, result: SimulationResult) -> bool:
+    """Show a failed or cancelled result's reason in red on ``label`` (True); an ok result only
+    clears the red (False)."""
+    if not result.ok:
+        word = "CANCELLED" if result.status is Status.CANCELLED else "FAILED"
+        label.setText(f"{word}: {result.error}")
+        label.setStyleSheet("color: #ff6060; font-weight: bold;")
+        return True
+    label.setStyleSheet("")
+    return False
+
+
+def run_summary(result: SimulationResult) -> str:
+    """One line on how a full result was computed (Monte Carlo samples, seed, time in s)."""
+    prov = result.provenance
+    if prov is not None and prov.samples:
+        return f"Monte Carlo: {prov.samples} samples, seed {prov.seed}, {prov.run_time_s:.2f} s."
+    return "Nominal values (0 samples: no intervals)."
+
+
+def fill_levels_table(table: QTableWidget, result: SimulationResult, *,
+                      with_ci: bool = False) -> None:
+    """Append a row per traffic light: structure, level, min distance and margin (mm),
+    P(breach) (with its 95 % interval from the ``breach_probability`` metric if ``with_ci``)."""
+    breach_ci = {m.structure: m for m in result.metrics if m.key == "breach_probability"}
+    for lv in result.levels:
+        row = table.rowCount()
+        table.insertRow(row)
+        color = level_color(lv.level, 200)
+        prob = "—"
+        if lv.breach_probability is not None:
+            ci = breach_ci.get(lv.structure) if with_ci else None
+            prob = f"{lv.breach_probability:.3f}"
+            if ci is not None and ci.ci95 is not None:
+                prob += f" [{ci.ci95[0]:.3f}, {ci.ci95[1]:.3f}]"
+        cells = [lv.structure, str(lv.level), format_value(lv.min_distance_mm, "mm"),
+                 format_value(lv.margin_mm, "mm"), prob]
+        for col, text in enumerate(cells):
+            table.setItem(row, col, _item(text, color=color if col < 2 else None))
+
+
+def fill_metrics_table(table: QTableWidget, result: SimulationResult) -> None:
+    """Append a row per metric: title, structure, value and 95 % interval (tinted by the
+    structure's traffic light; the metric key as tooltip)."""
+    levels = {lv.structure: lv.level for lv in result.levels}
+    for m in result.metrics:
+        row = table.rowCount()
+        table.insertRow(row)
+        color = level_color(levels[m.structure], 120) if m.structure in levels else None
+        cells = [m.title, m.structure or "", format_value(m.value, m.unit),
+                 format_interval(m.ci95, m.unit)]
+        for col, text in enumerate(cells):
+            table.setItem(row, col, _item(text, color=color, tooltip=m.key))
+
+
 class PlanningPanel(QWidget):
     """Trajectory planning for a :class:`MainWindow` (see the module docstring)."""
 
@@ -212,12 +298,7 @@ class PlanningPanel(QWidget):
         layout.addWidget(self._placement_box())
         layout.addWidget(self._results_box(), 1)
         layout.addWidget(self._search_box(), 1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(body)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        set_scrolled_body(self, body)
 
     def _simulator_box(self) -> QGroupBox:
         box = QGroupBox("Simulator")
@@ -226,8 +307,7 @@ class PlanningPanel(QWidget):
         self.simulator_combo.setObjectName("simulator_combo")
         self.simulator_combo.addItem("Finding simulator plug-ins…")
         self.simulator_combo.currentIndexChanged.connect(self._simulator_chosen)
-        self.simulator_note = QLabel("")
-        self.simulator_note.setWordWrap(True)
+        self.simulator_note = wrapped_label()
         self.form = ParameterForm()
         self.form.setObjectName("simulator_parameters")
         self.tool_form = ParameterForm(TOOL_PARAMETERS)
@@ -303,8 +383,7 @@ class PlanningPanel(QWidget):
         row.addWidget(self.search_button)
         row.addWidget(self.search_cancel)
         v.addLayout(row)
-        self.search_label = QLabel("Place a target, then search for the safest entries.")
-        self.search_label.setWordWrap(True)
+        self.search_label = wrapped_label("Place a target, then search for the safest entries.")
         v.addWidget(self.search_label)
         row = QHBoxLayout()
         self.heatmap_box = QCheckBox("Heat-map")
@@ -325,8 +404,7 @@ class PlanningPanel(QWidget):
         row.addWidget(self.pin_button)
         row.addWidget(self.unpin_button)
         v.addLayout(row)
-        self.pinned_label = QLabel("Pinned: none")
-        self.pinned_label.setWordWrap(True)
+        self.pinned_label = wrapped_label("Pinned: none")
         v.addWidget(self.pinned_label)
         return box
 
@@ -522,14 +600,7 @@ class PlanningPanel(QWidget):
     # ------------------------------------------------------------------ placing
     def _placing(self, which: str, checked: bool) -> None:
         other = self.target_button if which == "entry" else self.entry_button
-        if checked:
-            other.blockSignals(True)
-            other.setChecked(False)
-            other.blockSignals(False)
-            self.tool.mode = which
-            self.window.set_slice_tool(self.tool)
-        elif not other.isChecked():
-            self.window.set_slice_tool(None)
+        toggle_placing(self.window, self.tool, which, checked, other)
 
     def start_placing(self, which: str) -> None:
         (self.entry_button if which == "entry" else self.target_button).setChecked(True)
@@ -672,53 +743,21 @@ class PlanningPanel(QWidget):
             self.status_label.setText("Place an entry and a target.")
             return
         self.plan.set_level(worst_level(result))
-        if not result.ok:
-            word = "CANCELLED" if result.status is Status.CANCELLED else "FAILED"
-            self.status_label.setText(f"{word}: {result.error}")
-            self.status_label.setStyleSheet("color: #ff6060; font-weight: bold;")
+        if show_failure(self.status_label, result):
             return
-        self.status_label.setStyleSheet("")
-        prov = result.provenance
         if live:
             text = (f"Live (nominal, no intervals): {self.live_ms or 0:.1f} ms; "
                     f"Monte Carlo on release.")
         else:
-            text = (f"Monte Carlo: {prov.samples} samples, seed {prov.seed}, "
-                    f"{prov.run_time_s:.2f} s." if prov is not None and prov.samples
-                    else "Nominal values (0 samples: no intervals).")
+            text = run_summary(result)
         self.status_label.setText(text)
-        self._fill_levels(result)
+        fill_levels_table(self.levels_table, result, with_ci=True)
         self._fill_metrics(result)
         if result.warnings:
             self.warnings_label.setText("Warnings:\n• " + "\n• ".join(result.warnings))
 
-    def _fill_levels(self, result: SimulationResult) -> None:
-        breach_ci = {m.structure: m for m in result.metrics if m.key == "breach_probability"}
-        for lv in result.levels:
-            row = self.levels_table.rowCount()
-            self.levels_table.insertRow(row)
-            color = level_color(lv.level, 200)
-            prob = "—"
-            if lv.breach_probability is not None:
-                ci = breach_ci.get(lv.structure)
-                prob = f"{lv.breach_probability:.3f}"
-                if ci is not None and ci.ci95 is not None:
-                    prob += f" [{ci.ci95[0]:.3f}, {ci.ci95[1]:.3f}]"
-            cells = [lv.structure, str(lv.level), format_value(lv.min_distance_mm, "mm"),
-                     format_value(lv.margin_mm, "mm"), prob]
-            for col, text in enumerate(cells):
-                self.levels_table.setItem(row, col, _item(text, color=color if col < 2 else None))
-
     def _fill_metrics(self, result: SimulationResult) -> None:
-        levels = {lv.structure: lv.level for lv in result.levels}
-        for m in result.metrics:
-            row = self.metrics_table.rowCount()
-            self.metrics_table.insertRow(row)
-            color = level_color(levels[m.structure], 120) if m.structure in levels else None
-            cells = [m.title, m.structure or "", format_value(m.value, m.unit),
-                     format_interval(m.ci95, m.unit)]
-            for col, text in enumerate(cells):
-                self.metrics_table.setItem(row, col, _item(text, color=color, tooltip=m.key))
+        fill_metrics_table(self.metrics_table, result)
         traversed = result.details.get("traversed") if result.details else None
         if traversed:
             row = self.metrics_table.rowCount()

@@ -8,22 +8,28 @@ reason), its parameter form built from the declared schema
 score while dragging and the full run on release in a worker (results of superseded runs are
 dropped; a failing simulator shows a FAILED result and the app keeps running).
 
-Each panel (implant_panel.py, ablation_panel.py, resection_panel.py) adds its inputs, its slice
-tools (rehearsal_tools.py) and its 3D actors (rehearsal_3d.py).
+:class:`TrajectoryRehearsalPanel` adds a straight placement (entry and target ends dragged in
+slice views) for the implant and ablation panels. Each panel (implant_panel.py,
+ablation_panel.py, resection_panel.py) adds its inputs, its slice tools (rehearsal_tools.py) and
+its 3D actors (rehearsal_3d.py).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
+    QComboBox,
     QDockWidget,
+    QDoubleSpinBox,
     QGroupBox,
+    QHBoxLayout,
     QLabel,
-    QScrollArea,
+    QPushButton,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -44,14 +50,18 @@ from surgiplan.simulation import (
 from surgiplan.ui.parameter_form import ParameterForm
 from surgiplan.ui.planning_panel import (
     UNCERTAINTY_PARAMETERS,
-    _item,
     _table,
-    format_interval,
-    format_value,
+    fill_levels_table,
+    fill_metrics_table,
+    run_summary,
+    set_scrolled_body,
+    show_failure,
+    toggle_placing,
     worst_level,
+    wrapped_label,
 )
 from surgiplan.ui.rehearsal_3d import Rehearsal3D
-from surgiplan.ui.trajectory_tools import level_color
+from surgiplan.ui.trajectory_tools import PathDecoration, PlacementTool, TrajectoryPlan
 
 if TYPE_CHECKING:
     from surgiplan.ui.main_window import MainWindow
@@ -65,6 +75,30 @@ def format_point(point_lps) -> str:
         return "—"
     p = point_lps
     return f"L {p[0]:.1f}  P {p[1]:.1f}  S {p[2]:.1f} mm"
+
+
+def named_combo(name: str) -> QComboBox:
+    """An empty combo box with the object name ``name`` (found by tests and scripts)."""
+    combo = QComboBox()
+    combo.setObjectName(name)
+    return combo
+
+
+def mm_spin(minimum_mm: float, maximum_mm: float, value_mm: float, *, name: str = "",
+            step_mm: float | None = None, tooltip: str = "") -> QDoubleSpinBox:
+    """A spin box of a length in mm; no keyboard tracking (one ``valueChanged`` per edit)."""
+    spin = QDoubleSpinBox()
+    if name:
+        spin.setObjectName(name)
+    spin.setRange(minimum_mm, maximum_mm)
+    if step_mm is not None:
+        spin.setSingleStep(step_mm)
+    spin.setValue(value_mm)
+    spin.setSuffix(" mm")
+    if tooltip:
+        spin.setToolTip(tooltip)
+    spin.setKeyboardTracking(False)
+    return spin
 
 
 class RehearsalPanel(QWidget):
@@ -92,12 +126,21 @@ class RehearsalPanel(QWidget):
         self._build()
         window.case_loaded.connect(self.set_twin)
 
+    def _attach_placement(self, placement: Any, decoration: Any,
+                          on_changed: Callable[[bool], None]) -> None:
+        """Own ``placement`` (a TrajectoryPlan or CutPlane): ``on_changed(dragging)`` on every
+        change, the full run on release; draw ``decoration`` in every slice view."""
+        placement.setParent(self)
+        placement.changed.connect(on_changed)
+        placement.released.connect(self.run_full)
+        for view in self.window.slice_views.values():
+            view.add_decoration(decoration)
+
     # ------------------------------------------------------------------ construction
     def _build(self) -> None:
         body = QWidget()
         layout = QVBoxLayout(body)
-        self.simulator_note = QLabel(self.hint)
-        self.simulator_note.setWordWrap(True)
+        self.simulator_note = wrapped_label(self.hint)
         layout.addWidget(self.simulator_note)
         layout.addWidget(self._inputs_box())
         self.form = ParameterForm()
@@ -108,12 +151,7 @@ class RehearsalPanel(QWidget):
         tabs.addTab(self.uncertainty_form, "Uncertainty")
         layout.addWidget(tabs)
         layout.addWidget(self._results_box(), 1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(body)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        set_scrolled_body(self, body)
         self.form.values_changed.connect(lambda _v: self.parameters_changed())
         self.uncertainty_form.values_changed.connect(lambda _v: self.run_full())
 
@@ -123,16 +161,14 @@ class RehearsalPanel(QWidget):
     def _results_box(self) -> QGroupBox:
         box = QGroupBox("Results")
         v = QVBoxLayout(box)
-        self.status_label = QLabel("")
+        self.status_label = wrapped_label()
         self.status_label.setObjectName(f"{self.kind}_status")
-        self.status_label.setWordWrap(True)
         self.levels_table = _table(["Structure", "Level", "Min distance", "Margin",
                                     "P(breach)"], f"{self.kind}_levels")
         self.metrics_table = _table(["Metric", "Structure", "Value", "95 % interval"],
                                     f"{self.kind}_metrics")
         self.metrics_table.setMinimumHeight(220)
-        self.warnings_label = QLabel("")
-        self.warnings_label.setWordWrap(True)
+        self.warnings_label = wrapped_label()
         self.warnings_label.setStyleSheet("color: #e0a030;")
         for w in (self.status_label, self.levels_table, self.metrics_table,
                   self.warnings_label):
@@ -255,6 +291,22 @@ class RehearsalPanel(QWidget):
         self.live_ms = (time.perf_counter() - started) * 1000.0
         return out
 
+    def prepare_live_in_worker(self, title: str, fn: Callable[[], Any], *,
+                               current: Callable[[], bool], on_ready: Callable[[Any], None],
+                               on_error: Callable[[BaseException], None] | None = None) -> None:
+        """Build live scoring (``fn()``) in a worker. When done and ``current()`` still holds,
+        ``on_ready(output)`` keeps it and the live score follows, unless a full result is
+        pending or shown. A failure shows "preparing: ..." (or calls ``on_error``)."""
+        def done(out: Any) -> None:
+            if current():
+                on_ready(out)
+                if not self.full_result_pending_or_shown():
+                    self.rescore_live()
+
+        self.window.runner.submit(title, lambda **_k: fn(), on_done=done,
+                                  on_error=on_error or (lambda exc: self.show_result(
+                                      SimulationResult.failed(f"preparing: {exc}"))))
+
     def show_live(self, metrics: list[Metric], levels: list[StructureLevel] = (),
                   warnings: list[str] = ()) -> None:
         """Show nominal live metrics (no intervals; the full run follows on release)."""
@@ -276,23 +328,15 @@ class RehearsalPanel(QWidget):
             self.status_label.setText("")
             self.status_label.setStyleSheet("")
             return
-        if not result.ok:
-            word = "CANCELLED" if result.status is Status.CANCELLED else "FAILED"
-            self.status_label.setText(f"{word}: {result.error}")
-            self.status_label.setStyleSheet("color: #ff6060; font-weight: bold;")
+        if show_failure(self.status_label, result):
             return
-        self.status_label.setStyleSheet("")
-        prov = result.provenance
         if live:
             slow = (f" (over the {LIVE_BUDGET_MS:.0f} ms budget)"
                     if (self.live_ms or 0) > LIVE_BUDGET_MS else "")
             text = (f"Live (nominal, no intervals): {self.live_ms or 0:.1f} ms{slow}; "
                     "full run on release.")
-        elif prov is not None and prov.samples:
-            text = (f"Monte Carlo: {prov.samples} samples, seed {prov.seed}, "
-                    f"{prov.run_time_s:.2f} s.")
         else:
-            text = "Nominal values (0 samples: no intervals)."
+            text = run_summary(result)
         level = worst_level(result)
         if level is not None:
             text = f"Worst: {level}. {text}"
@@ -302,24 +346,8 @@ class RehearsalPanel(QWidget):
             self.warnings_label.setText("Warnings:\n• " + "\n• ".join(result.warnings))
 
     def _fill(self, result: SimulationResult) -> None:
-        for lv in result.levels:
-            row = self.levels_table.rowCount()
-            self.levels_table.insertRow(row)
-            prob = "—" if lv.breach_probability is None else f"{lv.breach_probability:.3f}"
-            cells = [lv.structure, str(lv.level), format_value(lv.min_distance_mm, "mm"),
-                     format_value(lv.margin_mm, "mm"), prob]
-            color = level_color(lv.level, 200)
-            for col, text in enumerate(cells):
-                self.levels_table.setItem(row, col, _item(text, color=color if col < 2 else None))
-        levels = {lv.structure: lv.level for lv in result.levels}
-        for m in result.metrics:
-            row = self.metrics_table.rowCount()
-            self.metrics_table.insertRow(row)
-            color = level_color(levels[m.structure], 120) if m.structure in levels else None
-            cells = [m.title, m.structure or "", format_value(m.value, m.unit),
-                     format_interval(m.ci95, m.unit)]
-            for col, text in enumerate(cells):
-                self.metrics_table.setItem(row, col, _item(text, color=color, tooltip=m.key))
+        fill_levels_table(self.levels_table, result)
+        fill_metrics_table(self.metrics_table, result)
 
     def metric_value(self, key: str, structure: str | None = None) -> float | None:
         """The shown result's value of a metric (None if absent)."""
@@ -329,6 +357,50 @@ class RehearsalPanel(QWidget):
             if m.key == key and (structure is None or m.structure == structure):
                 return m.value
         return None
+
+
+class TrajectoryRehearsalPanel(RehearsalPanel):
+    """A rehearsal placed along a straight line: ``plan`` (entry and target ends, LPS mm) is
+    placed and dragged with ``tool`` (starting in ``placing_mode``) in any slice view, drawn
+    by ``decoration``; subclasses implement :meth:`_plan_changed`."""
+
+    placing_mode = "entry"
+
+    def __init__(self, window: MainWindow, parent: QWidget | None = None) -> None:
+        self.plan = TrajectoryPlan()
+        self.tool = PlacementTool(self.plan, mode=self.placing_mode)
+        self.decoration = PathDecoration(self.plan)
+        self.place_buttons: dict[str, QPushButton] = {}
+        super().__init__(window, parent)
+        self._attach_placement(self.plan, self.decoration, self._plan_changed)
+
+    def _add_placing_row(self, layout: QVBoxLayout, buttons: tuple[tuple[str, str], ...],
+                         points_text: str) -> dict[str, QPushButton]:
+        """A row of checkable place/drag buttons (``(which, text)``, which = "entry" or
+        "target") and ``points_label`` under it; returns the buttons by ``which``."""
+        row = QHBoxLayout()
+        for which, text in buttons:
+            button = QPushButton(text)
+            button.setCheckable(True)
+            button.toggled.connect(partial(self._placing, which))
+            row.addWidget(button)
+            self.place_buttons[which] = button
+        layout.addLayout(row)
+        self.points_label = QLabel(points_text)
+        layout.addWidget(self.points_label)
+        return self.place_buttons
+
+    def _placing(self, which: str, checked: bool) -> None:
+        other = self.place_buttons["target" if which == "entry" else "entry"]
+        toggle_placing(self.window, self.tool, which, checked, other)
+
+    def _plan_changed(self, dragging: bool) -> None:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Forget the placed ends and their traffic light."""
+        self.plan.entry_lps = self.plan.target_lps = None
+        self.plan.set_level(None)
 
 
 def install_rehearsals(window: MainWindow) -> QTabWidget:

@@ -16,8 +16,6 @@ from typing import Any
 import numpy as np
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -28,7 +26,8 @@ from PySide6.QtWidgets import (
 
 from surgiplan.model.structures import Role
 from surgiplan.simulation import ResectionInput, SimulationResult
-from surgiplan.ui.rehearsal_panels import RehearsalPanel
+from surgiplan.ui.planning_panel import wrapped_label
+from surgiplan.ui.rehearsal_panels import RehearsalPanel, mm_spin, named_combo
 from surgiplan.ui.rehearsal_tools import CutPlane, PlaneDecoration, PlaneTool
 
 NO_TARGET = "(none)"
@@ -66,27 +65,16 @@ class ResectionPanel(RehearsalPanel):
         self._prepared_key: tuple | None = None
         self._prepare_gen = 0
         super().__init__(window, parent)
-        self.plane.setParent(self)
-        self.plane.changed.connect(self._plane_changed)
-        self.plane.released.connect(self.run_full)
-        for view in window.slice_views.values():
-            view.add_decoration(self.decoration)
+        self._attach_placement(self.plane, self.decoration, self._plane_changed)
 
     # ------------------------------------------------------------------ construction
     def _inputs_box(self) -> QGroupBox:
         box = QGroupBox("Resection")
         v = QVBoxLayout(box)
         form = QFormLayout()
-        self.organ_combo = QComboBox()
-        self.organ_combo.setObjectName("resection_organ")
-        self.target_combo = QComboBox()
-        self.target_combo.setObjectName("resection_target")
-        self.margin_spin = QDoubleSpinBox()
-        self.margin_spin.setObjectName("resection_margin")
-        self.margin_spin.setRange(0.0, 50.0)
-        self.margin_spin.setValue(10.0)
-        self.margin_spin.setSuffix(" mm")
-        self.margin_spin.setKeyboardTracking(False)
+        self.organ_combo = named_combo("resection_organ")
+        self.target_combo = named_combo("resection_target")
+        self.margin_spin = mm_spin(0.0, 50.0, 10.0, name="resection_margin")
         self.use_plane = QCheckBox("Cut along the plane")
         self.use_plane.setChecked(True)
         form.addRow("Organ", self.organ_combo)
@@ -116,8 +104,7 @@ class ResectionPanel(RehearsalPanel):
         self.create_button.setObjectName("create_structures")
         self.create_button.clicked.connect(self.create_structures)
         v.addWidget(self.create_button)
-        self.create_label = QLabel("")
-        self.create_label.setWordWrap(True)
+        self.create_label = wrapped_label()
         v.addWidget(self.create_label)
         return box
 
@@ -254,11 +241,8 @@ class ResectionPanel(RehearsalPanel):
         self._prepare_gen += 1
         gen, self._prepared_key = self._prepare_gen, key
 
-        def done(prepared) -> None:
-            if gen == self._prepare_gen:
-                self.prepared = prepared
-                if not self.full_result_pending_or_shown():
-                    self.rescore_live()
+        def ready(prepared) -> None:
+            self.prepared = prepared
 
         def failed(exc: BaseException) -> None:
             if gen == self._prepare_gen:
@@ -266,8 +250,10 @@ class ResectionPanel(RehearsalPanel):
                 self.show_result(SimulationResult.failed(f"preparing: {exc}"))
 
         self.status_label.setText("Preparing the organ… (live scores follow)")
-        self.window.runner.submit("Preparing resection", lambda **_k: prepare(
-            self.context, key[0], key[1]), on_done=done, on_error=failed)
+        self.prepare_live_in_worker("Preparing resection",
+                                    lambda: prepare(self.context, key[0], key[1]),
+                                    current=lambda: gen == self._prepare_gen, on_ready=ready,
+                                    on_error=failed)
 
     def rescore_live(self) -> SimulationResult | None:
         """Nominal volumes, remnant % and margin of the current cut (no intervals)."""
