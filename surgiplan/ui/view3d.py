@@ -56,22 +56,14 @@ _PLANE_RGB = {Plane.AXIAL: (0.9, 0.3, 0.3), Plane.CORONAL: (0.3, 0.8, 0.3),
               Plane.SAGITTAL: (0.9, 0.8, 0.25)}
 
 
-def gl_renderer_name() -> str:
-    """The OpenGL renderer string (e.g. "llvmpipe (LLVM 15.0.6, 256 bits)") from a temporary
-    Qt context; "unknown software rasterizer" when no context can be made (assume software)."""
-    from PySide6.QtGui import QOffscreenSurface, QOpenGLContext
-
-    context, surface = QOpenGLContext(), QOffscreenSurface()
-    surface.create()
-    try:
-        if not (context.create() and surface.isValid() and context.makeCurrent(surface)):
-            return "unknown software rasterizer"
-        try:
-            return str(context.functions().glGetString(0x1F01))  # GL_RENDERER
-        finally:
-            context.doneCurrent()
-    finally:
-        surface.destroy()
+def _forget_gl_wrappers(interactor) -> None:
+    """Drop pyvistaqt's Python wrappers of the widget's GL context and of Qt's internal
+    offscreen surface. Qt deletes those C++ objects with the widget; a wrapper kept past that
+    stays registered at a freed address, and a later Qt object allocated there came back to
+    Python as a "QOffscreenSurface" (random AttributeErrors and crashes in later windows)."""
+    forget = getattr(interactor, "_forget_context", None)  # pyvistaqt >= 0.12
+    if forget is not None:
+        forget()
 
 
 def is_software_renderer(capabilities: str) -> bool:
@@ -172,9 +164,10 @@ class View3D(QWidget):
             # QOffscreenSurface wrapper returned for another widget's header, across many
             # windows in one process). Refuse that fallback: VTK then skips GL work until the
             # widget is initialised, and raw GL queries are never made before that (see
-            # software_gl, which asks Qt instead).
-            if hasattr(plotter.interactor, "_fallback_allowed"):
-                plotter.interactor._fallback_allowed = False
+            # software_gl, which asks the widget's own context).
+            drop_fallback = getattr(plotter.interactor, "_drop_fallback_context", None)
+            if drop_fallback is not None:  # pyvistaqt >= 0.12
+                drop_fallback()
             plotter.set_background("black")
             plotter.add_axes(xlabel="L", ylabel="P", zlabel="S")
             layout = self.layout()
@@ -182,6 +175,8 @@ class View3D(QWidget):
             self._placeholder.deleteLater()
             plotter.interactor.installEventFilter(self)
             self._plotter = plotter
+            interactor = plotter.interactor
+            interactor.destroyed.connect(lambda *_: _forget_gl_wrappers(interactor))
             self._warm_up_shaders()
         return self._plotter
 
@@ -356,11 +351,27 @@ class View3D(QWidget):
 
     # ------------------------------------------------------------------ volume rendering
     def software_gl(self) -> bool:
-        """True when OpenGL is a software renderer (Mesa llvmpipe...): asked of Qt with a
-        context of our own, so VTK never queries GL before its widget is initialised."""
+        """True when OpenGL is a software renderer (Mesa llvmpipe...), read from the 3D
+        widget's own GL context once it exists. Before that, assume software: the CPU ray
+        caster is correct everywhere, only slower on a GPU."""
         if self._software_gl is None:
-            self._software_gl = is_software_renderer(gl_renderer_name())
+            name = self._gl_renderer_name()
+            if name is None:
+                return True
+            self._software_gl = is_software_renderer(name)
         return self._software_gl
+
+    def _gl_renderer_name(self) -> str | None:
+        """GL_RENDERER of the widget's initialised context (None before initialisation)."""
+        widget = self._plotter.interactor if self._plotter is not None else None
+        context = widget.context() if widget is not None else None
+        if context is None or not context.isValid():
+            return None
+        widget.makeCurrent()
+        try:
+            return str(context.functions().glGetString(0x1F01))  # GL_RENDERER
+        finally:
+            widget.doneCurrent()
 
     def set_display_volume(self, volume: ImageVolume | None) -> None:
         """Install the (subsampled) volume that the volume-rendering presets ray-cast."""
@@ -457,5 +468,6 @@ class View3D(QWidget):
         """Release VTK resources (call before the widget is destroyed)."""
         if self._plotter is not None:
             self._plotter.close()
+            _forget_gl_wrappers(self._plotter.interactor)
         self._closed = True
 
