@@ -14,6 +14,8 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPen, QPolygonF
 
+from surgiplan.ui.slice_tools import SliceToolBase
+
 if TYPE_CHECKING:
     from surgiplan.segmentation.editor import SegmentEditor
     from surgiplan.ui.slice_view import SliceView
@@ -56,7 +58,7 @@ def mask_slice_image(mask: np.ndarray, view: SliceView, rgba: tuple[int, int, in
     return QImage(out.data, cols, rows, 4 * cols, QImage.Format.Format_RGBA8888).copy()
 
 
-class BrushTool:
+class BrushTool(SliceToolBase):
     """Paint (or erase) a 2D disc in the slice plane or a 3D sphere; radius in mm.
 
     One drag is one undo step; dabs are spaced at most half a radius apart along the drag.
@@ -123,7 +125,7 @@ class BrushTool:
         painter.drawEllipse(centre, r, r)
 
 
-class SeedTool:
+class SeedTool(SliceToolBase):
     """Region-grow seed clicks; the host previews the growth (in a worker) and draws it."""
 
     name = "grow"
@@ -136,14 +138,8 @@ class SeedTool:
     def press(self, view: SliceView, point_lps: np.ndarray, event: QMouseEvent) -> None:
         self.host.add_seed(np.asarray(point_lps, float))
 
-    def drag(self, view: SliceView, point_lps: np.ndarray, event: QMouseEvent) -> None:
-        pass
 
-    def release(self, view: SliceView, point_lps: np.ndarray, event: QMouseEvent) -> None:
-        pass
 
-    def hover(self, view: SliceView, point_lps: np.ndarray) -> None:
-        pass
 
     def paint(self, view: SliceView, painter: QPainter) -> None:
         """The preview (translucent cyan) and the seeds of this slice (crosses)."""
@@ -159,7 +155,7 @@ class SeedTool:
             painter.drawLine(c + QPointF(0, -5), c + QPointF(0, 5))
 
 
-class IslandTool:
+class IslandTool(SliceToolBase):
     """Click an island of the current structure to keep only that one."""
 
     name = "island"
@@ -170,20 +166,12 @@ class IslandTool:
     def press(self, view: SliceView, point_lps: np.ndarray, event: QMouseEvent) -> None:
         self.host.keep_island_at(np.asarray(point_lps, float))
 
-    def drag(self, view: SliceView, point_lps: np.ndarray, event: QMouseEvent) -> None:
-        pass
-
-    def release(self, view: SliceView, point_lps: np.ndarray, event: QMouseEvent) -> None:
-        pass
-
-    def hover(self, view: SliceView, point_lps: np.ndarray) -> None:
-        pass
-
-    def paint(self, view: SliceView, painter: QPainter) -> None:
-        pass
 
 
-class ScissorsTool(QObject):
+
+
+
+class ScissorsTool(QObject, SliceToolBase):
     """Click polygon vertices in one view; double-click or Enter cuts, Escape drops the outline.
 
     The polygon is extruded along the view normal through the whole volume (or through the
@@ -247,11 +235,7 @@ class ScissorsTool(QObject):
         self.points.append(np.asarray(point_lps, float))
         view.update()
 
-    def drag(self, view: SliceView, point_lps: np.ndarray, event: QMouseEvent) -> None:
-        pass
 
-    def release(self, view: SliceView, point_lps: np.ndarray, event: QMouseEvent) -> None:
-        pass
 
     def hover(self, view: SliceView, point_lps: np.ndarray) -> None:
         if view is self.view and self.points:
@@ -271,7 +255,7 @@ class ScissorsTool(QObject):
             painter.drawEllipse(p, 2.5, 2.5)
 
 
-class BoxTool:
+class BoxTool(SliceToolBase):
     """Drag a rectangle in a slice view: limits the box on that view's two in-plane axes.
 
     A drag in an orthogonal view then limits the third axis. The box restricts threshold.
@@ -321,8 +305,6 @@ class BoxTool:
             self.host.set_box(box)
         view.update()
 
-    def hover(self, view: SliceView, point_lps: np.ndarray) -> None:
-        pass
 
     def paint(self, view: SliceView, painter: QPainter) -> None:
         draw_box(view, painter, self.bounds_ijk, self._drag)

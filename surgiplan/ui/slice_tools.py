@@ -39,3 +39,25 @@ class SliceTool(Protocol):
     def hover(self, view: SliceView, point_lps: np.ndarray) -> None: ...
 
     def paint(self, view: SliceView, painter: QPainter) -> None: ...
+
+
+class SliceToolBase:
+    """A :class:`SliceTool` whose handlers do nothing: subclass it and override only the
+    events the tool uses (a click tool needs just ``press``)."""
+
+    name = "tool"
+
+    def press(self, view: SliceView, point_lps: np.ndarray, event: QMouseEvent) -> None:
+        pass
+
+    def drag(self, view: SliceView, point_lps: np.ndarray, event: QMouseEvent) -> None:
+        pass
+
+    def release(self, view: SliceView, point_lps: np.ndarray, event: QMouseEvent) -> None:
+        pass
+
+    def hover(self, view: SliceView, point_lps: np.ndarray) -> None:
+        pass
+
+    def paint(self, view: SliceView, painter: QPainter) -> None:
+        pass
