@@ -14,11 +14,13 @@ from surgiplan.simulation.inputs import (
 )
 from surgiplan.simulation.path_search import PathCandidate, PathSearchRequest, PathSearchResult
 from surgiplan.simulation.result import (
+    Concern,
     DisplayGeometry,
     DisplayLine,
     DisplayMesh,
     DisplayPoint,
     DisplayScalars,
+    IntervalKind,
     Level,
     Metric,
     RunProvenance,
@@ -26,6 +28,8 @@ from surgiplan.simulation.result import (
     Status,
     StructureLevel,
     level_for,
+    validate_result,
+    worst_level,
 )
 from surgiplan.simulation.runner import SimulationJob, run_simulation, submit
 from surgiplan.simulation.spec import (
@@ -37,14 +41,14 @@ from surgiplan.simulation.spec import (
     SimulatorSpec,
     validate_parameters,
 )
-from surgiplan.simulation.uncertainty import UncertaintyModel
+from surgiplan.simulation.uncertainty import ErrorProfile, UncertaintyModel
 
 __all__ = [
-    "API_VERSION", "GROUP", "AblationInput", "DisplayGeometry", "DisplayLine", "DisplayMesh",
+    "API_VERSION", "GROUP", "AblationInput", "Concern", "ErrorProfile", "IntervalKind", "DisplayGeometry", "DisplayLine", "DisplayMesh",
     "DisplayPoint", "DisplayScalars", "ImplantInput", "Kind", "Level", "Metric", "Output",
     "ParamType", "Parameter", "PathCandidate", "PathSearchRequest", "PathSearchResult",
     "PluginEntry", "ResectionInput", "RunProvenance", "SimulationContext", "SimulationJob",
     "SimulationResult", "SimulatorSpec", "Status", "StructureInfo", "StructureLevel",
     "TrajectoryInput", "UncertaintyModel", "discover", "level_for", "load_simulator",
-    "run_simulation", "submit", "validate_parameters",
+    "run_simulation", "submit", "validate_parameters", "validate_result", "worst_level",
 ]

@@ -7,6 +7,23 @@ Level of a critical structure against its safety margin ``m`` (mm), from the too
 * ``breach``  : ``d < 0``  (the tool enters the structure);
 * ``caution`` : ``0 <= d < m``;
 * ``safe``    : ``d >= m``.
+
+A clearance that is not a finite number (NaN, +/-inf: the inputs left the image, the draws
+failed) is never ``safe``: :func:`level_for` gives ``caution`` and the simulator must mark the
+metric ``not_assessable`` with its reason.
+
+Every numeric :class:`Metric` carries either a 95 % interval with its kind
+(:class:`IntervalKind`: ``prediction`` — where the true value of the placed tool will lie,
+including every stated systematic error source; ``confidence`` — where an estimated quantity,
+such as a probability, lies) or, with ``interval`` ``none``, the reason there is none
+(``no_interval_reason``, e.g. "exact: a descriptive constant"). A metric that cannot be
+assessed has ``value`` NaN and ``not_assessable`` says why; ``failed_draw_share`` is the share
+of Monte Carlo draws whose value could not be computed.
+
+The overall verdict (:attr:`SimulationResult.overall_level`) is the worst of the structure
+levels and of the simulator's :class:`Concern` s (e.g. a Gertzbein-Robbins grade C, incomplete
+ablation coverage, a short resection margin), and any not-assessable metric is at least
+``caution``: a headline never says "safe" over numbers that do not.
 """
 
 from __future__ import annotations
@@ -31,8 +48,27 @@ class Status(StrEnum):
     CANCELLED = "cancelled"
 
 
+class IntervalKind(StrEnum):
+    PREDICTION = "prediction"  # where the placed tool's true value will lie (all error sources)
+    CONFIDENCE = "confidence"  # where an estimated quantity (e.g. a probability) lies
+    NONE = "none"  # no interval; ``no_interval_reason`` says why
+
+
+_RANK = {Level.SAFE: 0, Level.CAUTION: 1, Level.BREACH: 2}
+
+
+def worst_level(levels: Any) -> Level:
+    """The most severe of ``levels`` (``safe`` when there are none)."""
+    return max(levels, key=_RANK.__getitem__, default=Level.SAFE)
+
+
 def level_for(min_distance_mm: float, margin_mm: float) -> Level:
-    """Traffic-light level of a clearance against a margin (see the module docstring)."""
+    """Traffic-light level of a clearance against a margin (see the module docstring).
+
+    A non-finite clearance (NaN, inf) is not assessable and never ``safe``: ``caution``.
+    """
+    if not math.isfinite(float(min_distance_mm)):
+        return Level.CAUTION
     if min_distance_mm < 0:
         return Level.BREACH
     return Level.CAUTION if min_distance_mm < margin_mm else Level.SAFE
@@ -40,7 +76,14 @@ def level_for(min_distance_mm: float, margin_mm: float) -> Level:
 
 @dataclass(frozen=True)
 class Metric:
-    """One number with its 95 % interval ``ci95 = (low, high)`` (None without uncertainty)."""
+    """One number with its 95 % interval ``ci95 = (low, high)`` and the interval's kind.
+
+    ``interval`` is ``prediction`` or ``confidence`` when ``ci95`` is given, else ``none``
+    with ``no_interval_reason``; ``None`` (legacy) means ``prediction`` with a ``ci95`` and an
+    unexplained ``none`` without, which :func:`validate_result` reports. ``not_assessable``
+    (non-empty) says why the value cannot be given (``value`` is then NaN).
+    ``failed_draw_share`` (0..1) is the share of Monte Carlo draws that could not be evaluated.
+    """
 
     key: str
     title: str
@@ -48,12 +91,57 @@ class Metric:
     value: float
     ci95: tuple[float, float] | None = None
     structure: str | None = None
+    interval: IntervalKind | None = None
+    no_interval_reason: str = ""
+    not_assessable: str = ""
+    failed_draw_share: float | None = None
+
+    @property
+    def interval_kind(self) -> IntervalKind:
+        """The interval's kind, with the legacy default filled in."""
+        if self.interval is not None:
+            return IntervalKind(self.interval)
+        return IntervalKind.NONE if self.ci95 is None else IntervalKind.PREDICTION
+
+    @property
+    def assessable(self) -> bool:
+        return not self.not_assessable
+
+    @classmethod
+    def unassessable(cls, key: str, title: str, unit: str, reason: str, *,
+                     structure: str | None = None,
+                     failed_draw_share: float | None = None) -> Metric:
+        """A metric that cannot be given, with the reason (value NaN, no interval)."""
+        return cls(key=key, title=title, unit=unit, value=math.nan, ci95=None,
+                   structure=structure, interval=IntervalKind.NONE,
+                   no_interval_reason="not assessable", not_assessable=reason,
+                   failed_draw_share=failed_draw_share)
 
     def to_json(self) -> dict[str, Any]:
         return {"key": self.key, "title": self.title, "unit": self.unit,
                 "value": _num(self.value),
                 "ci95": None if self.ci95 is None else [_num(v) for v in self.ci95],
+                "interval": str(self.interval_kind),
+                "no_interval_reason": self.no_interval_reason or None,
+                "not_assessable": self.not_assessable or None,
+                "failed_draw_share": _num(self.failed_draw_share),
                 "structure": self.structure}
+
+
+@dataclass(frozen=True)
+class Concern:
+    """A simulator's verdict on something other than a structure's clearance.
+
+    E.g. ``Concern(Level.BREACH, "Gertzbein-Robbins grade D (4.3 mm medial breach)",
+    metric_key="gertzbein_grade")``. It takes part in the overall verdict.
+    """
+
+    level: Level
+    message: str
+    metric_key: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"level": str(self.level), "message": self.message, "metric_key": self.metric_key}
 
 
 @dataclass(frozen=True)
@@ -169,10 +257,31 @@ class SimulationResult:
     provenance: RunProvenance | None = None
     error: str = ""
     details: dict[str, Any] = field(default_factory=dict)  # kind-specific, JSON-ready
+    concerns: list[Concern] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.status is Status.OK
+
+    @property
+    def overall_level(self) -> Level:
+        """Worst of structure levels, concerns and not-assessable metrics (at least caution)."""
+        levels = [lv.level for lv in self.levels] + [c.level for c in self.concerns]
+        if any(m.not_assessable for m in self.metrics):
+            levels.append(Level.CAUTION)
+        if not self.ok:
+            levels.append(Level.CAUTION)
+        return worst_level(levels)
+
+    def verdict_reasons(self) -> list[str]:
+        """Human lines behind a non-safe :attr:`overall_level`, most severe first."""
+        lines = [(lv.level, f"{lv.structure}: {lv.level} (clearance "
+                            f"{_fmt(lv.min_distance_mm)} mm, margin {lv.margin_mm:g} mm)")
+                 for lv in self.levels if lv.level is not Level.SAFE]
+        lines += [(c.level, c.message) for c in self.concerns if c.level is not Level.SAFE]
+        lines += [(Level.CAUTION, f"{m.title}: not assessable ({m.not_assessable})")
+                  for m in self.metrics if m.not_assessable]
+        return [text for _, text in sorted(lines, key=lambda x: -_RANK[x[0]])]
 
     def metric(self, key: str, structure: str | None = None) -> Metric:
         for m in self.metrics:
@@ -192,12 +301,84 @@ class SimulationResult:
                 "levels": [lv.to_json() for lv in self.levels],
                 "geometry": self.geometry.to_json(), "warnings": list(self.warnings),
                 "details": dict(self.details),
+                "concerns": [c.to_json() for c in self.concerns],
+                "overall_level": str(self.overall_level),
                 "provenance": None if self.provenance is None else self.provenance.to_json()}
 
     @classmethod
     def failed(cls, message: str, *, provenance: RunProvenance | None = None,
                status: Status = Status.FAILED) -> SimulationResult:
         return cls(status=status, error=" ".join(message.split()), provenance=provenance)
+
+
+def validate_result(result: SimulationResult) -> list[str]:
+    """Problems that make a result unfit to show (empty list: fit).
+
+    Checks types, that every value is finite or explicitly not assessable, that every
+    interval is ordered, finite and holds its nominal value, that every metric has an interval
+    or a stated reason, and that clearances behind levels are numbers.
+    """
+    if not isinstance(result, SimulationResult):
+        return [f"not a SimulationResult but {type(result).__name__}"]
+    if not result.ok:
+        return []
+    problems: list[str] = []
+    for m in result.metrics:
+        problems += _metric_problems(m)
+    for lv in result.levels:
+        if not isinstance(lv, StructureLevel):
+            problems.append(f"a level is {type(lv).__name__}, not a StructureLevel")
+            continue
+        try:
+            Level(lv.level)
+        except ValueError:
+            problems.append(f"{lv.structure}: unknown level {lv.level!r}")
+        if not isinstance(lv.min_distance_mm, (int, float)):
+            problems.append(f"{lv.structure}: clearance is not a number")
+        elif (not math.isfinite(float(lv.min_distance_mm))
+              and Level(lv.level) is Level.SAFE):
+            problems.append(f"{lv.structure}: non-finite clearance judged safe")
+    for c in result.concerns:
+        if not isinstance(c, Concern):
+            problems.append(f"a concern is {type(c).__name__}, not a Concern")
+    return problems
+
+
+def _metric_problems(m: Any) -> list[str]:
+    if not isinstance(m, Metric):
+        return [f"a metric is {type(m).__name__}, not a Metric"]
+    name = m.key if m.structure is None else f"{m.key} ({m.structure})"
+    if not isinstance(m.value, (int, float, np.floating, np.integer)):
+        return [f"{name}: value is {type(m.value).__name__}, not a number"]
+    if not isinstance(m.unit, str) or not isinstance(m.title, str):
+        return [f"{name}: title and unit must be text"]
+    value = float(m.value)
+    if m.not_assessable:
+        return [] if m.ci95 is None else [f"{name}: not assessable but has an interval"]
+    if not math.isfinite(value):
+        return [f"{name}: value {value} is not finite and not marked not assessable"]
+    if m.ci95 is None:
+        if m.interval_kind is IntervalKind.NONE and not m.no_interval_reason:
+            return [f"{name}: no interval and no reason given"]
+        if m.interval_kind is not IntervalKind.NONE:
+            return [f"{name}: interval kind {m.interval_kind} without an interval"]
+        return []
+    try:
+        low, high = (float(v) for v in m.ci95)
+    except (TypeError, ValueError):
+        return [f"{name}: interval {m.ci95!r} is not two numbers"]
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return [f"{name}: interval [{low}, {high}] is not finite"]
+    if m.interval_kind is IntervalKind.NONE:
+        return [f"{name}: has an interval but its kind is none"]
+    tol = 1e-9 * max(1.0, abs(value))
+    if not (low - tol <= value <= high + tol):
+        return [f"{name}: value {value:g} outside its own interval [{low:g}, {high:g}]"]
+    return []
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.1f}" if math.isfinite(float(value)) else "not assessable"
 
 
 def _num(value: float | None) -> float | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -37,10 +38,44 @@ DEFAULT_SEED = 20240605
 
 
 @dataclass(frozen=True)
+class ErrorProfile:
+    """A rehearsal kind's default placement-error model with its cited source.
+
+    Each simulator declares its own (a SEEG robot is not a freehand pedicle screw or a CT-guided
+    ablation probe): per-axis SDs in mm at entry and at target, the citation, and how the SDs
+    were derived from the published figure. ``extra`` holds kind-specific SDs (e.g. zone-size
+    chart error) with their sources in ``extra_sources``.
+    """
+
+    name: str
+    entry_sd_mm: float
+    target_sd_mm: float
+    source: str
+    derivation: str = ""
+    extra: tuple[tuple[str, float], ...] = ()
+    extra_sources: tuple[tuple[str, str], ...] = ()
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "entry_sd_mm": self.entry_sd_mm,
+                "target_sd_mm": self.target_sd_mm, "source": self.source,
+                "derivation": self.derivation, "extra": dict(self.extra),
+                "extra_sources": dict(self.extra_sources)}
+
+
+SEEG_ROBOT_PROFILE = ErrorProfile(
+    name="robot-assisted SEEG (Cardinale 2013)", entry_sd_mm=DEFAULT_ENTRY_SD_MM,
+    target_sd_mm=DEFAULT_TARGET_SD_MM, source=CARDINALE_2013,
+    derivation="median Euclidean errors 0.78 mm (entry) and 1.77 mm (target) divided by the "
+               "Maxwell median 1.538 of an isotropic 3D Gaussian")
+
+
+@dataclass(frozen=True)
 class UncertaintyModel:
     """The error model of one run. ``boundary_sd_mm=None`` means one voxel of the twin's grid.
 
     ``samples=0`` switches Monte Carlo off (nominal values only, no intervals).
+    ``profile`` names the error profile the SDs came from (see :meth:`for_profile`); a user
+    who types their own SDs gets ``profile="user"``.
     """
 
     entry_sd_mm: float = DEFAULT_ENTRY_SD_MM
@@ -48,6 +83,15 @@ class UncertaintyModel:
     boundary_sd_mm: float | None = None
     samples: int = DEFAULT_SAMPLES
     seed: int = DEFAULT_SEED
+    profile: str = ""
+
+    @classmethod
+    def for_profile(cls, profile: ErrorProfile, **overrides: Any) -> UncertaintyModel:
+        """The model with a kind's default SDs (``overrides`` replace any field)."""
+        fields = {"entry_sd_mm": profile.entry_sd_mm, "target_sd_mm": profile.target_sd_mm,
+                  "profile": profile.name}
+        fields.update(overrides)
+        return cls(**fields)
 
     def __post_init__(self) -> None:
         for name in ("entry_sd_mm", "target_sd_mm", "boundary_sd_mm"):
