@@ -94,14 +94,12 @@ def _kind_command_modules() -> list[Any]:
 
 
 def _add_uncertainty_args(parser: argparse.ArgumentParser) -> None:
-    from surgiplan.simulation.uncertainty import DEFAULT_ENTRY_SD_MM, DEFAULT_TARGET_SD_MM
-
-    parser.add_argument("--entry-sd-mm", type=float, default=DEFAULT_ENTRY_SD_MM, metavar="S",
-                        help=f"placement error SD at entry, mm per axis (default "
-                        f"{DEFAULT_ENTRY_SD_MM}, Cardinale 2013)")
-    parser.add_argument("--target-sd-mm", type=float, default=DEFAULT_TARGET_SD_MM,
-                        metavar="S", help=f"placement error SD at target, mm per axis (default "
-                        f"{DEFAULT_TARGET_SD_MM}, Cardinale 2013)")
+    parser.add_argument("--entry-sd-mm", type=float, default=None, metavar="S",
+                        help="placement error SD at entry, mm per axis (default: the "
+                        "simulator's own cited error profile, see `surgiplan simulators list`)")
+    parser.add_argument("--target-sd-mm", type=float, default=None,
+                        metavar="S", help="placement error SD at target, mm per axis (default: "
+                        "the simulator's own cited error profile)")
     add_sampling_args(parser, boundary_help="structure-boundary SD in mm (default one voxel)")
 
 

@@ -170,12 +170,29 @@ class StructureSafety:
 
 @dataclass(frozen=True)
 class PlanSafety:
+    """A plan's safety: per-structure closest approaches and the simulators' other verdicts.
+
+    ``concerns`` are (level, message) pairs: the simulators' concerns (a grade C breach,
+    incomplete coverage, a short margin), metrics that could not be assessed, failed runs.
+    """
+
     plan: str
     structures: tuple[StructureSafety, ...]
+    concerns: tuple[tuple[Level, str], ...] = ()
 
     @property
     def worst_level(self) -> Level:
-        return max((s.level for s in self.structures), key=_LEVEL_RANK.get, default=Level.SAFE)
+        """The verdict: worst of structure levels and concerns (never safer than the numbers)."""
+        levels = [s.level for s in self.structures] + [lv for lv, _ in self.concerns]
+        return max(levels, key=_LEVEL_RANK.get, default=Level.SAFE)
+
+    def reasons(self) -> list[str]:
+        """Why the verdict is not safe, most severe first (empty when safe)."""
+        lines = [(s.level, f"{s.structure}: {s.level} (closest {_mm(s)}, margin "
+                           f"{s.margin_mm:g} mm)")
+                 for s in self.structures if s.level is not Level.SAFE]
+        lines += [(lv, text) for lv, text in self.concerns if lv is not Level.SAFE]
+        return [text for _, text in sorted(lines, key=lambda x: -_LEVEL_RANK[x[0]])]
 
     @property
     def clearance_mm(self) -> float:
@@ -260,7 +277,7 @@ class Comparison:
                                  "meets_threshold": c.meets_threshold, "note": c.note}
                                 for c in r.cells]} for r in self.rows],
             "safety": {p: {"clearance_mm": _finite(s.clearance_mm),
-                           "worst_level": str(s.worst_level),
+                           "worst_level": str(s.worst_level), "reasons": s.reasons(),
                            "max_breach_probability": s.max_breach_probability}
                        for p, s in self.safety.items()},
         }
@@ -396,6 +413,11 @@ def _row(plans: list[str], first: Metric, slot: str, rule: Rule, threshold: Thre
                threshold, tuple(cells))
 
 
+def plan_safety(plan: str, results: list[SimulationResult]) -> PlanSafety:
+    """The safety verdict of one plan from its interventions' results."""
+    return _safety(plan, results)
+
+
 def _safety(plan: str, results: list[SimulationResult]) -> PlanSafety:
     """Per structure over all results: the closest approach (with its interval), the worst
     level and the largest breach probability."""
@@ -415,7 +437,23 @@ def _safety(plan: str, results: list[SimulationResult]) -> PlanSafety:
             name, lv.min_distance_mm, ci, lv.margin_mm,
             max((x.level for x, _ in items), key=_LEVEL_RANK.get),
             max(probabilities) if probabilities else None))
-    return PlanSafety(plan, tuple(out))
+    return PlanSafety(plan, tuple(out), _concerns(results))
+
+
+def _concerns(results: list[SimulationResult]) -> tuple[tuple[Level, str], ...]:
+    """Every non-clearance reason a plan is not safe: concerns, unassessable metrics, failures,
+    and clearances that are not numbers."""
+    out: list[tuple[Level, str]] = []
+    for r in results:
+        if not r.ok:
+            out.append((Level.CAUTION, f"a simulation {r.status}: {r.error or 'no reason'}"))
+            continue
+        out += [(Level(c.level), c.message) for c in r.concerns]
+        out += [(Level.CAUTION, f"{m.title}: not assessable ({m.not_assessable})")
+                for m in r.metrics if m.not_assessable]
+        out += [(Level.CAUTION, f"{lv.structure}: clearance not assessable")
+                for lv in r.levels if not math.isfinite(lv.min_distance_mm)]
+    return tuple(dict.fromkeys(out))
 
 
 # ---------------------------------------------------------------------------- the reason

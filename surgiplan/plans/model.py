@@ -88,9 +88,13 @@ class Intervention(BaseModel):
 
 
 def _uncertainty_fields(model: UncertaintyModel) -> dict[str, Any]:
-    return {"entry_sd_mm": model.entry_sd_mm, "target_sd_mm": model.target_sd_mm,
-            "boundary_sd_mm": model.boundary_sd_mm, "samples": model.samples,
-            "seed": model.seed}
+    """The stored form: unset SDs stay unset (the simulator's own profile applies)."""
+    fields = {"entry_sd_mm": model.entry_sd_mm, "target_sd_mm": model.target_sd_mm,
+              "boundary_sd_mm": model.boundary_sd_mm, "samples": model.samples,
+              "seed": model.seed}
+    if model.profile:
+        fields["profile"] = model.profile
+    return fields
 
 
 class Plan(BaseModel):

@@ -15,40 +15,14 @@ from surgiplan.progress import CancelToken, ProgressCallback, check, report
 from surgiplan.simulation.context import SimulationContext
 from surgiplan.simulation.discovery import PluginEntry, discover, load_simulator
 from surgiplan.simulation.result import (
-    Level,
-    Metric,
-    RunProvenance,
     SimulationResult,
-    Status,
-    StructureLevel,
 )
 from surgiplan.simulation.runner import DEFAULT_TIMEOUT_S, run_simulation
 
 
-def _nan(value: Any) -> float:
-    return float("nan") if value is None else float(value)
-
-
 def result_from_json(data: dict[str, Any]) -> SimulationResult:
     """A ``SimulationResult`` from ``SimulationResult.to_json()`` output (no display geometry)."""
-    metrics = [Metric(key=m["key"], title=m["title"], unit=m.get("unit", ""),
-                      value=_nan(m.get("value")),
-                      ci95=None if m.get("ci95") is None else
-                      (_nan(m["ci95"][0]), _nan(m["ci95"][1])),
-                      structure=m.get("structure")) for m in data.get("metrics", [])]
-    levels = [StructureLevel(structure=lv["structure"], level=Level(lv["level"]),
-                             min_distance_mm=_nan(lv.get("min_distance_mm")),
-                             margin_mm=float(lv.get("margin_mm") or 0.0),
-                             breach_probability=lv.get("breach_probability"),
-                             closest_point_lps=None if lv.get("closest_point_lps") is None
-                             else tuple(lv["closest_point_lps"]))
-              for lv in data.get("levels", [])]
-    prov = data.get("provenance")
-    return SimulationResult(
-        status=Status(data.get("status", "ok")), metrics=metrics, levels=levels,
-        warnings=list(data.get("warnings", [])), error=data.get("error", ""),
-        details=dict(data.get("details", {})),
-        provenance=None if prov is None else RunProvenance(**prov))
+    return SimulationResult.from_json(data)
 
 
 def stored_results(plan: Plan) -> list[SimulationResult | None]:

@@ -273,6 +273,15 @@ class SimulationResult:
             levels.append(Level.CAUTION)
         return worst_level(levels)
 
+    @property
+    def verdict(self) -> Level | None:
+        """:attr:`overall_level`, or None when there is nothing to judge (an ok result with no
+        levels, no concerns and no unassessable metric)."""
+        if (self.ok and not self.levels and not self.concerns
+                and not any(m.not_assessable for m in self.metrics)):
+            return None
+        return self.overall_level
+
     def verdict_reasons(self) -> list[str]:
         """Human lines behind a non-safe :attr:`overall_level`, most severe first."""
         lines = [(lv.level, f"{lv.structure}: {lv.level} (clearance "
@@ -304,6 +313,25 @@ class SimulationResult:
                 "concerns": [c.to_json() for c in self.concerns],
                 "overall_level": str(self.overall_level),
                 "provenance": None if self.provenance is None else self.provenance.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SimulationResult:
+        """The result of :meth:`to_json` output (display geometry is not kept)."""
+        metrics = [_metric_from_json(m) for m in data.get("metrics", [])]
+        levels = [StructureLevel(structure=lv["structure"], level=Level(lv["level"]),
+                                 min_distance_mm=_nan(lv.get("min_distance_mm")),
+                                 margin_mm=float(lv.get("margin_mm") or 0.0),
+                                 breach_probability=lv.get("breach_probability"),
+                                 closest_point_lps=None if lv.get("closest_point_lps") is None
+                                 else tuple(lv["closest_point_lps"]))
+                  for lv in data.get("levels", [])]
+        concerns = [Concern(Level(c["level"]), str(c.get("message", "")), c.get("metric_key"))
+                    for c in data.get("concerns", [])]
+        prov = data.get("provenance")
+        return cls(status=Status(data.get("status", "ok")), metrics=metrics, levels=levels,
+                   warnings=list(data.get("warnings", [])), error=data.get("error", ""),
+                   details=dict(data.get("details", {})), concerns=concerns,
+                   provenance=None if prov is None else RunProvenance(**prov))
 
     @classmethod
     def failed(cls, message: str, *, provenance: RunProvenance | None = None,
@@ -375,6 +403,25 @@ def _metric_problems(m: Any) -> list[str]:
     if not (low - tol <= value <= high + tol):
         return [f"{name}: value {value:g} outside its own interval [{low:g}, {high:g}]"]
     return []
+
+
+def _metric_from_json(m: dict[str, Any]) -> Metric:
+    ci = m.get("ci95")
+    kind = m.get("interval")
+    share = m.get("failed_draw_share")
+    return Metric(key=m["key"], title=m["title"], unit=m.get("unit", ""),
+                  value=_nan(m.get("value")),
+                  ci95=None if ci is None else (_nan(ci[0]), _nan(ci[1])),
+                  structure=m.get("structure"),
+                  interval=None if kind is None else IntervalKind(kind),
+                  no_interval_reason=m.get("no_interval_reason") or "",
+                  not_assessable=m.get("not_assessable") or "",
+                  failed_draw_share=None if share is None else float(share))
+
+
+def _nan(value: Any) -> float:
+    """JSON null back to NaN."""
+    return math.nan if value is None else float(value)
 
 
 def _fmt(value: float) -> str:

@@ -99,13 +99,17 @@ class SimulationJob:
 
 def prepare(simulator: Any, inputs: Any, parameters: dict[str, Any] | None,
             uncertainty: UncertaintyModel | None) -> tuple[Any, dict[str, Any], UncertaintyModel]:
-    """Check inputs and parameters against the spec (``BadInputError`` if they do not fit)."""
+    """Check inputs and parameters against the spec (``BadInputError`` if they do not fit).
+
+    Placement-error SDs left unset take the simulator's own ``error_profile``.
+    """
     spec = parse_spec(simulator.spec, origin=f"simulator {getattr(simulator.spec, 'id', '?')}")
     expected = INPUT_TYPES[spec.kind]
     if not isinstance(inputs, expected):
         raise BadInputError(f"simulator {spec.id} ({spec.kind}) needs {expected.__name__}, "
                             f"got {type(inputs).__name__}", action="pass the matching input")
-    return inputs, validate_parameters(spec, parameters), uncertainty or UncertaintyModel()
+    model = (uncertainty or UncertaintyModel()).resolved_for(simulator)
+    return inputs, validate_parameters(spec, parameters), model
 
 
 def submit(

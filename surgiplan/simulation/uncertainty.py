@@ -20,7 +20,7 @@ is the fraction of draws, with a Wilson 95 % score interval. The draws come from
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -73,25 +73,66 @@ SEEG_ROBOT_PROFILE = ErrorProfile(
 class UncertaintyModel:
     """The error model of one run. ``boundary_sd_mm=None`` means one voxel of the twin's grid.
 
-    ``samples=0`` switches Monte Carlo off (nominal values only, no intervals).
-    ``profile`` names the error profile the SDs came from (see :meth:`for_profile`); a user
+    ``entry_sd_mm`` / ``target_sd_mm`` ``None`` mean "the simulator's own default profile"
+    (:class:`ErrorProfile`, the simulator's ``error_profile`` attribute): the runner fills them
+    in with :meth:`resolved_for` before the simulator runs, and ``profile`` then names it. A user
     who types their own SDs gets ``profile="user"``.
+    ``samples=0`` switches Monte Carlo off (nominal values only, no intervals).
     """
 
-    entry_sd_mm: float = DEFAULT_ENTRY_SD_MM
-    target_sd_mm: float = DEFAULT_TARGET_SD_MM
+    entry_sd_mm: float | None = None
+    target_sd_mm: float | None = None
     boundary_sd_mm: float | None = None
     samples: int = DEFAULT_SAMPLES
     seed: int = DEFAULT_SEED
     profile: str = ""
+    sources: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def for_profile(cls, profile: ErrorProfile, **overrides: Any) -> UncertaintyModel:
         """The model with a kind's default SDs (``overrides`` replace any field)."""
-        fields = {"entry_sd_mm": profile.entry_sd_mm, "target_sd_mm": profile.target_sd_mm,
-                  "profile": profile.name}
+        fields: dict[str, Any] = {"entry_sd_mm": profile.entry_sd_mm,
+                                  "target_sd_mm": profile.target_sd_mm, "profile": profile.name,
+                                  "sources": _profile_sources(profile)}
         fields.update(overrides)
         return cls(**fields)
+
+    def resolved_for(self, simulator: Any) -> UncertaintyModel:
+        """This model with unset SDs taken from ``simulator.error_profile``.
+
+        A simulator that declares no profile gets the SEEG-robot profile, and the model says so.
+        SDs that were set explicitly are kept and attributed to the user.
+        """
+        profile = getattr(simulator, "error_profile", None)
+        if not isinstance(profile, ErrorProfile):
+            profile = SEEG_ROBOT_PROFILE
+        return self.resolved(profile)
+
+    def resolved(self, profile: ErrorProfile) -> UncertaintyModel:
+        """This model with unset SDs (None) filled in from ``profile``."""
+        if self.entry_sd_mm is not None and self.target_sd_mm is not None and self.profile:
+            return self
+        sources = dict(_profile_sources(profile))
+        user = "set by the user"
+        for name in ("entry_sd_mm", "target_sd_mm"):
+            if getattr(self, name) is not None:
+                sources[name] = user
+        name = profile.name if self.entry_sd_mm is None or self.target_sd_mm is None else "user"
+        return replace(
+            self,
+            entry_sd_mm=profile.entry_sd_mm if self.entry_sd_mm is None else self.entry_sd_mm,
+            target_sd_mm=profile.target_sd_mm if self.target_sd_mm is None else self.target_sd_mm,
+            profile=self.profile or name, sources=tuple(sources.items()))
+
+    @property
+    def entry_sd(self) -> float:
+        """Entry SD in mm, the SEEG-robot default when unresolved."""
+        return DEFAULT_ENTRY_SD_MM if self.entry_sd_mm is None else float(self.entry_sd_mm)
+
+    @property
+    def target_sd(self) -> float:
+        """Target SD in mm, the SEEG-robot default when unresolved."""
+        return DEFAULT_TARGET_SD_MM if self.target_sd_mm is None else float(self.target_sd_mm)
 
     def __post_init__(self) -> None:
         for name in ("entry_sd_mm", "target_sd_mm", "boundary_sd_mm"):
@@ -102,6 +143,8 @@ class UncertaintyModel:
         if not 0 <= int(self.samples) <= 1_000_000:
             raise BadInputError(f"the sample count must be 0..1000000, got {self.samples}",
                                 action="use e.g. --samples 1000")
+        object.__setattr__(self, "sources", tuple((str(k), str(v)) for k, v in
+                                                  dict(self.sources).items()))
 
     def boundary_sd_for(self, spacing_mm: tuple[float, float, float]) -> float:
         """The boundary SD in mm (one voxel, the largest spacing, when not given)."""
@@ -109,14 +152,24 @@ class UncertaintyModel:
 
     def to_json(self, spacing_mm: tuple[float, float, float] | None = None) -> dict:
         data = asdict(self)
+        data["entry_sd_mm"] = self.entry_sd
+        data["target_sd_mm"] = self.target_sd
         if spacing_mm is not None:
             data["boundary_sd_mm"] = self.boundary_sd_for(spacing_mm)
+        data["profile"] = self.profile or SEEG_ROBOT_PROFILE.name
         data["model"] = ("isotropic Gaussian placement error at entry and target (per-axis SD); "
                          "Gaussian structure-boundary offset along the normal")
-        data["sources"] = {"entry_sd_mm": CARDINALE_2013, "target_sd_mm": CARDINALE_2013,
-                           "boundary_sd_mm": "one voxel (segmentation boundary ambiguity)"}
+        sources = {"entry_sd_mm": CARDINALE_2013, "target_sd_mm": CARDINALE_2013,
+                   "boundary_sd_mm": "one voxel (segmentation boundary ambiguity)"}
+        sources.update(dict(self.sources))
+        data["sources"] = sources
         data["interval"] = "2.5th-97.5th percentile over draws; Wilson score for probabilities"
         return data
+
+
+def _profile_sources(profile: ErrorProfile) -> tuple[tuple[str, str], ...]:
+    cited = f"{profile.source} ({profile.derivation})" if profile.derivation else profile.source
+    return (("entry_sd_mm", cited), ("target_sd_mm", cited)) + tuple(profile.extra_sources)
 
 
 @dataclass(frozen=True)
@@ -139,8 +192,8 @@ def draw_placements(
     """``model.samples`` perturbed (entry, target) pairs and per-structure boundary offsets."""
     rng = np.random.default_rng(model.seed)
     n = int(model.samples)
-    entries = np.asarray(entry_lps, float) + rng.normal(0.0, model.entry_sd_mm, (n, 3))
-    targets = np.asarray(target_lps, float) + rng.normal(0.0, model.target_sd_mm, (n, 3))
+    entries = np.asarray(entry_lps, float) + rng.normal(0.0, model.entry_sd, (n, 3))
+    targets = np.asarray(target_lps, float) + rng.normal(0.0, model.target_sd, (n, 3))
     boundary = rng.normal(0.0, model.boundary_sd_for(spacing_mm), (n, n_structures))
     return PlacementDraws(entries, targets, boundary)
 

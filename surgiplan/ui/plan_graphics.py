@@ -27,11 +27,11 @@ _LEVEL_RANK = {Level.SAFE: 0, Level.CAUTION: 1, Level.BREACH: 2}
 
 
 def level_of(intervention: Intervention) -> Level | None:
-    """The worst structure level of the stored result (None: not scored or no levels)."""
+    """The stored result's verdict: worst of structure levels, concerns and unassessable
+    metrics (None: not scored or nothing to judge)."""
     if not intervention.result:
         return None
-    levels = [lv.level for lv in result_from_json(intervention.result).levels]
-    return max(levels, key=_LEVEL_RANK.get, default=None)
+    return result_from_json(intervention.result).verdict
 
 
 def plan_level(plan: Plan) -> Level | None:

@@ -53,6 +53,7 @@ from surgiplan.model.structures import Role
 from surgiplan.model.twin import Twin
 from surgiplan.simulation import (
     Kind,
+    Metric,
     Parameter,
     PathCandidate,
     PathSearchRequest,
@@ -69,11 +70,10 @@ from surgiplan.simulation import (
 from surgiplan.simulation.path_search import DEFAULT_MAX_ANGLE_DEG, DEFAULT_MAX_LENGTH_MM
 from surgiplan.simulation.result import Level, Status
 from surgiplan.simulation.uncertainty import (
-    CARDINALE_2013,
-    DEFAULT_ENTRY_SD_MM,
     DEFAULT_SAMPLES,
     DEFAULT_SEED,
-    DEFAULT_TARGET_SD_MM,
+    SEEG_ROBOT_PROFILE,
+    ErrorProfile,
 )
 from surgiplan.ui.parameter_form import ParameterForm
 from surgiplan.ui.planning_3d import Planning3D
@@ -98,22 +98,47 @@ TOOL_PARAMETERS = (
               maximum=20.0, description="e.g. SEEG electrode 0.8 mm, DBS lead 1.27 mm, "
               "biopsy needle 1.8-2.5 mm"),
 )
-UNCERTAINTY_PARAMETERS = (
-    Parameter(key="entry_sd_mm", title="Entry placement error SD", unit="mm",
-              default=DEFAULT_ENTRY_SD_MM, minimum=0.0, maximum=50.0, source=CARDINALE_2013,
-              description="per-axis SD of an isotropic Gaussian error at the entry"),
-    Parameter(key="target_sd_mm", title="Target placement error SD", unit="mm",
-              default=DEFAULT_TARGET_SD_MM, minimum=0.0, maximum=50.0, source=CARDINALE_2013,
-              description="per-axis SD of an isotropic Gaussian error at the target"),
-    Parameter(key="boundary_sd_mm", title="Structure boundary SD", unit="mm", default=1.0,
-              minimum=0.0, maximum=50.0, description="default: one voxel (largest spacing)"),
-    Parameter(key="samples", title="Monte Carlo samples", type="int", default=DEFAULT_SAMPLES,
-              minimum=0, maximum=100_000, description="0: nominal values only, no intervals"),
-    Parameter(key="seed", title="Random seed", type="int", default=DEFAULT_SEED, minimum=0,
-              maximum=2_000_000_000, description="same seed, same answer"),
-    Parameter(key="timeout_s", title="Time limit", unit="s", default=60.0, minimum=0.5,
-              maximum=3600.0, description="a run longer than this is stopped (failed)"),
-)
+def uncertainty_parameters(profile: ErrorProfile = SEEG_ROBOT_PROFILE) -> tuple[Parameter, ...]:
+    """The Uncertainty form's fields, placement-error defaults from a simulator's profile."""
+    cited = f"{profile.source} ({profile.derivation})" if profile.derivation else profile.source
+    return (
+        Parameter(key="entry_sd_mm", title="Entry placement error SD", unit="mm",
+                  default=profile.entry_sd_mm, minimum=0.0, maximum=50.0, source=cited,
+                  description=f"per-axis SD of an isotropic Gaussian error at the entry "
+                  f"({profile.name})"),
+        Parameter(key="target_sd_mm", title="Target placement error SD", unit="mm",
+                  default=profile.target_sd_mm, minimum=0.0, maximum=50.0, source=cited,
+                  description=f"per-axis SD of an isotropic Gaussian error at the target "
+                  f"({profile.name})"),
+        Parameter(key="boundary_sd_mm", title="Structure boundary SD", unit="mm", default=1.0,
+                  minimum=0.0, maximum=50.0, description="default: one voxel (largest spacing)"),
+        Parameter(key="samples", title="Monte Carlo samples", type="int",
+                  default=DEFAULT_SAMPLES, minimum=0, maximum=100_000,
+                  description="0: nominal values only, no intervals"),
+        Parameter(key="seed", title="Random seed", type="int", default=DEFAULT_SEED,
+                  minimum=0, maximum=2_000_000_000, description="same seed, same answer"),
+        Parameter(key="timeout_s", title="Time limit", unit="s", default=60.0, minimum=0.5,
+                  maximum=3600.0, description="a run longer than this is stopped (failed)"),
+    )
+
+
+def model_from_form(values: dict[str, Any], profile: ErrorProfile, *,
+                    samples: int | None = None) -> UncertaintyModel:
+    """An UncertaintyModel from Uncertainty-form values; SDs equal to the profile's defaults
+    are attributed to the profile (its citation), others to the user."""
+    entry, target = float(values["entry_sd_mm"]), float(values["target_sd_mm"])
+    default = abs(entry - profile.entry_sd_mm) < 1e-9 and abs(target - profile.target_sd_mm) < 1e-9
+    model = UncertaintyModel(entry_sd_mm=entry, target_sd_mm=target,
+                             boundary_sd_mm=values["boundary_sd_mm"],
+                             samples=values["samples"] if samples is None else samples,
+                             seed=values["seed"])
+    if default:
+        return UncertaintyModel.for_profile(profile, boundary_sd_mm=model.boundary_sd_mm,
+                                            samples=model.samples, seed=model.seed)
+    return model.resolved(profile)
+
+
+UNCERTAINTY_PARAMETERS = uncertainty_parameters()
 SEARCH_PARAMETERS = (
     Parameter(key="max_length_mm", title="Maximum path length", unit="mm",
               default=DEFAULT_MAX_LENGTH_MM, minimum=5.0, maximum=400.0,
@@ -163,11 +188,34 @@ def format_interval(ci: tuple[float, float] | None, unit: str) -> str:
     return f"[{format_value(ci[0], '')}, {format_value(ci[1], '')}] {unit}".rstrip()
 
 
+def metric_interval_text(m: Metric) -> str:
+    """A metric's interval cell: "[lo, hi] unit (prediction)", "none: reason", or why the
+    value is not assessable."""
+    if m.not_assessable:
+        share = ("" if m.failed_draw_share is None
+                 else f"; {100 * m.failed_draw_share:.0f} % of draws failed")
+        return f"not assessable: {m.not_assessable}{share}"
+    if m.ci95 is None:
+        return f"none: {m.no_interval_reason}" if m.no_interval_reason else "—"
+    return f"{format_interval(m.ci95, m.unit)} ({m.interval_kind})"
+
+
+def verdict_text(result: SimulationResult) -> str:
+    """"Verdict: CAUTION (reason; reason). " for a result with something to judge, else ""."""
+    level = worst_level(result)
+    if level is None:
+        return ""
+    reasons = result.verdict_reasons()
+    why = f" ({'; '.join(reasons[:3])})" if reasons else ""
+    return f"Verdict: {str(level).upper()}{why}. "
+
+
 def worst_level(result: SimulationResult) -> Level | None:
-    """The worst traffic-light level of a result (None without levels)."""
-    if not result.ok or not result.levels:
+    """The result's verdict: worst of its levels, concerns and unassessable metrics (None for
+    a failed run or when there is nothing to judge)."""
+    if not result.ok:
         return None
-    return max((lv.level for lv in result.levels), key=lambda lv: LEVEL_ORDER[Level(lv)])
+    return result.verdict
 
 
 def set_scrolled_body(widget: QWidget, body: QWidget) -> None:
@@ -250,8 +298,8 @@ def fill_metrics_table(table: QTableWidget, result: SimulationResult) -> None:
         row = table.rowCount()
         table.insertRow(row)
         color = level_color(levels[m.structure], 120) if m.structure in levels else None
-        cells = [m.title, m.structure or "", format_value(m.value, m.unit),
-                 format_interval(m.ci95, m.unit)]
+        value = "not assessable" if m.not_assessable else format_value(m.value, m.unit)
+        cells = [m.title, m.structure or "", value, metric_interval_text(m)]
         for col, text in enumerate(cells):
             table.setItem(row, col, _item(text, color=color, tooltip=m.key))
 
@@ -656,11 +704,10 @@ class PlanningPanel(QWidget):
                                diameter_mm=float(self.tool_form.values()["diameter_mm"]))
 
     def uncertainty(self, *, samples: int | None = None) -> UncertaintyModel:
-        v = self.uncertainty_form.values()
-        return UncertaintyModel(entry_sd_mm=v["entry_sd_mm"], target_sd_mm=v["target_sd_mm"],
-                                boundary_sd_mm=v["boundary_sd_mm"],
-                                samples=v["samples"] if samples is None else samples,
-                                seed=v["seed"])
+        profile = getattr(self.simulator, "error_profile", None)
+        if not isinstance(profile, ErrorProfile):
+            profile = SEEG_ROBOT_PROFILE
+        return model_from_form(self.uncertainty_form.values(), profile, samples=samples)
 
     def rescore_live(self) -> SimulationResult | None:
         """Nominal re-score (no Monte Carlo) on this thread within LIVE_BUDGET_S."""
@@ -750,7 +797,7 @@ class PlanningPanel(QWidget):
                     f"Monte Carlo on release.")
         else:
             text = run_summary(result)
-        self.status_label.setText(text)
+        self.status_label.setText(verdict_text(result) + text)
         fill_levels_table(self.levels_table, result, with_ci=True)
         self._fill_metrics(result)
         if result.warnings:

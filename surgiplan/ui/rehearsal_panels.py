@@ -47,17 +47,20 @@ from surgiplan.simulation import (
     load_simulator,
     run_simulation,
 )
+from surgiplan.simulation.uncertainty import SEEG_ROBOT_PROFILE, ErrorProfile
 from surgiplan.ui.parameter_form import ParameterForm
 from surgiplan.ui.planning_panel import (
     UNCERTAINTY_PARAMETERS,
     _table,
     fill_levels_table,
     fill_metrics_table,
+    model_from_form,
     run_summary,
     set_scrolled_body,
     show_failure,
     toggle_placing,
-    worst_level,
+    uncertainty_parameters,
+    verdict_text,
     wrapped_label,
 )
 from surgiplan.ui.rehearsal_3d import Rehearsal3D
@@ -189,6 +192,10 @@ class RehearsalPanel(QWidget):
                 return None
             spec = self.simulator.spec
             self.form.set_parameters(spec.parameters)
+            self.uncertainty_form.set_parameters(uncertainty_parameters(self.error_profile()))
+            if self.twin is not None:
+                self.uncertainty_form.set_values(
+                    {"boundary_sd_mm": max(self.twin.geometry.spacing_mm)})
             self.simulator_note.setText(f"{spec.title} v{spec.version}\n{self.hint}")
         return self.simulator
 
@@ -226,11 +233,13 @@ class RehearsalPanel(QWidget):
         """The simulator input for the current placement, or None when incomplete."""
         raise NotImplementedError
 
+    def error_profile(self) -> ErrorProfile:
+        """The loaded simulator's own placement-error profile (SEEG robot when undeclared)."""
+        profile = getattr(self.simulator, "error_profile", None)
+        return profile if isinstance(profile, ErrorProfile) else SEEG_ROBOT_PROFILE
+
     def uncertainty(self) -> UncertaintyModel:
-        v = self.uncertainty_form.values()
-        return UncertaintyModel(entry_sd_mm=v["entry_sd_mm"], target_sd_mm=v["target_sd_mm"],
-                                boundary_sd_mm=v["boundary_sd_mm"], samples=v["samples"],
-                                seed=v["seed"])
+        return model_from_form(self.uncertainty_form.values(), self.error_profile())
 
     def run_full(self) -> None:
         """The full run (Monte Carlo; exact checks) in a worker; newer runs supersede it."""
@@ -337,10 +346,7 @@ class RehearsalPanel(QWidget):
                     "full run on release.")
         else:
             text = run_summary(result)
-        level = worst_level(result)
-        if level is not None:
-            text = f"Worst: {level}. {text}"
-        self.status_label.setText(text)
+        self.status_label.setText(verdict_text(result) + text)
         self._fill(result)
         if result.warnings:
             self.warnings_label.setText("Warnings:\n• " + "\n• ".join(result.warnings))

@@ -20,6 +20,7 @@ import math
 import sys
 from collections.abc import Sequence
 from functools import partial
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,11 @@ def numbers_html(item: Intervention) -> str:
     result = result_from_json(item.result)
     cis = {(m.key, m.structure): m.ci95 for m in result.metrics}
     lines = []
+    verdict = result.verdict
+    if verdict is not None:
+        reasons = "".join(f"<br>• {escape(r)}" for r in result.verdict_reasons())
+        lines.append(f"<p><span style='color:{_rgb_hex(verdict)}'><b>VERDICT: "
+                     f"{str(verdict).upper()}</b></span>{reasons}</p>")
     for lv in result.levels:
         ci = cis.get(("min_distance_mm", lv.structure))
         ci_text = f" (95 % {_mm(ci[0])} to {_mm(ci[1])})" if ci else ""
@@ -117,9 +123,14 @@ def numbers_html(item: Intervention) -> str:
     for m in result.metrics:
         if m.key in skip and m.structure:
             continue
-        ci = "" if m.ci95 is None else f"&nbsp; (95 % {_mm(m.ci95[0])} to {_mm(m.ci95[1])})"
-        rows.append(f"<tr><td>{m.title}</td><td align='right'><b>{_mm(m.value)}</b> {m.unit}"
-                    f"{ci}</td></tr>")
+        if m.not_assessable:
+            rows.append(f"<tr><td>{escape(m.title)}</td><td align='right' style='color:#ffb020'>"
+                        f"<b>not assessable</b> ({escape(m.not_assessable)})</td></tr>")
+            continue
+        ci = ("" if m.ci95 is None else
+              f"&nbsp; (95 % {m.interval_kind} {_mm(m.ci95[0])} to {_mm(m.ci95[1])})")
+        rows.append(f"<tr><td>{escape(m.title)}</td><td align='right'><b>{_mm(m.value)}</b> "
+                    f"{m.unit}{ci}</td></tr>")
     table = f"<table cellspacing='6'>{''.join(rows)}</table>" if rows else ""
     warn = "".join(f"<p style='color:#ffb020'>⚠ {w}</p>" for w in result.warnings)
     return "".join(lines) + table + warn

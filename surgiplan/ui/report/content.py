@@ -23,10 +23,17 @@ from typing import Any
 from surgiplan import __version__
 from surgiplan.errors import BadInputError
 from surgiplan.model.twin import Twin
-from surgiplan.plans.compare import Comparison, Threshold, compare_stored, rule_for
+from surgiplan.plans.compare import (
+    Comparison,
+    Threshold,
+    compare_stored,
+    plan_safety,
+    rule_for,
+)
 from surgiplan.plans.model import Plan, PlanStatus, utc_now
 from surgiplan.plans.planset import PlanSet
 from surgiplan.plans.scoring import result_from_json
+from surgiplan.simulation.result import Metric
 
 LIBRARIES = ("numpy", "scipy", "SimpleITK", "pydicom", "vtk", "pyvista", "PySide6", "pydantic",
              "trimesh")
@@ -60,6 +67,8 @@ class ReportContent:
     parameters: list[tuple[str, str]]
     hashes: list[tuple[str, str]]
     warnings: list[str] = field(default_factory=list)
+    verdict: str = ""  # the plan's overall level (worst of levels, concerns, unassessable)
+    verdict_reasons: list[str] = field(default_factory=list)
     created_utc: str = field(default_factory=utc_now)
 
 
@@ -91,10 +100,16 @@ def fmt(value: float | None, unit: str = "") -> str:
     return f"{text} {unit}".strip()
 
 
-def _interval(ci: Any, unit: str) -> str:
+def _interval(m: Metric) -> str:
+    """The interval cell: "lo to hi unit (prediction)", "none (reason)", or not assessable."""
+    if m.not_assessable:
+        share = ("" if m.failed_draw_share is None
+                 else f"; {100 * m.failed_draw_share:.0f} % of draws failed")
+        return f"not assessable: {m.not_assessable}{share}"
+    ci = m.ci95
     if ci is None or not all(v is not None and math.isfinite(v) for v in ci):
-        return "—"
-    return f"{fmt(ci[0])} to {fmt(ci[1], unit)}"
+        return f"none ({m.no_interval_reason})" if m.no_interval_reason else "—"
+    return f"{fmt(ci[0])} to {fmt(ci[1], m.unit)} ({m.interval_kind})"
 
 
 def _metric_lines(plan: Plan, comparison: Comparison | None) -> list[MetricLine]:
@@ -112,7 +127,8 @@ def _metric_lines(plan: Plan, comparison: Comparison | None) -> list[MetricLine]
             title = m.title + (f" ({m.structure})" if m.structure and m.structure.casefold()
                                not in m.title.casefold() else "")
             lines.append(MetricLine(
-                item.label, title, fmt(m.value, m.unit), _interval(m.ci95, m.unit),
+                item.label, title,
+                "not assessable" if m.not_assessable else fmt(m.value, m.unit), _interval(m),
                 "" if threshold is None else threshold.text(m.unit),
                 "" if threshold is None else threshold.source,
                 None if threshold is None or not math.isfinite(m.value)
@@ -130,7 +146,9 @@ def _uncertainty_words(plan: Plan) -> list[str]:
             continue
         sources = u.get("sources", {})
         samples = prov.get("samples", u.get("samples", 0))
-        text = (f"{item.label} ({item.simulator_id}): {u.get('model', 'Monte Carlo')}. "
+        profile = u.get("profile") or "not stated"
+        text = (f"{item.label} ({item.simulator_id}): error profile {profile}; "
+                f"{u.get('model', 'Monte Carlo')}. "
                 f"Entry placement error SD {fmt(u.get('entry_sd_mm'), 'mm')} per axis "
                 f"(source: {sources.get('entry_sd_mm', 'not stated')}); target placement "
                 f"error SD {fmt(u.get('target_sd_mm'), 'mm')} per axis (source: "
@@ -227,13 +245,17 @@ def build_content(twin: Twin, plan_set: PlanSet, plan_name: str | None = None, *
                 for w in (i.result or {}).get("warnings", [])]
     if not plan.scored:
         warnings.append("The plan is not scored: metrics are missing.")
+    safety = plan_safety(plan.name, [result_from_json(i.result) for i in plan.interventions
+                                     if i.result])
     return ReportContent(
         title=f"Plan report: {plan.name}",
         case=_case_rows(twin, case_path, include_identifiers), plan=plan,
         alternatives=[p.name for p in compared[1:]], comparison=comparison,
         metrics=_metric_lines(plan, comparison), uncertainty=_uncertainty_words(plan),
         provenance=_versions(), plugins=_plugins(), parameters=parameters, hashes=hashes,
-        warnings=warnings)
+        warnings=warnings,
+        verdict=str(safety.worst_level) if plan.scored else "not scored",
+        verdict_reasons=safety.reasons())
 
 
 def _inputs_summary(inputs: dict[str, Any]) -> dict[str, Any]:

@@ -61,6 +61,16 @@ def _plan_section(c: ReportContent) -> str:
     return text
 
 
+def _verdict_section(c: ReportContent) -> str:
+    """The headline: the plan's overall level and every reason it is not safe."""
+    css = "ok" if c.verdict == "safe" else "bad"
+    reasons = "".join(f"<li>{escape(r)}</li>" for r in c.verdict_reasons)
+    return (f'<h2>Verdict: <span class="{css}">{escape(c.verdict.upper())}</span></h2>'
+            + (f"<ul>{reasons}</ul>" if reasons else
+               "<p>No structure within its margin, no simulator concern, every metric "
+               "assessed.</p>"))
+
+
 def _metrics_section(c: ReportContent) -> str:
     def meets(value: bool | None) -> str:
         return "" if value is None else ('<span class="ok">yes</span>' if value
@@ -72,7 +82,8 @@ def _metrics_section(c: ReportContent) -> str:
                  meets(m.meets), f'<span class="small">{escape(m.source)}</span>']
                 for m in c.metrics if m.intervention == label]
         parts.append(f"<p><b>{escape(label)}</b></p>" + _table(
-            ["Metric", "Value", "95 % interval", "Threshold", "Met", "Threshold source"], rows))
+            ["Metric", "Value", "95 % interval (kind)", "Threshold", "Met", "Threshold source"],
+            rows))
     return "".join(parts)
 
 
@@ -126,7 +137,8 @@ def report_html(c: ReportContent, image_names: list[str]) -> str:
         f"<html><head><style>{CSS}</style></head><body>"
         f"<h1>{escape(c.title)}</h1><p class='small'>Generated {escape(c.created_utc)} by "
         f"SurgiPlan. Coordinates: DICOM patient LPS, millimetres.</p>"
-        f"<h2>Case</h2>{_rows(c.case)}{_plan_section(c)}"
+        + _verdict_section(c)
+        + f"<h2>Case</h2>{_rows(c.case)}{_plan_section(c)}"
         + (f"<h2>Warnings</h2><ul>{warn}</ul>" if warn else "")
         + _metrics_section(c) + _comparison_section(c) + _images_section(image_names)
         + "<h2>Uncertainty model</h2>"

@@ -27,8 +27,8 @@ def draw_zones(model: UncertaintyModel, tips: np.ndarray, shafts: np.ndarray,
     """
     rng = np.random.default_rng(model.seed)
     n, k = int(model.samples), len(tips)
-    tip = tips[None] + rng.normal(0.0, model.target_sd_mm, (n, k, 3))
-    shaft = shafts[None] + rng.normal(0.0, model.entry_sd_mm, (n, k, 3))
+    tip = tips[None] + rng.normal(0.0, model.target_sd, (n, k, 3))
+    shaft = shafts[None] + rng.normal(0.0, model.entry_sd, (n, k, 3))
     f_long = np.maximum(1.0 + rng.normal(0.0, sd_long, (n, k)), MIN_SIZE_FACTOR)
     f_short = np.maximum(1.0 + rng.normal(0.0, sd_short, (n, k)), MIN_SIZE_FACTOR)
     boundary = rng.normal(0.0, model.boundary_sd_for(spacing_mm), n)

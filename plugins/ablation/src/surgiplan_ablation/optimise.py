@@ -129,7 +129,7 @@ def optimise_probe(
     t0 = time.perf_counter()
     raw = score_zones(batch, np.zeros(len(batch)), scene)
     scoring = time.perf_counter() - t0
-    sigma = np.sqrt(uncertainty.target_sd_mm ** 2
+    sigma = np.sqrt(uncertainty.target_sd ** 2
                     + uncertainty.boundary_sd_for(context.geometry.spacing_mm) ** 2
                     + (parameters["zone_short_sd_pct"] / 100 * sizes[:, 1] / 2) ** 2)
     p_screen = ndtr((raw["margin_mm"] - 5.0) / sigma)
