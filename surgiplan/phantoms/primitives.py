@@ -387,8 +387,10 @@ class EllipticCylinder(Shape):
         return _extrude(radial, np.abs(q[:, 2]) - self.half_length_mm)
 
     def bounds_lps(self) -> np.ndarray:
-        extent = np.array([*self.semi_axes_mm, self.half_length_mm])
-        half = np.sqrt(((self.axes * extent[None, :]) ** 2).sum(axis=1))
+        # the ellipse's extent along each LPS axis plus the extrusion's (a box, not a
+        # quadrature sum: that undercut rotated cylinders and Union skipped them)
+        ellipse = np.sqrt(((self.axes[:, :2] * self.semi_axes_mm[None, :]) ** 2).sum(axis=1))
+        half = ellipse + np.abs(self.axes[:, 2]) * self.half_length_mm
         return np.stack([self.centre_lps - half, self.centre_lps + half])
 
     def volume_mm3(self) -> float:
