@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import surgiplan
+from surgiplan.cli.point_args import join_point_values, list_options
 from surgiplan.errors import BadInputError, CancelledError
 
 # Sub-command modules; each has ``register(subparsers)`` that sets ``func`` on its parser.
@@ -74,7 +75,8 @@ def write_crash_log(exc: BaseException) -> Path | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(join_point_values(raw, list_options(parser)))
     if not getattr(args, "func", None):
         if args.command is None:
             from surgiplan.ui.app import run  # no command: the desktop app
