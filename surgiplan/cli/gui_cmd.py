@@ -32,10 +32,11 @@ def register(subparsers) -> None:
         description="Open the SurgiPlan desktop app. With --screenshot and --exit it loads, "
                     "renders, writes the PNG and exits 0 (2 with the message on bad input).")
     add_gui_arguments(parser)
-    parser.set_defaults(func=_run)
+    parser.set_defaults(func=run_gui)
 
 
-def _run(args: argparse.Namespace) -> int:
+def run_gui(args: argparse.Namespace) -> int:
+    """Open the app as the parsed ``gui`` arguments say; returns the exit code."""
     from surgiplan.ui.app import run_app
 
     return run_app(args.path, layout=args.layout, screenshot=args.screenshot,

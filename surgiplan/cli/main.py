@@ -9,13 +9,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-import traceback
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from pathlib import Path
 
 import surgiplan
 from surgiplan.cli.point_args import join_point_values, list_options
+from surgiplan.crash_log import write_crash_log
 from surgiplan.errors import BadInputError, CancelledError
 
 # Sub-command modules; each has ``register(subparsers)`` that sets ``func`` on its parser.
@@ -49,39 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def log_dir() -> Path:
-    """Folder for crash logs (platform user log dir)."""
-    import platformdirs
-
-    return Path(platformdirs.user_log_dir("surgiplan", appauthor=False))
-
-
-def write_crash_log(exc: BaseException) -> Path | None:
-    """Write the traceback of an unexpected exception to a log file; return its path."""
-    try:
-        folder = log_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        path = folder / f"crash-{stamp}.log"
-        path.write_text(
-            f"SurgiPlan {surgiplan.__version__}\n{' '.join(sys.argv)}\n\n"
-            + "".join(traceback.format_exception(exc)),
-            encoding="utf-8",
-        )
-        return path
-    except OSError:
-        return None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     raw = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(join_point_values(raw, list_options(parser)))
     if not getattr(args, "func", None):
         if args.command is None:
-            from surgiplan.ui.app import run  # no command: the desktop app
+            from surgiplan.cli.gui_cmd import run_gui  # no command: the desktop app
 
-            return run([])
+            return run_gui(parser.parse_args(["gui"]))
         parser.print_help()
         return EXIT_OK
     try:

@@ -27,8 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from surgiplan.cli.plans_cmd import bundle_path
     from surgiplan.errors import BadInputError
+    from surgiplan.io.case_files import bundle_path
 
     bundle = bundle_path(args.case)
     if args.out.suffix.lower() != ".pdf":

@@ -34,8 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from surgiplan.cli.plans_cmd import bundle_path
     from surgiplan.io.bundle import load_bundle
+    from surgiplan.io.case_files import bundle_path
     from surgiplan.plans.compare import compare_plans
     from surgiplan.plans.scoring import score_plan
     from surgiplan.plans.store import plan_set_of_twin, write_plans

@@ -34,7 +34,7 @@ def case_bundle(exercise: Exercise, exercise_path: Path | None = None, *,
                 cancel: CancelToken | None = None) -> Path:
     """The bundle path of the exercise's case (generating the phantom when needed)."""
     if case is not None:
-        from surgiplan.cli.plans_cmd import bundle_path
+        from surgiplan.io.case_files import bundle_path
 
         return bundle_path(Path(case))
     ref = exercise.case
@@ -62,6 +62,6 @@ def phantom_bundle(name: str, seed: int = 0, *, progress: ProgressCallback | Non
     if found:
         return found
     check(cancel)
-    from surgiplan.cli.sample_cmd import write_sample
+    from surgiplan.phantoms.sample_case import write_sample
 
     return write_sample(name, folder, seed=seed, progress=progress)

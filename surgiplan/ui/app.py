@@ -7,14 +7,12 @@ it exits 1 after writing a crash log.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from surgiplan.cli.gui_cmd import add_gui_arguments
 from surgiplan.errors import BadInputError
 from surgiplan.ui.autosave import Autosave
 from surgiplan.ui.error_dialogs import install_excepthook
@@ -22,15 +20,6 @@ from surgiplan.ui.main_window import MainWindow
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 RENDER_SETTLE_MS = 300
-
-
-def run(argv: list[str]) -> int:
-    """Entry point with command-line arguments (as for ``surgiplan gui``)."""
-    parser = argparse.ArgumentParser(prog="surgiplan gui")
-    add_gui_arguments(parser)
-    args = parser.parse_args(argv)
-    return run_app(args.path, layout=args.layout, screenshot=args.screenshot,
-                   exit_after=args.exit, review=args.review, plan=args.plan)
 
 
 def application() -> QApplication:

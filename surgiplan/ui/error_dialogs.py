@@ -2,7 +2,7 @@
 
 Dialogs are window-modal but opened without a nested event loop (``open()``), so the app keeps
 running and worker results keep arriving. Unexpected exceptions are also written to a log file
-(``surgiplan.cli.main.write_crash_log``) whose path the dialog names.
+(``surgiplan.crash_log.write_crash_log``) whose path the dialog names.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def error_dialog(parent: QWidget | None, exc: BaseException, *, title: str = "")
         box.setWindowTitle(title or "Cannot use this input")
         box.setText(str(exc))
     else:
-        from surgiplan.cli.main import write_crash_log
+        from surgiplan.crash_log import write_crash_log
 
         path = write_crash_log(exc)
         box.setIcon(QMessageBox.Icon.Critical)

@@ -66,9 +66,9 @@ def test_missing_path_and_unexpected_errors_keep_the_app_running(qtbot, window, 
     box = wait_dialog(qtbot, window)
     assert "does not exist" in box.text()
     box.close()
-    import surgiplan.cli.main as cli_main
+    import surgiplan.crash_log as crash_log
 
-    monkeypatch.setattr(cli_main, "log_dir", lambda: tmp_path / "logs")
+    monkeypatch.setattr(crash_log, "log_dir", lambda: tmp_path / "logs")
     from surgiplan.ui.error_dialogs import install_excepthook
 
     previous = install_excepthook(window.report_error)
