@@ -8,9 +8,11 @@ safety margin (mm) simulators score against.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
@@ -62,11 +64,58 @@ class Structure:
             raise ValueError("a structure needs a name")
         if not 0 < int(self.label) < 65536:
             raise ValueError(f"label must be in 1..65535, got {self.label}")
-        if self.margin_mm < 0:
-            raise ValueError(f"margin_mm must be >= 0, got {self.margin_mm}")
         if self.color is None:
             self.color = ROLE_COLORS[self.role]
-        self.color = tuple(float(c) for c in self.color)  # type: ignore[assignment]
+        for key in ("margin_mm", "color", "opacity", "visible", "description"):
+            setattr(self, key, checked_property(key, getattr(self, key)))
+
+
+MAX_MARGIN_MM = 100.0
+
+
+def checked_property(key: str, value: Any) -> Any:
+    """``value`` checked (and normalised) for the structure property ``key``.
+
+    ``margin_mm`` finite in 0..100 mm; ``color`` three finite RGB values in 0..1; ``opacity``
+    finite in 0..1; ``visible`` a bool; ``description`` text; ``role`` a :class:`Role`.
+    Raises ``ValueError`` naming the property otherwise: a bad value never reaches the twin.
+    """
+    if key == "role":
+        return Role(value)
+    if key == "margin_mm":
+        margin = _finite(key, value)
+        if not 0.0 <= margin <= MAX_MARGIN_MM:
+            raise ValueError(f"margin_mm must be between 0 and {MAX_MARGIN_MM:g} mm, got {value}")
+        return margin
+    if key == "color":
+        rgb = tuple(_finite(key, c) for c in value)
+        if len(rgb) != 3 or not all(0.0 <= c <= 1.0 for c in rgb):
+            raise ValueError(f"color must be three RGB values in 0..1, got {value!r}")
+        return rgb
+    if key == "opacity":
+        opacity = _finite(key, value)
+        if not 0.0 <= opacity <= 1.0:
+            raise ValueError(f"opacity must be in 0..1, got {value}")
+        return opacity
+    if key == "visible":
+        if not isinstance(value, bool | np.bool_):
+            raise ValueError(f"visible must be true or false, got {value!r}")
+        return bool(value)
+    if key == "description":
+        if not isinstance(value, str):
+            raise ValueError(f"description must be text, got {type(value).__name__}")
+        return value
+    raise ValueError(f"unknown structure property {key!r}")
+
+
+def _finite(key: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{key} must be a finite number, got {value!r}")
+    return number
 
 
 @dataclass

@@ -21,7 +21,7 @@ import numpy as np
 
 from surgiplan import __version__
 from surgiplan.model.events import EventEmitter
-from surgiplan.model.structures import Role, Segmentation, Structure
+from surgiplan.model.structures import Segmentation, Structure, checked_property
 from surgiplan.model.surface import SurfaceMesh
 from surgiplan.model.volume import ImageVolume
 
@@ -129,8 +129,9 @@ class Twin:
         unknown = set(props) - allowed
         if unknown:
             raise ValueError(f"unknown structure properties {sorted(unknown)}")
-        for key, value in props.items():
-            setattr(s, key, Role(value) if key == "role" else value)
+        checked = {key: checked_property(key, value) for key, value in props.items()}
+        for key, value in checked.items():  # all checked before any is applied
+            setattr(s, key, value)
         self.events.emit("structure_properties_changed", name=name, fields=sorted(props))
 
     def _invalidate(self, name: str, *, keep_count: bool = False) -> None:
