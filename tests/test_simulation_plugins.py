@@ -128,7 +128,7 @@ def small_case(tmp_path_factory):
     from surgiplan.io.bundle import save_bundle
 
     path = tmp_path_factory.mktemp("case") / "small.surgiplan"
-    save_bundle(small_context()._twin, path)
+    save_bundle(small_context()._SimulationContext__twin, path)
     return path
 
 

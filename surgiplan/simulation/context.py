@@ -2,13 +2,20 @@
 
 A simulator sees the image(s), the structures with their roles and safety margins, signed
 distances in LPS mm (the twin's cached maps, sampled trilinearly), surfaces, and label lookups.
-Arrays handed out are read-only views: a simulator cannot change the twin.
+
+The case data cannot be changed through it: the image is handed out as a read-only copy
+(backed by immutable bytes, cached per twin version, so ``array.base`` does not lead back to
+the twin and the write flag cannot be turned on again), masks are fresh arrays, and the twin
+itself is private. Third-party plug-ins get a :meth:`SimulationContext.snapshot` (copies) in a
+child process and never see this object at all.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,25 +46,38 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return view
 
 
+def frozen_copy(array: np.ndarray) -> np.ndarray:
+    """A copy backed by immutable ``bytes``: read-only for good (its base is not writable)."""
+    data = np.ascontiguousarray(array)
+    return np.frombuffer(data.tobytes(), dtype=data.dtype).reshape(data.shape)
+
+
 class SimulationContext:
     """Read-only access to a twin for simulators (thread-safe for concurrent reads)."""
 
     def __init__(self, twin: Twin) -> None:
-        self._twin = twin
+        self.__twin = twin
         self._lock = threading.Lock()
         self._hashes: dict[str, str] | None = None
+        self._image_copy: np.ndarray | None = None
+        self._token = uuid.uuid4().hex
+        self._version = 0
         twin.events.connect(self._on_twin_event)
 
     # ------------------------------------------------------------------ what there is
     @property
     def geometry(self) -> ImageGeometry:
-        return self._twin.geometry
+        return self.__twin.geometry
 
     @property
     def images(self) -> tuple[ImageVolume, ...]:
-        """The twin's image(s); their ``array`` is a read-only view."""
-        img = self._twin.image
-        return (ImageVolume(array=_read_only(img.array), geometry=img.geometry,
+        """The twin's image(s); their ``array`` is a read-only copy (see the module docstring)."""
+        img = self.__twin.image
+        with self._lock:
+            if self._image_copy is None:
+                self._image_copy = frozen_copy(img.array)
+            array = self._image_copy
+        return (ImageVolume(array=array, geometry=img.geometry,
                             modality=img.modality, description=img.description,
                             series_uid=img.series_uid, units=img.units,
                             warnings=list(img.warnings)),)
@@ -65,7 +85,7 @@ class SimulationContext:
     @property
     def structures(self) -> tuple[StructureInfo, ...]:
         return tuple(StructureInfo(s.name, s.role, float(s.margin_mm), s.layer, s.label)
-                     for s in self._twin.structures)
+                     for s in self.__twin.structures)
 
     def structure(self, name: str) -> StructureInfo:
         for s in self.structures:
@@ -79,21 +99,21 @@ class SimulationContext:
     # ------------------------------------------------------------------ geometry access
     def distance_map(self, name: str) -> np.ndarray:
         """Signed distance map of ``name`` (float32 mm, (nz, ny, nx), + outside), read-only."""
-        return _read_only(self._twin.signed_distance_mm(name))
+        return _read_only(self.__twin.signed_distance_mm(name))
 
     def signed_distance_mm(self, name: str, points_lps: Any) -> np.ndarray:
         """Signed distance (mm, + outside) of LPS points ``(..., 3)`` to ``name``'s surface.
 
         Trilinear in the twin's cached map; points off the grid get ``+inf``.
         """
-        return sample_volume(self._twin.signed_distance_mm(name), self.geometry, points_lps,
+        return sample_volume(self.__twin.signed_distance_mm(name), self.geometry, points_lps,
                              fill_value=np.inf)
 
     def mask(self, name: str) -> np.ndarray:
-        return _read_only(self._twin.segmentation.mask(name))
+        return _read_only(self.__twin.segmentation.mask(name))
 
     def surface(self, name: str) -> SurfaceMesh:
-        return self._twin.surface(name)
+        return self.__twin.surface(name)
 
     def structures_at(self, points_lps: Any) -> list[list[str]]:
         """Names of the structures whose voxel holds each LPS point (nearest voxel), in order."""
@@ -103,7 +123,7 @@ class SimulationContext:
         idx = np.clip(ijk, 0, size - 1).astype(np.intp)
         by_key = {(s.layer, s.label): s.name for s in self.structures}
         names: list[list[str]] = [[] for _ in range(len(idx))]
-        for n, layer in enumerate(self._twin.segmentation.layers):
+        for n, layer in enumerate(self.__twin.segmentation.layers):
             values = layer[idx[:, 2], idx[:, 1], idx[:, 0]]
             for row in np.flatnonzero(inside & (values != 0)):
                 name = by_key.get((n, int(values[row])))
@@ -118,7 +138,7 @@ class SimulationContext:
         inside = np.all((ijk >= 0) & (ijk < size), axis=1)
         idx = np.clip(ijk, 0, size - 1).astype(np.intp)
         hit = np.zeros(len(idx), dtype=bool)
-        for layer in self._twin.segmentation.layers:
+        for layer in self.__twin.segmentation.layers:
             hit |= layer[idx[:, 2], idx[:, 1], idx[:, 0]] != 0
         return hit & inside
 
@@ -127,8 +147,8 @@ class SimulationContext:
         """SHA-256 of the image voxels and of each label layer (cached until the twin changes)."""
         with self._lock:
             if self._hashes is None:
-                seg = self._twin.segmentation
-                hashes = {"image": _sha(self._twin.image.array)}
+                seg = self.__twin.segmentation
+                hashes = {"image": _sha(self.__twin.image.array)}
                 hashes.update({f"labels[{n}]": _sha(a) for n, a in enumerate(seg.layers)})
                 self._hashes = hashes
             return dict(self._hashes)
@@ -136,6 +156,29 @@ class SimulationContext:
     def _on_twin_event(self, event: str, **_: Any) -> None:
         with self._lock:
             self._hashes = None
+            self._image_copy = None
+            self._version += 1
+
+    # ------------------------------------------------------------------ out-of-process copies
+    def snapshot_key(self) -> tuple[str, int]:
+        """Changes whenever the twin does: a child holding this key has the current case."""
+        with self._lock:
+            return self._token, self._version
+
+    def snapshot(self) -> dict[str, Any]:
+        """Copies of what a simulator may read (image, label layers, structures, cached
+        surfaces), for a child process; no patient reference, no provenance."""
+        twin = self.__twin
+        img = twin.image
+        image = {"array": np.array(img.array, copy=True), "geometry": img.geometry,
+                 "modality": img.modality, "description": img.description,
+                 "series_uid": img.series_uid, "units": img.units,
+                 "warnings": list(img.warnings)}
+        return {"image": image,
+                "layers": [np.array(layer, copy=True) for layer in twin.segmentation.layers],
+                "structures": [dataclasses.replace(s, tags=dict(s.tags))
+                               for s in twin.structures],
+                "surfaces": {name: twin.surface(name) for name in twin.cached_surface_names()}}
 
 
 def _sha(array: np.ndarray) -> str:

@@ -3,11 +3,23 @@
 Plug-in modules are imported only when :func:`discover` is called (never when SurgiPlan is
 imported). Discovery never raises: a plug-in that fails to import, to build, or whose spec is
 invalid or for another API version is listed as disabled with the reason.
+
+Trust: the plug-ins bundled with SurgiPlan (:data:`BUNDLED_DISTRIBUTIONS`) run in the app's
+process (their live re-scorers need millisecond latency). Every other plug-in is third-party:
+it is imported and checked in a child process (:mod:`surgiplan.simulation.isolation`), so an
+import that hangs or crashes disables only that plug-in, and its entry's ``simulator`` is an
+:class:`~surgiplan.simulation.isolation.IsolatedSimulator` whose runs happen in a child with a
+hard timeout. ``SURGIPLAN_PLUGIN_TRUST`` overrides this: ``bundled`` (default), ``none``
+(isolate every plug-in), ``all`` (run every plug-in in-process, for plug-in developers), or a
+comma-separated list of further distribution names to trust.
 """
 
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import os
+import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +27,9 @@ from surgiplan.errors import BadInputError
 from surgiplan.simulation.spec import API_VERSION, SimulatorSpec, parse_spec
 
 GROUP = "surgiplan.simulators"
+TRUST_ENV = "SURGIPLAN_PLUGIN_TRUST"
+BUNDLED_DISTRIBUTIONS = frozenset({"surgiplan-trajectory", "surgiplan-implant",
+                                   "surgiplan-ablation", "surgiplan-resection"})
 
 
 @dataclass
@@ -29,12 +44,13 @@ class PluginEntry:
     spec: SimulatorSpec | None = None
     simulator: Any = None
     problems: list[str] = field(default_factory=list)
+    isolated: bool = False  # True: a third-party plug-in run in a child process
 
     def to_json(self) -> dict[str, Any]:
         spec = self.spec
         return {
             "entry_point": self.name, "value": self.value, "distribution": self.distribution,
-            "enabled": self.enabled, "reason": self.reason,
+            "enabled": self.enabled, "reason": self.reason, "isolated": self.isolated,
             "spec": None if spec is None else spec.model_dump(mode="json"),
         }
 
@@ -48,7 +64,7 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
-def _instantiate(obj: Any) -> Any:
+def instantiate(obj: Any) -> Any:
     """A simulator object from what an entry point names (class, factory or instance)."""
     if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "spec")):
         obj = obj()
@@ -59,7 +75,7 @@ def load_entry(ep: metadata.EntryPoint) -> PluginEntry:
     """Import and check one entry point; any failure becomes a disabled entry with the reason."""
     entry = PluginEntry(ep.name, ep.value, _distribution(ep))
     try:
-        simulator = _instantiate(ep.load())
+        simulator = instantiate(ep.load())
         spec = parse_spec(getattr(simulator, "spec", None), origin=f"plug-in {ep.name}")
     except Exception as exc:  # a broken plug-in must never break discovery
         entry.reason = f"failed to load: {_one_line(exc)}"
@@ -86,13 +102,93 @@ def contract_problems(simulator: Any, spec: SimulatorSpec) -> list[str]:
     return problems
 
 
-def discover(*, group: str = GROUP) -> list[PluginEntry]:
-    """Every installed simulator plug-in, loaded and checked; duplicates of an id are disabled."""
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def trusted_distributions(setting: str | None = None) -> frozenset[str] | None:
+    """Distribution names run in-process (normalised); None means every one.
+
+    ``setting`` (default: the ``SURGIPLAN_PLUGIN_TRUST`` variable): ``bundled``, ``none``,
+    ``all``, or a comma-separated list of names trusted besides the bundled ones.
+    """
+    setting = (os.environ.get(TRUST_ENV, "bundled") if setting is None else setting).strip()
+    if setting.lower() == "all":
+        return None
+    if setting.lower() == "none":
+        return frozenset()
+    extra = {_normalise(n) for n in setting.split(",") if n.strip() and n.strip() != "bundled"}
+    return BUNDLED_DISTRIBUTIONS | extra
+
+
+def _is_trusted(ep: metadata.EntryPoint, trusted: frozenset[str] | None) -> bool:
+    dist = getattr(ep, "dist", None)
+    return trusted is None or (dist is not None and _normalise(dist.name) in trusted)
+
+
+def _key(ep: metadata.EntryPoint) -> tuple[str, ...]:
+    dist = getattr(ep, "dist", None)
+    where = str(getattr(dist, "_path", "")) if dist is not None else ""
+    return (ep.name, ep.value, _distribution(ep), where)
+
+
+_PROBED: dict[tuple[str, ...], PluginEntry] = {}
+_PROBE_LOCK = threading.Lock()
+
+
+def _isolated_entries(eps: list[metadata.EntryPoint]) -> list[PluginEntry]:
+    """Third-party entries, checked in a child process once per installation (cached)."""
+    from surgiplan.simulation.isolation import probe_entries
+
+    with _PROBE_LOCK:
+        new = [ep for ep in eps if _key(ep) not in _PROBED]
+        if new:
+            for ep, found in zip(new, probe_entries([(ep.name, ep.value) for ep in new]),
+                                 strict=True):
+                _PROBED[_key(ep)] = _isolated_entry(ep, found)
+        return [_PROBED[_key(ep)] for ep in eps]
+
+
+def _isolated_entry(ep: metadata.EntryPoint, found: dict[str, Any]) -> PluginEntry:
+    from surgiplan.simulation.isolation import IsolatedSimulator
+    from surgiplan.simulation.uncertainty import ErrorProfile
+
+    entry = PluginEntry(ep.name, ep.value, _distribution(ep), isolated=True,
+                        reason=str(found.get("reason", "")))
+    try:
+        if found.get("spec") is None:
+            return entry
+        entry.spec = parse_spec(found["spec"], origin=f"plug-in {ep.name}")
+        data = found.get("error_profile")
+        profile = None if not isinstance(data, dict) else ErrorProfile(**{
+            k: tuple(tuple(x) for x in v) if k in ("extra", "extra_sources") else v
+            for k, v in data.items()})
+    except Exception as exc:  # what the child sent does not fit: the plug-in is disabled
+        entry.spec, entry.reason = None, f"failed to load: {_one_line(exc)}"
+        return entry
+    entry.problems = [str(p) for p in found.get("problems", [])]
+    entry.enabled = not entry.problems
+    entry.simulator = IsolatedSimulator(entry.spec, ep.value, error_profile=profile)
+    return entry
+
+
+def discover(*, group: str = GROUP, trust: str | None = None) -> list[PluginEntry]:
+    """Every installed simulator plug-in, loaded and checked; duplicates of an id are disabled.
+
+    Bundled plug-ins load in-process; third-party ones in a child process (see the module
+    docstring; ``trust`` overrides ``SURGIPLAN_PLUGIN_TRUST``).
+    """
     try:
         eps = sorted(metadata.entry_points(group=group), key=lambda e: (e.name, e.value))
     except Exception as exc:  # a corrupt installation
         return [PluginEntry("?", "?", "?", reason=f"cannot list plug-ins: {_one_line(exc)}")]
-    entries = [load_entry(ep) for ep in eps]
+    trusted = trusted_distributions(trust)
+    inside = [ep for ep in eps if _is_trusted(ep, trusted)]
+    outside = [ep for ep in eps if not _is_trusted(ep, trusted)]
+    by_key = {_key(ep): load_entry(ep) for ep in inside}
+    if outside:
+        by_key.update(zip(map(_key, outside), _isolated_entries(outside), strict=True))
+    entries = [by_key[_key(ep)] for ep in eps]
     seen: dict[str, str] = {}
     for entry in entries:
         if entry.enabled and entry.spec is not None:
@@ -106,15 +202,19 @@ def discover(*, group: str = GROUP) -> list[PluginEntry]:
 
 
 def load_simulator(simulator_id: str, *, entries: list[PluginEntry] | None = None) -> Any:
-    """The enabled simulator with ``simulator_id``; ``BadInputError`` saying what is available."""
+    """The enabled simulator with ``simulator_id``; ``BadInputError`` saying what is available
+    (a disabled plug-in is named as disabled with its reason, never as "not installed")."""
     entries = discover() if entries is None else entries
     for entry in entries:
         if entry.spec is not None and entry.spec.id == simulator_id and entry.enabled:
             return entry.simulator
-    disabled = [e for e in entries if e.spec is not None and e.spec.id == simulator_id]
+    disabled = [e for e in entries if not e.enabled and (
+        (e.spec is not None and e.spec.id == simulator_id) or e.name == simulator_id)]
     if disabled:
-        raise BadInputError(f"simulator {simulator_id!r} is disabled: {disabled[0].reason}",
-                            action="fix or reinstall the plug-in")
+        raise BadInputError(f"simulator {simulator_id!r} is installed but disabled "
+                            f"({disabled[0].distribution}): {disabled[0].reason}",
+                            action="fix or reinstall the plug-in, see `surgiplan simulators "
+                                   "validate`")
     available = sorted(e.spec.id for e in entries if e.enabled and e.spec is not None)
     raise BadInputError(f"no simulator {simulator_id!r} is installed (installed: "
                         f"{', '.join(available) or 'none'})",

@@ -1,68 +1,146 @@
 """Run a simulator off the caller's thread with progress, cancel and a timeout.
 
-Whatever the simulator does — return, raise, hang — the caller gets a
+Whatever the simulator does — return, raise, hang, crash, return garbage — the caller gets a
 :class:`~surgiplan.simulation.result.SimulationResult`: a simulator that raises yields a
 ``failed`` result carrying its message; one that outlives ``timeout_s`` yields ``failed`` with
-"did not finish"; a cancelled run yields ``cancelled``.
+"did not finish"; a cancelled run yields ``cancelled``. Every result is checked with
+:func:`~surgiplan.simulation.result.validate_result` before anyone sees it: one with NaN
+values not marked "not assessable", wrong types or disordered intervals becomes ``failed``,
+naming the simulator and the first problems. The input hashes of the provenance are taken
+before the run.
 
-``isolation="thread"`` (default) runs in a daemon thread: cheap, shares the twin's caches; a
-hung simulator is asked to stop through its cancel token and otherwise abandoned (it cannot
-block exit). ``isolation="process"`` (POSIX, fork) runs in a child process that is killed on
-timeout or cancel: use it for untrusted plug-ins. Progress is forwarded in both modes.
+Isolation: a third-party plug-in (an
+:class:`~surgiplan.simulation.isolation.IsolatedSimulator`, see
+:mod:`~surgiplan.simulation.discovery`) always runs in its child process, which is killed at
+the timeout. ``isolation="process"`` runs a bundled simulator that way too. ``"thread"`` (the
+default for bundled plug-ins) runs in a daemon thread: at the timeout it is asked to stop
+through its cancel token, then interrupted with an exception; if it still runs (stuck in C
+code) the message says so instead of claiming it stopped.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import ctypes
+import dataclasses
+import json
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from surgiplan.errors import BadInputError, CancelledError
-from surgiplan.progress import CancelToken, ProgressCallback, report
+from surgiplan.progress import CancelToken, ProgressCallback
 from surgiplan.simulation.context import SimulationContext
 from surgiplan.simulation.inputs import INPUT_TYPES
-from surgiplan.simulation.result import RunProvenance, SimulationResult, Status
+from surgiplan.simulation.result import (
+    DisplayGeometry,
+    IntervalKind,
+    Metric,
+    RunProvenance,
+    SimulationResult,
+    Status,
+    validate_result,
+)
 from surgiplan.simulation.spec import parse_spec, validate_parameters
 from surgiplan.simulation.uncertainty import UncertaintyModel
 
 DEFAULT_TIMEOUT_S = 120.0
+STOP_GRACE_S = 0.5  # how long a timed-out thread gets to stop before it is interrupted
 _POLL_S = 0.02
+_MAX_PROBLEMS_SHOWN = 3
+NOMINAL_REASON = "nominal value only: Monte Carlo off (samples=0)"
+
+
+class SimulatorTimeout(BaseException):
+    """Raised inside a timed-out simulator thread to stop it (not an ``Exception``, so a
+    plug-in's ``except Exception`` does not swallow it)."""
 
 
 def _provenance(simulator: Any, context: SimulationContext, inputs: Any,
-                parameters: dict[str, Any], model: UncertaintyModel) -> RunProvenance:
+                parameters: dict[str, Any], model: UncertaintyModel,
+                hashes: dict[str, str]) -> RunProvenance:
     spec = simulator.spec
     return RunProvenance(
         simulator_id=spec.id, simulator_version=spec.version, api_version=spec.api_version,
         parameters=dict(parameters), inputs=inputs.model_dump(mode="json"),
-        input_hashes=context.input_hashes(),
+        input_hashes=dict(hashes),
         uncertainty=model.to_json(context.geometry.spacing_mm),
         samples=int(model.samples), seed=int(model.seed),
     )
 
 
-def _call(simulator: Any, context: SimulationContext, inputs: Any, parameters: dict[str, Any],
-          model: UncertaintyModel, progress: ProgressCallback | None,
-          cancel: CancelToken) -> SimulationResult:
-    """Run the simulator, mapping every outcome to a result (never raises)."""
-    started = time.perf_counter()
+def result_problems(result: Any) -> list[str]:
+    """:func:`validate_result` plus what the app needs to show and save a result (text
+    warnings, JSON-ready details, display geometry)."""
+    problems = validate_result(result)
+    if problems or not isinstance(result, SimulationResult):
+        return problems
+    if not isinstance(result.warnings, list) or \
+            not all(isinstance(w, str) for w in result.warnings):
+        problems.append("warnings must be a list of text")
+    if not isinstance(result.geometry, DisplayGeometry):
+        problems.append(f"geometry is {type(result.geometry).__name__}, not DisplayGeometry")
     try:
-        result = simulator.run(context, inputs, parameters, uncertainty=model,
-                               progress=progress, cancel=cancel)
-        if not isinstance(result, SimulationResult):
-            result = SimulationResult.failed(
-                f"simulator returned {type(result).__name__}, not a SimulationResult")
-    except CancelledError:
-        result = SimulationResult.failed("cancelled by the user", status=Status.CANCELLED)
-    except Exception as exc:
-        result = SimulationResult.failed(f"simulator {simulator.spec.id} failed: "
-                                         f"{type(exc).__name__}: {exc}")
-    if result.provenance is None:
-        result.provenance = _provenance(simulator, context, inputs, parameters, model)
+        json.dumps(result.details, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        problems.append(f"details are not plain JSON ({exc})")
+    if not isinstance(result.error, str):
+        problems.append("error must be text")
+    return problems
+
+
+def checked(result: Any, simulator_id: str) -> SimulationResult:
+    """``result`` if it is fit to show, else a failed result naming the simulator and the
+    first problems."""
+    try:
+        problems = result_problems(result)
+    except Exception as exc:  # a result so broken that checking it fails
+        problems = [f"cannot be checked: {type(exc).__name__}: {exc}"]
+    if not problems:
+        return result
+    more = len(problems) - _MAX_PROBLEMS_SHOWN
+    shown = "; ".join(problems[:_MAX_PROBLEMS_SHOWN]) + (f" (+{more} more)" if more > 0 else "")
+    return SimulationResult.failed(f"simulator {simulator_id} returned an invalid result: "
+                                   f"{shown}")
+
+
+def _finalise(result: Any, simulator: Any, context: SimulationContext, inputs: Any,
+              parameters: dict[str, Any], model: UncertaintyModel, hashes: dict[str, str],
+              started: float) -> SimulationResult:
+    """Validated result with the runner's provenance (pre-run input hashes, run time)."""
+    if model.samples == 0 and isinstance(result, SimulationResult):
+        result.metrics = [_nominal(m) for m in result.metrics]
+    result = checked(result, simulator.spec.id)
+    if not isinstance(result.provenance, RunProvenance):
+        result.provenance = _provenance(simulator, context, inputs, parameters, model, hashes)
+    result.provenance.input_hashes = dict(hashes)
     result.provenance.run_time_s = time.perf_counter() - started
     return result
+
+
+def _nominal(metric: Any) -> Any:
+    """A metric of a run with Monte Carlo off (``samples=0``) that has no interval: say why."""
+    if isinstance(metric, Metric) and metric.ci95 is None and metric.interval is None \
+            and not metric.no_interval_reason:
+        return dataclasses.replace(metric, interval=IntervalKind.NONE,
+                                   no_interval_reason=NOMINAL_REASON)
+    return metric
+
+
+def _call(simulator: Any, context: SimulationContext, inputs: Any, parameters: dict[str, Any],
+          model: UncertaintyModel, progress: ProgressCallback | None,
+          cancel: CancelToken) -> Any:
+    """Run the simulator in this thread, mapping every outcome to a result (never raises)."""
+    try:
+        return simulator.run(context, inputs, parameters, uncertainty=model,
+                             progress=progress, cancel=cancel)
+    except CancelledError:
+        return SimulationResult.failed("cancelled by the user", status=Status.CANCELLED)
+    except SimulatorTimeout:
+        return SimulationResult.failed("stopped at its timeout")
+    except BaseException as exc:  # SystemExit from a plug-in must not escape
+        return SimulationResult.failed(f"simulator {simulator.spec.id} failed: "
+                                       f"{type(exc).__name__}: {exc}")
 
 
 class SimulationJob:
@@ -124,15 +202,20 @@ def submit(
     progress: ProgressCallback | None = None,
     on_done: Callable[[SimulationResult], None] | None = None,
 ) -> SimulationJob:
-    """Start a simulation and return at once; the job ends ok, failed or cancelled."""
-    inputs, params, model = prepare(simulator, inputs, parameters, uncertainty)
-    job = SimulationJob(on_done)
-    if isolation == "process" and "fork" in multiprocessing.get_all_start_methods():
-        target = _supervise_process
-    elif isolation in ("thread", "process"):
-        target = _supervise_thread
-    else:
+    """Start a simulation and return at once; the job ends ok, failed or cancelled.
+
+    A third-party (isolated) simulator always runs in its child process, whatever
+    ``isolation`` says; ``isolation="process"`` sends a bundled one there too.
+    """
+    from surgiplan.simulation.isolation import isolated_twin_of
+
+    if isolation not in ("thread", "process"):
         raise BadInputError(f"unknown isolation {isolation!r}", action="use thread or process")
+    inputs, params, model = prepare(simulator, inputs, parameters, uncertainty)
+    if isolation == "process":
+        simulator = isolated_twin_of(simulator)
+    job = SimulationJob(on_done)
+    target = _supervise_isolated if getattr(simulator, "isolated", False) else _supervise_thread
     args = (job, simulator, context, inputs, params, model, timeout_s, progress)
     threading.Thread(target=target, args=args, daemon=True, name="simulation").start()
     return job
@@ -151,15 +234,22 @@ def run_simulation(simulator: Any, context: SimulationContext, inputs: Any, *,
     return result
 
 
-def _timeout_result(simulator: Any, timeout_s: float) -> SimulationResult:
-    return SimulationResult.failed(f"simulator {simulator.spec.id} did not finish within "
-                                   f"{timeout_s:g} s and was stopped (timeout)")
+def _supervise_isolated(job: SimulationJob, simulator, context, inputs, params, model,
+                        timeout_s: float, progress) -> None:
+    """Run an isolated simulator: its child is killed at the timeout or on cancel."""
+    started = time.perf_counter()
+    hashes = context.input_hashes()
+    result = simulator.run(context, inputs, params, uncertainty=model, progress=progress,
+                           cancel=job.cancel_token, timeout_s=timeout_s)
+    job._finish(_finalise(result, simulator, context, inputs, params, model, hashes, started))
 
 
 def _supervise_thread(job: SimulationJob, simulator, context, inputs, params, model,
                       timeout_s: float, progress) -> None:
+    started = time.perf_counter()
+    hashes = context.input_hashes()  # before the run: what it was given, not what it left
     inner = CancelToken()
-    box: list[SimulationResult] = []
+    box: list[Any] = []
     worker = threading.Thread(
         target=lambda: box.append(_call(simulator, context, inputs, params, model, progress,
                                         inner)),
@@ -170,58 +260,38 @@ def _supervise_thread(job: SimulationJob, simulator, context, inputs, params, mo
         if job.cancel_token.cancelled:
             inner.cancel()
             worker.join(1.0)
-            job._finish(box[0] if box else SimulationResult.failed(
-                "cancelled by the user", status=Status.CANCELLED))
+            result = box[0] if box else SimulationResult.failed(
+                "cancelled by the user", status=Status.CANCELLED)
+            job._finish(_finalise(result, simulator, context, inputs, params, model, hashes,
+                                  started))
             return
         worker.join(_POLL_S)
     if worker.is_alive():
-        inner.cancel()  # a cooperative simulator stops; a hung one is abandoned (daemon)
-        job._finish(_timeout_result(simulator, timeout_s))
-        return
-    job._finish(box[0])
+        result = _timeout_result(simulator, timeout_s, stop_thread(worker, inner))
+    elif box:
+        result = box[0]
+    else:
+        result = SimulationResult.failed(f"simulator {simulator.spec.id} ended without a result")
+    job._finish(_finalise(result, simulator, context, inputs, params, model, hashes, started))
 
 
-def _child(conn, simulator, context, inputs, params, model) -> None:
-    def forward(fraction: float, text: str) -> None:
-        conn.send(("progress", fraction, text))
+def stop_thread(worker: threading.Thread, cancel: CancelToken,
+                grace_s: float = STOP_GRACE_S) -> bool:
+    """Stop a timed-out worker: cancel token first, then an exception raised inside it.
 
-    result = _call(simulator, context, inputs, params, model, forward, CancelToken())
-    conn.send(("result", result))
-    conn.close()
+    True if it ended. Code stuck in C (a sleep, a native loop) cannot be interrupted so.
+    """
+    cancel.cancel()
+    worker.join(grace_s)
+    if worker.is_alive() and worker.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(worker.ident),
+                                                   ctypes.py_object(SimulatorTimeout))
+        worker.join(grace_s)
+    return not worker.is_alive()
 
 
-def _supervise_process(job: SimulationJob, simulator, context, inputs, params, model,
-                       timeout_s: float, progress) -> None:
-    ctx = multiprocessing.get_context("fork")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child, simulator, context, inputs, params, model),
-                       daemon=True)
-    proc.start()
-    child.close()
-    deadline = time.monotonic() + timeout_s
-    result: SimulationResult | None = None
-    try:
-        while result is None:
-            if job.cancel_token.cancelled:
-                result = SimulationResult.failed("cancelled by the user", status=Status.CANCELLED)
-            elif time.monotonic() > deadline:
-                result = _timeout_result(simulator, timeout_s)
-            elif parent.poll(_POLL_S):
-                message = parent.recv()
-                if message[0] == "progress":
-                    report(progress, message[1], message[2])
-                else:
-                    result = message[1]
-            elif not proc.is_alive():
-                result = SimulationResult.failed(
-                    f"simulator {simulator.spec.id} died (exit code {proc.exitcode})")
-    except (EOFError, OSError) as exc:
-        result = SimulationResult.failed(f"simulator {simulator.spec.id} died: {exc}")
-    finally:
-        if proc.is_alive():
-            proc.kill()
-        proc.join(5.0)
-        parent.close()
-    if result.provenance is None:
-        result.provenance = _provenance(simulator, context, inputs, params, model)
-    job._finish(result)
+def _timeout_result(simulator: Any, timeout_s: float, stopped: bool) -> SimulationResult:
+    what = "was stopped (timeout)" if stopped else \
+        "could not be stopped: it may keep running in the background until SurgiPlan exits"
+    return SimulationResult.failed(f"simulator {simulator.spec.id} did not finish within "
+                                   f"{timeout_s:g} s and {what}")
