@@ -152,11 +152,11 @@ def test_float_rescale_gives_float32_and_window_from_file(tmp_path):
     for path in sorted(tmp_path.glob("*.dcm")):
         ds = pydicom.dcmread(path)
         ds.RescaleSlope, ds.RescaleIntercept = "0.5", "-10.25"
-        ds.WindowCenter, ds.WindowWidth = ["50", "60"], ["350", "400"]
+        ds.WindowCenter, ds.WindowWidth = ["720", "60"], ["350", "400"]
         ds.save_as(path)
-    vol = load_dicom(tmp_path)
+    vol = load_dicom(tmp_path)  # values 685..763
     assert vol.array.dtype == np.float32
-    assert (vol.window_center, vol.window_width) == (50.0, 350.0)
+    assert (vol.window_center, vol.window_width) == (720.0, 350.0)
     raw = pydicom.dcmread(tmp_path / "IM_0001.dcm").pixel_array
     np.testing.assert_allclose(vol.array[0], raw * 0.5 - 10.25)
 

@@ -67,7 +67,9 @@ def test_series_with_two_orientations_is_split_with_a_warning(tmp_path):
     assert len({s.key for s in result.series}) == 2
 
 
-def test_repeated_positions_split_by_echo_number(tmp_path):
+def test_repeated_positions_are_volumes_told_apart_by_echo_number(tmp_path):
+    from surgiplan.io.dicom_load import plan_series_volumes
+
     uid = pydicom.uid.generate_uid()
     for echo in (1, 2):
         for path in write_series(_volume(), tmp_path / f"e{echo}", series_uid=uid):
@@ -75,8 +77,11 @@ def test_repeated_positions_split_by_echo_number(tmp_path):
             ds.EchoNumbers = echo
             ds.save_as(path)
     result = scan_dicom(tmp_path)
-    assert [s.n_files for s in result.series] == [4, 4]
-    assert "EchoNumbers differs" in result.series[0].warnings[0]
+    assert [s.n_files for s in result.series] == [8]
+    plan = plan_series_volumes(result.series[0], 2)
+    assert [(v.label, v.n_slices) for v in plan.volumes] == [("echo 1", 4), ("echo 2", 4)]
+    assert {s.header.echo_number for s in plan.slices} == {2}
+    assert "Volume 2 (echo 2) was loaded as chosen" in plan.warnings[0]
 
 
 def test_non_image_objects_are_listed_not_loaded(tmp_path):

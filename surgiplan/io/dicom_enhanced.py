@@ -62,10 +62,44 @@ def _text(ds: Dataset, keyword: str) -> str:
     return "" if value is None else str(value).strip()
 
 
+def _frame_attrs(ds: Dataset, frame: Dataset) -> tuple[tuple[str, Any], ...]:
+    """The attributes that can tell volumes apart in one enhanced frame (image type, echo,
+    b-value, time), as (name, value) pairs; absent attributes are left out."""
+    out: list[tuple[str, Any]] = []
+    frame_type = _functional(ds, frame, "MRImageFrameTypeSequence") or _functional(
+        ds, frame, "CTImageFrameTypeSequence")
+    if frame_type is not None:
+        complex_part = _text(frame_type, "ComplexImageComponent")
+        values = list(frame_type.get("FrameType") or [])[2:]
+        label = complex_part or "\\".join(str(v) for v in values)
+        if label:
+            out.append(("image type", label.upper()))
+    echo = _functional(ds, frame, "MREchoSequence")
+    if echo is not None and _number(echo.get("EffectiveEchoTime")) is not None:
+        out.append(("echo time ms", _number(echo.get("EffectiveEchoTime"))))
+    diffusion = _functional(ds, frame, "MRDiffusionSequence")
+    if diffusion is not None and _number(diffusion.get("DiffusionBValue")) is not None:
+        out.append(("b-value", _number(diffusion.get("DiffusionBValue"))))
+    content = _first(frame, "FrameContentSequence")
+    if content is not None and _number(content.get("TemporalPositionIndex"), int) is not None:
+        out.append(("time", _number(content.get("TemporalPositionIndex"), int)))
+    return tuple(out)
+
+
+def _frame_rescale(ds: Dataset, frame: Dataset) -> tuple[float, float] | None:
+    pvt = _functional(ds, frame, "PixelValueTransformationSequence")
+    if pvt is None:
+        return None
+    slope, intercept = _number(pvt.get("RescaleSlope")), _number(pvt.get("RescaleIntercept"))
+    return (1.0 if slope is None else slope, 0.0 if intercept is None else intercept)
+
+
 def _enhanced_geometry(ds: Dataset, fields: dict[str, Any], invalid: list[str]) -> None:
-    """Fill orientation, spacing, per-frame positions and rescale from functional groups."""
+    """Fill orientation, spacing, per-frame positions, rescales and volume attributes from the
+    functional groups. A rescale common to all frames becomes the file's rescale; otherwise
+    every frame keeps its own (applied frame by frame when loading)."""
     frames = list(ds.get("PerFrameFunctionalGroupsSequence") or [])
-    positions, orientations, rescales = [], set(), set()
+    positions, orientations = [], set()
     for frame in frames:
         pos = _floats(getattr(_functional(ds, frame, "PlanePositionSequence"),
                               "ImagePositionPatient", None), 3)
@@ -73,9 +107,6 @@ def _enhanced_geometry(ds: Dataset, fields: dict[str, Any], invalid: list[str]) 
         ori = _floats(getattr(_functional(ds, frame, "PlaneOrientationSequence"),
                               "ImageOrientationPatient", None), 6)
         orientations.add(ori)
-        pvt = _functional(ds, frame, "PixelValueTransformationSequence")
-        if pvt is not None:
-            rescales.add((_number(pvt.get("RescaleSlope")), _number(pvt.get("RescaleIntercept"))))
     if not frames or any(p is None for p in positions):
         invalid.append("enhanced multi-frame without a PlanePositionSequence for every frame")
         return
@@ -88,15 +119,57 @@ def _enhanced_geometry(ds: Dataset, fields: dict[str, Any], invalid: list[str]) 
         fields["pixel_spacing_mm"] = spacing
     if measures is not None and _number(measures.get("SliceThickness")) is not None:
         fields["slice_thickness_mm"] = _number(measures.get("SliceThickness"))
-    if len(rescales) > 1:
-        invalid.append("enhanced multi-frame with a different rescale slope/intercept per frame")
-    elif rescales:
-        slope, intercept = rescales.pop()
-        fields["rescale_slope"] = 1.0 if slope is None else slope
-        fields["rescale_intercept"] = 0.0 if intercept is None else intercept
+    rescales = [_frame_rescale(ds, f) for f in frames]
+    if any(r is not None for r in rescales):
+        own = (fields.get("rescale_slope", 1.0), fields.get("rescale_intercept", 0.0))
+        rescales = [own if r is None else r for r in rescales]
+        if len(set(rescales)) == 1:
+            fields["rescale_slope"], fields["rescale_intercept"] = rescales[0]
+        else:
+            fields["frame_rescales"] = tuple(rescales)
+    attrs = tuple(_frame_attrs(ds, f) for f in frames)
+    if any(attrs):
+        fields["frame_attrs"] = attrs
     fields["orientation"] = orientations.pop()
     fields["frame_positions"] = tuple(positions)
     fields["position_lps"] = positions[0]
+
+
+def _private(ds: Dataset, group: int, creator: str, element: int) -> Any:
+    """A private value under its vendor's creator, or None."""
+    try:
+        return ds.get_private_item(group, element, creator).value
+    except (KeyError, ValueError):
+        return None
+
+
+def _vendor_fields(ds: Dataset, fields: dict[str, Any]) -> None:
+    """ImageType, manufacturer, slice spacing, b-value, mosaic and GE polarity facts."""
+    image_type = ds.get("ImageType")
+    if image_type:
+        values = [image_type] if isinstance(image_type, str) else list(image_type)
+        fields["image_type"] = "\\".join(str(v) for v in values).upper()
+    fields["manufacturer"] = _text(ds, "Manufacturer")
+    fields["phase_reordering"] = _text(ds, "RectilinearPhaseEncodeReordering")
+    fields["spacing_between_slices_mm"] = _number(ds.get("SpacingBetweenSlices"))
+    b_value = _number(ds.get("DiffusionBValue"))
+    if b_value is None:
+        b_value = _number(_private(ds, 0x0019, "SIEMENS MR HEADER", 0x0C))
+    if b_value is None:
+        b_value = _number(_private(ds, 0x2001, "Philips Imaging DD 001", 0x03))
+    fields["b_value"] = b_value
+    fields["mosaic_tiles"] = _number(_private(ds, 0x0019, "SIEMENS MR HEADER", 0x0A), int)
+    sequence = _private(ds, 0x0019, "GEMS_ACQU_01", 0x9C)
+    fields["ge_sequence"] = "" if sequence is None else str(sequence).strip()
+    pointer = ds.get("FrameIncrementPointer")
+    if pointer is not None:
+        pointer = pointer[0] if isinstance(pointer, list | tuple) else pointer
+        fields["frame_increment"] = int(pointer)
+    offsets = ds.get("GridFrameOffsetVector")
+    if offsets is not None:
+        values = [offsets] if isinstance(offsets, float | int | str) else list(offsets)
+        fields["grid_frame_offsets"] = _floats(values, len(values))
+    fields["phase_direction"] = _text(ds, "InPlanePhaseEncodingDirection")
 
 
 def header_from_dataset(ds: Dataset, *, path: Path, file_size: int, syntax: str) -> FileHeader:
@@ -137,6 +210,7 @@ def header_from_dataset(ds: Dataset, *, path: Path, file_size: int, syntax: str)
         value = _number(ds.get(keyword), cast)
         if value is not None:
             fields[key] = value
+    _vendor_fields(ds, fields)
     if "PerFrameFunctionalGroupsSequence" in ds:
         _enhanced_geometry(ds, fields, invalid)
     fields = {k: v for k, v in fields.items() if v is not None}

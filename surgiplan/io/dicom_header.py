@@ -36,10 +36,12 @@ ENHANCED_GROUPS = (0x52009229, 0x52009230)  # Shared / PerFrame Functional Group
 # Tags read from every file, with their VR (used for implicit-VR files).
 WANTED: dict[int, tuple[str, str]] = {
     0x00080005: ("specific_charset", "CS"),
+    0x00080008: ("image_type", "CS"),
     0x00080016: ("sop_class_uid", "UI"),
     0x00080018: ("sop_instance_uid", "UI"),
     0x00080020: ("study_date", "DA"),
     0x00080060: ("modality", "CS"),
+    0x00080070: ("manufacturer", "LO"),
     0x00081030: ("study_description", "LO"),
     0x0008103E: ("series_description", "LO"),
     0x00100010: ("patient_name", "PN"),
@@ -48,7 +50,15 @@ WANTED: dict[int, tuple[str, str]] = {
     0x00100040: ("patient_sex", "CS"),
     0x00180050: ("slice_thickness_mm", "DS"),
     0x00180086: ("echo_number", "IS"),
+    0x00180088: ("spacing_between_slices_mm", "DS"),
     0x00181120: ("gantry_tilt_deg", "DS"),
+    0x00181312: ("phase_direction", "CS"),
+    0x00189034: ("phase_reordering", "CS"),
+    0x00189087: ("b_value", "FD"),
+    0x00190010: ("creator_0019", "LO"),
+    0x0019100A: ("mosaic_tiles", "US"),
+    0x0019100C: ("siemens_b_value", "IS"),
+    0x0019109C: ("ge_sequence", "LO"),
     0x0020000D: ("study_uid", "UI"),
     0x0020000E: ("series_uid", "UI"),
     0x00200011: ("series_number", "IS"),
@@ -60,6 +70,7 @@ WANTED: dict[int, tuple[str, str]] = {
     0x00280002: ("samples_per_pixel", "US"),
     0x00280004: ("photometric", "CS"),
     0x00280008: ("frames", "IS"),
+    0x00280009: ("frame_increment", "AT"),
     0x00280010: ("rows", "US"),
     0x00280011: ("columns", "US"),
     0x00280030: ("pixel_spacing_mm", "DS"),
@@ -70,6 +81,16 @@ WANTED: dict[int, tuple[str, str]] = {
     0x00281051: ("window_width", "DS"),
     0x00281052: ("rescale_intercept", "DS"),
     0x00281053: ("rescale_slope", "DS"),
+    0x20010010: ("creator_2001", "LO"),
+    0x20011003: ("philips_b_value", "FL"),
+    0x3004000C: ("grid_frame_offsets", "DS"),
+}
+# Private tags and the private creator their block must carry to be trusted.
+PRIVATE_FIELDS: dict[str, tuple[str, str]] = {
+    "mosaic_tiles": ("creator_0019", "SIEMENS MR HEADER"),
+    "siemens_b_value": ("creator_0019", "SIEMENS MR HEADER"),
+    "ge_sequence": ("creator_0019", "GEMS_ACQU_01"),
+    "philips_b_value": ("creator_2001", "Philips Imaging DD 001"),
 }
 TEXT_DELIMITERS = {0x5C, 0x5E, 0x3D}  # backslash, caret, equals: charset switches reset here
 TEXT_FIELDS = {"patient_name", "patient_id", "study_description", "series_description"}
@@ -124,6 +145,19 @@ class FileHeader:
     pixel_offset: int | None = None
     pixel_length: int | None = None
     frame_positions: tuple[tuple[float, float, float], ...] | None = None
+    image_type: str = ""  # ImageType values joined by backslashes
+    manufacturer: str = ""
+    spacing_between_slices_mm: float | None = None
+    b_value: float | None = None  # diffusion b (s/mm2): standard tag, else Siemens / Philips
+    phase_reordering: str = ""  # RectilinearPhaseEncodeReordering (GE: REVERSE_LINEAR)
+    ge_sequence: str = ""  # GE PulseSequenceName (0019,109C)
+    phase_direction: str = ""  # InPlanePhaseEncodingDirection: ROW or COL
+    mosaic_tiles: int | None = None  # Siemens NumberOfImagesInMosaic (0019,100A)
+    frame_increment: int | None = None  # FrameIncrementPointer tag, classic multi-frame
+    grid_frame_offsets: tuple[float, ...] | None = None  # GridFrameOffsetVector, mm
+    # Enhanced multi-frame: per-frame (slope, intercept) and volume attributes
+    frame_rescales: tuple[tuple[float, float], ...] | None = None
+    frame_attrs: tuple[tuple[tuple[str, Any], ...], ...] | None = None
     invalid: tuple[str, ...] = ()
 
     @property
@@ -137,6 +171,17 @@ class FileHeader:
     @property
     def is_enhanced(self) -> bool:
         return self.frame_positions is not None
+
+    @property
+    def is_mosaic(self) -> bool:
+        """A Siemens MOSAIC: one frame holding a grid of ``mosaic_tiles`` slices."""
+        return "MOSAIC" in self.image_type.upper().split("\\") and bool(self.mosaic_tiles)
+
+    def frame_rescale(self, frame: int) -> tuple[float, float]:
+        """(slope, intercept) of one frame: its own Pixel Value Transformation if it has one."""
+        if self.frame_rescales is not None:
+            return self.frame_rescales[frame]
+        return self.rescale_slope, self.rescale_intercept
 
 
 # ------------------------------------------------------------------ low-level walking
@@ -302,6 +347,15 @@ def _decode(field: str, vr: str, value: bytes, charset: list[str]) -> Any:
     if vr in ("US", "SS"):
         fmt = "<H" if vr == "US" else "<h"
         return struct.unpack_from(fmt, value)[0] if len(value) >= 2 else None
+    if vr in ("FD", "FL"):
+        fmt, size = ("<d", 8) if vr == "FD" else ("<f", 4)
+        number = struct.unpack_from(fmt, value)[0] if len(value) >= size else None
+        if number is not None and not math.isfinite(number):
+            raise ValueError(f"non-finite number {number!r}")
+        return number
+    if vr == "AT":
+        group, elem = struct.unpack_from("<HH", value) if len(value) >= 4 else (None, None)
+        return None if group is None else group << 16 | elem
     text = value.decode("latin-1").strip("\0 ")
     if vr in ("DS", "IS"):
         nums = _numbers(text)
@@ -313,7 +367,8 @@ def _decode(field: str, vr: str, value: bytes, charset: list[str]) -> Any:
     return text
 
 
-MULTI = {"position_lps", "orientation", "pixel_spacing_mm", "window_center", "window_width"}
+MULTI = {"position_lps", "orientation", "pixel_spacing_mm", "window_center", "window_width",
+         "grid_frame_offsets"}
 EXPECTED_COUNT = {"position_lps": 3, "orientation": 6, "pixel_spacing_mm": 2}
 
 
@@ -343,14 +398,31 @@ def _fields_from_raw(raw: dict[int, tuple]) -> tuple[dict[str, Any], list[str]]:
         if decoded is None or decoded == "":
             continue
         fields[field] = decoded
+    _trust_private(fields)
     return _normalise(fields, invalid), invalid
+
+
+def _trust_private(fields: dict[str, Any]) -> None:
+    """Keep private values only under their vendor's creator; fold vendor b-values in."""
+    for name, (creator, expected) in PRIVATE_FIELDS.items():
+        if name in fields and str(fields.get(creator, "")).strip() != expected:
+            del fields[name]
+    for name in ("creator_0019", "creator_2001"):
+        fields.pop(name, None)
+    for name in ("siemens_b_value", "philips_b_value"):
+        value = fields.pop(name, None)
+        if "b_value" not in fields and value is not None:
+            fields["b_value"] = value
+    if isinstance(fields.get("image_type"), str):
+        fields["image_type"] = fields["image_type"].upper()
 
 
 INT_FIELDS = ("series_number", "instance_number", "acquisition_number", "echo_number",
               "temporal_position", "frames", "rows", "columns", "samples_per_pixel",
-              "bits_allocated", "bits_stored", "pixel_representation")
+              "bits_allocated", "bits_stored", "pixel_representation", "mosaic_tiles",
+              "frame_increment")
 FLOAT_FIELDS = ("rescale_slope", "rescale_intercept", "slice_thickness_mm", "gantry_tilt_deg",
-                "window_center", "window_width")
+                "window_center", "window_width", "spacing_between_slices_mm", "b_value")
 
 
 def _normalise(fields: dict[str, Any], invalid: list[str]) -> dict[str, Any]:
@@ -372,8 +444,12 @@ def _normalise(fields: dict[str, Any], invalid: list[str]) -> dict[str, Any]:
         for name in names:
             if name in fields:
                 _coerce(fields, name, kind, invalid)
-    if fields.get("specific_charset"):
-        fields["specific_charset"] = str(fields["specific_charset"])
+    if "grid_frame_offsets" in fields:
+        fields["grid_frame_offsets"] = tuple(float(v) for v in fields["grid_frame_offsets"])
+    for name in ("specific_charset", "image_type", "manufacturer", "phase_reordering",
+                 "ge_sequence", "phase_direction"):
+        if fields.get(name):
+            fields[name] = str(fields[name])
     return fields
 
 

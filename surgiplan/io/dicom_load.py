@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from surgiplan.errors import BadInputError
-from surgiplan.io.dicom_geometry import SeriesPlan, SliceRef, plan_series
+from surgiplan.io.dicom_geometry import SeriesPlan, SliceRef, mirrored_axis, plan_series
 from surgiplan.io.dicom_header import UNCOMPRESSED_SYNTAXES, FileHeader
 from surgiplan.io.dicom_pixels import (
     check_declared,
@@ -41,21 +41,28 @@ def _unique_headers(slices: list[SliceRef]) -> list[FileHeader]:
     return list(seen.values())
 
 
-def _checked_plan(series: SeriesInfo) -> tuple[SeriesPlan, np.dtype]:
+def _checked_plan(series: SeriesInfo, volume: int | None = None
+                  ) -> tuple[SeriesPlan, np.dtype]:
     for h in series.files:
         check_declared(h)
-    plan = plan_series(series)
+    plan = plan_series(series, volume)
     headers = _unique_headers(plan.slices)
     dtype = output_dtype(headers)
     volume_bytes_check(headers, plan.geometry.n_voxels, dtype.itemsize)
     return plan, dtype
 
 
-def plan_series_geometry(series: SeriesInfo) -> tuple[ImageGeometry, list[str]]:
+def plan_series_geometry(series: SeriesInfo, volume: int | None = None
+                         ) -> tuple[ImageGeometry, list[str]]:
     """Grid and warnings of the volume ``load_series`` would build; BadInputError if it would
     refuse for a reason visible in the headers (geometry, dimensions, codec, truncation)."""
-    plan, _ = _checked_plan(series)
+    plan, _ = _checked_plan(series, volume)
     return plan.geometry, list(plan.warnings)
+
+
+def plan_series_volumes(series: SeriesInfo, volume: int | None = None) -> SeriesPlan:
+    """The full plan (grid, warnings, the volumes a series holds and the chosen one)."""
+    return _checked_plan(series, volume)[0]
 
 
 # ------------------------------------------------------------------ decoding slices
@@ -63,37 +70,58 @@ def _is_fast(h: FileHeader) -> bool:
     return h.transfer_syntax in UNCOMPRESSED_SYNTAXES and (h.pixel_offset or -1) >= 0
 
 
-def _file_jobs(slices: list[SliceRef]) -> list[tuple[FileHeader, list[tuple[int, int]]]]:
-    """(header, [(plane index, frame)]) per file, in slice order."""
-    jobs: dict[Path, tuple[FileHeader, list[tuple[int, int]]]] = {}
+Job = tuple[FileHeader, list[tuple[int, SliceRef]]]
+
+
+def _file_jobs(slices: list[SliceRef]) -> list[Job]:
+    """(header, [(plane index, slice)]) per file, in slice order."""
+    jobs: dict[Path, Job] = {}
     for k, s in enumerate(slices):
-        jobs.setdefault(s.header.path, (s.header, []))[1].append((k, s.frame))
+        jobs.setdefault(s.header.path, (s.header, []))[1].append((k, s))
     return list(jobs.values())
 
 
-def _decode_job(h: FileHeader, planes: list[tuple[int, int]], target: np.ndarray) -> None:
+def _put(target: np.ndarray, k: int, s: SliceRef, stored: np.ndarray, plan: SeriesPlan) -> None:
+    """Rescale one stored frame (its tile, for a MOSAIC) into plane k, un-mirroring GE
+    reversed-polarity images."""
+    h = s.header
+    if s.tile >= 0:
+        rows, cols = plan.mosaics[h.path].tile_window(s.tile)
+        stored = stored[rows, cols].copy()
+    axis = mirrored_axis(h)
+    if axis is not None:
+        stored = np.flip(stored, axis=axis).copy()
+    rescale_into(target[k], stored, h, s.rescale)
+
+
+def _decode_job(job: Job, target: np.ndarray, plan: SeriesPlan) -> None:
+    h, planes = job
     if _is_fast(h):
         scratch = np.empty((h.rows, h.columns), stored_dtype(h))
-        for k, frame in planes:
-            rescale_into(target[k], read_stored_plane(h, frame, scratch), h)
+        last = -1  # frame held in scratch (tiles of one MOSAIC frame share one read)
+        for k, s in planes:
+            if s.frame != last:
+                read_stored_plane(h, s.frame, scratch)
+            _put(target, k, s, scratch, plan)
+            last = s.frame if s.tile >= 0 else -1  # a whole frame was masked in place
         return
     frames = decode_file(h)
-    for k, frame in planes:
-        plane = frames[frame] if frames.ndim == 3 else frames
-        rescale_into(target[k], plane.astype(stored_dtype(h), copy=True), h)
+    for k, s in planes:
+        plane = frames[s.frame] if frames.ndim == 3 else frames
+        _put(target, k, s, plane.astype(stored_dtype(h), copy=True), plan)
 
 
-def _decode_into(slices: list[SliceRef], target: np.ndarray, *,
+def _decode_into(plan: SeriesPlan, target: np.ndarray, *,
                  progress: ProgressCallback | None, cancel: CancelToken | None,
                  share: float) -> None:
     """target[k] = real-world values of slice k (fast path sequential, codecs threaded)."""
-    jobs = _file_jobs(slices)
+    jobs = _file_jobs(plan.slices)
     done = 0
 
-    def step(job: tuple[FileHeader, list[tuple[int, int]]]) -> None:
+    def step(job: Job) -> None:
         nonlocal done
         check(cancel)
-        _decode_job(job[0], job[1], target)
+        _decode_job(job, target, plan)
         done += 1
         if done % 8 == 0 or done == len(jobs):
             report(progress, share * done / len(jobs), f"decoded {done}/{len(jobs)} files")
@@ -158,29 +186,62 @@ def _resample(plan: SeriesPlan, source: np.ndarray, out: np.ndarray, *,
 def load_series(
     series: SeriesInfo,
     *,
+    volume: int | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> ImageVolume:
-    """Decode a scanned series onto the grid of :func:`plan_series_geometry` (LPS mm)."""
-    plan, dtype = _checked_plan(series)
+    """Decode a scanned series onto the grid of :func:`plan_series_geometry` (LPS mm);
+    ``volume`` (1-based) picks one of several volumes sharing slice positions."""
+    plan, dtype = _checked_plan(series, volume)
     geo = plan.geometry
     warnings = list(series.warnings) + list(plan.warnings)
     if not plan.resample:
         array = np.empty(geo.shape_zyx, dtype)
-        _decode_into(plan.slices, array, progress=progress, cancel=cancel, share=1.0)
+        _decode_into(plan, array, progress=progress, cancel=cancel, share=1.0)
     else:
-        source = np.empty((len(plan.slices), series.rows, series.columns), dtype)
-        _decode_into(plan.slices, source, progress=progress, cancel=cancel, share=0.6)
+        source = np.empty((len(plan.slices), *plan.plane), dtype)
+        _decode_into(plan, source, progress=progress, cancel=cancel, share=0.6)
         array = np.empty(geo.shape_zyx, dtype)
         fill = _resample(plan, source, array, cancel=cancel, progress=progress)
         del source
         warnings.append(f"Voxels outside every original slice were set to {fill:g}.")
-    first = plan.slices[0].header
     report(progress, 1.0, "loaded")
+    center, width = series_window(plan.slices, array)
     return ImageVolume(
         array=array, geometry=geo, modality=series.modality, description=series.description,
-        series_uid=series.series_uid, window_center=first.window_center,
-        window_width=first.window_width, warnings=warnings, metadata=_metadata(series, plan))
+        series_uid=series.series_uid, window_center=center, window_width=width,
+        warnings=warnings, metadata=_metadata(series, plan))
+
+
+# ------------------------------------------------------------------ default window
+WINDOW_SHARE = 0.9  # the files' window must be the one of at least 90 % of the slices
+WINDOW_MIN_WIDTH = 0.05  # ... at least 5 % of the volume's robust range wide
+WINDOW_SAMPLE = 400_000
+
+
+def robust_range(array: np.ndarray) -> tuple[float, float]:
+    """0.5th and 99.5th percentiles of the whole volume's non-background voxels (a strided
+    sample over every slice, never one slice)."""
+    sample = array.reshape(-1)[:: max(1, array.size // WINDOW_SAMPLE)].astype(np.float64)
+    body = sample[sample > sample.min()]
+    lo, hi = np.percentile(body if body.size >= 100 else sample, [0.5, 99.5])
+    return float(lo), float(max(hi, lo + 1.0))
+
+
+def series_window(slices: list[SliceRef], array: np.ndarray) -> tuple[float | None, float | None]:
+    """The series' own WindowCenter/Width when nearly every slice carries the same one and it
+    is wide enough for, and overlaps, the whole volume's robust range, else (None, None): viewers then use the whole
+    volume's histogram window. One edge slice's window is never taken for the series."""
+    from collections import Counter
+
+    windows = Counter((s.header.window_center, s.header.window_width) for s in slices)
+    (center, width), n = windows.most_common(1)[0]
+    if center is None or not width or width <= 0 or n < WINDOW_SHARE * len(slices):
+        return None, None
+    lo, hi = robust_range(array)
+    sane = width >= WINDOW_MIN_WIDTH * (hi - lo) and center - width / 2 < hi and (
+        center + width / 2 > lo)
+    return (float(center), float(width)) if sane else (None, None)
 
 
 def _metadata(series: SeriesInfo, plan: SeriesPlan) -> dict:
@@ -222,11 +283,14 @@ def load_dicom(
     path: str | Path,
     *,
     series_uid: str | None = None,
+    volume: int | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> ImageVolume:
     """Scan ``path`` and load one image series: ``series_uid`` (a key or UID from the scan),
-    else the only image series, else the one with the most files (noted in the warnings)."""
+    else the only image series, else the one with the most files (noted in the warnings);
+    ``volume`` (1-based) picks one of several volumes of that series (listed by
+    ``surgiplan info``), else the first is loaded and the choice named in the warnings."""
     def scan_progress(f: float, text: str) -> None:
         report(progress, 0.1 * f, text)
 
@@ -235,13 +299,14 @@ def load_dicom(
 
     scan = scan_dicom(path, progress=scan_progress if progress else None, cancel=cancel)
     series, note = choose_series(scan, series_uid)
-    volume = load_series(series, progress=load_progress if progress else None, cancel=cancel)
+    image = load_series(series, volume=volume, progress=load_progress if progress else None,
+                        cancel=cancel)
     if note:
-        volume.warnings.insert(0, note)
+        image.warnings.insert(0, note)
     skipped = [p for p in scan.problems if not p.plainly_not_dicom]
     if skipped:
-        volume.warnings.append(_skipped_files_warning(skipped))
-    return volume
+        image.warnings.append(_skipped_files_warning(skipped))
+    return image
 
 
 def _skipped_files_warning(problems: list[ScanProblem]) -> str:

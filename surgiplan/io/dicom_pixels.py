@@ -92,23 +92,32 @@ def volume_bytes_check(headers: list[FileHeader], n_voxels: int, itemsize: int) 
                       "than SurgiPlan loads", "Load a cropped or down-sampled export")
 
 
-def _rescale_range(h: FileHeader) -> tuple[float, float]:
+def _rescale_range(h: FileHeader, rescale: tuple[float, float] | None = None
+                   ) -> tuple[float, float]:
+    slope, intercept = rescale or (h.rescale_slope, h.rescale_intercept)
     if h.pixel_representation == 1:
         lo, hi = -(2 ** (h.bits_stored - 1)), 2 ** (h.bits_stored - 1) - 1
     else:
         lo, hi = 0, 2**h.bits_stored - 1
-    ends = (lo * h.rescale_slope + h.rescale_intercept, hi * h.rescale_slope + h.rescale_intercept)
+    ends = (lo * slope + intercept, hi * slope + intercept)
     return min(ends), max(ends)
+
+
+def _rescales(h: FileHeader) -> set[tuple[float, float]]:
+    """Every (slope, intercept) a file uses: its own, or each frame's."""
+    if h.frame_rescales is not None:
+        return set(h.frame_rescales)
+    return {(h.rescale_slope, h.rescale_intercept)}
 
 
 def output_dtype(headers: Iterable[FileHeader]) -> np.dtype:
     """Smallest of int16 / uint16 / int32 holding every declared real value, else float32."""
     lo, hi, integral = np.inf, -np.inf, True
     for h in headers:
-        a, b = _rescale_range(h)
-        lo, hi = min(lo, a), max(hi, b)
-        integral &= float(h.rescale_slope).is_integer() and float(
-            h.rescale_intercept).is_integer()
+        for rescale in _rescales(h):
+            a, b = _rescale_range(h, rescale)
+            lo, hi = min(lo, a), max(hi, b)
+            integral &= float(rescale[0]).is_integer() and float(rescale[1]).is_integer()
     if not integral:
         return np.dtype(np.float32)
     for dtype in (np.int16, np.uint16, np.int32):
@@ -131,17 +140,20 @@ def _mask_bits(stored: np.ndarray, h: FileHeader) -> np.ndarray:
     return stored
 
 
-def rescale_into(out: np.ndarray, stored: np.ndarray, h: FileHeader) -> None:
-    """out = stored * slope + intercept (out is a 2D plane of the output dtype)."""
+def rescale_into(out: np.ndarray, stored: np.ndarray, h: FileHeader,
+                 rescale: tuple[float, float] | None = None) -> None:
+    """out = stored * slope + intercept (out is a 2D plane of the output dtype); ``rescale``
+    is the frame's own (slope, intercept) when it differs from the file's."""
     _mask_bits(stored, h)
+    slope_f, intercept_f = rescale or (h.rescale_slope, h.rescale_intercept)
     if out.dtype.kind == "f":
-        np.multiply(stored, h.rescale_slope, out=out, casting="unsafe")
-        if h.rescale_intercept:
-            out += out.dtype.type(h.rescale_intercept)
+        np.multiply(stored, slope_f, out=out, casting="unsafe")
+        if intercept_f:
+            out += out.dtype.type(intercept_f)
         return
-    slope, intercept = int(h.rescale_slope), int(h.rescale_intercept)
+    slope, intercept = int(slope_f), int(intercept_f)
     info = np.iinfo(out.dtype)
-    lo, hi = _rescale_range(h)
+    lo, hi = _rescale_range(h, (slope_f, intercept_f))
     stored_lo, stored_hi = sorted((lo - intercept, hi - intercept))
     if slope and info.min <= stored_lo and stored_hi <= info.max:  # no overflow in out
         # Convert into out first (a plain typed copy), then rescale in out's own type: a mixed

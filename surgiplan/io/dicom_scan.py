@@ -1,10 +1,11 @@
 """One header-only pass over a folder, a file or a DICOMDIR: series, non-image objects, problems.
 
 Files are grouped into series by SeriesInstanceUID, then split into sub-series when the files
-of one UID differ in orientation, rows/columns or pixel spacing, or when positions repeat and
-EchoNumbers / TemporalPositionIdentifier / AcquisitionNumber tell the stacks apart. Every split
-is reported as a warning. Nothing here decodes pixels; bad files become ``problems`` and never
-abort the scan.
+of one UID differ in orientation, rows/columns or pixel spacing (reported as a warning). Several
+volumes at the same positions (echoes, time points, b-values, magnitude/phase) stay one series:
+``dicom_geometry`` tells them apart and lets the caller pick one. Nothing here decodes pixels;
+bad files become ``problems`` and never abort the scan. Vendor index files (Philips DIRFILE)
+are listed as non-image objects, not as unreadable files.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ NON_DICOM_SUFFIXES = {".nrrd", ".nhdr", ".nii", ".gz", ".json", ".txt", ".md", "
                       ".png", ".jpg", ".jpeg", ".pdf", ".html", ".zip", ".surgiplan", ".mrk"}
 ORIENTATION_TOL = 1e-3  # direction cosines
 SPACING_TOL_MM = 1e-3
-POSITION_DECIMALS = 2  # positions compared at 0.01 mm when looking for repeats
+# Vendor index files kept beside the images (Philips DIRFILE): not images, not damage.
+INDEX_FILE_NAMES = {"DIRFILE": "Philips DIRFILE index"}
 
 
 @dataclass
@@ -244,39 +246,6 @@ def _split_by_grid(files: list[FileHeader]) -> list[list[FileHeader]]:
     return groups
 
 
-def _has_repeats(files: list[FileHeader]) -> bool:
-    seen: dict[tuple, str] = {}
-    for h in files:
-        if h.position_lps is None or h.is_enhanced:
-            continue
-        pos = tuple(round(v, POSITION_DECIMALS) for v in h.position_lps)
-        if pos in seen and seen[pos] != h.sop_instance_uid:
-            return True
-        seen[pos] = h.sop_instance_uid
-    return False
-
-
-SPLIT_ATTRIBUTES: tuple[tuple[str, str], ...] = (
-    ("echo_number", "EchoNumbers"),
-    ("temporal_position", "TemporalPositionIdentifier"),
-    ("acquisition_number", "AcquisitionNumber"),
-)
-
-
-def _split_by_repeats(files: list[FileHeader]) -> tuple[list[list[FileHeader]], str]:
-    """Split a stack whose positions repeat by the first attribute that separates them."""
-    if not _has_repeats(files):
-        return [files], ""
-    for attr, keyword in SPLIT_ATTRIBUTES:
-        values = sorted({getattr(h, attr) for h in files}, key=lambda v: (v is None, v or 0))
-        if len(values) < 2:
-            continue
-        parts = [[h for h in files if getattr(h, attr) == v] for v in values]
-        if not any(_has_repeats(p) for p in parts):
-            return parts, f"positions repeat and {keyword} differs ({len(values)} values)"
-    return [files], ""
-
-
 def _series_from(files: list[FileHeader], part: int) -> SeriesInfo:
     h = files[0]
     return SeriesInfo(
@@ -315,9 +284,7 @@ def group_series(headers: list[FileHeader]) -> list[SeriesInfo]:
             if len(grids) > 1:
                 reason = (f"its files differ in orientation, size or pixel spacing; this part: "
                           f"{_grid_label(grid[0])}")
-            stacks, why = _split_by_repeats(grid)
-            for stack in stacks:
-                parts.append((stack, "; ".join(r for r in (reason, why) if r)))
+            parts.append((grid, reason))
         for i, (stack, reason) in enumerate(parts, start=1):
             info = _series_from(stack, i if len(parts) > 1 else 0)
             if len(parts) > 1:
@@ -356,7 +323,7 @@ def scan_dicom(
                                     "(damaged or incomplete file)") for h in damaged]
     rest = [h for h in headers if not _is_damaged_image(h)]
     result.series = group_series([h for h in rest if _is_image(h)])
-    result.non_image = [_non_image(h) for h in rest if not _is_image(h)]
+    result.non_image += [_non_image(h) for h in rest if not _is_image(h)]
     return result
 
 
@@ -373,6 +340,10 @@ def _read_headers(
         if i % step == 0:
             check(cancel)
             report(progress, i / max(1, len(files)), f"reading headers {i}/{len(files)}")
+        if path.name.upper() in INDEX_FILE_NAMES:
+            kind = INDEX_FILE_NAMES[path.name.upper()]
+            result.non_image.append(NonImageObject(path, kind, "", "", "index file"))
+            continue
         try:
             header = read_header(path)
             if not (header.sop_class_uid or header.modality or header.has_pixels):
