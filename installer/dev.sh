@@ -21,6 +21,7 @@ APT_PACKAGES=(
   libxcb-xfixes0 libxcb-xkb1 libxcb-shm0 libxcb-sync1 libxcb-render0 libx11-xcb1
   libdbus-1-3 libfontconfig1 libfreetype6 libxrender1 libxi6 libxtst6 libxext6 libsm6 libice6
   fonts-dejavu-core
+  dicom3tools  # dciodvfy: the DICOM conformance test checks every object SurgiPlan writes
   libtbb12  # numba's thread-safe TBB threading layer (simulator kernels in parallel workers)
 )
 

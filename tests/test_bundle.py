@@ -79,8 +79,11 @@ def test_round_trip_restores_the_whole_twin(saved):
     twin, path = saved
     back = load_bundle(path)
     assert back.geometry == GRID and np.array_equal(back.image.array, twin.image.array)
+    from surgiplan.io.source_series import deidentified_uid
+
+    # by default the series UID is mapped as PS3.15 maps it and the description removed
     assert (back.image.modality, back.image.series_uid, back.image.description) == (
-        "CT", "1.2.826.0.1.99.5", "ABDOMEN")
+        "CT", deidentified_uid("1.2.826.0.1.99.5"), "")
     assert (back.image.window_center, back.image.window_width) == (40.0, 400.0)
     fields = ("name", "role", "label", "layer", "color", "margin_mm", "visible", "opacity",
               "description")
@@ -89,7 +92,8 @@ def test_round_trip_restores_the_whole_twin(saved):
     for a, b in zip(twin.segmentation.layers, back.segmentation.layers, strict=True):
         assert np.array_equal(a, b)
     assert back.patient_ref == "P-ABCDEFGHIJ"
-    assert back.provenance.to_json() == twin.provenance.to_json()
+    assert back.provenance.to_json() == {
+        **twin.provenance.to_json(), "source_series_uids": [back.image.series_uid]}
     assert back.image.warnings == ["slice 4 was interpolated"]
     assert back.cached_surface_names() == ["tumour"]
     assert np.array_equal(back.surface("tumour").vertices_lps, twin.surface("tumour").vertices_lps)

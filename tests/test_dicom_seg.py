@@ -93,19 +93,32 @@ def test_read_on_own_grid_and_onto_a_coarser_grid(oblique):
 
 
 def test_real_ct_seg_references_its_source_series(tmp_path):
+    from surgiplan.io.source_series import deidentified_uid
     from surgiplan.io.twin_build import build_twin
 
     scan = real_scan("liver-ct-3slice-seg")
     twin = build_twin(scan / "dicom", labels=[scan / "labels" / "liver_spine_seg.nrrd"])
-    result = write_dicom_seg(twin, tmp_path / "liver.seg.dcm")
+    sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in (scan / "dicom").iterdir()]
+    # with identifiers (explicit): the original UIDs
+    result = write_dicom_seg(twin, tmp_path / "liver.seg.dcm", include_identifiers=True)
     assert result.written_series_dir is None
     assert result.referenced_series_uid == twin.image.series_uid
     ds = pydicom.dcmread(result.seg_path)
     referenced = {item.ReferencedSOPInstanceUID
                   for item in ds.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
-    sources = {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID
-               for f in (scan / "dicom").iterdir()}
-    assert referenced == sources
+    assert referenced == {s.SOPInstanceUID for s in sources}
+    assert ds.StudyInstanceUID == sources[0].StudyInstanceUID
+    assert ds.FrameOfReferenceUID == sources[0].FrameOfReferenceUID
+    assert ds.PatientID == sources[0].PatientID
+    # default: the same references, each UID mapped as the Basic Profile maps it
+    plain = pydicom.dcmread(write_dicom_seg(twin, tmp_path / "deid.dcm").seg_path)
+    assert plain.ReferencedSeriesSequence[0].SeriesInstanceUID == deidentified_uid(
+        twin.image.series_uid)
+    assert {i.ReferencedSOPInstanceUID for i in plain.ReferencedSeriesSequence[0]
+            .ReferencedInstanceSequence} == {deidentified_uid(s.SOPInstanceUID) for s in sources}
+    assert plain.StudyInstanceUID == deidentified_uid(sources[0].StudyInstanceUID)
+    assert plain.FrameOfReferenceUID == deidentified_uid(sources[0].FrameOfReferenceUID)
+    assert plain.PatientID != sources[0].PatientID and plain.PatientIdentityRemoved == "YES"
     back = read_dicom_seg(result.seg_path, twin.geometry)
     for name in twin.segmentation.names():
         assert np.array_equal(back.mask(name), twin.segmentation.mask(name))

@@ -65,7 +65,8 @@ def test_headers_are_valid_dicom(tmp_path):
     assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
     assert (ds.PatientName, ds.PatientID, ds.SeriesDescription) == ("Doe^Jane", "P1", "axial")
     assert (ds.StudyInstanceUID, ds.SeriesInstanceUID) == ("1.2.3", "1.2.3.4")
-    assert ds.Manufacturer == "SurgiPlan phantom"
+    assert ds.Manufacturer == "SurgiPlan"
+    assert ds["KVP"].is_empty and ds["Laterality"].is_empty  # type 2: present, unknown
     assert ds.InstanceNumber == 3
     assert float(ds.RescaleIntercept) == -1024 and float(ds.RescaleSlope) == 1
     assert (float(ds.WindowCenter), float(ds.WindowWidth)) == (40, 400)

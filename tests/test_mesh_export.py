@@ -76,15 +76,25 @@ def test_stl_states_lps_millimetres_and_ras_variant_flips_x_and_y(twin, tmp_path
     from surgiplan.io.mesh_export import mesh_bytes
 
     ascii_stl.write_bytes(mesh_bytes(mesh, "stl", name="Tumour", binary=False))
-    assert ascii_stl.read_text().startswith("solid SurgiPlan Tumour; coordinates LPS mm")
+    assert ascii_stl.read_text().startswith(
+        "solid coordinates LPS mm (DICOM patient LPS); SurgiPlan Tumour")
+
+
+def test_a_long_name_never_cuts_the_frame_statement(twin, tmp_path):
+    name = "Tumour of the left hepatic lobe, segment VIII, second lesion near the IVC"
+    path = write_mesh(twin.surface("Tumour (left lobe)"), tmp_path / "long.stl", name=name)
+    header = path.read_bytes()[:80].rstrip(b"\0 ").decode("ascii")
+    assert header.startswith("coordinates LPS mm (DICOM patient LPS); SurgiPlan Tumour of")
+    assert len(header) <= 79 and header.endswith("~")
 
 
 def test_obj_ply_vtp_state_the_frame(twin, tmp_path):
     written = {fmt: export_structure_meshes(twin, tmp_path / fmt, fmt=fmt, frame="RAS")
                ["Tumour (left lobe)"] for fmt in ("obj", "ply", "vtp")}
-    assert written["obj"].read_text().startswith("# SurgiPlan Tumour (left lobe); coordinates RAS")
+    assert written["obj"].read_text().startswith(
+        "# coordinates RAS mm (DICOM patient RAS); SurgiPlan Tumour (left lobe)")
     ply = written["ply"].read_bytes()
-    assert b"comment SurgiPlan Tumour (left lobe); coordinates RAS mm" in ply
+    assert b"comment coordinates RAS mm (DICOM patient RAS); SurgiPlan Tumour (left lobe)" in ply
     _, frame, units = _read_vtp(written["vtp"])
     assert (frame, units) == ("RAS", "mm")
 

@@ -75,14 +75,19 @@ def test_dicom_seg_export_references_the_source_series(liver_case, tmp_path):
     assert main(["twin", "export", str(case), "--format", "dicom-seg", "--out", str(out),
                  "--source-dicom", str(scan / "dicom"), "--structure", "liver_seg"]) == 0
     ds = pydicom.dcmread(out)
+    # the case was saved de-identified: its series UID is the mapped one, and so is the SEG's
     assert ds.ReferencedSeriesSequence[0].SeriesInstanceUID == twin.image.series_uid
     assert [s.SegmentLabel for s in ds.SegmentSequence] == ["liver_seg"]
     back = read_dicom_seg(out, twin.geometry)
     assert np.array_equal(back.mask("liver_seg"), twin.segmentation.mask("liver_seg"))
-    # without the source series the image is written as DICOM next to the SEG
+    # without the source folder: the case's stored reference, no image copy written
     out2 = tmp_path / "alone" / "seg.dcm"
     assert main(["twin", "export", str(case), "--format", "dicom-seg", "--out", str(out2)]) == 0
-    assert len(list((tmp_path / "alone" / "seg_image").iterdir())) == 3
+    assert not (tmp_path / "alone" / "seg_image").exists()
+    again = pydicom.dcmread(out2)
+    assert again.ReferencedSeriesSequence[0].SeriesInstanceUID == twin.image.series_uid
+    assert again.StudyInstanceUID == ds.StudyInstanceUID
+    assert again.FrameOfReferenceUID == ds.FrameOfReferenceUID
 
 
 def test_nifti_export_and_rebuild_keep_names(liver_case, tmp_path):

@@ -5,7 +5,7 @@ in and out of 3D Slicer and export planned objects.
     surgiplan plans CASE --export-mrk OUT.mrk.json [--plan NAME]
     surgiplan plans CASE --import-mrk IN.mrk.json --as NAME [--diameter MM]
     surgiplan plans CASE --export-stl DIR --plan NAME [--frame LPS|RAS]
-    surgiplan plans CASE --export-seg OUT.dcm --plan NAME
+    surgiplan plans CASE --export-seg OUT.dcm --plan NAME [--include-identifiers]
 
 CASE is a ``.surgiplan`` bundle or a folder holding exactly one (e.g. a ``surgiplan sample``
 folder). Coordinates LPS mm; an imported RAS markups file is converted. Exit codes: 0 ok; 2 bad
@@ -43,7 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--frame", choices=("LPS", "RAS"), default="LPS",
                    help="STL coordinate frame (default LPS)")
     p.add_argument("--export-seg", type=Path, metavar="FILE",
-                   help="write the plan's resection and ablation zones as DICOM SEG")
+                   help="write the plan's resection and ablation zones as DICOM SEG "
+                   "(references the case's source series; de-identified by default)")
+    p.add_argument("--include-identifiers", action="store_true",
+                   help="--export-seg keeps the patient's name, ID, dates and the original "
+                   "UIDs (logged)")
     p.add_argument("--actor", default="", metavar="NAME", help="your name for the audit log")
     p.set_defaults(func=run)
 
@@ -166,5 +170,10 @@ def _export_objects(bundle: Path, plan_set: Any, args: argparse.Namespace) -> in
                                frame=args.frame):
             print(path)
     if args.export_seg:
-        print(export_zones_dicom_seg(twin, plan, args.export_seg).seg_path)
+        result = export_zones_dicom_seg(twin, plan, args.export_seg,
+                                        include_identifiers=args.include_identifiers)
+        print(result.seg_path)
+        if args.include_identifiers:
+            print("note: this export holds patient identifiers; it was recorded in "
+                  "SurgiPlan's identifiers.log", file=sys.stderr)
     return 0

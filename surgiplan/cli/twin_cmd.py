@@ -40,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("case", type=Path, help="case bundle (.surgiplan)")
     export.add_argument("--format", required=True, choices=EXPORT_FORMATS,
                         help="seg.nrrd (3D Slicer), nifti / nrrd (label map + labels.json), "
-                        "dicom-seg, or surface meshes stl / obj / ply / vtp (one file per "
+                        "dicom-seg, dicom (the image as a DICOM series in a new --out folder; "
+                        "with --source-dicom the PS3.15 de-identified copy of the original "
+                        "files), or surface meshes stl / obj / ply / vtp (one file per "
                         "structure in the --out folder)")
     export.add_argument("--out", type=Path, required=True, metavar="PATH",
                         help="file to write (a folder for mesh formats)")
@@ -49,9 +51,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--frame", choices=("LPS", "RAS"), default="LPS",
                         help="mesh coordinates: LPS mm (default, DICOM) or RAS mm (Slicer)")
     export.add_argument("--source-dicom", type=Path, metavar="DIR",
-                        help="dicom-seg: the case's original DICOM series to reference; "
-                        "without it the image is first written as a DICOM series next to "
-                        "the SEG")
+                        help="the case's original DICOM series: dicom-seg references it "
+                        "(needed only for cases saved before SurgiPlan kept the source "
+                        "reference), dicom de-identifies it")
+    export.add_argument("--include-identifiers", action="store_true",
+                        help="DICOM exports keep the patient's name, ID, dates and the original "
+                        "UIDs (default: PS3.15 de-identified); each such export is logged")
     export.set_defaults(func=run_export)
 
     info = commands.add_parser("info", help="describe a case bundle")
@@ -84,7 +89,11 @@ def run_export(args: argparse.Namespace) -> int:
 
     twin = load_bundle(args.case)
     written = export_twin(twin, args.format, args.out, names=args.structure or None,
-                          frame=args.frame, source_dicom=args.source_dicom)
+                          frame=args.frame, source_dicom=args.source_dicom,
+                          include_identifiers=args.include_identifiers)
+    if args.include_identifiers and args.format.startswith("dicom"):
+        print("note: this export holds patient identifiers; it was recorded in SurgiPlan's "
+              "identifiers.log", file=sys.stderr)
     frame = args.frame if args.format in MESH_FORMATS else "LPS"
     print(f"Exported {len(written)} file(s) from {args.case} ({args.format}, {frame} mm):")
     for path in written:

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from surgiplan import __version__
 from surgiplan.errors import BadInputError
+from surgiplan.io import source_series
 from surgiplan.io.atomic import atomic_write
 from surgiplan.io.labelmaps import (
     geometry_from_nrrd_header,
@@ -40,6 +41,7 @@ from surgiplan.io.labelmaps import (
     read_nrrd_stream,
 )
 from surgiplan.io.seg_nrrd import seg_nrrd_bytes, seg_nrrd_from_stream
+from surgiplan.io.source_series import SourceSeries
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.structures import Role, Segmentation, Structure
 from surgiplan.model.surface import SurfaceMesh
@@ -116,6 +118,7 @@ class Manifest(_Strict):
     image: ImageModel
     structures: list[StructureModel] = []
     provenance: ProvenanceModel
+    source: SourceSeries | None = None  # the DICOM series to reference (source_series.py)
     files: dict[str, str]
 
 
@@ -215,14 +218,17 @@ def bundle_entries(twin: Twin, *, include_identifiers: bool = False) -> dict[str
     for name, data in twin.bundle_extras.items():
         if _safe_entry_name(name) and name.startswith(EXTRA_FOLDERS):
             entries[name] = data
+    ident = source_series.bundle_fields(twin, include_identifiers=include_identifiers)
     manifest = {
         "format": FORMAT, "schema_version": SCHEMA_VERSION, "coordinate_system": "LPS",
         "units": "mm", "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "software": f"SurgiPlan {__version__}", "patient_ref": twin.patient_ref,
-        "image": _image_model(twin.image), "structures": structures,
-        "provenance": twin.provenance.to_json(),
+        "image": {**_image_model(twin.image), **ident["image"]}, "structures": structures,
+        "provenance": {**twin.provenance.to_json(), **ident["provenance"]},
         "files": {name: _sha256(data) for name, data in entries.items()},
     }
+    if ident["source"] is not None:
+        manifest["source"] = ident["source"]
     if include_identifiers:
         manifest["patient"] = _patient_identifiers(twin)
     entries[MANIFEST] = json.dumps(manifest, indent=1).encode("utf-8")
@@ -443,6 +449,7 @@ def load_bundle(
             raise reader.fail(missing[0], "is missing")
     if manifest.patient:
         image.metadata["patient"] = dict(manifest.patient)
+    source_series.attach(image, manifest.source)
     twin = Twin(image, segmentation, patient_ref=manifest.patient_ref,
                 provenance=Provenance.from_json(manifest.provenance.model_dump()))
     twin.set_cached_surfaces(meshes)

@@ -11,11 +11,14 @@ Patient reference
 De-identified export
     ``deidentify_series(files, out_dir)`` applies the DICOM PS3.15 Annex E Basic Application
     Level Confidentiality Profile through dicognito (one ``Anonymizer`` per call, so every UID,
-    name, ID and shifted date is remapped consistently across the series), removes private
+    name, ID and shifted date is remapped consistently across the series; the seed defaults to
+    ``installation_dicom_seed()``, so the same source always maps to the same UIDs on this
+    installation and matches SurgiPlan's de-identified SEGs), removes private
     attributes (the profile's default, no "retain safe private" option), and records the
     method: PatientIdentityRemoved = YES, DeidentificationMethod and
     DeidentificationMethodCodeSequence = (113100, DCM, "Basic Application Confidentiality
     Profile"). Pixel data is not scrubbed: files whose BurnedInAnnotation is YES are refused.
+    Files are written atomically, owner-only (0600).
 """
 
 from __future__ import annotations
@@ -82,8 +85,18 @@ def patient_pseudonym(patient_id: str, *, secret: bytes | None = None) -> str:
     return "P-" + base64.b32encode(digest).decode("ascii")[:10]
 
 
+def installation_dicom_seed(secret: bytes | None = None) -> str:
+    """The dicognito seed of this installation: HMAC-SHA256(secret, purpose) in hex.
+
+    Derived from the pseudonym secret, so it is as private as that file: whoever holds it can
+    re-link de-identified UIDs to the originals.
+    """
+    key = installation_secret() if secret is None else secret
+    return hmac.new(key, b"surgiplan dicognito seed v1", hashlib.sha256).hexdigest()
+
+
 # ---------------------------------------------------------------------------- DICOM export
-def _add_method(dataset) -> None:
+def add_deidentification_method(dataset) -> None:
     """Record the Basic Profile as PS3.15 E.1.1 requires (on top of dicognito's entries)."""
     from pydicom.dataset import Dataset
 
@@ -125,8 +138,9 @@ def deidentify_series(
 ) -> list[Path]:
     """Write de-identified copies of DICOM ``files`` as ``out_dir/IM00001.dcm`` ...
 
-    UIDs are remapped consistently within the call, so a series stays one series. ``seed``
-    makes the remapping reproducible (keep it secret: it can re-link the output). Returns the
+    UIDs are remapped consistently, so a series stays one series. ``seed`` (default: this
+    installation's, see :func:`installation_dicom_seed`) makes the remapping reproducible
+    (keep it secret: it can re-link the output). Returns the
     written paths in input order. ``out_dir`` must be new or empty.
     """
     from dicognito.anonymizer import Anonymizer
@@ -137,7 +151,7 @@ def deidentify_series(
                             action="Give the files of one series")
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
-    anonymizer = Anonymizer(seed=seed)
+    anonymizer = Anonymizer(seed=installation_dicom_seed() if seed is None else seed)
     written: list[Path] = []
     for n, path in enumerate(paths):
         check(cancel)
@@ -148,14 +162,18 @@ def deidentify_series(
                                 action="De-identify this series with a tool that scrubs pixels")
         anonymizer.anonymize(dataset)
         dataset.remove_private_tags()
-        _add_method(dataset)
-        target = out_dir / f"IM{n + 1:05d}.dcm"
-        try:
-            dataset.save_as(target, enforce_file_format=True)
-        except OSError as exc:
-            from surgiplan.io.atomic import os_error_to_bad_input
-
-            raise (os_error_to_bad_input(exc, target) or exc) from exc
-        written.append(target)
+        add_deidentification_method(dataset)
+        written.append(save_dataset(dataset, out_dir / f"IM{n + 1:05d}.dcm"))
         report(progress, (n + 1) / len(paths), f"de-identified {n + 1}/{len(paths)} files")
     return written
+
+
+def save_dataset(dataset, path: str | Path) -> Path:
+    """Write a DICOM dataset as a Part 10 file, atomically and owner-only (0600)."""
+    import io
+
+    from surgiplan.io.atomic import write_bytes_atomic
+
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    return write_bytes_atomic(path, buffer.getvalue())

@@ -6,10 +6,14 @@ else the generic "Tissue" code). The SEG frames are placed explicitly in patient
 (highdicom ``Volume``: PlanePositionSequence per frame), so they stay right even when the image
 grid was resampled from a tilted series. Which series it references:
 
-* the twin's own source DICOM files (``image.metadata["files"]``, or ``source_files`` given by
-  the caller) when they exist and belong to the image's series;
-* otherwise the image is first written as a DICOM series next to the SEG (``<stem>_image/``,
-  via :func:`surgiplan.io.dicom_write.write_series`) and the SEG references that series.
+* the case's source series (:mod:`surgiplan.io.source_series`: kept in the case bundle, or read
+  once from the files the twin was built from), de-identified by default with the
+  installation's consistent PS3.15 UID mapping, the original with ``include_identifiers``;
+  highdicom is given minimal datasets carrying the reference's UIDs and slice geometry, so
+  nothing else of the source headers (institution, descriptions, device serial) reaches the SEG;
+* otherwise (a case from NRRD / NIfTI) the image is first written as a DICOM series next to the
+  SEG (``<stem>_image/``) with UIDs derived from the image, so every SEG of one case is in one
+  study and frame of reference.
 
 SurgiPlan's role and safety margin travel in each segment's SegmentDescription as
 ``SurgiPlan role=critical margin_mm=2``; SEGs from elsewhere read as role "other", margin 0.
@@ -30,7 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from surgiplan.errors import BadInputError
+from surgiplan.io import source_series
+from surgiplan.io.deidentify import add_deidentification_method, save_dataset
 from surgiplan.io.labelmaps import label_map_onto_image
+from surgiplan.io.source_series import SourceSeries
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.structures import Role, Segmentation, Structure
 from surgiplan.model.twin import Twin
@@ -112,34 +119,59 @@ def _algorithm():
 
 # ---------------------------------------------------------------------------- source series
 def source_datasets(files: Sequence[str | Path], series_uid: str) -> list | None:
-    """Headers of the files of ``series_uid`` (no pixels), or None when they are unusable."""
-    import pydicom
-
-    out = []
-    for f in files:
-        try:
-            ds = pydicom.dcmread(f, stop_before_pixels=True)
-        except (OSError, pydicom.errors.InvalidDicomError):
-            return None
-        if series_uid and str(ds.get("SeriesInstanceUID", "")) != series_uid:
-            continue
-        if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
-            del ds.SpecificCharacterSet  # empty means the default repertoire; highdicom wants none
-        out.append(ds)
-    if not out or not all("FrameOfReferenceUID" in ds and "Rows" in ds for ds in out):
-        return None
-    return out
+    """Minimal datasets of the files of ``series_uid`` (original or de-identified UID), or None
+    when no usable image of that series is among them."""
+    found = source_series.from_files(files, series_uid)
+    return None if found is None else source_series.datasets(found)
 
 
-def _write_reference_series(twin: Twin, folder: Path) -> list:
-    import pydicom
+def _derived_uid(*parts: str) -> str:
+    """A UID that is a function of ``parts`` (same case, same UID)."""
+    from pydicom.uid import generate_uid
 
+    return generate_uid(prefix=None, entropy_srcs=["surgiplan", *parts])
+
+
+def image_series_uids(twin: Twin, source: SourceSeries | None) -> dict:
+    """Study, series, frame-of-reference and per-slice SOP UIDs for writing the twin's image
+    as a DICOM series: in the source's study and frame of reference when there is one, else
+    derived from the image content, so every export of one case gives the same UIDs."""
+    import hashlib
+
+    digest = hashlib.sha256(np.ascontiguousarray(twin.image.array).tobytes())
+    digest.update(repr(twin.geometry.to_json()).encode())
+    key = digest.hexdigest()
+    study = source.study_uid if source else _derived_uid("study", key)
+    frame = source.frame_of_reference_uid if source else _derived_uid("frame", key)
+    series = _derived_uid("series", study, key)
+    n = twin.geometry.size[2]
+    return {"study_uid": study, "frame_of_reference_uid": frame, "series_uid": series,
+            "sop_instance_uids": [_derived_uid("sop", series, str(k)) for k in range(n)]}
+
+
+def write_image_series(twin: Twin, folder: Path, *, source: SourceSeries | None,
+                       progress: ProgressCallback | None = None,
+                       cancel: CancelToken | None = None) -> list[Path]:
+    """Write the twin's image as a derived DICOM series in ``folder`` (see
+    :func:`image_series_uids`); patient / study attributes come from ``source`` (as given:
+    de-identify it first), else the case's pseudonymous reference."""
     from surgiplan.io.dicom_write import write_series
 
     ref = twin.patient_ref or "ANON"
-    files = write_series(twin.image, folder, patient_name=f"SurgiPlan^{ref}", patient_id=ref,
-                         series_description="SurgiPlan twin image")
-    return [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    identity = dict(source.identity) if source else {"PatientName": f"SurgiPlan^{ref}",
+                                                     "PatientID": ref}
+    return write_series(twin.image, folder, identity=identity,
+                        series_description="SurgiPlan twin image",
+                        **image_series_uids(twin, source), progress=progress, cancel=cancel)
+
+
+def _write_reference_series(twin: Twin, folder: Path) -> SourceSeries:
+    written = write_image_series(twin, folder, source=None)
+    reference = source_series.from_headers(source_series.read_headers(written),
+                                            deidentified=True)
+    if reference is None:
+        raise RuntimeError(f"the DICOM series written to {folder} cannot be referenced")
+    return reference
 
 
 def _volume_affine(geometry: ImageGeometry) -> np.ndarray:
@@ -157,21 +189,44 @@ class SegWriteResult:
     written_series_dir: Path | None
 
 
+def export_reference(twin: Twin, *, source: SourceSeries | None = None,
+                     include_identifiers: bool = False,
+                     path: str | Path = "") -> SourceSeries | None:
+    """The source reference a DICOM export of ``twin`` uses: ``source`` or the case's own,
+    de-identified unless ``include_identifiers`` (refused when the case no longer holds the
+    identifiers); None when the case has no DICOM source."""
+    reference = source if source is not None else source_series.source_of(twin.image)
+    if reference is None:
+        return None
+    if not include_identifiers:
+        return source_series.deidentify(reference)
+    if reference.deidentified:
+        raise BadInputError(
+            "the case was saved de-identified (the default), so it no longer holds the "
+            "patient identifiers and original UIDs", path=path or None,
+            action="Drop --include-identifiers, give --source-dicom with the original "
+            "series, or rebuild the case with --include-identifiers")
+    return reference
+
+
 def write_dicom_seg(
     twin: Twin,
     path: str | Path,
     *,
     names: Sequence[str] | None = None,
-    source_files: Sequence[str | Path] | None = None,
+    source: SourceSeries | None = None,
+    include_identifiers: bool = False,
     algorithm_type: str = "SEMIAUTOMATIC",
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> SegWriteResult:
     """Write the twin's structures (``names``, default all) as a DICOM SEG file at ``path``.
 
-    ``algorithm_type``: "MANUAL" or "SEMIAUTOMATIC". See the module docstring for which series
-    the SEG references. Returns the SEG path, the referenced SeriesInstanceUID and the folder
-    of the series written for it (None when the source series was referenced).
+    ``algorithm_type``: "MANUAL" or "SEMIAUTOMATIC". The SEG references ``source`` or the
+    case's own source series (:func:`export_reference`: de-identified by default, with the
+    installation's consistent UID mapping); a case without one gets its image written first as
+    a DICOM series beside the SEG. Written atomically, owner-only (0600). Returns the SEG path,
+    the referenced SeriesInstanceUID and the folder of the series written for it (or None).
     """
     import highdicom as hd
 
@@ -182,15 +237,16 @@ def write_dicom_seg(
     if not structures:
         raise BadInputError("the case has no structures to write", path=path,
                             action="Add or import structures first")
-    files = source_files if source_files is not None else twin.image.metadata.get("files", [])
-    sources = source_datasets(files, twin.image.series_uid) if files else None
+    reference = export_reference(twin, source=source, include_identifiers=include_identifiers,
+                                 path=path)
     written = None
-    if sources is None:
+    if reference is None:
         written = path.parent / f"{path.name.split('.')[0]}_image"
-        sources = _write_reference_series(twin, written)
+        reference = _write_reference_series(twin, written)
+    sources = source_series.datasets(reference)
     report(progress, 0.3, "source series ready")
     volume = hd.Volume(_stack(twin, structures, cancel), _volume_affine(twin.geometry), "PATIENT",
-                       frame_of_reference_uid=sources[0].FrameOfReferenceUID,
+                       frame_of_reference_uid=reference.frame_of_reference_uid,
                        channels={"SegmentNumber": list(range(1, len(structures) + 1))})
     descriptions = [_segment_description(n, s, algorithm_type)
                     for n, s in enumerate(structures, start=1)]
@@ -202,11 +258,15 @@ def write_dicom_seg(
         manufacturer_model_name="SurgiPlan", software_versions=_version(),
         device_serial_number="0", content_label="SURGIPLAN", series_description="SurgiPlan SEG",
     )
+    if reference.deidentified:
+        add_deidentification_method(seg)
     report(progress, 0.9, "segmentation encoded")
     path.parent.mkdir(parents=True, exist_ok=True)
-    seg.save_as(path)
+    save_dataset(seg, path)
+    if include_identifiers and not reference.deidentified:
+        source_series.log_identified_export("DICOM SEG", path)
     report(progress, 1.0, "DICOM SEG written")
-    return SegWriteResult(path, str(sources[0].SeriesInstanceUID), written)
+    return SegWriteResult(path, reference.series_uid, written)
 
 
 def _version() -> str:

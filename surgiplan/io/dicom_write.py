@@ -7,6 +7,7 @@ direction columns 0 and 1, ImagePositionPatient of slice k = origin + direction[
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from surgiplan.io.deidentify import save_dataset
 from surgiplan.model.volume import ImageVolume
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
 
@@ -77,14 +79,44 @@ def bits_needed(stored: np.ndarray) -> int:
     return min(16, max(12, need))
 
 
+def _identity_attributes(ds: Dataset, identity: dict[str, str], now: datetime) -> None:
+    """Patient and General Study attributes: ``identity`` values (kept as given, empty too:
+    a derived series joins the source's study), else empty / today."""
+    ds.PatientName = identity.get("PatientName", "")
+    ds.PatientID = identity.get("PatientID", "")
+    ds.PatientBirthDate = identity.get("PatientBirthDate", "")
+    ds.PatientSex = identity.get("PatientSex", "") or "O"
+    ds.StudyDate = identity.get("StudyDate", now.strftime("%Y%m%d"))
+    ds.StudyTime = identity.get("StudyTime", now.strftime("%H%M%S"))
+    ds.StudyID = identity.get("StudyID", "1")
+    ds.AccessionNumber = identity.get("AccessionNumber", "")
+    ds.ReferringPhysicianName = identity.get("ReferringPhysicianName", "")
+
+
+def _modality_attributes(ds: Dataset, modality: str) -> None:
+    """The CT / MR Image module attributes we cannot know for a derived volume: type 2 (present,
+    empty) and, for MR's type-1 ScanningSequence / SequenceVariant, "RM" (research mode) and
+    "NONE"."""
+    if modality == "CT":
+        ds.KVP = ""
+        return
+    ds.ScanningSequence = "RM"
+    ds.SequenceVariant = "NONE"
+    ds.ScanOptions = ""
+    ds.MRAcquisitionType = ""
+    ds.RepetitionTime = ""
+    ds.EchoTime = ""
+    ds.EchoTrainLength = ""
+
+
 def _base_dataset(
     volume: ImageVolume,
     *,
-    patient_name: str,
-    patient_id: str,
+    identity: dict[str, str],
     series_description: str,
     study_uid: str,
     series_uid: str,
+    frame_of_reference_uid: str,
     slope: float,
     intercept: float,
     signed: bool,
@@ -96,32 +128,30 @@ def _base_dataset(
     now = datetime.now(UTC)
     centre, width = volume.default_window()
     ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
+    ds.SpecificCharacterSet = "ISO_IR 192" if any(
+        not v.isascii() for v in (*identity.values(), series_description)) else "ISO_IR 100"
+    # MR's defined terms for value 3 do not include AXIAL; it is optional, so MR omits it
+    ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"] if modality == "CT" else [
+        "DERIVED", "SECONDARY"]
     ds.SOPClassUID = sop_class
-    ds.StudyDate = ds.SeriesDate = ds.ContentDate = now.strftime("%Y%m%d")
-    ds.StudyTime = ds.SeriesTime = ds.ContentTime = now.strftime("%H%M%S")
-    ds.AccessionNumber = ""
+    _identity_attributes(ds, identity, now)
+    ds.SeriesDate = ds.ContentDate = now.strftime("%Y%m%d")
+    ds.SeriesTime = ds.ContentTime = now.strftime("%H%M%S")
     ds.Modality = modality
-    ds.Manufacturer = "SurgiPlan phantom"
-    ds.ReferringPhysicianName = ""
-    ds.StudyDescription = "SurgiPlan phantom study"
-    ds.SeriesDescription = series_description or volume.description
-    ds.PatientName = patient_name
-    ds.PatientID = patient_id
-    ds.PatientBirthDate = ""
-    ds.PatientSex = "O"
+    ds.Manufacturer = "SurgiPlan"
+    ds.SeriesDescription = series_description
+    ds.Laterality = ""  # type 2C: unknown for a whole volume
     ds.SliceThickness = _ds_number(geo.spacing_mm[2])
     ds.SpacingBetweenSlices = _ds_number(geo.spacing_mm[2])
     ds.PatientPosition = "HFS"
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = series_uid
-    ds.StudyID = "1"
     ds.SeriesNumber = 1
     ds.AcquisitionNumber = 1
     ds.ImageOrientationPatient = [_ds_number(v) for v in geo.direction[:, :2].T.reshape(-1)]
-    ds.FrameOfReferenceUID = generate_uid()
+    ds.FrameOfReferenceUID = frame_of_reference_uid
     ds.PositionReferenceIndicator = ""
+    _modality_attributes(ds, modality)
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.Rows = geo.size[1]
@@ -133,9 +163,10 @@ def _base_dataset(
     ds.PixelRepresentation = int(signed)
     ds.WindowCenter = _ds_number(centre)
     ds.WindowWidth = _ds_number(width)
-    ds.RescaleIntercept = _ds_number(intercept)
-    ds.RescaleSlope = _ds_number(slope)
-    ds.RescaleType = "HU" if modality == "CT" else "US"
+    if modality == "CT" or slope != 1.0 or intercept != 0.0:  # MR: only when values are scaled
+        ds.RescaleIntercept = _ds_number(intercept)
+        ds.RescaleSlope = _ds_number(slope)
+        ds.RescaleType = "HU" if modality == "CT" else "US"
     return ds
 
 
@@ -154,9 +185,12 @@ def write_series(
     *,
     patient_name: str = "Phantom^Anon",
     patient_id: str = "PHANTOM",
+    identity: dict[str, str] | None = None,
     series_description: str = "",
     study_uid: str | None = None,
     series_uid: str | None = None,
+    frame_of_reference_uid: str | None = None,
+    sop_instance_uids: Sequence[str] | None = None,
     transfer_syntax: str = ExplicitVRLittleEndian,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
@@ -166,19 +200,24 @@ def write_series(
     SOP class is CT Image Storage for modality CT, else MR Image Storage. Values are stored as
     16-bit integers with RescaleSlope/Intercept (see :func:`stored_values`). A compressed
     ``transfer_syntax`` (RLE, JPEG-LS, JPEG 2000 lossless) is encoded through pydicom's
-    encoders. Returns the written paths.
+    encoders. ``identity`` (DICOM keyword -> value: PatientName, PatientID, StudyDate, ...)
+    overrides ``patient_name`` / ``patient_id``; UIDs not given are new. Each file is written
+    atomically, owner-only (0600). Returns the written paths.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ts = UID(transfer_syntax)
     stored, slope, intercept = stored_values(volume.array, volume.modality)
+    n = volume.geometry.size[2]
+    if sop_instance_uids is not None and len(sop_instance_uids) != n:
+        raise ValueError(f"{len(sop_instance_uids)} SOP instance UIDs for {n} slices")
     ds = _base_dataset(
         volume,
-        patient_name=patient_name,
-        patient_id=patient_id,
-        series_description=series_description,
+        identity=identity or {"PatientName": patient_name, "PatientID": patient_id},
+        series_description=series_description or volume.description,
         study_uid=study_uid or generate_uid(),
         series_uid=series_uid or generate_uid(),
+        frame_of_reference_uid=frame_of_reference_uid or generate_uid(),
         slope=slope,
         intercept=intercept,
         signed=stored.dtype == np.int16,
@@ -189,20 +228,17 @@ def write_series(
     step = normal * geo.spacing_mm[2]
     origin = np.asarray(geo.origin_lps)
     paths: list[Path] = []
-    n = geo.size[2]
     for k in range(n):
         check(cancel)
         position = origin + step * k
         ds.file_meta = _file_meta(ds.SOPClassUID, ts)
-        ds.SOPInstanceUID = generate_uid()
+        ds.SOPInstanceUID = sop_instance_uids[k] if sop_instance_uids else generate_uid()
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         ds.InstanceNumber = k + 1
         ds.ImagePositionPatient = [_ds_number(v) for v in position]
         ds.SliceLocation = _ds_number(float(position @ normal))
         _set_pixels(ds, stored[k], ts)
-        path = out_dir / f"IM_{k + 1:04d}.dcm"
-        ds.save_as(path, enforce_file_format=True)
-        paths.append(path)
+        paths.append(save_dataset(ds, out_dir / f"IM_{k + 1:04d}.dcm"))
         report(progress, (k + 1) / n, f"wrote slice {k + 1}/{n}")
     return paths
 

@@ -180,9 +180,48 @@ def read_nifti(path: str | Path) -> tuple[np.ndarray, ImageGeometry]:
     if data.ndim != 3:
         raise BadInputError(f"the image has shape {data.shape}, SurgiPlan needs a 3D volume",
                             path=path, action="Export a single 3D volume")
+    _check_qform_sform(header, data.shape, path=path)
     ijk_to_lps = _RAS_FROM_LPS @ np.asarray(image.affine, dtype=float)
     geometry = geometry_from_matrix(ijk_to_lps, data.shape, path=path)
     return np.ascontiguousarray(data.transpose(2, 1, 0)), geometry
+
+
+def _corners(affine: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """World positions (mm) of the 8 corner voxel centres of a grid of ``shape``."""
+    ijk = np.array([[i, j, k, 1.0] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1)
+                    for k in (0, shape[2] - 1)])
+    return (ijk @ np.asarray(affine, float).T)[:, :3]
+
+
+def _check_qform_sform(header: Any, shape: tuple[int, ...], *, path: str | Path) -> None:
+    """Refuse a NIfTI whose qform and sform are both set but place the voxels differently.
+
+    nibabel (like most readers) silently prefers the sform; when the two disagree (a header
+    edited by one tool and not the other: mirrored, shifted or rotated) nobody knows which is
+    right, so the file is refused - as dcm2niix and ITK-SNAP warn - with both orientations and
+    the largest displacement of a corner voxel. Agreement within a tenth of the smallest
+    voxel spacing (float32 rounding of the quaternion) is accepted.
+    """
+    import nibabel as nib
+
+    if int(header["sform_code"]) <= 0 or int(header["qform_code"]) <= 0:
+        return
+    qform, sform = header.get_qform(), header.get_sform()
+    if not (np.all(np.isfinite(qform)) and np.all(np.isfinite(sform))):
+        return
+    gap_mm = float(np.max(np.linalg.norm(_corners(qform, shape) - _corners(sform, shape),
+                                         axis=1)))
+    spacing = np.linalg.norm(np.asarray(sform, float)[:3, :3], axis=0)
+    if gap_mm <= 0.1 * max(float(np.min(spacing)), 1e-6):
+        return
+    q_axes, s_axes = "".join(nib.aff2axcodes(qform)), "".join(nib.aff2axcodes(sform))
+    how = (f"the qform says the axes point {q_axes}, the sform {s_axes}" if q_axes != s_axes
+           else f"both say {q_axes}")
+    raise BadInputError(
+        f"its qform and sform disagree ({how}; a corner voxel lands up to {gap_mm:.1f} mm "
+        "apart), so which side of the patient is which is unknown", path=path,
+        action="Fix the header in the program that made it so both agree (e.g. set the wrong "
+        "one from the right one with fslorient), or re-export the label map from its source")
 
 
 def nifti_bytes(array: np.ndarray, geometry: ImageGeometry, *, gzipped: bool) -> bytes:
@@ -193,6 +232,7 @@ def nifti_bytes(array: np.ndarray, geometry: ImageGeometry, *, gzipped: bool) ->
     image = nib.Nifti1Image(np.ascontiguousarray(array.transpose(2, 1, 0)), affine_ras)
     image.set_sform(affine_ras, code=1)
     image.set_qform(affine_ras, code=1)
+    image.header.set_xyzt_units("mm", "sec")
     data = image.to_bytes()
     return gzip.compress(data, compresslevel=1) if gzipped else data
 
@@ -282,16 +322,38 @@ def label_map_onto_image(
     resampled = resample_to_grid(labels, label_geometry, image_geometry, interpolation="label")
     if warnings_out is not None:
         warnings_out.append(
-            f"{Path(path).name}: the label map's grid (size {label_geometry.size}, spacing "
-            f"{_mm(label_geometry.spacing_mm)} mm) differs from the image grid (size "
-            f"{image_geometry.size}, spacing {_mm(image_geometry.spacing_mm)} mm); it was "
-            "resampled onto the image grid with nearest-label interpolation."
+            f"{Path(path).name}: the label map's grid differs from the image grid in "
+            f"{grid_difference(label_geometry, image_geometry)}; it was resampled onto the "
+            "image grid with nearest-label interpolation."
         )
     return resampled
 
 
+def grid_difference(a: ImageGeometry, b: ImageGeometry) -> str:
+    """What differs between two grids, each value stated for both (label map first)."""
+    parts = []
+    if tuple(a.size) != tuple(b.size):
+        parts.append(f"size ({a.size} vs {b.size})")
+    if not np.allclose(a.spacing_mm, b.spacing_mm, atol=1e-4):
+        parts.append(f"spacing ({_mm(a.spacing_mm)} vs {_mm(b.spacing_mm)} mm)")
+    if not np.allclose(a.origin_lps, b.origin_lps, atol=1e-3):
+        parts.append(f"origin (LPS {_vec(a.origin_lps)} vs {_vec(b.origin_lps)} mm)")
+    if not np.allclose(a.direction, b.direction, atol=1e-5):
+        parts.append(f"axis directions (LPS {_axes(a)} vs {_axes(b)})")
+    return ", ".join(parts) or "sub-micrometre rounding only"
+
+
+def _axes(geometry: ImageGeometry) -> str:
+    """The image axes i, j, k as rounded LPS direction vectors."""
+    return " ".join(_vec(col, "{:.2f}") for col in np.asarray(geometry.direction).T)
+
+
+def _vec(values: Any, fmt: str = "{:.1f}") -> str:
+    return "(" + ", ".join(fmt.format(float(v)) for v in values) + ")"
+
+
 def _mm(values: Any) -> str:
-    return "x".join(f"{v:.3g}" for v in values)
+    return "x".join(f"{v:.4g}" for v in values)
 
 
 def _extent_text(geometry: ImageGeometry) -> str:

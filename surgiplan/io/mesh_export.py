@@ -27,10 +27,17 @@ MESH_FORMATS = ("stl", "obj", "ply", "vtp")
 Frame = Literal["LPS", "RAS"]
 
 
+STATEMENT_CHARS = 79  # a binary STL header is 80 bytes; VTK keeps 79 characters and a NUL
+
+
 def frame_statement(name: str, frame: Frame) -> str:
-    """One ASCII line stating what the file holds, e.g. 'SurgiPlan liver; LPS mm'."""
+    """One ASCII line (<= 79 characters) stating frame, unit and structure, e.g.
+    'coordinates LPS mm (DICOM patient LPS); SurgiPlan liver'. The frame and unit come first
+    and are never cut; a long structure name is shortened (ending in '~')."""
+    head = f"coordinates {frame} mm (DICOM patient {frame}); SurgiPlan "
     clean = re.sub(r"[^\x20-\x7e]", "_", name).strip() or "structure"
-    return f"SurgiPlan {clean}; coordinates {frame} mm (DICOM patient {frame})"[:79]
+    room = STATEMENT_CHARS - len(head)
+    return head + (clean if len(clean) <= room else clean[: room - 1] + "~")
 
 
 def mesh_in_frame(mesh: SurfaceMesh, frame: Frame) -> SurfaceMesh:

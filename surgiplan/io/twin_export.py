@@ -3,8 +3,16 @@
 Formats (``EXPORT_FORMATS``): ``seg.nrrd`` (3D Slicer, LPS, names/colours/tags), ``nifti`` and
 ``nrrd`` (one label map, values 1..N in structure order, plus a ``labels.json``
 (``surgiplan.labels/1``) beside it; overlapping structures cannot share one label map and are
-refused), ``dicom-seg`` (see :mod:`surgiplan.io.dicom_seg` for which series it references) and
-``stl`` / ``obj`` / ``ply`` / ``vtp`` (one surface file per structure in a folder).
+refused), ``dicom-seg`` (see :mod:`surgiplan.io.dicom_seg` for which series it references),
+``dicom`` (the case's image as a DICOM series in a new folder, in the source's study and frame
+of reference; with ``source_dicom`` instead the PS3.15 de-identified copy of the original files
+of the case's series) and ``stl`` / ``obj`` / ``ply`` / ``vtp`` (one surface file per structure
+in a folder).
+
+Patient data: every DICOM export is de-identified by default (PS3.15 Basic Profile, UIDs mapped
+consistently per installation, see :mod:`surgiplan.io.source_series`); ``include_identifiers``
+keeps the original identity and UIDs and is logged. The other formats hold no patient
+attributes. Every file is written atomically and owner-only (0600).
 """
 
 from __future__ import annotations
@@ -19,11 +27,12 @@ from surgiplan.errors import BadInputError
 from surgiplan.io.atomic import write_bytes_atomic
 from surgiplan.io.labelmaps import LABELS_SCHEMA, write_label_map
 from surgiplan.io.mesh_export import MESH_FORMATS, Frame, export_structure_meshes
+from surgiplan.io.source_series import SourceSeries
 from surgiplan.model.structures import Segmentation, Structure
 from surgiplan.model.twin import Twin
 from surgiplan.progress import CancelToken, ProgressCallback
 
-EXPORT_FORMATS = ("seg.nrrd", "nifti", "nrrd", "dicom-seg", *MESH_FORMATS)
+EXPORT_FORMATS = ("seg.nrrd", "nifti", "nrrd", "dicom-seg", "dicom", *MESH_FORMATS)
 LABEL_NAMES_FILE = "labels.json"
 
 
@@ -92,10 +101,16 @@ def export_twin(
     names: Sequence[str] | None = None,
     frame: Frame = "LPS",
     source_dicom: str | Path | None = None,
+    include_identifiers: bool = False,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> list[Path]:
-    """Write the twin's structures (``names``, default all) as ``fmt``; returns written files."""
+    """Write the twin's structures (``names``, default all) as ``fmt``; returns written files.
+
+    ``source_dicom``: folder of the case's original series (dicom-seg: reference it from there;
+    dicom: de-identify it). ``include_identifiers``: DICOM exports keep the patient identity
+    and original UIDs (logged); default de-identified.
+    """
     out = Path(out)
     structures = _selected(twin, names)
     chosen = [s.name for s in structures]
@@ -108,7 +123,11 @@ def export_twin(
         _check_suffix(out, (".nii", ".nii.gz") if fmt == "nifti" else (".nrrd",))
         return write_label_map_with_names(twin.segmentation, structures, out)
     if fmt == "dicom-seg":
-        return _export_dicom_seg(twin, out, chosen, source_dicom, progress, cancel)
+        return _export_dicom_seg(twin, out, chosen, source_dicom, include_identifiers,
+                                 progress, cancel)
+    if fmt == "dicom":
+        return _export_dicom_image(twin, out, source_dicom, include_identifiers, progress,
+                                   cancel)
     if fmt in MESH_FORMATS:
         if out.exists() and not out.is_dir():
             raise BadInputError("mesh export writes one file per structure into a folder, "
@@ -120,21 +139,60 @@ def export_twin(
                         action=f"Use one of {', '.join(EXPORT_FORMATS)}")
 
 
-def _export_dicom_seg(twin: Twin, out: Path, names: list[str], source_dicom, progress,
-                      cancel) -> list[Path]:
-    from surgiplan.io.dicom_seg import source_datasets, write_dicom_seg
+def _case_series_files(twin: Twin, folder: Path) -> tuple[list[Path], SourceSeries]:
+    """The files of the case's series in ``folder`` (matched by original or de-identified
+    SeriesInstanceUID) and their reference; refused when there are none."""
+    from surgiplan.io import source_series
 
-    files = None
-    if source_dicom is not None:
-        files = _dicom_files(Path(source_dicom))
-        if source_datasets(files, twin.image.series_uid) is None:
-            raise BadInputError(f"no DICOM image of the case's series {twin.image.series_uid} "
-                                "was found there", path=source_dicom,
-                                action="Give the folder of the series the case was built from")
-    result = write_dicom_seg(twin, out, names=names, source_files=files, progress=progress,
+    headers = source_series.read_headers(_dicom_files(folder))
+    uid = twin.image.series_uid
+    mine = [h for h in headers if str(h.get("SeriesInstanceUID", "")) == uid]
+    if not mine and uid:
+        mine = [h for h in headers if source_series.deidentified_uid(
+            str(h.get("SeriesInstanceUID", ""))) == uid]
+    reference = source_series.from_headers(mine)
+    if reference is None:
+        raise BadInputError(f"no DICOM image of the case's series {uid or '(unknown)'} was "
+                            "found there", path=folder,
+                            action="Give the folder of the series the case was built from")
+    return [Path(h.filename) for h in mine], reference
+
+
+def _export_dicom_seg(twin: Twin, out: Path, names: list[str], source_dicom,
+                      include_identifiers: bool, progress, cancel) -> list[Path]:
+    from surgiplan.io.dicom_seg import write_dicom_seg
+
+    source = _case_series_files(twin, Path(source_dicom))[1] if source_dicom else None
+    result = write_dicom_seg(twin, out, names=names, source=source,
+                             include_identifiers=include_identifiers, progress=progress,
                              cancel=cancel)
     extra = sorted(result.written_series_dir.iterdir()) if result.written_series_dir else []
     return [result.seg_path, *extra]
+
+
+def _export_dicom_image(twin: Twin, out: Path, source_dicom, include_identifiers: bool,
+                        progress, cancel) -> list[Path]:
+    """The image as a DICOM series, or the de-identified copy of the source files."""
+    from surgiplan.io import source_series
+    from surgiplan.io.deidentify import deidentify_series
+    from surgiplan.io.dicom_seg import export_reference, write_image_series
+
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise BadInputError("the DICOM export needs a new or empty folder", path=out,
+                            action="Choose a new folder for the DICOM series")
+    if source_dicom is not None:
+        if include_identifiers:
+            raise BadInputError("--include-identifiers with --source-dicom would only copy the "
+                                "original files", path=source_dicom,
+                                action="Copy them yourself, or drop --include-identifiers to "
+                                "get the de-identified copy")
+        files, _ = _case_series_files(twin, Path(source_dicom))
+        return deidentify_series(files, out, progress=progress, cancel=cancel)
+    reference = export_reference(twin, include_identifiers=include_identifiers, path=out)
+    written = write_image_series(twin, out, source=reference, progress=progress, cancel=cancel)
+    if include_identifiers and reference is not None and not reference.deidentified:
+        source_series.log_identified_export("DICOM image series", out)
+    return written
 
 
 def _check_suffix(path: Path, suffixes: tuple[str, ...]) -> None:

@@ -143,12 +143,14 @@ def zones_twin(twin: Twin, context: SimulationContext, plan: Plan, *,
 
 
 def export_zones_dicom_seg(twin: Twin, plan: Plan, path: str | Path, *,
+                           include_identifiers: bool = False,
                            progress: ProgressCallback | None = None,
                            cancel: CancelToken | None = None):
-    """The plan's resection and ablation zones as one DICOM SEG (see ``write_dicom_seg``)."""
+    """The plan's resection and ablation zones as one DICOM SEG referencing the case's source
+    series (see ``write_dicom_seg``; de-identified unless ``include_identifiers``)."""
     from surgiplan.io.dicom_seg import write_dicom_seg
 
     zones = zones_twin(twin, SimulationContext(twin), plan, cancel=cancel)
-    return write_dicom_seg(zones, path, source_files=twin.image.metadata.get("files") or None,
+    return write_dicom_seg(zones, path, include_identifiers=include_identifiers,
                            algorithm_type="SEMIAUTOMATIC", progress=progress, cancel=cancel)
 

@@ -75,6 +75,7 @@ EXPORTS = (
     ("nifti", "NIfTI label map + labels.json…", "NIfTI (*.nii.gz *.nii)", "structures.nii.gz"),
     ("nrrd", "NRRD label map + labels.json…", "NRRD (*.nrrd)", "structures.nrrd"),
     ("dicom-seg", "DICOM SEG…", "DICOM (*.dcm)", "structures.dcm"),
+    ("dicom", "De-identified DICOM image series (PS3.15, new folder)…", None, ""),
     ("stl", "STL surfaces (LPS mm, one per structure)…", None, ""),
     ("obj", "OBJ surfaces (LPS mm)…", None, ""),
     ("ply", "PLY surfaces (LPS mm)…", None, ""),
