@@ -14,16 +14,24 @@ Definitions (LPS mm; signed distance positive outside):
 
 * ``breach_mm``: the largest distance outside bone of any scored point (0 when none is more
   than ``tolerance_mm`` outside; the tolerance absorbs the grid's sub-voxel error).
-* The direction of an outside point is the side of the implant that sticks out: the implant's
-  own outward surface normal there, classified in the vertebra's frame by its dominant
-  component: medial / lateral (towards / away from the vertebra's mid-sagittal plane, where
-  the canal is), superior / inferior, anterior / posterior. Points proximal to where the
-  implant's axis enters the bone (z <= entry depth + the point's distance from the axis, in
-  the implant frame) are the entry: posterior.
-* ``gertzbein_grade`` (Gertzbein & Robbins, Spine 1990;15(1):11-14) from the largest medial,
-  lateral, superior, inferior or anterior breach: A 0 mm, B < 2 mm, C < 4 mm, D < 6 mm,
-  E >= 6 mm. A posterior breach is the shank standing proud of the bone at its entry, not a
-  pedicle-wall breach: it counts in ``breach_mm`` and is reported apart.
+* The direction of an outside point is the bone wall it has passed: the outward normal of the
+  nearest bone surface (the bone distance's gradient at the point), classified in the
+  vertebra's frame (centre: the vertebra's centroid; patient axes) by its dominant component:
+  medial / lateral (towards / away from the mid-sagittal plane, where the canal is),
+  superior / inferior, anterior / posterior. A point anterior of the vertebra's centre is out
+  of the vertebral body: anterior (unless through an endplate: superior / inferior), so a tip
+  through the anterior cortex is an anterior breach, not a pedicle-wall one. Points proximal
+  to where the implant's axis enters the bone (z <= entry depth + the point's distance from
+  the axis, in the implant frame) are the entry: posterior.
+* ``gertzbein_grade``: the modified Gertzbein-Robbins scale in 2 mm steps (A 0 mm, B < 2 mm,
+  C < 4 mm, D < 6 mm, E >= 6 mm; after Gertzbein & Robbins, Spine 1990;15(1):11-14, as used
+  by e.g. Ringel et al., Spine 2012;37(8):E496-E501) from the largest medial, lateral,
+  superior, inferior or anterior breach. A posterior breach is the shank standing proud of
+  the bone at its entry, not a pedicle-wall breach: it counts in ``breach_mm`` and is
+  reported apart.
+* ``bone_share_pct``: % of the shank's axis inside bone (0: the implant is not in a bone).
+* Points off the image grid have no anatomy: their distances are NaN and the pose is not
+  assessable (never a number).
 * ``min_distance_mm`` to a critical structure: min over all the implant's points of the signed
   distance (negative = inside the structure).
 * HU shares: area-weighted fractions of the scored surface in cortical (>= 250 HU), cancellous
@@ -45,15 +53,21 @@ from surgiplan.simulation import SimulationContext
 DIRECTIONS = ("medial", "lateral", "superior", "inferior", "anterior", "posterior")
 GRADED = DIRECTIONS[:5]
 GRADES = ("A", "B", "C", "D", "E")
+ANTERIOR, POSTERIOR = DIRECTIONS.index("anterior"), DIRECTIONS.index("posterior")
 HU_BANDS = {"cortical": (250.0, np.inf), "cancellous": (130.0, 250.0),
             "soft_tissue": (-np.inf, 130.0)}
 NEAR_MM = 2.0  # the exact check re-measures points the grid puts within this of the nearest
-GERTZBEIN_1990 = ("Gertzbein SD, Robbins SE. Accuracy of pedicular screw placement in vivo. "
-                  "Spine 1990;15(1):11-14")
+GERTZBEIN_1990 = ("modified Gertzbein-Robbins classification, 2 mm steps (A 0, B < 2, C < 4, "
+                  "D < 6, E >= 6 mm), after Gertzbein SD, Robbins SE. Accuracy of pedicular "
+                  "screw placement in vivo. Spine 1990;15(1):11-14; as used in Ringel F et al. "
+                  "Spine 2012;37(8):E496-E501")
 
 
 def gertzbein_grade(graded_breach_mm: float) -> str:
-    """A (no breach), B (< 2 mm), C (< 4 mm), D (< 6 mm), E (>= 6 mm)."""
+    """A (no breach), B (< 2 mm), C (< 4 mm), D (< 6 mm), E (>= 6 mm); "" when not a number
+    (not assessable)."""
+    if not np.isfinite(graded_breach_mm):
+        return ""
     if graded_breach_mm <= 0:
         return "A"
     return GRADES[min(4, 1 + int(graded_breach_mm // 2.0))]
@@ -73,7 +87,7 @@ class GridSampler:
     def __call__(self, points_lps: np.ndarray) -> np.ndarray:
         pts = np.asarray(points_lps, float)
         zyx = pts.reshape(-1, 3) @ self._rot.T + self._shift
-        out = map_coordinates(self.array, zyx.T, order=1, mode="nearest")
+        out = map_coordinates(self.array, zyx.T, order=1, mode="nearest", output=np.float64)
         off = np.any((zyx < -0.5) | (zyx > self._upper), axis=1)
         out[off] = self.fill
         return out.reshape(pts.shape[:-1])
@@ -93,23 +107,6 @@ class VertebraFrame:
     axes: np.ndarray = field(default_factory=lambda: np.eye(3))
 
 
-def classify_directions(points_lps: np.ndarray, normals: np.ndarray,
-                        frame: VertebraFrame) -> np.ndarray:
-    """Index into :data:`DIRECTIONS` of each outward normal's dominant vertebra-frame axis."""
-    local = normals @ frame.axes  # left, posterior, superior components
-    side = np.sign((points_lps - frame.centre_lps) @ frame.axes[:, 0])
-    side[side == 0] = 1.0
-    dominant = np.argmax(np.abs(local), axis=1)
-    out = np.empty(len(points_lps), dtype=np.intp)
-    ml = dominant == 0
-    out[ml] = np.where(local[ml, 0] * side[ml] < 0, 0, 1)  # towards the midline = medial
-    ap = dominant == 1
-    out[ap] = np.where(local[ap, 1] > 0, 5, 4)
-    si = dominant == 2
-    out[si] = np.where(local[si, 2] > 0, 2, 3)
-    return out
-
-
 @dataclass
 class ImplantScore:
     """One pose's scores (nominal or one Monte Carlo draw); distances in mm."""
@@ -122,6 +119,7 @@ class ImplantScore:
     hu_share_pct: dict[str, float]
     worst_breach_lps: tuple[float, float, float] | None = None
     method: str = "grid"
+    bone_share_pct: float = float("nan")
 
     @property
     def graded_breach_mm(self) -> float:
@@ -183,11 +181,12 @@ class SceneMaps:
             bone = signed_distance_map(union, geometry)
         else:
             bone = np.full(geometry.shape_zyx, np.inf, np.float32)
-        self.bone = GridSampler(bone, geometry, np.inf)
-        self.criticals = {s.name: GridSampler(context.distance_map(s.name), geometry, np.inf)
+        # off the grid the anatomy is unknown: NaN, never a number
+        self.bone = GridSampler(bone, geometry, np.nan)
+        self.criticals = {s.name: GridSampler(context.distance_map(s.name), geometry, np.nan)
                           for s in self.critical}
         image = context.images[0]
-        self.hu = GridSampler(image.array, geometry, -1000.0)
+        self.hu = GridSampler(image.array, geometry, np.nan)
         self.is_ct = image.modality == "CT" or image.units == "HU"
         self.step_mm = 0.5 * min(geometry.spacing_mm)
         self._context = context
@@ -251,21 +250,117 @@ def local_vertebra_frame(context: SimulationContext, bone: str | None,
     return VertebraFrame(geometry.index_to_lps(zyx.mean(axis=0)[::-1]))
 
 
-def _per_direction(values: np.ndarray, classes: np.ndarray, rows: np.ndarray,
-                   n_rows: int) -> np.ndarray:
-    """(n_rows, 6) max of ``values`` per row and direction class (0 where none)."""
-    out = np.zeros((n_rows, len(DIRECTIONS)))
-    np.maximum.at(out, (rows, classes), values)
+def _per_direction(values: np.ndarray, classes: np.ndarray, outside: np.ndarray) -> np.ndarray:
+    """(n, 6) max of ``values`` (n, p) over the ``outside`` points of each direction class
+    (0 where none)."""
+    out = np.zeros((len(values), len(DIRECTIONS)))
+    for k in range(len(DIRECTIONS)):
+        sel = outside & (classes == k)
+        out[:, k] = np.where(sel, values, 0.0).max(axis=1, initial=0.0)
+    return out
+
+
+@dataclass
+class RawDraws:
+    """Per-pose samples from which scores follow for any bone-boundary offset (mm).
+
+    ``bone`` (n, p) signed distance of the scored points, ``classes`` (n, p) their wall
+    direction (valid where they may lie outside), ``axis`` (n, a) the bone distance along the
+    shank's axis at ``axis_z`` (a,), ``points_z`` / ``points_radial`` (p,) implant-frame
+    position of the scored points, ``critical`` (n, k) smallest distance to each critical
+    structure, ``hu`` (n, 3) HU-band shares (%). NaN = off the image grid.
+    """
+
+    bone: np.ndarray
+    classes: np.ndarray
+    axis: np.ndarray
+    axis_z: np.ndarray
+    points_z: np.ndarray
+    points_radial: np.ndarray
+    critical: np.ndarray
+    hu: np.ndarray
+
+    @property
+    def failed(self) -> np.ndarray:
+        """(n,) True where part of the implant or its axis is off the image grid."""
+        return ~(np.isfinite(self.bone).all(axis=1) & np.isfinite(self.axis).all(axis=1)
+                 & np.isfinite(self.critical).all(axis=1) & np.isfinite(self.hu).all(axis=1))
+
+    def scores(self, bone_offset_mm: Any = 0.0, tolerance_mm: float = 0.3) -> BatchScores:
+        """Breach per direction with the bone surface moved outward by ``-offset`` (offset
+        (n,) or scalar mm added to the distances; + = the bone shrinks)."""
+        e = np.broadcast_to(np.asarray(bone_offset_mm, float), (len(self.bone),))[:, None]
+        d = self.bone + e
+        entered = self.axis < 0  # the entry depth on the twin's boundary, moved by the offset
+        z_in = np.where(entered.any(axis=1), self.axis_z[np.argmax(entered, axis=1)], 0.0)
+        z_in = np.maximum(0.0, z_in + e[:, 0])
+        inside = self.axis + e < 0
+        classes = self.classes.copy()
+        classes[self.points_z[None, :] <= z_in[:, None] + self.points_radial[None, :]] = \
+            POSTERIOR
+        with np.errstate(invalid="ignore"):
+            outside = d > tolerance_mm
+        breach = np.where(outside, d, 0.0).max(axis=1, initial=0.0)
+        by_direction = _per_direction(d, classes, outside)
+        shank = self.axis_z > 0
+        share = 100.0 * inside[:, shank].mean(axis=1) if shank.any() else np.zeros(len(d))
+        failed = self.failed
+        breach[failed] = np.nan
+        by_direction[failed] = np.nan
+        share[failed] = np.nan
+        return BatchScores(breach, by_direction, self.critical.copy(), share, self.hu.copy())
+
+
+def _dominant(vectors: np.ndarray, side: np.ndarray, frame: VertebraFrame) -> np.ndarray:
+    """Direction index of each vector's dominant vertebra-frame component (medial = towards
+    the mid-sagittal plane on the point's ``side``)."""
+    local = np.nan_to_num(vectors @ frame.axes)  # left, posterior, superior components
+    dominant = np.argmax(np.abs(local), axis=1)
+    out = np.empty(len(vectors), dtype=np.intp)
+    ml = dominant == 0
+    out[ml] = np.where(local[ml, 0] * side[ml] < 0, 0, 1)
+    ap = dominant == 1
+    out[ap] = np.where(local[ap, 1] > 0, POSTERIOR, ANTERIOR)
+    si = dominant == 2
+    out[si] = np.where(local[si, 2] > 0, 2, 3)
+    return out
+
+
+def classify_walls(points_lps: np.ndarray, normals_lps: np.ndarray, gradients: np.ndarray,
+                   frame: VertebraFrame) -> np.ndarray:
+    """Index into :data:`DIRECTIONS` of the wall each outside point has passed.
+
+    Anterior of the vertebra's centre (the vertebral body): anterior, unless the nearest bone
+    wall (the bone distance's ``gradients``) faces up or down (an endplate: superior /
+    inferior). Behind it (the pedicle): the dominant vertebra-frame component of the implant's
+    outward surface normal there (the side of the screw that sticks out: medial / lateral /
+    superior / inferior), or of the bone wall's normal where the implant's normal points
+    along the vertebra's A-P axis (its tip or head).
+    """
+    rel = (points_lps - frame.centre_lps) @ frame.axes
+    side = np.sign(rel[:, 0])
+    side[side == 0] = 1.0
+    wall = _dominant(gradients, side, frame)
+    out = _dominant(normals_lps, side, frame)
+    along_ap = (out == ANTERIOR) | (out == POSTERIOR)
+    out[along_ap] = wall[along_ap]
+    body = rel[:, 1] < 0
+    endplate = (wall == 2) | (wall == 3)
+    out[body] = np.where(endplate[body], wall[body], ANTERIOR)
     return out
 
 
 @dataclass
 class BatchScores:
-    """Scores of n poses: ``breach`` (n,), ``by_direction`` (n, 6), ``min_distance`` (n, k)."""
+    """Scores of n poses (NaN = not assessable: off the grid): ``breach`` (n,),
+    ``by_direction`` (n, 6), ``min_distance`` (n, k), ``bone_share`` (n,) % of the shank axis
+    in bone, ``hu`` (n, 3) HU-band shares %."""
 
     breach: np.ndarray
     by_direction: np.ndarray
     min_distance: np.ndarray
+    bone_share: np.ndarray | None = None
+    hu: np.ndarray | None = None
 
     @property
     def graded(self) -> np.ndarray:
@@ -273,9 +368,10 @@ class BatchScores:
 
     @property
     def grade_index(self) -> np.ndarray:
-        """0..4 for A..E per pose."""
+        """0..4 for A..E per pose (float; NaN where not assessable)."""
         g = self.graded
-        return np.where(g <= 0, 0, np.minimum(4, 1 + np.floor(g / 2.0))).astype(int)
+        with np.errstate(invalid="ignore"):
+            return np.where(g <= 0, 0.0, np.minimum(4.0, 1.0 + np.floor(g / 2.0)))
 
 
 class LiveScorer:
@@ -290,8 +386,9 @@ class LiveScorer:
         self._normals = probes.normals_mm[probes.scored]
         self._radial = np.hypot(self._scored[:, 0], self._scored[:, 1])
         z_max = max(1.0, float(probes.points_mm[:, 2].max()))
-        self._axis = np.stack([np.zeros(2 * int(z_max) + 1), np.zeros(2 * int(z_max) + 1),
-                               np.linspace(0.0, z_max, 2 * int(z_max) + 1)], axis=1)
+        n_axis = 2 * int(z_max) + 1
+        self._axis = np.stack([np.zeros(n_axis), np.zeros(n_axis),
+                               np.linspace(0.0, z_max, n_axis)], axis=1)
         self.frame: VertebraFrame | None = None
         self._frame_at = np.zeros(3)
 
@@ -304,94 +401,98 @@ class LiveScorer:
         self.frame, self._frame_at = self.maps.frame_for(pts), centre.copy()
         return self.frame
 
-    def entry_depth_mm(self, poses: np.ndarray, bone=None) -> np.ndarray:
-        """(n,) implant-frame z (mm) where each pose's axis first enters bone (0 if never)."""
-        bone = bone or self.maps.bone
-        d = bone(np.einsum("pj,nij->npi", self._axis, poses[:, :3, :3]) + poses[:, None, :3, 3])
-        inside = d < 0
-        first = np.argmax(inside, axis=1)
-        return np.where(inside.any(axis=1), self._axis[first, 2], 0.0)
+    def vertebra(self, pose: np.ndarray) -> str | None:
+        """The bone structure holding most of the scored surface at ``pose`` (None: none)."""
+        pts = self._scored[:: max(1, len(self._scored) // 200)] @ pose[:3, :3].T + pose[:3, 3]
+        return self.maps.bone_at(pts)
 
-    def classify(self, poses: np.ndarray, rows: np.ndarray, cols: np.ndarray,
-                 points_lps: np.ndarray, z_in: np.ndarray, frame: VertebraFrame, *,
-                 normals_mm: np.ndarray | None = None, points_mm: np.ndarray | None = None,
-                 ) -> np.ndarray:
-        """Direction class of outside points ``cols`` of poses ``rows`` (see module doc)."""
-        normals_mm = self._normals if normals_mm is None else normals_mm
-        points_mm = self._scored if points_mm is None else points_mm
-        normals = np.einsum("nij,nj->ni", poses[rows, :3, :3], normals_mm[cols])
-        classes = classify_directions(points_lps, normals, frame)
-        radial = np.hypot(points_mm[cols, 0], points_mm[cols, 1])
-        classes[points_mm[cols, 2] <= z_in[rows] + radial] = DIRECTIONS.index("posterior")
-        return classes
+    def raw(self, poses: np.ndarray, *, stride: int = 1, frame: VertebraFrame | None = None,
+            reach_mm: float = 6.0, bone: Any = None) -> RawDraws:
+        """Samples of (n, 4, 4) poses (see :class:`RawDraws`); wall directions are found for
+        points less than ``reach_mm`` inside the bone (the largest boundary offset used)."""
+        poses = np.asarray(poses, float).reshape(-1, 4, 4)
+        frame = frame or self._frame(poses[0])
+        rot, shift = poses[:, :3, :3], poses[:, None, :3, 3]
+        scored = np.einsum("pj,nij->npi", self._scored[::stride], rot) + shift
+        d = self.maps.bone(scored)
+        axis = np.einsum("pj,nij->npi", self._axis, rot) + shift
+        axis_d = (bone or self.maps.bone)(axis)
+        classes = np.full(d.shape, POSTERIOR, np.intp)
+        with np.errstate(invalid="ignore"):
+            near = np.nonzero(d > self.tolerance_mm - reach_mm)
+        if len(near[0]):
+            pts = scored[near]
+            grad = self.maps.bone.gradient(pts, self.maps.step_mm)
+            normals = np.einsum("nij,nj->ni", rot[near[0]], self._normals[::stride][near[1]])
+            classes[near] = classify_walls(pts, normals, grad, frame)
+        everything = np.einsum("pj,nij->npi", self.probes.points_mm[::stride], rot) + shift
+        critical = np.zeros((len(poses), len(self.maps.criticals)))
+        for k, sampler in enumerate(self.maps.criticals.values()):
+            critical[:, k] = sampler(everything).min(axis=1)
+        hu = self._hu_many(scored, stride)
+        return RawDraws(d, classes, axis_d, self._axis[:, 2], self._scored[::stride, 2],
+                        self._radial[::stride], critical, hu)
+
+    def _hu_many(self, scored: np.ndarray, stride: int) -> np.ndarray:
+        """(n, 3) area-weighted % of the scored surface per HU band (NaN when not CT)."""
+        if not self.maps.is_ct:
+            return np.full((len(scored), len(HU_BANDS)), np.nan)
+        hu = self.maps.hu(scored)
+        w = self._weights[::stride]
+        total = w.sum()
+        out = np.stack([((hu >= lo) & (hu < hi)) @ w for lo, hi in HU_BANDS.values()], axis=1)
+        out = 100.0 * out / total
+        out[~np.isfinite(hu).all(axis=1)] = np.nan
+        return out
 
     def score_many(self, poses: np.ndarray, *, bone_offsets: np.ndarray | None = None,
                    critical_offsets: np.ndarray | None = None, stride: int = 1,
                    frame: VertebraFrame | None = None) -> BatchScores:
         """Scores of (n, 4, 4) poses; offsets (n,) / (n, k) mm are added to the distances
         (boundary uncertainty); ``stride`` subsamples the probe points (Monte Carlo)."""
-        poses = np.asarray(poses, float).reshape(-1, 4, 4)
-        n = len(poses)
-        frame = frame or self._frame(poses[0])
-        rot, shift = poses[:, :3, :3], poses[:, None, :3, 3]
-        scored = np.einsum("pj,nij->npi", self._scored[::stride], rot) + shift
-        z_in = self.entry_depth_mm(poses)
-        d = self.maps.bone(scored)
-        if bone_offsets is not None:
-            d = d + np.asarray(bone_offsets, float)[:, None]
-        outside = d > self.tolerance_mm
-        breach = np.where(outside.any(axis=1), np.where(outside, d, 0.0).max(axis=1), 0.0)
-        rows, cols = np.nonzero(outside)
-        by_direction = np.zeros((n, len(DIRECTIONS)))
-        if len(rows):
-            classes = self.classify(poses, rows, cols * stride, scored[rows, cols], z_in, frame)
-            by_direction = _per_direction(d[rows, cols], classes, rows, n)
-        everything = np.einsum("pj,nij->npi", self.probes.points_mm[::stride], rot) + shift
-        min_distance = np.zeros((n, len(self.maps.criticals)))
-        for k, sampler in enumerate(self.maps.criticals.values()):
-            min_distance[:, k] = sampler(everything).min(axis=1)
+        raw = self.raw(poses, stride=stride, frame=frame)
+        batch = raw.scores(0.0 if bone_offsets is None else bone_offsets, self.tolerance_mm)
         if critical_offsets is not None:
-            min_distance = min_distance + np.asarray(critical_offsets, float)
-        return BatchScores(breach, by_direction, min_distance)
+            batch.min_distance = batch.min_distance + np.asarray(critical_offsets, float)
+        return batch
 
     def score(self, pose: np.ndarray) -> ImplantScore:
         """The nominal score of one pose (the live drag call)."""
         pose = np.asarray(pose, float)
-        frame = self._frame(pose)
+        raw = self.raw(pose[None])
         everything = apply_pose_points(pose, self.probes.points_mm)
-        scored = everything[self.probes.scored]
-        d = self.maps.bone(scored)
-        outside = np.flatnonzero(d > self.tolerance_mm)
-        by_dir = dict.fromkeys(DIRECTIONS, 0.0)
-        worst = None
-        if len(outside):
-            pts = scored[outside]
-            rows = np.zeros(len(outside), np.intp)
-            classes = self.classify(pose[None], rows, outside, pts,
-                                    self.entry_depth_mm(pose[None]), frame)
-            per = _per_direction(d[outside], classes, np.zeros(len(outside), np.intp), 1)[0]
-            by_dir = {k: float(v) for k, v in zip(DIRECTIONS, per, strict=True)}
-            worst = tuple(pts[int(np.argmax(d[outside]))])
         min_distance, closest = {}, {}
         for name, sampler in self.maps.criticals.items():
             values = sampler(everything)
-            i = int(np.argmin(values))
-            min_distance[name], closest[name] = float(values[i]), tuple(everything[i])
-        return ImplantScore(
-            breach_mm=float(d[outside].max()) if len(outside) else 0.0,
-            breach_by_direction_mm=by_dir,
-            grade=gertzbein_grade(max(by_dir[k] for k in GRADED)),
-            min_distance_mm=min_distance, closest_lps=closest,
-            hu_share_pct=self.hu_shares(scored), worst_breach_lps=worst)
+            i = int(np.nanargmin(values)) if np.isfinite(values).any() else 0
+            min_distance[name] = float(values.min())
+            closest[name] = tuple(everything[i])
+        scored = everything[self.probes.scored]
+        return _score_from(raw, self.tolerance_mm, scored, min_distance, closest, "grid")
 
     def hu_shares(self, scored_lps: np.ndarray) -> dict[str, float]:
-        """Area-weighted % of the scored surface per HU band (NaN when the image is not CT)."""
-        if not self.maps.is_ct:
-            return {k: float("nan") for k in HU_BANDS}
-        hu = self.maps.hu(scored_lps)
-        total = self._weights.sum()
-        return {k: float(100.0 * self._weights[(hu >= lo) & (hu < hi)].sum() / total)
-                for k, (lo, hi) in HU_BANDS.items()}
+        """Area-weighted % of the scored surface per HU band (NaN when not CT or off grid)."""
+        row = self._hu_many(np.asarray(scored_lps)[None], 1)[0]
+        return {k: float(v) for k, v in zip(HU_BANDS, row, strict=True)}
+
+
+def _score_from(raw: RawDraws, tolerance_mm: float, scored_lps: np.ndarray,
+                min_distance: dict[str, float], closest: dict[str, Any],
+                method: str) -> ImplantScore:
+    """One pose's :class:`ImplantScore` from its single-row ``raw`` samples."""
+    batch = raw.scores(0.0, tolerance_mm)
+    by_dir = {k: float(v) for k, v in zip(DIRECTIONS, batch.by_direction[0], strict=True)}
+    d = raw.bone[0]
+    worst = None
+    with np.errstate(invalid="ignore"):
+        if np.isfinite(d).all() and (d > tolerance_mm).any():
+            worst = tuple(scored_lps[int(np.argmax(d))])
+    graded = max(by_dir[k] for k in GRADED)
+    return ImplantScore(
+        breach_mm=float(batch.breach[0]), breach_by_direction_mm=by_dir,
+        grade=gertzbein_grade(graded), min_distance_mm=min_distance, closest_lps=closest,
+        hu_share_pct={k: float(v) for k, v in zip(HU_BANDS, raw.hu[0], strict=True)},
+        worst_breach_lps=worst, method=method, bone_share_pct=float(batch.bone_share[0]))
 
 
 def apply_pose_points(pose: np.ndarray, points_mm: np.ndarray) -> np.ndarray:
@@ -409,10 +510,12 @@ def _evaluate(function: Any, points: np.ndarray) -> np.ndarray:
 
 
 class _MinDistance:
-    """The smallest of several exact mesh distance functions (a union of structures)."""
+    """The smallest of several exact mesh distance functions (a union of structures); NaN
+    where ``grid`` (the distance grid, NaN off the image) is NaN."""
 
-    def __init__(self, functions: list[Any]) -> None:
+    def __init__(self, functions: list[Any], grid: GridSampler) -> None:
         self.functions = functions
+        self.grid = grid
 
     def __call__(self, points_lps: np.ndarray) -> np.ndarray:
         pts = np.asarray(points_lps, float)
@@ -420,6 +523,7 @@ class _MinDistance:
         out = np.full(len(flat), np.inf)
         for fn in self.functions:
             out = np.minimum(out, _evaluate(fn, flat))
+        out[~np.isfinite(self.grid(flat))] = np.nan
         return out.reshape(pts.shape[:-1])
 
 
@@ -430,42 +534,31 @@ def exact_score(context: SimulationContext, live: LiveScorer, pose: np.ndarray,
     pose = np.asarray(pose, float)
     centres_mm = probes.points_mm[faces].mean(axis=1)
     points_mm = np.vstack([probes.points_mm, centres_mm])
+    scored = np.concatenate([probes.scored, probes.scored[faces].all(axis=1)])
     tri = probes.points_mm[faces]
     face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     normals_mm = np.vstack([probes.normals_mm, face_n / np.maximum(
         np.linalg.norm(face_n, axis=1, keepdims=True), 1e-12)])
-    scored = np.concatenate([probes.scored, probes.scored[faces].all(axis=1)])
     points = apply_pose_points(pose, points_mm)
-    frame = live._frame(pose)
     functions = [live.maps.mesh_function(n) for n in live.maps.bone_names]
-    bone = _MinDistance([f for f in functions if f is not None])
-    sp, smm, snorm = points[scored], points_mm[scored], normals_mm[scored]
-    sd = live.maps.bone(sp)  # exact where it matters: near or outside the bone surface
-    near = sd > -NEAR_MM
+    bone = _MinDistance([f for f in functions if f is not None], live.maps.bone)
+    dense = LiveScorer(live.maps, ProbePoints(points_mm, scored, np.ones(len(points_mm)),
+                                              normals_mm),
+                       tolerance_mm=live.tolerance_mm)
+    raw = dense.raw(pose[None], frame=live._frame(pose), bone=bone)
+    sp = points[scored]
+    sd = raw.bone[0]
+    with np.errstate(invalid="ignore"):
+        near = sd > -NEAR_MM  # exact where it matters: near or outside the bone surface
     sd[near] = bone(sp[near])
-    outside = np.flatnonzero(sd > live.tolerance_mm)
-    by_dir = dict.fromkeys(DIRECTIONS, 0.0)
-    if len(outside):
-        rows = np.zeros(len(outside), np.intp)
-        classes = live.classify(pose[None], rows, outside, sp[outside],
-                                live.entry_depth_mm(pose[None], bone), frame,
-                                normals_mm=snorm, points_mm=smm)
-        per = _per_direction(sd[outside], classes, rows, 1)[0]
-        by_dir = {k: float(v) for k, v in zip(DIRECTIONS, per, strict=True)}
+    raw.hu = live._hu_many(points[: len(probes.points_mm)][probes.scored][None], 1)
     min_distance, closest = {}, {}
     for s in live.maps.critical:
         fn = live.maps.mesh_function(s.name)
         d = live.maps.criticals[s.name](points)
-        near = d < d.min() + NEAR_MM
-        if fn is not None:
+        if fn is not None and np.isfinite(d).all():
+            near = d < d.min() + NEAR_MM
             d[near] = _evaluate(fn, points[near])
-        i = int(np.argmin(d))
-        min_distance[s.name], closest[s.name] = float(d[i]), tuple(points[i])
-    worst = tuple(sp[outside][int(np.argmax(sd[outside]))]) if len(outside) else None
-    return ImplantScore(
-        breach_mm=float(sd[outside].max()) if len(outside) else 0.0,
-        breach_by_direction_mm=by_dir,
-        grade=gertzbein_grade(max(by_dir[k] for k in GRADED)), min_distance_mm=min_distance,
-        closest_lps=closest, hu_share_pct=live.hu_shares(points[: len(probes.points_mm)]
-                                                         [probes.scored]),
-        worst_breach_lps=worst, method="mesh")
+        i = int(np.nanargmin(d)) if np.isfinite(d).any() else 0
+        min_distance[s.name], closest[s.name] = float(d.min()), tuple(points[i])
+    return _score_from(raw, live.tolerance_mm, sp, min_distance, closest, "mesh")

@@ -5,12 +5,15 @@ Metrics (fixed keys; see scoring.py for the definitions): ``breach_mm``,
 ``gertzbein_grade`` (0..4 for A..E; the letter is in ``details``), ``p_grade_c_or_worse``,
 ``min_distance_mm`` and ``breach_probability`` per critical structure,
 ``cortical_share_pct`` / ``cancellous_share_pct`` / ``soft_tissue_share_pct``,
-``implant_clearance_mm`` per other implant and ``collisions``.
+``implant_clearance_mm`` per other implant, ``collisions`` and ``bone_share_pct`` (an implant
+with no part of its shank axis in bone is "not in a vertebra": a breach concern, breach and
+grade not assessable). Intervals and the error model: montecarlo.py; concerns: results.py.
 
 The nominal values come from the exact mesh check when ``exact_check`` is on (the release
 check), else from the distance grids (the live drag score, ``details["method"]``). The 95 %
 intervals come from Monte Carlo over placement error (head: ``entry_sd_mm``, tip:
-``target_sd_mm``) and bone/structure boundary error, scored on the grids.
+``target_sd_mm``; default :data:`PEDICLE_SCREW_PROFILE`) and the twin's systematic
+bone/structure boundary error (segmentation + discretisation), scored on the grids.
 
 For the drag loop, :meth:`ImplantSimulator.live_scorer` returns a scorer whose ``score(pose)``
 takes well under 5 ms (bench/bench_implant.py).
@@ -46,18 +49,30 @@ from surgiplan.simulation import (
     SimulationResult,
     SimulatorSpec,
     Status,
-    StructureLevel,
     UncertaintyModel,
-    level_for,
 )
-from surgiplan.simulation.uncertainty import draw_placements, interval95, probability95
 from surgiplan_implant import __version__
-from surgiplan_implant.pose import apply_pose, poses_from_axes
+from surgiplan_implant.montecarlo import (
+    PEDICLE_SCREW_PROFILE,
+    MonteCarlo,
+    clearance_draws,
+    other_poses,
+    run_monte_carlo,
+)
+from surgiplan_implant.pose import apply_pose
+from surgiplan_implant.results import (
+    Verdict,
+    bone_metrics,
+    collision_metrics,
+    critical_metrics,
+    hu_metrics,
+    interval_details,
+    probability_concerns,
+    verdict,
+)
 from surgiplan_implant.scoring import (
     DIRECTIONS,
     GERTZBEIN_1990,
-    GRADES,
-    BatchScores,
     ImplantScore,
     LiveScorer,
     ProbePoints,
@@ -65,8 +80,7 @@ from surgiplan_implant.scoring import (
     exact_score,
 )
 
-MC_PROBE_POINTS = 800  # probe points per Monte Carlo draw (every k-th vertex)
-MC_CHUNK = 100
+MC_COLLISION_DRAWS = 200  # placement draws for the clearance to other implants
 GRADE_COLORS = {"A": (0.2, 0.8, 0.3), "B": (0.95, 0.85, 0.2), "C": (1.0, 0.55, 0.1),
                 "D": (0.9, 0.15, 0.15), "E": (0.9, 0.15, 0.15)}
 
@@ -107,6 +121,7 @@ SPEC = SimulatorSpec(
         Output(key="implant_clearance_mm", title="Clearance to another implant", unit="mm",
                per_structure=True),
         Output(key="collisions", title="Implants it collides with"),
+        Output(key="bone_share_pct", title="Share of the shank axis in bone", unit="%"),
     ),
     description="Cortical breach per direction and Gertzbein-Robbins grade, distances to "
                 "critical structures, HU-band shares and implant collisions, with Monte Carlo "
@@ -142,6 +157,7 @@ class ImplantSimulator:
     """The implant plug-in (entry point ``implant``)."""
 
     spec = SPEC
+    error_profile = PEDICLE_SCREW_PROFILE
 
     def live_scorer(self, context: SimulationContext, inputs: ImplantInput,
                     parameters: dict[str, Any] | None = None) -> LiveScorer:
@@ -232,128 +248,91 @@ class ImplantSimulator:
         if not context.by_role(Role.BONE):
             raise BadInputError("the case has no bone structure to score the implant against",
                                 action="segment the bone (role bone) first")
+        uncertainty = uncertainty.resolved(self.error_profile)
         report(progress, 0.05, "preparing distance maps")
         live = self.live_scorer(context, inputs, parameters)
         vertices, faces, pose = _arrays(inputs)
         check(cancel)
-        nominal = live.score(pose)
-        grid = nominal
-        if parameters["exact_check"]:
+        grid = live.score(pose)
+        nominal = grid
+        if parameters["exact_check"] and np.isfinite(grid.bone_share_pct):
             report(progress, 0.3, "exact mesh check")
             nominal = exact_score(context, live, pose, faces)
         check(cancel)
-        batch = None
+        mc = None
         if uncertainty.samples > 0:
-            batch = _monte_carlo(live, pose, uncertainty, progress, cancel)
-        metrics, levels = _metrics(live, nominal, batch, parameters)
-        collisions = _collisions(inputs, vertices, faces, pose)
-        metrics += collisions
-        warnings = _warnings(context, live, nominal, vertices, pose)
+            mc = run_monte_carlo(live, pose, uncertainty, progress, cancel)
+        vertebra = live.vertebra(pose)
+        judged = verdict(nominal, vertebra)
+        metrics = bone_metrics(nominal, mc, judged.assessable)
+        metrics += hu_metrics(live, nominal, mc)
+        crit, levels = critical_metrics(live, nominal, mc, parameters["default_margin_mm"])
+        metrics += crit
+        metrics += _collisions(inputs, vertices, faces, pose, mc, uncertainty)
+        concerns = judged.concerns + probability_concerns(metrics)
+        warnings = _warnings(context, live, nominal, vertices, pose, judged, mc)
         report(progress, 1.0, "implant scored")
+        spacing = context.geometry.spacing_mm
+        letter = nominal.grade or "not assessable"
         return SimulationResult(
-            status=Status.OK, metrics=metrics, levels=levels,
+            status=Status.OK, metrics=metrics, levels=levels, concerns=concerns,
             geometry=_display(inputs, vertices, faces, pose, nominal), warnings=warnings,
-            details={"gertzbein_grade": nominal.grade, "method": nominal.method,
+            details={"gertzbein_grade": letter, "grade_letter": letter,
+                     "method": nominal.method,
                      "grid": {"breach_mm": grid.breach_mm, "grade": grid.grade,
                               "breach_by_direction_mm": grid.breach_by_direction_mm},
-                     "implant_id": inputs.implant_id,
+                     "implant_id": inputs.implant_id, "vertebra": vertebra,
+                     "in_vertebra": judged.in_vertebra,
+                     "bone_share_pct": nominal.bone_share_pct,
                      "worst_breach_lps": None if nominal.worst_breach_lps is None
                      else [float(v) for v in nominal.worst_breach_lps],
-                     "grade_source": GERTZBEIN_1990})
+                     "grade_source": GERTZBEIN_1990, "grade_scale": GERTZBEIN_1990,
+                     "error_model": self.error_profile.to_json(),
+                     **interval_details(mc, uncertainty, spacing)})
 
 
-def _monte_carlo(live: LiveScorer, pose: np.ndarray, model: UncertaintyModel,
-                 progress: ProgressCallback | None, cancel: CancelToken | None) -> BatchScores:
-    """Grid scores of ``model.samples`` poses: head and tip moved by the placement errors,
-    distances offset by the boundary errors (bone first, then each critical structure)."""
-    axis_end = np.array([0.0, 0.0, max(1.0, float(live.probes.points_mm[:, 2].max()))])
-    head, tip = pose[:3, 3], apply_pose(pose, axis_end)
-    k = len(live.maps.criticals)
-    draws = draw_placements(model, head, tip, n_structures=1 + k,
-                            spacing_mm=live.maps.geometry.spacing_mm)
-    poses = poses_from_axes(draws.entries, draws.targets, pose)
-    stride = max(1, len(live.probes.points_mm) // MC_PROBE_POINTS)
-    parts = []
-    for start in range(0, len(poses), MC_CHUNK):
-        check(cancel)
-        report(progress, 0.4 + 0.5 * start / len(poses), "Monte Carlo")
-        rows = slice(start, start + MC_CHUNK)
-        parts.append(live.score_many(poses[rows], bone_offsets=draws.boundary[rows, 0],
-                                     critical_offsets=draws.boundary[rows, 1:], stride=stride,
-                                     frame=live.frame))
-    return BatchScores(np.concatenate([p.breach for p in parts]),
-                       np.concatenate([p.by_direction for p in parts]),
-                       np.concatenate([p.min_distance for p in parts]))
-
-
-def _metrics(live: LiveScorer, score: ImplantScore, batch: BatchScores | None,
-             parameters: dict[str, Any]) -> tuple[list[Metric], list[StructureLevel]]:
-    def ci(values: np.ndarray) -> tuple[float, float] | None:
-        return None if batch is None else interval95(values)
-
-    metrics = [Metric("breach_mm", "Largest breach outside bone", "mm", score.breach_mm,
-                      ci(batch.breach) if batch else None)]
-    for j, d in enumerate(DIRECTIONS):
-        metrics.append(Metric(f"breach_{d}_mm", f"{d.capitalize()} breach", "mm",
-                              score.breach_by_direction_mm[d],
-                              ci(batch.by_direction[:, j]) if batch else None))
-    metrics.append(Metric("gertzbein_grade", f"Gertzbein-Robbins grade {score.grade} "
-                          "(0=A ... 4=E)", "", float(GRADES.index(score.grade)),
-                          ci(batch.grade_index.astype(float)) if batch else None))
-    if batch is not None:
-        p, p_ci = probability95(batch.grade_index >= 2)
-        metrics.append(Metric("p_grade_c_or_worse", "Probability of grade C or worse", "", p,
-                              p_ci))
-    for key, band in (("cortical_share_pct", "cortical"), ("cancellous_share_pct", "cancellous"),
-                      ("soft_tissue_share_pct", "soft_tissue")):
-        metrics.append(Metric(key, f"Share in {band.replace('_', ' ')}", "%",
-                              score.hu_share_pct[band]))
-    levels = []
-    for k, s in enumerate(live.maps.critical):
-        value = score.min_distance_mm[s.name]
-        p_breach = ci_p = None
-        if batch is not None:
-            p_breach, ci_p = probability95(batch.min_distance[:, k] < 0)
-        metrics.append(Metric("min_distance_mm", f"Minimum distance to {s.name}", "mm", value,
-                              ci(batch.min_distance[:, k]) if batch else None, s.name))
-        if p_breach is not None:
-            metrics.append(Metric("breach_probability", f"Probability of breaching {s.name}",
-                                  "", p_breach, ci_p, s.name))
-        margin = s.margin_mm if s.margin_mm > 0 else float(parameters["default_margin_mm"])
-        levels.append(StructureLevel(s.name, level_for(value, margin), value, margin, p_breach,
-                                     score.closest_lps.get(s.name)))
-    return metrics, levels
+_monte_carlo = run_monte_carlo  # the name bench/bench_implant.py times
 
 
 def _collisions(inputs: ImplantInput, vertices: np.ndarray, faces: np.ndarray,
-                pose: np.ndarray) -> list[Metric]:
-    """Clearance (mm, negative = overlap) to each other implant, and the number it hits."""
+                pose: np.ndarray, mc: MonteCarlo | None,
+                model: UncertaintyModel) -> list[Metric]:
+    """Clearance (mm, negative = overlap) to each other implant, and the number it hits;
+    intervals over both implants' placement errors."""
     if not inputs.other_implants:
         return []
     from surgiplan_implant.collision import mesh_clearance_mm
 
     mine = (apply_pose(pose, vertices), faces)
-    metrics, hits = [], 0
-    for n, other in enumerate(inputs.other_implants):
+    names, nominal, draws = [], [], []
+    n = 0 if mc is None else min(len(mc.poses), MC_COLLISION_DRAWS)
+    for j, other in enumerate(inputs.other_implants):
         ov, of, op = _arrays(other)
-        clearance = mesh_clearance_mm(mine, (apply_pose(op, ov), of))
-        hits += clearance < 0
-        name = f"{other.implant_id} #{n + 1}"
-        metrics.append(Metric("implant_clearance_mm", f"Clearance to {name}", "mm", clearance,
-                              None, name))
-    metrics.append(Metric("collisions", "Implants it collides with", "", float(hits)))
-    return metrics
+        nominal.append(mesh_clearance_mm(mine, (apply_pose(op, ov), of)))
+        names.append(f"{other.implant_id} #{j + 1}")
+        if n:
+            theirs = other_poses(op, ov, model, n, seed_offset=101 + j)
+            draws.append(clearance_draws((vertices, faces), mc.poses[:n], (ov, of), theirs))
+    return collision_metrics(names, nominal, np.stack(draws, axis=1) if draws else None)
 
 
 def _warnings(context: SimulationContext, live: LiveScorer, score: ImplantScore,
-              vertices: np.ndarray, pose: np.ndarray) -> list[str]:
+              vertices: np.ndarray, pose: np.ndarray, judged: Verdict,
+              mc: MonteCarlo | None) -> list[str]:
     warnings = []
     placed = apply_pose(pose, vertices)
     if not np.all(context.geometry.contains_lps(placed)):
         warnings.append("part of the implant lies outside the image; anatomy there is unknown")
-    if score.breach_by_direction_mm["posterior"] > 0:
-        warnings.append(f"the shank stands {score.breach_by_direction_mm['posterior']:.1f} mm "
-                        "proud of the bone at its entry (posterior): seat it deeper")
+    if mc is not None and mc.failed_share > 0:
+        warnings.append(f"{100 * mc.failed_share:.1f} % of the Monte Carlo draws leave the "
+                        "image grid and could not be scored")
+    if not judged.in_vertebra and judged.assessable == "":
+        warnings.append("the implant is not (mostly) in a vertebra: check the level and the "
+                        "entry point")
+    posterior = score.breach_by_direction_mm["posterior"]
+    if judged.in_vertebra and posterior > 0:
+        warnings.append(f"the shank stands {posterior:.1f} mm proud of the bone at its entry "
+                        "(posterior): seat it deeper")
     if not live.maps.is_ct:
         warnings.append("the image is not CT: the HU-band shares are not computed")
     if not live.maps.critical:
@@ -372,4 +351,4 @@ def _display(inputs: ImplantInput, vertices: np.ndarray, faces: np.ndarray, pose
     return DisplayGeometry(
         lines=[DisplayLine("implant axis", (tuple(head), tuple(tip)))], points=points,
         meshes=[DisplayMesh(inputs.implant_id, apply_pose(pose, vertices), faces,
-                            GRADE_COLORS[score.grade], 1.0)])
+                            GRADE_COLORS.get(score.grade, (0.7, 0.7, 0.75)), 1.0)])
