@@ -21,6 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("path", type=Path, help="DICOM folder/file/DICOMDIR, or NRRD/NIfTI image")
     build.add_argument("--out", type=Path, required=True, help="case bundle to write (.surgiplan)")
     build.add_argument("--series", metavar="UID", help="series instance UID to load")
+    build.add_argument("--volume", type=int, metavar="N",
+                       help="volume N (1-based) of a series holding several at the same slice "
+                       "positions (echoes, time points, b-values, magnitude/phase), as listed "
+                       "by 'surgiplan info'")
     build.add_argument("--labels", type=Path, nargs="+", default=[], metavar="FILE",
                        help="label inputs to put on the image grid: NRRD/NIfTI label maps, "
                        "3D Slicer .seg.nrrd, DICOM SEG, DICOM RTSTRUCT, or a folder of "
@@ -74,7 +78,7 @@ def run_build(args: argparse.Namespace) -> int:
         raise BadInputError(f"the case file name must end in {SUFFIX}", path=out,
                             action=f"Use e.g. --out case{SUFFIX}")
     twin = build_twin(args.path, series_uid=args.series, labels=args.labels,
-                      label_names=args.label_names, preset=args.preset)
+                      label_names=args.label_names, preset=args.preset, volume=args.volume)
     save_bundle(twin, out, include_identifiers=args.include_identifiers)
     summary = twin_summary(twin)
     print(f"Built {out}")

@@ -4,8 +4,9 @@ Positions are projected on the slice normal n = row x col (ImageOrientationPatie
 spacing is never a mean. Stacks that are regular keep their slices as the grid planes. Stacks
 that are sheared (gantry tilt: ImagePositionPatient offsets not along n), non-uniform or missing
 slices are mapped onto a regular grid aligned with the slice planes (direction [row, col, n])
-covering the union of the slice footprints, with a slice step of at most the median step; the
-loader fills it by linear interpolation between the bracketing slices. Huge gaps are refused.
+covering the union of the slice footprints, with a slice step of at most the median step
+(within 1 %); the loader fills it by linear interpolation between the bracketing slices. Huge
+gaps are refused.
 
 Files become slices first: a classic file is one slice, an enhanced multi-frame file one slice
 per frame, a Siemens MOSAIC one slice per tile (``dicom_mosaic``), a classic multi-frame file
@@ -401,6 +402,8 @@ def plan_series(series: SeriesInfo, volume: int | None = None) -> SeriesPlan:
     if uniform and not sheared:
         geo = _grid(plane, first, row, col, normal, (sx, sy, median), len(slices))
         return SeriesPlan(geo, slices, offsets, False, warnings, **extra)
+    if not sheared:  # in-plane offsets within tolerance: the slices share one pixel lattice
+        offsets = np.zeros_like(offsets)
     plan = _resampled_plan(plane, slices, offsets, (row, col, normal), (sx, sy), steps,
                            median, sheared, warnings)
     for key, value in extra.items():
@@ -437,7 +440,7 @@ def _resampled_plan(plane: tuple[int, int], slices: list[SliceRef], offsets: np.
     nx = int(np.ceil((hi[0] - lo[0]) / sx - 1e-6)) + 1
     ny = int(np.ceil((hi[1] - lo[1]) / sy - 1e-6)) + 1
     length = float(slices[-1].depth_mm - slices[0].depth_mm)
-    nz = int(np.ceil(length / median - 1e-6)) + 1
+    nz = int(np.ceil(length / median - UNIFORM_REL_TOL)) + 1  # a step within 1 % is kept
     step = length / (nz - 1)
     first = np.asarray(slices[0].position_lps)
     origin = first + row * lo[0] + col * lo[1]

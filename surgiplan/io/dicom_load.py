@@ -230,8 +230,9 @@ def robust_range(array: np.ndarray) -> tuple[float, float]:
 
 def series_window(slices: list[SliceRef], array: np.ndarray) -> tuple[float | None, float | None]:
     """The series' own WindowCenter/Width when nearly every slice carries the same one and it
-    is wide enough for, and overlaps, the whole volume's robust range, else (None, None): viewers then use the whole
-    volume's histogram window. One edge slice's window is never taken for the series."""
+    is wide enough for, and overlaps, the whole volume's robust range, else (None, None):
+    viewers then use the whole volume's histogram window. One edge slice's window is never
+    taken for the series."""
     from collections import Counter
 
     windows = Counter((s.header.window_center, s.header.window_width) for s in slices)

@@ -56,9 +56,10 @@ def _scaled(progress: ProgressCallback | None, start: float, stop: float):
 
 def load_image(
     path: Path, *, series_uid: str | None = None, progress: ProgressCallback | None = None,
-    cancel: CancelToken | None = None,
+    cancel: CancelToken | None = None, volume: int | None = None,
 ) -> ImageVolume:
-    """The image volume at ``path``: NRRD/NIfTI by suffix, anything else as DICOM."""
+    """The image volume at ``path``: NRRD/NIfTI by suffix, anything else as DICOM (``volume``:
+    1-based choice among a DICOM series' volumes, as listed by ``surgiplan info``)."""
     if not path.exists():
         raise BadInputError("no such file or folder", path=path, action="Check the path")
     if path.is_file() and file_kind(path):
@@ -69,7 +70,8 @@ def load_image(
                            metadata={"files": [str(path)]})
     from surgiplan.io.dicom_load import load_dicom
 
-    return load_dicom(path, series_uid=series_uid, progress=progress, cancel=cancel)
+    return load_dicom(path, series_uid=series_uid, volume=volume, progress=progress,
+                      cancel=cancel)
 
 
 def hash_source_files(
@@ -305,6 +307,7 @@ def build_twin(
     preset: str | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
+    volume: int | None = None,
 ) -> Twin:
     """Build a twin from a scan (DICOM, NRRD or NIfTI), optional label inputs and a preset.
 
@@ -323,7 +326,7 @@ def build_twin(
     if label_names is not None and not Path(label_names).is_file():
         label_names_from(label_names)  # a keyword, or a one-line error naming the file
     image = load_image(path, series_uid=series_uid, progress=_scaled(progress, 0.0, 0.5),
-                       cancel=cancel)
+                       cancel=cancel, volume=volume)
     warnings = list(image.warnings)
     sources = list(image.metadata.get("files", []))
     report(progress, 0.5, "hashing source files")
