@@ -201,6 +201,7 @@ def _print_result(result) -> None:
 def run_plan_path(args: argparse.Namespace) -> int:
     from surgiplan.simulation import PathSearchRequest, load_simulator
     from surgiplan.simulation.path_search import DEFAULT_MAX_ANGLE_DEG, DEFAULT_MAX_LENGTH_MM
+    from surgiplan.simulation.runner import SimulationFailedError, run_search
 
     simulator = load_simulator(args.simulator)
     if "search" not in simulator.spec.capabilities:
@@ -212,7 +213,10 @@ def run_plan_path(args: argparse.Namespace) -> int:
         max_angle_deg=DEFAULT_MAX_ANGLE_DEG if args.max_angle is None else args.max_angle)
     context = _context(args.case)
     started = time.perf_counter()
-    result = simulator.search(context, request, simulator.spec.defaults())
+    try:
+        result = run_search(simulator, context, request, timeout_s=args.timeout)
+    except SimulationFailedError as exc:
+        return _report_search_failure(str(exc), as_json=args.json)
     total = time.perf_counter() - started
     if args.json:
         json.dump({**result.to_json(), "total_time_s": total}, sys.stdout, indent=2)
@@ -220,6 +224,15 @@ def run_plan_path(args: argparse.Namespace) -> int:
         return 0
     _print_search(result, total)
     return 0
+
+
+def _report_search_failure(message: str, *, as_json: bool) -> int:
+    """A failed or hung search: JSON ``{"status": "failed"}`` and/or one line on stderr."""
+    if as_json:
+        json.dump({"status": "failed", "error": message}, sys.stdout, indent=2)
+        print()
+    print(f"surgiplan: failed: {message}", file=sys.stderr)
+    return EXIT_SIMULATION_FAILED
 
 
 def _print_search(result: Any, total_s: float) -> None:

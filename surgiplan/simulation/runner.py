@@ -23,15 +23,17 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import json
+import math
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from surgiplan.errors import BadInputError, CancelledError
+from surgiplan.errors import BadInputError, CancelledError, SurgiPlanError
 from surgiplan.progress import CancelToken, ProgressCallback
 from surgiplan.simulation.context import SimulationContext
 from surgiplan.simulation.inputs import INPUT_TYPES
+from surgiplan.simulation.path_search import PathCandidate, PathSearchResult
 from surgiplan.simulation.result import (
     DisplayGeometry,
     IntervalKind,
@@ -290,8 +292,102 @@ def stop_thread(worker: threading.Thread, cancel: CancelToken,
     return not worker.is_alive()
 
 
-def _timeout_result(simulator: Any, timeout_s: float, stopped: bool) -> SimulationResult:
+def _timeout_text(sim_id: str, timeout_s: float, stopped: bool, task: str = "") -> str:
     what = "was stopped (timeout)" if stopped else \
         "could not be stopped: it may keep running in the background until SurgiPlan exits"
-    return SimulationResult.failed(f"simulator {simulator.spec.id} did not finish within "
-                                   f"{timeout_s:g} s and {what}")
+    return f"simulator {sim_id}{task} did not finish within {timeout_s:g} s and {what}"
+
+
+def _timeout_result(simulator: Any, timeout_s: float, stopped: bool) -> SimulationResult:
+    return SimulationResult.failed(_timeout_text(simulator.spec.id, timeout_s, stopped))
+
+
+class SimulationFailedError(SurgiPlanError):
+    """A simulator's search failed, hung or returned garbage (one line naming it)."""
+
+
+def run_search(simulator: Any, context: SimulationContext, request: Any,
+               parameters: dict[str, Any] | None = None, *,
+               timeout_s: float = DEFAULT_TIMEOUT_S, progress: ProgressCallback | None = None,
+               cancel: CancelToken | None = None) -> PathSearchResult:
+    """``simulator.search`` within ``timeout_s`` (s), its result checked.
+
+    An isolated plug-in searches in its child (killed at the timeout); a bundled one in a
+    thread stopped as in :func:`submit`. ``SimulationFailedError`` when it raises, hangs or
+    returns something that is not a sound :class:`PathSearchResult`; ``CancelledError`` when
+    ``cancel`` fires.
+    """
+    from surgiplan.simulation.isolation import PluginError
+
+    spec = parse_spec(simulator.spec, origin="simulator")
+    if "search" not in spec.capabilities:
+        raise BadInputError(f"simulator {spec.id} cannot search paths",
+                            action="use --simulator trajectory")
+    params = validate_parameters(spec, parameters)
+    cancel = cancel or CancelToken()
+    if getattr(simulator, "isolated", False):
+        try:
+            out = simulator.search(context, request, params, progress=progress, cancel=cancel,
+                                   timeout_s=timeout_s)
+        except PluginError as exc:
+            raise SimulationFailedError(str(exc)) from None
+    else:
+        out = _search_in_thread(simulator, spec.id, context, request, params, timeout_s,
+                                progress, cancel)
+    problems = search_problems(out)
+    if problems:
+        raise SimulationFailedError(f"simulator {spec.id} returned an invalid search result: "
+                                    + "; ".join(problems[:_MAX_PROBLEMS_SHOWN]))
+    return out
+
+
+def _search_in_thread(simulator: Any, sim_id: str, context: SimulationContext, request: Any,
+                      params: dict[str, Any], timeout_s: float,
+                      progress: ProgressCallback | None, cancel: CancelToken) -> Any:
+    inner = CancelToken()
+    box: list[tuple[str, Any]] = []
+
+    def work() -> None:
+        try:
+            box.append(("ok", simulator.search(context, request, params, progress=progress,
+                                               cancel=inner)))
+        except BaseException as exc:  # SystemExit from a plug-in must not escape
+            box.append(("raised", exc))
+
+    worker = threading.Thread(target=work, daemon=True, name=f"search {sim_id}")
+    worker.start()
+    deadline = time.monotonic() + timeout_s
+    while worker.is_alive() and time.monotonic() < deadline:
+        if cancel.cancelled:
+            stop_thread(worker, inner)
+            raise CancelledError("cancelled by the user")
+        worker.join(_POLL_S)
+    if worker.is_alive() or not box:
+        stopped = stop_thread(worker, inner)
+        raise SimulationFailedError(_timeout_text(sim_id, timeout_s, stopped, "'s search"))
+    kind, value = box[0]
+    if kind == "raised":
+        if isinstance(value, CancelledError):
+            raise value
+        raise SimulationFailedError(f"simulator {sim_id} search failed: "
+                                    f"{type(value).__name__}: {value}")
+    return value
+
+
+def search_problems(result: Any) -> list[str]:
+    """What makes a path-search result unfit to show (empty: fit)."""
+    if not isinstance(result, PathSearchResult):
+        return [f"not a PathSearchResult but {type(result).__name__}"]
+    problems = []
+    for c in list(result.candidates) + list(result.pareto):
+        if not isinstance(c, PathCandidate):
+            problems.append(f"a candidate is {type(c).__name__}, not a PathCandidate")
+            continue
+        numbers = (c.length_mm, c.angle_deg, *c.entry_lps, *c.target_lps)
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in numbers):
+            problems.append(f"candidate #{c.rank}: entry, length or angle is not a finite number")
+        if not isinstance(c.clearance_mm, (int, float)) or math.isnan(c.clearance_mm):
+            problems.append(f"candidate #{c.rank}: clearance is not a number")
+    if not all(isinstance(w, str) for w in result.warnings):
+        problems.append("warnings must be text")
+    return problems

@@ -17,6 +17,7 @@ from surgiplan.errors import BadInputError
 from surgiplan.model.structures import Role
 
 API_VERSION = 1  # the contract version this core implements; a plug-in declares the one it uses
+VALUE_LIMIT = 1e9  # numeric defaults and range ends lie within +-VALUE_LIMIT (forms hold no more)
 
 
 class Kind(StrEnum):
@@ -53,7 +54,17 @@ class Parameter(BaseModel):
 
     @model_validator(mode="after")
     def _default_is_valid(self) -> Parameter:
-        check_value(self, self.default)
+        for name, bound in (("minimum", self.minimum), ("maximum", self.maximum)):
+            if bound is not None and not (math.isfinite(bound) and abs(bound) <= VALUE_LIMIT):
+                raise ValueError(f"{self.key}: {name} {bound!r} is not a finite number within "
+                                 f"+-{VALUE_LIMIT:g}")
+        if self.minimum is not None and self.maximum is not None and \
+                self.minimum > self.maximum:
+            raise ValueError(f"{self.key}: minimum {self.minimum:g} > maximum {self.maximum:g}")
+        value = check_value(self, self.default)
+        if isinstance(value, int | float) and not isinstance(value, bool) and \
+                abs(value) > VALUE_LIMIT:
+            raise ValueError(f"{self.key}: default {value!r} is beyond +-{VALUE_LIMIT:g}")
         return self
 
 

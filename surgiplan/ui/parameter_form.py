@@ -24,10 +24,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from surgiplan.simulation.spec import Parameter, ParamType, check_value
+from surgiplan.simulation.spec import VALUE_LIMIT, Parameter, ParamType, check_value
 
-FLOAT_LIMIT = 1e9  # spin boxes need finite bounds; an open range is shown as +-1e9
-INT_LIMIT = 2_000_000_000
+FLOAT_LIMIT = VALUE_LIMIT  # spin boxes need finite bounds; an open range is shown as +-1e9
+INT_LIMIT = int(VALUE_LIMIT)  # within QSpinBox's 32-bit range
 
 
 def decimals_for(param: Parameter) -> int:
@@ -75,7 +75,7 @@ def make_editor(param: Parameter) -> QWidget:
         editor = QSpinBox()
         low, high = _bounds(param, INT_LIMIT)
         editor.setRange(math.ceil(low), math.floor(high))
-        editor.setValue(int(param.default))
+        editor.setValue(int(min(max(param.default, low), high)))  # the spec keeps it in range
     else:
         editor = QDoubleSpinBox()
         editor.setDecimals(decimals_for(param))
