@@ -8,28 +8,31 @@ around them for the boundary uncertainty) with their LPS centres and signed dist
 Definitions (LPS mm, millilitres):
 
 * **specimen rule**: ``cut_side`` = organ voxels on the cut's removed side; ``target_margin`` =
-  organ voxels within ``margin_mm`` of the target (signed distance of the target <= margin);
-  ``target_margin_on_cut_side`` = both at once. Volumes count voxel centres (voxel volume x
-  count), the same count as the organ's label map.
+  organ voxels within ``margin_mm`` of the target; ``target_margin_on_cut_side`` = both. The
+  target's distance is the sub-voxel one of :mod:`.distance` (not the twin's map, which reads
+  about 0.4 mm short outside and made a 10 mm margin specimen 8 % too large). Each candidate
+  voxel has a boundary value ``g`` (mm, positive inside the specimen region): the cut's side,
+  ``margin_mm - d_target``, or the smaller of the two. Volumes count voxel centres with
+  ``g > 0`` (voxel volume x count, the same count as the organ's label map).
 * ``remnant_pct`` = 100 x remnant / organ volume (the future liver remnant for a liver; the
   organ structure's own voxels: tumours and vessels with labels of their own are not counted).
-* **resection surface** = the part of the cut inside the organ region: cut vertices inside the
-  organ (signed distance <= 0) or inside a structure the organ surrounds there (a vessel or
-  tumour whose cross-section on the cut is at least half ringed by organ).
-* ``margin_mm`` = distance from the target to the resection surface (min of the target's
-  trilinear signed distance over its vertices; negative when the cut passes through the
-  target), also bounded by ``margin_mm`` under a target-margin rule; if part of the target lies
-  in the remnant, the depth of its deepest remnant voxel, negative.
+* ``margin_mm`` is measured on the specimen's boundary, whatever the rule: for every pair of
+  6-neighbour voxels with one side removed (specimen organ or removed target voxel) and the
+  other in the remnant, the boundary crosses their segment where ``g`` (linear between the two
+  centres) is zero; the margin is the least sub-voxel target distance at those crossings, and
+  if target voxels stay in the remnant, minus the depth of the deepest one.
+* **resection surface** = the cut clipped to the organ region: cut vertices inside the organ or
+  inside a structure section that the organ rings on the cut (at least
+  :data:`SURROUND_FRACTION` of the section's outline in the organ: a vessel inside the liver,
+  not a kidney lying against it).
 * **vessel crossing**: a connected patch of resection-surface vertices inside a critical
-  structure; its diameter is that of the largest disc its section on the cut holds: twice the
-  largest distance from a patch vertex to the section's outline (the zero crossings of the
-  structure's signed distance along the mesh edges). An oblique cut gives an elliptic section
-  whose inscribed disc is still the vessel's diameter; the estimate is low by at most the
-  vertex spacing / sqrt(2).
-* **uncertainty** (segmentation): the organ, target and each critical structure's boundary
-  move along their normals by independent Gaussian offsets (SD ``sd_mm``, one voxel by
-  default): organ' = {d_organ < e}, so volumes are re-counted with the planned specimen region
-  fixed; margin' = margin - e_target; diameter' = diameter + 2 e_vessel.
+  structure. Its diameter is that of the largest disc inscribed in the section: the section's
+  outline comes from the structure's sub-voxel distance (zero crossings along the surface's
+  edges) and the disc's centre is optimised in the section's plane, so an oblique cut's
+  elliptic section still gives the vessel's diameter (its minor axis).
+* **uncertainty** (see :meth:`PreparedResection.intervals`).
+* **field of view**: a region touching the image's edge may continue beyond it; the metrics
+  that depend on it are reported not assessable.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.optimize import minimize
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
@@ -49,25 +53,31 @@ from surgiplan.model.surface import SurfaceMesh
 from surgiplan.simulation import SimulationContext
 from surgiplan.simulation.uncertainty import interval95, probability95
 from surgiplan_resection.cuts import Cut
+from surgiplan_resection.distance import SmoothDistance
 
 RULES = ("auto", "cut_side", "target_margin", "target_margin_on_cut_side")
-SURROUND_FRACTION = 0.5  # a section at least half ringed by organ counts as inside the organ
+SURROUND_FRACTION = 0.75  # a section this much ringed by organ counts as inside the organ
 HOLE_BAND_MM = 15.0  # cut vertices farther than this from the organ are never in it
 BAND_SDS = 4.0  # candidate voxels reach this many boundary SDs outside the organ
+MAX_MARGIN_MM = 25.0  # the sub-voxel target distance covers this much around the target
+SECTION_PAD_MM = 3.0  # a vessel section's sub-voxel distance box reaches this far around it
 
 
 @dataclass(frozen=True)
 class VesselCrossing:
-    """A critical structure cut through on the resection surface."""
+    """A critical structure cut through on the resection surface (``in_field`` False: its
+    section reaches the image's edge, the diameter is not assessable)."""
 
     structure: str
     diameter_mm: float
     point_lps: tuple[float, float, float]
     n_vertices: int
+    in_field: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {"structure": self.structure, "diameter_mm": self.diameter_mm,
-                "point_lps": list(self.point_lps), "n_vertices": self.n_vertices}
+                "point_lps": list(self.point_lps), "n_vertices": self.n_vertices,
+                "in_field": self.in_field}
 
 
 @dataclass
@@ -89,6 +99,10 @@ class ResectionScore:
     surface_margin_mm: np.ndarray  # per vertex of ``surface``: target signed distance (mm)
     region: np.ndarray = field(repr=False)  # planned specimen region over the candidates
     critical_margin_mm: dict[str, float] = field(default_factory=dict)  # safety margins
+    boundary: np.ndarray = field(default=None, repr=False)  # g per candidate (mm)
+    cut: Any = field(default=None, repr=False)
+    margin_rule: float = 0.0  # the margin of a target-margin rule (mm)
+    not_assessable: dict[str, str] = field(default_factory=dict)  # group -> reason
 
     @property
     def organ_volume_ml(self) -> float:
@@ -109,7 +123,7 @@ class ResectionScore:
 
 @dataclass(frozen=True)
 class Intervals:
-    """Monte Carlo draws of the main metrics (arrays of length ``samples``)."""
+    """Monte Carlo draws of the main metrics (arrays of length ``samples``) and the model."""
 
     resected_ml: np.ndarray
     remnant_ml: np.ndarray
@@ -117,6 +131,7 @@ class Intervals:
     remnant_pct: np.ndarray
     margin_mm: np.ndarray | None
     diameters_mm: dict[str, np.ndarray]
+    model: dict[str, Any] = field(default_factory=dict)
 
     def ci(self, name: str) -> tuple[float, float]:
         return interval95(getattr(self, name))
@@ -140,14 +155,33 @@ def resolve_rule(rule: str, *, has_cut: bool, has_target: bool) -> str:
     return rule
 
 
+def role_problem(context: SimulationContext, organ: str | None,
+                 target: str | None) -> str | None:
+    """Why the named organ/target cannot be resected as such (wrong role), or None."""
+    for name, role, what in ((organ, Role.ORGAN, "organ"), (target, Role.TARGET, "target")):
+        if name is None or name not in {s.name for s in context.structures}:
+            continue
+        actual = context.structure(name).role
+        if Role(actual) is not role:
+            have = [s.name for s in context.by_role(role)] or ["none"]
+            return (f"{name!r} has the role {Role(actual)}, not {role}: it cannot be resected "
+                    f"as the {what} (structures with the role {role}: {', '.join(have)}); "
+                    f"name one of those, or give {name!r} the role {role} in the twin")
+    return None
+
+
 def choose_organ(context: SimulationContext, organ: str | None, target: str | None) -> str:
     """The organ to resect from: the named one, the only organ-role one, or the one nearest the
-    target (smallest signed distance at the target's voxels)."""
+    target (smallest signed distance at the target's voxels). The organ must have the role
+    organ and the target the role target (``BadInputError`` otherwise)."""
     names = [s.name for s in context.structures]
     for name, what in ((organ, "organ"), (target, "target")):
         if name is not None and name not in names:
             raise BadInputError(f"the case has no structure named {name!r} (the {what}); it has "
                                 f"{', '.join(names)}", action="use one of the structure names")
+    problem = role_problem(context, organ, target)
+    if problem is not None:
+        raise BadInputError(problem)
     if organ is not None:
         return organ
     organs = [s.name for s in context.by_role(Role.ORGAN)]
@@ -158,6 +192,11 @@ def choose_organ(context: SimulationContext, organ: str | None, target: str | No
         return organs[0]
     idx = np.flatnonzero(context.mask(target).reshape(-1))[::50]
     return min(organs, key=lambda o: float(np.median(context.distance_map(o).reshape(-1)[idx])))
+
+
+def _edge_touch(ijk_zyx: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """True for voxels on the image's first or last index along any axis."""
+    return np.any((ijk_zyx == 0) | (ijk_zyx == np.asarray(shape) - 1), axis=1)
 
 
 class PreparedResection:
@@ -171,52 +210,67 @@ class PreparedResection:
         self.context, self.organ, self.target = context, organ, target
         self.geometry = context.geometry
         self.voxel_ml = self.geometry.voxel_volume_mm3 / 1000.0
+        spacing = np.asarray(self.geometry.spacing_mm, float)
+        self.h_max, self.h_min = float(spacing.max()), float(spacing.min())
         sdf_organ = context.distance_map(organ)
         mask = context.mask(organ)
         if not mask.any():
             raise BadInputError(f"the organ {organ!r} has no voxels",
                                 action="segment the organ first")
-        self.index = np.flatnonzero((sdf_organ < band_mm).reshape(-1) | mask.reshape(-1))
-        self.points = self._points(self.index)
+        wanted = (sdf_organ < band_mm) | mask
+        target_mask = None
+        if target is not None:
+            target_mask = context.mask(target)
+            if not target_mask.any():
+                raise BadInputError(f"the target {target!r} has no voxels",
+                                    action="segment the target first")
+            wanted = wanted | target_mask
+        self.index = np.flatnonzero(wanted.reshape(-1))
+        self.ijk_zyx = np.stack(np.unravel_index(self.index, mask.shape), 1)
+        self.points = self.geometry.index_to_lps(self.ijk_zyx[:, ::-1])
+        self.at_edge = _edge_touch(self.ijk_zyx, mask.shape)
         self.sdf_organ = sdf_organ.reshape(-1)[self.index].astype(np.float32)
         self.nominal = mask.reshape(-1)[self.index]
         self.organ_voxels = int(np.count_nonzero(self.nominal))
+        self.organ_at_edge = bool(np.any(self.nominal & self.at_edge))
         inside = self.points[self.nominal]
         self.bounds_lps = np.stack([inside.min(0), inside.max(0)]).astype(float)
-        self.sdf_target = self.target_index = self.target_points = None
+        self.target_distance = None
+        self.sdf_target = np.full(len(self.index), np.inf)
+        self.is_target = np.zeros(len(self.index), dtype=bool)
+        self.target_at_edge = False
         if target is not None:
-            self.sdf_target = context.distance_map(target).reshape(-1)[self.index]
-            self.target_index = np.flatnonzero(context.mask(target).reshape(-1))
-            if self.target_index.size == 0:
-                raise BadInputError(f"the target {target!r} has no voxels",
-                                    action="segment the target first")
-            self.target_points = self._points(self.target_index)
-            self.target_sdf_inside = context.distance_map(target).reshape(-1)[self.target_index]
+            self.target_distance = SmoothDistance(target_mask, self.geometry,
+                                                  pad_mm=MAX_MARGIN_MM + band_mm)
+            fine = self.target_distance(self.points)
+            coarse = context.distance_map(target).reshape(-1)[self.index]
+            self.sdf_target = np.where(np.isfinite(fine), fine, coarse)
+            self.is_target = target_mask.reshape(-1)[self.index]
+            self.target_at_edge = bool(np.any(self.is_target & self.at_edge))
         self.critical = [s.name for s in context.by_role(Role.CRITICAL)
                          if s.name not in (organ, target)]
-        self._sorted_all = np.sort(self.sdf_organ)
-
-    def _points(self, flat_index: np.ndarray) -> np.ndarray:
-        _nz, ny, nx = self.geometry.shape_zyx
-        k, rest = np.divmod(flat_index, ny * nx)
-        j, i = np.divmod(rest, nx)
-        return self.geometry.index_to_lps(np.stack([i, j, k], 1))
+        self._organ_mesh: tuple[np.ndarray, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ nominal scoring
+    def boundary_value(self, cut: Cut | None, rule: str, margin_mm: float) -> np.ndarray:
+        """``g`` (mm) over the candidate voxels: positive inside the planned specimen region."""
+        g = np.full(len(self.index), np.inf)
+        if "cut" in rule:
+            g = np.minimum(g, cut.side_mm(self.points))
+        if "target" in rule:
+            g = np.minimum(g, margin_mm - self.sdf_target)
+        return g
+
     def region(self, cut: Cut | None, rule: str, margin_mm: float) -> np.ndarray:
         """The planned specimen region over the candidate voxels (bool)."""
-        keep = np.ones(len(self.index), dtype=bool)
-        if "cut" in rule:
-            keep &= cut.side_mm(self.points) > 0
-        if "target" in rule:
-            keep &= self.sdf_target <= margin_mm
-        return keep
+        return self.boundary_value(cut, rule, margin_mm) > 0
 
     def score(self, cut: Cut | None, *, rule: str = "auto", margin_mm: float = 0.0,
               surface_spacing_mm: float = 1.0, min_diameter_mm: float = 1.0) -> ResectionScore:
-        """Score one resection (nominal values; milliseconds for a plane on a liver)."""
+        """Score one resection (nominal values; tens of milliseconds for a plane on a liver)."""
         rule = resolve_rule(rule, has_cut=cut is not None, has_target=self.target is not None)
-        region = self.region(cut, rule, margin_mm)
+        g = self.boundary_value(cut, rule, margin_mm)
+        region = g > 0
         resected = int(np.count_nonzero(region & self.nominal))
         surface = _empty_mesh()
         values = np.zeros(0)
@@ -225,12 +279,73 @@ class PreparedResection:
         if cut is not None:
             mesh = cut.surface_mesh(self.bounds_lps, spacing_mm=surface_spacing_mm)
             surface, values, crossings, distances = self._surface(mesh, min_diameter_mm)
-        margin, point, resected_pct = self._margin(cut, rule, margin_mm, surface, values)
+        margin, point, resected_pct = self._margin(g, region)
         margins = {s.name: s.margin_mm for s in self.context.structures
                    if s.name in distances}
-        return ResectionScore(rule, self.organ, self.target, self.voxel_ml, self.organ_voxels,
-                              resected, margin, point, resected_pct, crossings, distances,
-                              surface, values, region, margins)
+        score = ResectionScore(rule, self.organ, self.target, self.voxel_ml, self.organ_voxels,
+                               resected, margin, point, resected_pct, crossings, distances,
+                               surface, values, region, margins, g, cut,
+                               float(margin_mm) if "target" in rule else 0.0)
+        score.not_assessable = self._field_of_view(score)
+        return score
+
+    def _field_of_view(self, score: ResectionScore) -> dict[str, str]:
+        """Metric groups whose regions reach the image's edge, with the reason."""
+        out = {}
+        edge = "reaches the edge of the image and may continue beyond it (thin field of view)"
+        if self.organ_at_edge:
+            out["organ"] = f"{self.organ} {edge}: its total and remnant volumes are unknown"
+        if np.any(score.region & self.nominal & self.at_edge):
+            out["specimen"] = f"the specimen of {self.organ} {edge}"
+        if self.target is not None and self.target_at_edge:
+            out["margin"] = f"the target {self.target} {edge}"
+        elif self.target is not None and not math.isfinite(score.margin_mm):
+            out["margin"] = ("the specimen shares no boundary with the remnant (nothing or all "
+                             f"of {self.organ} removed)")
+        return out
+
+    def _margin(self, g: np.ndarray, region: np.ndarray):
+        """(margin mm, its point, % of the target's voxels in the specimen), see the module
+        docstring; (NaN, None, None) without a target."""
+        if self.target is None:
+            return math.nan, None, None
+        removed = region & (self.nominal | self.is_target)
+        remnant = ~region & self.nominal
+        near = np.flatnonzero(removed & (g < 2.0 * self.h_max + 1.0))
+        a, b = self._neighbour_pairs(near, remnant)
+        margin, point = math.inf, None
+        if a.size:
+            t = (g[a] / (g[a] - g[b]))[:, None]
+            crossings = self.points[a] + t * (self.points[b] - self.points[a])
+            values = self.target_distance(crossings)
+            far = ~np.isfinite(values)
+            if far.any():
+                values[far] = self.context.signed_distance_mm(self.target, crossings[far])
+            k = int(np.argmin(values))
+            margin, point = float(values[k]), tuple(float(x) for x in crossings[k])
+        left = self.is_target & ~region
+        if left.any():
+            k = int(np.argmin(np.where(left, self.sdf_target, np.inf)))
+            if self.sdf_target[k] < margin:
+                margin = float(self.sdf_target[k])
+                point = tuple(float(x) for x in self.points[k])
+        return margin, point, 100.0 * (1.0 - left.sum() / self.is_target.sum())
+
+    def _neighbour_pairs(self, near: np.ndarray, remnant: np.ndarray):
+        """Candidate positions (a in ``near``, b in ``remnant``) of 6-neighbour voxel pairs."""
+        shape = np.asarray(self.geometry.shape_zyx)
+        strides = (shape[1] * shape[2], shape[2], 1)
+        a_out, b_out = [], []
+        for axis in range(3):
+            for step in (-1, 1):
+                coord = self.ijk_zyx[near, axis] + step
+                ok = (coord >= 0) & (coord < shape[axis])
+                flat = self.index[near[ok]] + step * strides[axis]
+                pos = np.minimum(np.searchsorted(self.index, flat), len(self.index) - 1)
+                hit = (self.index[pos] == flat) & remnant[pos]
+                a_out.append(near[ok][hit])
+                b_out.append(pos[hit])
+        return np.concatenate(a_out), np.concatenate(b_out)
 
     def _surface(self, mesh: SurfaceMesh, min_diameter_mm: float):
         """Clip the cut to the organ region; margin values, crossings, clearances on it."""
@@ -253,62 +368,117 @@ class PreparedResection:
         for name in self.critical:
             d = d_inner[name]
             distances[name] = float(d[in_region].min()) if in_region.any() else math.inf
-            if not patches[name]:
-                continue
-            boundary = cKDTree(_zero_crossings(adjacency, local_verts, d))
             for patch in patches[name]:
-                radius, _ = boundary.query(local_verts[patch])
-                centre = patch[int(np.argmax(radius))]
-                diameter = 2.0 * float(radius.max())
-                if diameter >= min_diameter_mm:
-                    crossings.append(VesselCrossing(name, diameter, tuple(
-                        float(x) for x in local_verts[centre]), len(patch)))
+                crossing = self._crossing(name, adjacency, local_verts, patch)
+                if crossing.diameter_mm >= min_diameter_mm or not crossing.in_field:
+                    crossings.append(crossing)
         surface = _clip(mesh, near[in_region])
-        values = (d_inner[self.target][in_region] if self.target
+        values = (self.target_distance(surface.vertices_lps) if self.target
                   else np.full(len(surface.vertices_lps), np.nan))
+        values = np.where(np.isfinite(values), values, np.nan)
         crossings.sort(key=lambda c: -c.diameter_mm)
         return surface, values, crossings, distances
 
-    def _margin(self, cut, rule, margin_mm, surface, values):
-        """(margin mm, closest surface point, % of the target's voxels in the specimen)."""
-        if self.target is None:
-            return math.nan, None, None
-        margin, point = math.inf, None
-        if "target" in rule:
-            margin = float(margin_mm)
-        if "cut" in rule and len(values):
-            k = int(np.argmin(values))
-            if values[k] < margin:
-                margin, point = float(values[k]), tuple(float(x) for x in
-                                                        surface.vertices_lps[k])
-        left = np.zeros(len(self.target_index), dtype=bool)
-        if "cut" in rule:
-            left = cut.side_mm(self.target_points) <= 0
-        if left.any():
-            k = int(np.argmin(np.where(left, self.target_sdf_inside, np.inf)))
-            if self.target_sdf_inside[k] < margin:
-                margin = float(self.target_sdf_inside[k])
-                point = tuple(float(x) for x in self.target_points[k])
-        return margin, point, 100.0 * (1.0 - left.mean())
+    def _crossing(self, name: str, adjacency, verts: np.ndarray,
+                  patch: np.ndarray) -> VesselCrossing:
+        """The vessel section of one patch: its inscribed-disc diameter (sub-voxel outline)."""
+        ring = _grow(adjacency, patch, 3)
+        ijk = self.geometry.lps_to_index(verts[ring])[:, ::-1]
+        pad = np.ceil(SECTION_PAD_MM / np.asarray(self.geometry.spacing_mm[::-1])) + 1
+        lo = np.floor(ijk.min(0) - pad).astype(int)
+        hi = np.ceil(ijk.max(0) + pad).astype(int) + 1
+        shape = np.asarray(self.geometry.shape_zyx)
+        in_field = bool(np.all(lo >= 0) and np.all(hi <= shape))
+        distance = SmoothDistance(self.context.mask(name), self.geometry, pad_mm=0.0,
+                                  step_mm=min(0.25, self.h_min / 2), box_zyx=(lo, hi))
+        d = np.full(len(verts), np.inf)
+        d[ring] = distance(verts[ring])
+        sub = adjacency[ring][:, ring]
+        outline = _zero_crossings(sub, verts[ring], d[ring])
+        inside = patch[np.isfinite(d[patch]) & (d[patch] < 0)]
+        start = verts[inside[int(np.argmin(d[inside]))]] if inside.size else verts[patch[0]]
+        if len(outline) < 3:
+            return VesselCrossing(name, 0.0, tuple(float(x) for x in start), len(patch),
+                                  in_field)
+        radius, centre = _inscribed_disc(outline, start, distance)
+        return VesselCrossing(name, 2.0 * radius, tuple(float(x) for x in centre), len(patch),
+                              in_field)
 
     # ------------------------------------------------------------------ uncertainty
-    def intervals(self, score: ResectionScore, *, sd_mm: float, samples: int,
-                  seed: int) -> Intervals:
-        """Monte Carlo over the organ, target and critical boundaries (see module docstring)."""
+    def organ_mesh(self) -> tuple[np.ndarray, np.ndarray]:
+        """The organ surface's triangle centroids (LPS mm) and areas (mm2), cached."""
+        if self._organ_mesh is None:
+            mesh = self.context.surface(self.organ)
+            v, f = mesh.vertices_lps, mesh.faces
+            a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+            self._organ_mesh = ((a + b + c) / 3.0,
+                                0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1))
+        return self._organ_mesh
+
+    def boundary_areas(self, score: ResectionScore) -> tuple[float, float, float]:
+        """(organ surface, organ surface inside the specimen region, specimen boundary inside
+        the organ), mm2. The last one from the count of organ voxels with ``|g| < h`` (h the
+        largest spacing): that slab holds 2 h x area."""
+        centroids, areas = self.organ_mesh()
+        g = np.full(len(centroids), np.inf)
+        if score.cut is not None and "cut" in score.rule:
+            g = np.minimum(g, score.cut.side_mm(centroids))
+        if "target" in score.rule:
+            g = np.minimum(g, score.margin_rule - self.target_distance(centroids))
+        slab = np.count_nonzero(self.nominal & (np.abs(score.boundary) < self.h_max))
+        return (float(areas.sum()), float(areas[g > 0].sum()),
+                slab * self.geometry.voxel_volume_mm3 / (2.0 * self.h_max))
+
+    def intervals(self, score: ResectionScore, *, sd_mm: float, samples: int, seed: int,
+                  cut_sd_mm: float = 0.0) -> Intervals:
+        """Monte Carlo draws of every metric under the stated error model (first order in the
+        offsets: a boundary moved by ``e`` along its normal changes a volume by area x e).
+
+        Sources, independent per draw: the organ's boundary (all of it, one offset ``e_o``, SD
+        ``sd_mm``: fully correlated, the widest case for volumes), the target's boundary
+        (``e_t``, SD ``sd_mm``), each crossed vessel's boundary (``e_v``, SD ``sd_mm``), the
+        transection's placement along its normal (``e_c``, SD ``cut_sd_mm``, positive removes
+        more), and discretisation: the specimen boundary's position within a voxel
+        (uniform over the voxel's thickness across the boundary) and the label boundary's
+        (uniform over half the smallest spacing either way, for margin and diameters).
+        organ = V_o + A_o e_o; resected = V_r + A_s e_o + S (e_c + u); margin = m + e_c - e_t +
+        u_m; diameter = D + 2 e_v + u_d.
+        """
         rng = np.random.default_rng(seed)
-        e_organ = rng.normal(0.0, sd_mm, samples)
-        e_target = rng.normal(0.0, sd_mm, samples)
-        sorted_specimen = np.sort(self.sdf_organ[score.region])
-        organ = np.searchsorted(self._sorted_all, e_organ).astype(float)
-        resected = np.searchsorted(sorted_specimen, e_organ).astype(float)
-        margin = None if self.target is None else score.margin_mm - e_target
+        n = int(samples)
+        e_o, e_t = rng.normal(0.0, sd_mm, n), rng.normal(0.0, sd_mm, n)
+        e_c = rng.normal(0.0, cut_sd_mm, n)
+        thickness = self._slab_thickness(score)
+        u = rng.uniform(-0.5, 0.5, n) * thickness
+        u_m = rng.uniform(-0.5, 0.5, n) * self.h_min
+        area_o, area_s, section = self.boundary_areas(score)
+        organ = score.organ_volume_ml + area_o * e_o / 1000.0
+        resected = score.resected_volume_ml + (area_s * e_o + section * (e_c + u)) / 1000.0
+        resected = np.clip(resected, 0.0, organ)
+        margin = None
+        if self.target is not None and math.isfinite(score.margin_mm):
+            margin = score.margin_mm + e_c - e_t + u_m
         diameters = {}
-        for name in sorted({c.structure for c in score.crossings}):
+        for name in sorted({c.structure for c in score.crossings if c.in_field}):
             widest = max(c.diameter_mm for c in score.crossings if c.structure == name)
-            diameters[name] = np.maximum(widest + 2.0 * rng.normal(0.0, sd_mm, samples), 0.0)
-        return Intervals(resected * self.voxel_ml, (organ - resected) * self.voxel_ml,
-                         organ * self.voxel_ml, 100.0 * (organ - resected) / organ,
-                         margin, diameters)
+            diameters[name] = np.maximum(widest + 2.0 * rng.normal(0.0, sd_mm, n)
+                                         + rng.uniform(-0.5, 0.5, n) * self.h_min, 0.0)
+        model = {"boundary_sd_mm": sd_mm, "cut_sd_mm": cut_sd_mm, "samples": n, "seed": seed,
+                 "organ_surface_mm2": area_o, "specimen_organ_surface_mm2": area_s,
+                 "specimen_boundary_mm2": section, "boundary_voxel_thickness_mm": thickness}
+        return Intervals(resected, organ - resected, organ,
+                         100.0 * (organ - resected) / organ, margin, diameters, model)
+
+    def _slab_thickness(self, score: ResectionScore) -> float:
+        """A voxel's thickness (mm) across the specimen boundary: voxel volume / its
+        projected area along a plane cut's normal; the cube root of the voxel volume else."""
+        cut = score.cut
+        spacing = np.asarray(self.geometry.spacing_mm, float)
+        if score.rule == "cut_side" and hasattr(cut, "normal_lps"):
+            n = np.abs(self.geometry.direction.T @ np.asarray(cut.normal_lps, float))
+            projected = n @ (np.prod(spacing) / spacing)
+            return float(np.prod(spacing) / projected)
+        return float(np.prod(spacing) ** (1.0 / 3.0))
 
     # ------------------------------------------------------------------ masks
     def masks(self, score: ResectionScore) -> tuple[np.ndarray, np.ndarray]:
@@ -319,6 +489,36 @@ class PreparedResection:
         remnant = np.zeros_like(specimen)
         remnant[self.index[~score.region & self.nominal]] = True
         return specimen.reshape(shape), remnant.reshape(shape)
+
+
+def _inscribed_disc(outline: np.ndarray, start: np.ndarray, distance) -> tuple[float, np.ndarray]:
+    """(radius, centre) of the largest disc in the section's plane (best fit to ``outline``)
+    centred inside the structure and clear of every outline point, searched from ``start``."""
+    centre0 = outline.mean(axis=0)
+    axes = np.linalg.svd(outline - centre0, full_matrices=False)[2][:2]
+    tree = cKDTree(outline)
+
+    def at(xy: np.ndarray) -> np.ndarray:
+        return centre0 + xy[0] * axes[0] + xy[1] * axes[1]
+
+    def cost(xy: np.ndarray) -> float:
+        point = at(xy)
+        clear = float(tree.query(point)[0])
+        return -clear if float(distance(point[None])[0]) < 0 else clear
+
+    x0 = axes @ (start - centre0)
+    best = minimize(cost, x0, method="Nelder-Mead", options={"xatol": 0.005, "fatol": 0.001})
+    xy = best.x if best.fun < cost(x0) else x0
+    return max(0.0, -cost(xy)), at(xy)
+
+
+def _grow(adjacency, seeds: np.ndarray, rings: int) -> np.ndarray:
+    """``seeds`` and every vertex within ``rings`` edges of them (sorted indices)."""
+    mark = np.zeros(adjacency.shape[0], dtype=bool)
+    mark[seeds] = True
+    for _ in range(rings):
+        mark |= (adjacency @ mark.astype(np.int8)) > 0
+    return np.flatnonzero(mark)
 
 
 def _empty_mesh() -> SurfaceMesh:
@@ -356,7 +556,7 @@ def _surrounded_patches(adjacency, inside: np.ndarray, in_organ: np.ndarray) -> 
 def _zero_crossings(adjacency, verts: np.ndarray, d: np.ndarray) -> np.ndarray:
     """Points (K, 3) where ``d`` crosses zero along the mesh edges (linear interpolation)."""
     rows, cols = adjacency.nonzero()
-    cross = (d[rows] < 0) & (d[cols] >= 0)
+    cross = (d[rows] < 0) & (d[cols] >= 0) & np.isfinite(d[cols])
     rows, cols = rows[cross], cols[cross]
     t = (d[rows] / (d[rows] - d[cols]))[:, None]
     return verts[rows] + t * (verts[cols] - verts[rows])
