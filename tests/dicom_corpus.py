@@ -355,3 +355,67 @@ def build_case(root: Path, name: str) -> Case:
 def build_corpus(root: Path) -> list[Case]:
     """Write every case under ``root`` and return them."""
     return [build_case(root, name) for name in CASE_NAMES]
+
+
+# ------------------------------------------------------------------ MR builders (odd DICOM)
+def mr_dataset(pixels: np.ndarray, *, position, orientation, spacing=(1.0, 1.0),
+               series_uid: str = "", **tags) -> pydicom.Dataset:
+    """A minimal single-frame (or classic multi-frame, for a 3-D ``pixels``) MR dataset with
+    uint16 pixels and the given geometry; ``tags`` are extra DICOM keywords."""
+    from pydicom.dataset import FileMetaDataset
+
+    ds = pydicom.Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = pydicom.uid.MRImageStorage
+    ds.SOPClassUID = pydicom.uid.MRImageStorage
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.Modality, ds.PatientName, ds.PatientID = "MR", "Odd^Case", "ODD"
+    ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.1"
+    ds.SeriesInstanceUID = series_uid or generate_uid()
+    ds.SeriesNumber, ds.InstanceNumber = 1, 1
+    ds.ImagePositionPatient = [f"{v:.6f}" for v in position]
+    ds.ImageOrientationPatient = [f"{v:.8f}" for v in orientation]
+    ds.PixelSpacing = [f"{v:g}" for v in spacing]
+    ds.SliceThickness = "3"
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.Rows, ds.Columns = pixels.shape[-2], pixels.shape[-1]
+    if pixels.ndim == 3:
+        ds.NumberOfFrames = pixels.shape[0]
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = np.ascontiguousarray(pixels, dtype="<u2").tobytes()
+    for key, value in tags.items():
+        setattr(ds, key, value)
+    return ds
+
+
+def csa_bytes(tags: dict[str, tuple[str, list[str]]]) -> bytes:
+    """A Siemens CSA2 ('SV10') header holding ``name -> (VR, items)``."""
+    import struct
+
+    out = b"SV10\x04\x03\x02\x01" + struct.pack("<2I", len(tags), 77)
+    for name, (vr, items) in tags.items():
+        out += struct.pack("<64si4s3i", name.encode(), len(items), vr.encode(), 0,
+                           len(items), 77)
+        for item in items:
+            data = item.encode() + b"\0"
+            out += struct.pack("<4i", len(data), len(data), 77, len(data))
+            out += data + b"\0" * (-len(data) % 4)
+    return out
+
+
+def add_siemens_mosaic(ds: pydicom.Dataset, tiles: int, normal=None,
+                       protocol: str | None = None) -> None:
+    """Mark ``ds`` a Siemens MOSAIC of ``tiles`` slices, with a CSA SliceNormalVector (none
+    when ``normal`` is None) and an optional CSA series protocol text."""
+    ds.Manufacturer = "SIEMENS"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"]
+    ds.private_block(0x0019, "SIEMENS MR HEADER", create=True).add_new(0x0A, "US", tiles)
+    if normal is None:
+        return
+    csa = ds.private_block(0x0029, "SIEMENS CSA HEADER", create=True)
+    csa.add_new(0x10, "OB", csa_bytes({"SliceNormalVector": ("FD", [f"{v:.8f}" for v in
+                                                                     normal])}))
+    if protocol is not None:
+        csa.add_new(0x20, "OB", csa_bytes({"MrPhoenixProtocol": ("UN", [protocol])}))
