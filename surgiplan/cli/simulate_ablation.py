@@ -57,7 +57,7 @@ def register_kind(kinds: argparse._SubParsersAction) -> None:
                    help="probe entry (a point on the shaft), LPS mm")
     p.add_argument("--device", default=None, metavar="NAME",
                    help=f"device table id (default {DEFAULT_DEVICE}; see "
-                   "resources/ablation_devices)")
+                   "the ablation plug-in's data/ folder)")
     p.add_argument("--power", type=float, default=None, metavar="W", help="power in W")
     p.add_argument("--time", type=float, default=None, metavar="MIN", help="time in minutes")
     p.add_argument("--zone", type=zone_axes, default=None, metavar="LONGxSHORT",

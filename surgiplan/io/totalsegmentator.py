@@ -3,7 +3,7 @@
 TotalSegmentator's label ids differ between v1 and v2 (aorta is 7 in v1, 52 in v2), so a
 multi-label file is only meaningful with its version: keywords ``totalsegmentator-v1``,
 ``totalsegmentator-v2``, ``totalsegmentator-v2-mr`` name the class tables in
-``resources/totalsegmentator/`` (copied from TotalSegmentator's ``map_to_binary.py``). A
+``surgiplan/io/totalsegmentator_tables/`` (copied from TotalSegmentator's ``map_to_binary.py``). A
 multi-label NIfTI written by TotalSegmentator >= 2 carries its own names in a NIfTI header
 extension (Caret XML label table); those names win over any table. The per-structure layout
 (a folder of ``<class>.nii.gz`` binary masks) is named by its file names. Every class name then
@@ -16,12 +16,13 @@ import json
 import xml.etree.ElementTree as ET
 from fnmatch import fnmatchcase
 from functools import cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from surgiplan.errors import BadInputError
 
-RESOURCE_DIR = Path(__file__).resolve().parents[2] / "resources" / "totalsegmentator"
+RESOURCE_DIR = Path(str(files("surgiplan.io") / "totalsegmentator_tables"))  # package data
 # --label-names keyword -> class table file in RESOURCE_DIR.
 KEYWORDS = {
     "totalsegmentator-v1": "total_v1.json",

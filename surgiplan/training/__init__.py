@@ -4,7 +4,7 @@ a resident's attempt, and its score with feedback tied to LPS locations.
 See ``exercise`` (the file format, ``load_exercise``, ``list_exercises``), ``attempt`` (what a
 resident submits; placements <-> simulator inputs), ``scoring`` (``score_attempt`` ->
 ``TrainingScore``), ``cases`` (find or generate an exercise's case) and ``shipped`` (the
-exercises in ``resources/exercises/``, built from the phantoms' demo plans).
+exercises in ``surgiplan/training/exercises/``, built from the phantoms' demo plans).
 """
 
 from surgiplan.training.attempt import Attempt, read_attempt, simulation_input

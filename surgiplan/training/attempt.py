@@ -133,12 +133,12 @@ def read_attempt(path: str | Path, exercise: Exercise) -> Attempt:
             attempt = _from_plan(raw, exercise, path)
         else:
             raise BadInputError("neither an attempt (format 'surgiplan.attempt') nor a plan",
-                                path=path, action="see resources/exercises/README.md")
+                                path=path, action="see surgiplan/training/exercises/README.md")
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "top level"
         raise BadInputError(f"invalid at {where}: {err['msg']}", path=path,
-                            action="fix the file (format: resources/exercises/README.md)"
+                            action="fix the file (format: surgiplan/training/exercises/README.md)"
                             ) from exc
     if attempt.exercise_id and attempt.exercise_id != exercise.id:
         raise BadInputError(f"this attempt is for exercise {attempt.exercise_id!r}, not "

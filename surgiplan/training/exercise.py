@@ -1,6 +1,6 @@
 """The exercise file format (``*.exercise.json``): a case, a task, a reference placement and a
 scoring rubric. Pydantic models, schema-versioned JSON, LPS mm; documented for authors in
-``resources/exercises/README.md``.
+``surgiplan/training/exercises/README.md``.
 
 A placement is two points, whatever the kind: ``entry_lps`` and ``target_lps`` are the entry and
 the target of a trajectory, the screw head and tip of an implant, the point on the shaft and the
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,7 +31,7 @@ from surgiplan.simulation.spec import Kind
 FORMAT = "surgiplan.exercise"
 SCHEMA_VERSION = 1
 SUFFIX = ".exercise.json"
-EXERCISES_DIR = Path(__file__).resolve().parents[2] / "resources" / "exercises"
+EXERCISES_DIR = Path(str(files("surgiplan.training") / "exercises"))  # package data
 
 ReferenceMeasure = Literal["entry_distance_mm", "target_distance_mm", "axis_angle_deg",
                            "zone_overlap_pct"]
@@ -206,11 +207,11 @@ MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}  # v -> v
 def _upgrade(raw: Any, path: Path) -> dict[str, Any]:
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise BadInputError("not a SurgiPlan exercise (format must be 'surgiplan.exercise')",
-                            path=path, action="see resources/exercises/README.md")
+                            path=path, action="see surgiplan/training/exercises/README.md")
     version = raw.get("schema_version")
     if not isinstance(version, int) or version < 1:
         raise BadInputError(f"bad schema_version {version!r}", path=path,
-                            action="see resources/exercises/README.md")
+                            action="see surgiplan/training/exercises/README.md")
     if version > SCHEMA_VERSION:
         raise BadInputError(f"exercise format version {version} is newer than this SurgiPlan "
                             f"{__version__} reads ({SCHEMA_VERSION})", path=path,
@@ -230,7 +231,7 @@ def exercise_from_json(raw: Any, *, path: str | Path = "<exercise>") -> Exercise
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "top level"
         raise BadInputError(f"invalid exercise at {where}: {err['msg']}", path=path,
-                            action="fix the file (format: resources/exercises/README.md)"
+                            action="fix the file (format: surgiplan/training/exercises/README.md)"
                             ) from exc
 
 
@@ -243,7 +244,7 @@ def load_exercise(path: str | Path) -> Exercise:
         raise BadInputError("no such exercise file", path=path, action="check the path") from None
     except (OSError, ValueError) as exc:
         raise BadInputError(f"cannot read the exercise as JSON ({exc})", path=path,
-                            action="fix the file (format: resources/exercises/README.md)"
+                            action="fix the file (format: surgiplan/training/exercises/README.md)"
                             ) from exc
     return exercise_from_json(raw, path=path)
 

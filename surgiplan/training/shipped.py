@@ -1,9 +1,9 @@
-"""The exercises shipped in ``resources/exercises/``, built from the generated phantoms' demo
-plans (:mod:`surgiplan.plans.demo`): the reference placement is a demo plan's intervention.
+"""The exercises shipped in ``surgiplan/training/exercises/``, built from the generated phantoms'
+demo plans (:mod:`surgiplan.plans.demo`): the reference placement is a demo plan's intervention.
 
 Regenerate them (after changing a phantom or a demo plan) with::
 
-    .venv/bin/python -m surgiplan.training.shipped [--out resources/exercises]
+    .venv/bin/python -m surgiplan.training.shipped [--out surgiplan/training/exercises]
 
 which generates any missing phantom into the user cache (see :mod:`surgiplan.training.cases`).
 """

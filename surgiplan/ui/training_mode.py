@@ -1,8 +1,8 @@
 """Training mode for residents (Training menu, Training dock).
 
-The resident chooses an exercise (``resources/exercises`` or any ``.exercise.json``); its case
-opens (a generated phantom is made on first use, in a worker), the task and the marked target
-are shown and a clock starts. The resident places the two points with the Planning dock's
+The resident chooses an exercise (``surgiplan/training/exercises`` or any ``.exercise.json``);
+its case opens (a generated phantom is made on first use, in a worker), the task and the marked
+target are shown and a clock starts. The resident places the two points with the Planning dock's
 entry/target tools (trajectory: entry and target; screw: head and tip direction; ablation:
 shaft point and tip). The reference stays hidden until the resident submits: the plan is then
 scored in a worker (:func:`surgiplan.training.scoring.score_attempt`), the score and numbered

@@ -1,5 +1,5 @@
 """Ablation device tables: the zone (long x short axis, centre offset from the tip) for each
-power and time of a device, read from editable TOML files (see resources/ablation_devices/).
+power and time of a device, read from editable TOML files (see the plug-in's data/README.md).
 
 A zone is a prolate ellipsoid around the probe axis: ``long_mm`` along the axis, ``short_mm``
 across it (diameters, mm); its centre lies ``tip_offset_mm`` back from the tip along the shaft.
@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
-import surgiplan
 from surgiplan.errors import BadInputError
 
 ENV_DIR = "SURGIPLAN_ABLATION_DEVICES"
@@ -62,11 +62,12 @@ class DeviceTable:
 
 
 def device_dir() -> Path:
-    """The folder of device tables: ``$SURGIPLAN_ABLATION_DEVICES`` or SurgiPlan's resources."""
+    """The folder of device tables: ``$SURGIPLAN_ABLATION_DEVICES`` or the plug-in's own
+    package data (``surgiplan_ablation/data``)."""
     env = os.environ.get(ENV_DIR)
     if env:
         return Path(env)
-    return Path(surgiplan.__file__).resolve().parents[1] / "resources" / "ablation_devices"
+    return Path(str(files("surgiplan_ablation") / "data"))
 
 
 def load_device(path: Path) -> DeviceTable:
@@ -81,7 +82,7 @@ def load_device(path: Path) -> DeviceTable:
         return _parse(data, path)
     except (KeyError, TypeError, ValueError) as exc:
         raise BadInputError(f"invalid device table: {exc}", path=path,
-                            action="see resources/ablation_devices/README.md for the format"
+                            action="see the README.md beside the shipped tables for the format"
                             ) from exc
 
 

@@ -1,6 +1,6 @@
 """From an :class:`~surgiplan.simulation.AblationInput` to probes with their zones.
 
-``device_id`` names a device table (resources/ablation_devices) and ``settings`` holds
+``device_id`` names a device table (the plug-in's data/ folder) and ``settings`` holds
 ``power_w`` and ``time_min``; or ``device_id = "custom"`` with ``settings`` ``long_mm``,
 ``short_mm`` and optionally ``tip_offset_mm`` (default 0: the zone is centred on the tip) and
 ``probe_diameter_mm`` (default 2).
@@ -72,6 +72,18 @@ def _probe(p, custom_modality: str) -> Probe:
                  device.probe_diameter_mm, device)
 
 
+def check_target_role(context: SimulationContext, name: str) -> None:
+    """``BadInputError`` unless ``name`` has the role target: coverage and the 5/10 mm margins
+    are tumour thresholds, meaningless for a vessel or an organ."""
+    role = Role(context.structure(name).role)
+    if role is not Role.TARGET:
+        targets = [s.name for s in context.by_role(Role.TARGET)]
+        raise BadInputError(
+            f"{name!r} has the role {role.value}, not target: an ablation is judged against "
+            f"tumour thresholds (targets here: {', '.join(targets) or 'none'})",
+            action="give --target a structure with the role target, or mark the tumour as one")
+
+
 def target_name(context: SimulationContext, inputs: AblationInput) -> str:
     """The tumour: the input's ``target_structure``, else the target-role structure nearest to
     the first tip (``BadInputError`` when there is none)."""
@@ -80,6 +92,7 @@ def target_name(context: SimulationContext, inputs: AblationInput) -> str:
         if inputs.target_structure not in names:
             raise BadInputError(f"no structure named {inputs.target_structure!r} (have "
                                 f"{', '.join(names)})", action="give --target a structure")
+        check_target_role(context, inputs.target_structure)
         return inputs.target_structure
     targets = context.by_role(Role.TARGET)
     if not targets:

@@ -1,4 +1,4 @@
-"""The parametric pedicle screw library (``resources/implants/pedicle_screws.json``).
+"""The parametric pedicle screw library (package data ``data/pedicle_screws.json``).
 
 Screw frame (mm): the shank starts at the origin and runs along +z, the tip is at
 ``z = length_mm``, the head sits at ``z <= 0``. ``diameter_mm`` is the major (outer thread)
@@ -12,6 +12,7 @@ import json
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,8 @@ LIBRARY_SCHEMA = "surgiplan.implant-library/1"
 
 
 def default_library_path() -> Path:
-    """``resources/implants/pedicle_screws.json`` next to the installed ``surgiplan`` package."""
-    import surgiplan
-
-    return Path(surgiplan.__file__).resolve().parents[1] / "resources" / "implants" / \
-        "pedicle_screws.json"
+    """The plug-in's own library, shipped as package data (``surgiplan_implant/data``)."""
+    return Path(str(files("surgiplan_implant") / "data" / "pedicle_screws.json"))
 
 
 @dataclass(frozen=True)
@@ -92,10 +90,10 @@ def load_library(path: Path | None = None) -> tuple[ScrewFamily, ...]:
                 ring_spacing_mm=float(g["ring_spacing_mm"]), sections=int(g["sections"])))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BadInputError(f"cannot read the implant library ({exc})", path=path,
-                            action="restore resources/implants from SurgiPlan") from exc
+                            action="reinstall the surgiplan-implant plug-in") from exc
     if not families:
         raise BadInputError("the implant library lists no screws", path=path,
-                            action="restore resources/implants from SurgiPlan")
+                            action="reinstall the surgiplan-implant plug-in")
     return tuple(families)
 
 
