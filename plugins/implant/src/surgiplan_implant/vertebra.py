@@ -15,6 +15,12 @@
    the posterior entry to the anterior cortex of the body, each rounded down to a catalogue
    size. The head goes at the posterior entry (where the axis leaves the bone), the tip along
    the axis.
+
+Refusals (``BadInputError``, never a guess): the bone is not separable into vertebrae (the
+connected bone around the point spans more than :data:`MAX_VERTEBRA_HEIGHT_MM` along S or
+holds more than :data:`MAX_VERTEBRA_ML`: one merged ``bone`` label), the vertebra's spinal
+canal cannot be found (no closed ring in its axial slices), or the screw would enter the canal
+(the holes enclosed by the vertebra in its axial slices).
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ from surgiplan_implant.library import ScrewFamily, screw_family
 from surgiplan_implant.pose import pose_from_axis
 from surgiplan_implant.scoring import GridSampler
 
+MAX_VERTEBRA_HEIGHT_MM = 60.0  # a lumbar vertebra with its processes spans ~35-45 mm along S
+MAX_VERTEBRA_ML = 150.0  # a lumbar vertebra holds ~40-90 ml of bone
+MIN_CANAL_AREA_MM2 = 30.0  # smaller enclosed holes are cancellous gaps, not the canal
 DIAMETER_FRACTION = 0.8
 LENGTH_FRACTION = 0.8
 SIDES = {"left": 1.0, "right": -1.0}  # patient left is +L
@@ -231,6 +240,7 @@ def suggest_screw(context: SimulationContext, vertebra: str, side: str, *,
     family = family or screw_family()
     sign = SIDES[side]
     geometry = context.geometry
+    check_separable(context, vertebra, point_lps)
     mask = vertebra_mask(context, vertebra, point_lps)
     zyx = np.argwhere(mask)
     points = geometry.index_to_lps(zyx[:, ::-1].astype(float))
@@ -249,8 +259,84 @@ def suggest_screw(context: SimulationContext, vertebra: str, side: str, *,
     diameter = family.diameter.floor(DIAMETER_FRACTION * width)
     length = family.length.floor(LENGTH_FRACTION * chord)
     tip = entry + length * direction
+    check_out_of_canal(mask, geometry, entry, tip, diameter, vertebra)
     return ScrewSuggestion(
         vertebra=vertebra, side=side, diameter_mm=diameter, length_mm=length,
         entry_lps=tuple(entry), tip_lps=tuple(tip), isthmus_lps=tuple(point),
         isthmus_width_mm=width, chord_mm=chord,
         pose=pose_from_axis(entry, tip), screw_id=family.screw_id(diameter, length))
+
+
+def check_separable(context: SimulationContext, structure: str, point_lps: Any) -> None:
+    """Refuse a bone that is not one vertebra: the connected bone of ``structure`` around
+    ``point_lps`` (its largest part without a point) spans more than
+    :data:`MAX_VERTEBRA_HEIGHT_MM` along S or holds more than :data:`MAX_VERTEBRA_ML`."""
+    geometry = context.geometry
+    mask = np.asarray(context.mask(structure))
+    labels, n = ndimage.label(mask)
+    if n == 0:
+        raise BadInputError(f"{structure} is empty", action="segment the vertebra first")
+    value = 0
+    if point_lps is not None:
+        seed = np.rint(geometry.lps_to_index(np.asarray(point_lps, float))).astype(int)[::-1]
+        value = labels[tuple(np.clip(seed, 0, np.asarray(mask.shape) - 1))]
+    if value == 0:
+        value = int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
+    part = labels == value
+    slices = np.flatnonzero(part.any(axis=(1, 2)))
+    ends = geometry.index_to_lps(np.array([[0.0, 0.0, slices[0]], [0.0, 0.0, slices[-1]]]))
+    height = float(np.linalg.norm(ends[1] - ends[0])) + float(geometry.spacing_mm[2])
+    volume = float(part.sum()) * geometry.voxel_volume_mm3 / 1000.0
+    if height > MAX_VERTEBRA_HEIGHT_MM or volume > MAX_VERTEBRA_ML:
+        raise BadInputError(
+            f"{structure} is not separable into vertebrae: the connected bone there spans "
+            f"{height:.0f} mm along S and holds {volume:.0f} ml (one vertebra: under "
+            f"{MAX_VERTEBRA_HEIGHT_MM:.0f} mm, {MAX_VERTEBRA_ML:.0f} ml), so a screw cannot "
+            "be suggested without guessing the vertebra",
+            action="give a vertebra label (one structure per vertebra, e.g. TotalSegmentator "
+                   "vertebrae_L3) or place the screw by hand")
+
+
+def canal_mask(mask: np.ndarray, geometry: Any) -> np.ndarray:
+    """The vertebra's spinal canal: the holes its bone encloses in each axial slice (at least
+    :data:`MIN_CANAL_AREA_MM2`)."""
+    pixel_mm2 = float(geometry.spacing_mm[0] * geometry.spacing_mm[1])
+    canal = np.zeros_like(mask, dtype=bool)
+    for k in np.flatnonzero(mask.any(axis=(1, 2))):
+        holes = ndimage.binary_fill_holes(mask[k]) & ~mask[k]
+        labels, n = ndimage.label(holes)
+        if n:
+            sizes = np.bincount(labels.ravel())[1:] * pixel_mm2
+            keep = np.flatnonzero(sizes >= MIN_CANAL_AREA_MM2) + 1
+            canal[k] = np.isin(labels, keep)
+    return canal
+
+
+def check_out_of_canal(mask: np.ndarray, geometry: Any, entry: np.ndarray, tip: np.ndarray,
+                       diameter_mm: float, vertebra: str) -> None:
+    """Refuse a suggestion whose screw (a cylinder from ``entry`` to ``tip``) enters the
+    canal, or when no canal can be found to check it against."""
+    canal = canal_mask(mask, geometry)
+    if not canal.any():
+        raise BadInputError(
+            f"cannot find the spinal canal of {vertebra} (no closed vertebral ring in its "
+            "axial slices), so the suggestion cannot be checked against it",
+            action="check the vertebra segmentation or place the screw by hand")
+    axis = tip - entry
+    length = float(np.linalg.norm(axis))
+    direction = axis / length
+    e1, e2 = _perpendiculars(direction)
+    r = np.linspace(0.0, 0.5 * diameter_mm, 3)
+    angles = np.radians(np.arange(0.0, 360.0, 30.0))
+    ring = (r[:, None, None] * (np.cos(angles)[None, :, None] * e1
+                                + np.sin(angles)[None, :, None] * e2)).reshape(-1, 3)
+    t = np.arange(0.0, length + 0.25, 0.5)
+    points = (entry + t[:, None] * direction)[:, None, :] + ring[None]
+    ijk = np.rint(geometry.lps_to_index(points.reshape(-1, 3))).astype(int)
+    inside = np.all((ijk >= 0) & (ijk < np.asarray(geometry.size)), axis=1)
+    hit = canal[ijk[inside, 2], ijk[inside, 1], ijk[inside, 0]]
+    if hit.any():
+        raise BadInputError(
+            f"the suggested screw in {vertebra} would enter the spinal canal "
+            f"({int(hit.sum())} of its sample points), so it is not suggested",
+            action="check the vertebra segmentation or place the screw by hand")
