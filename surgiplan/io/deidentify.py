@@ -96,6 +96,56 @@ def installation_dicom_seed(secret: bytes | None = None) -> str:
 
 
 # ---------------------------------------------------------------------------- DICOM export
+# PS3.15 Table E.1-1 (Basic Profile) attributes with action X (remove) that dicognito 0.19 leaves
+# in place (free-text descriptions and comments, device and station identifiers, history...).
+# Found by the PHI canary test; removed after dicognito, in nested sequences too.
+BASIC_PROFILE_REMOVE = (
+    "AcquisitionComments", "AcquisitionDeviceProcessingDescription",
+    "AcquisitionProtocolDescription", "AdditionalPatientHistory", "AdmissionID",
+    "AdmittingDiagnosesDescription", "Allergies", "BranchOfService", "CassetteID",
+    "CommentsOnThePerformedProcedureStep", "ContributionDescription", "CountryOfResidence",
+    "CurrentPatientLocation", "DerivationDescription", "DetectorID", "DeviceSerialNumber",
+    "DeviceUID", "DischargeDiagnosisDescription", "DistributionAddress", "DistributionName",
+    "EthnicGroup", "FrameComments", "GantryID", "GeneratorID", "IdentifyingComments",
+    "ImageComments", "ImagePresentationComments", "ImagingServiceRequestComments",
+    "Impressions", "InstitutionAddress", "InstitutionalDepartmentName",
+    "InsurancePlanIdentification", "InterpretationDiagnosisDescription", "InterpretationText",
+    "IssuerOfAdmissionID", "IssuerOfPatientID", "MedicalAlerts", "MedicalRecordLocator",
+    "MilitaryRank", "ModifiedAttributesSequence", "ModifyingDeviceID", "Occupation",
+    "OriginalAttributesSequence", "OtherPatientIDs", "OtherPatientIDsSequence",
+    "OtherPatientNames", "PatientAddress", "PatientAge", "PatientBirthName",
+    "PatientBirthTime", "PatientComments", "PatientMotherBirthName",
+    "PatientReligiousPreference", "PatientSize", "PatientState", "PatientTelephoneNumbers",
+    "PatientTransportArrangements", "PatientWeight", "PerformedLocation",
+    "PerformedProcedureStepDescription", "PerformedProcedureStepID", "PlateID",
+    "PreMedication", "PregnancyStatus", "ProtocolName", "ReasonForStudy",
+    "ReasonForTheImagingServiceRequest", "ReferencedPatientPhotoSequence",
+    "ReferringPhysicianAddress", "ReferringPhysicianTelephoneNumbers", "RegionOfResidence",
+    "RequestAttributesSequence", "RequestedContrastAgent", "RequestedProcedureComments",
+    "RequestedProcedureDescription", "RequestedProcedureID", "RequestedProcedureLocation",
+    "RequestingService", "ResultsComments", "ScheduledPatientInstitutionResidence",
+    "ScheduledProcedureStepDescription", "ScheduledProcedureStepLocation", "SeriesDescription",
+    "ServiceEpisodeDescription", "ServiceEpisodeID", "SmokingStatus", "SpecialNeeds",
+    "StationName", "StudyComments", "StudyDescription", "StudyIDIssuer", "TextComments",
+    "TextString", "TopicAuthor", "TopicKeywords", "TopicSubject", "TopicTitle",
+    "VisitComments",
+)
+
+
+def remove_profile_attributes(dataset) -> None:
+    """Delete the ``BASIC_PROFILE_REMOVE`` attributes from ``dataset`` and its sequences."""
+    from pydicom.datadict import tag_for_keyword
+
+    tags = {tag_for_keyword(k) for k in BASIC_PROFILE_REMOVE}
+    for tag in list(dataset.keys()):
+        element = dataset[tag]
+        if tag in tags:
+            del dataset[tag]
+        elif element.VR == "SQ":
+            for item in element.value or []:
+                remove_profile_attributes(item)
+
+
 def add_deidentification_method(dataset) -> None:
     """Record the Basic Profile as PS3.15 E.1.1 requires (on top of dicognito's entries)."""
     from pydicom.dataset import Dataset
@@ -161,6 +211,7 @@ def deidentify_series(
                                 "patient is", path=path,
                                 action="De-identify this series with a tool that scrubs pixels")
         anonymizer.anonymize(dataset)
+        remove_profile_attributes(dataset)
         dataset.remove_private_tags()
         add_deidentification_method(dataset)
         written.append(save_dataset(dataset, out_dir / f"IM{n + 1:05d}.dcm"))

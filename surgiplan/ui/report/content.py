@@ -219,7 +219,7 @@ def _case_rows(twin: Twin, case_path: Path | None, include_identifiers: bool
         rows.append(("Identifiers", "withheld (de-identified report)"))
     rows += [
         ("Case file", Path(case_path).name if case_path else "unsaved"),
-        ("Image", f"{image.modality} {image.description or ''}".strip()),
+        ("Image", f"{image.modality} {image.description if include_identifiers else ''}".strip()),
         ("Grid", f"{geo.size[0]} x {geo.size[1]} x {geo.size[2]} voxels, "
                  f"{' x '.join(f'{s:g}' for s in geo.spacing_mm)} mm (LPS)"),
         ("Structures", ", ".join(f"{s.name} ({s.role})" for s in twin.structures) or "none"),
