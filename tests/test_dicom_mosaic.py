@@ -135,7 +135,7 @@ def _protocol_centres(path) -> dict[int, np.ndarray]:
     centres: dict[int, np.ndarray] = {}
     for k, axis, value in re.findall(
             r"sSliceArray\.asSlice\[(\d+)\]\.sPosition\.(dSag|dCor|dTra)\s*=\s*(\S+)", text):
-        centres.setdefault(int(k), np.zeros(3))["dSag dCor dTra".split().index(axis)] = \
+        centres.setdefault(int(k), np.zeros(3))[["dSag", "dCor", "dTra"].index(axis)] = \
             float(value)
     return centres
 

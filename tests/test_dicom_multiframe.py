@@ -104,7 +104,7 @@ def _classic(tmp_path, **tags):
 
 
 def test_classic_multiframe_without_frame_positions_is_refused_in_one_line(tmp_path):
-    path, _ = _classic(tmp_path)
+    _classic(tmp_path)
     with pytest.raises(BadInputError, match=r"classic\.dcm: classic multi-frame image with 10 "
                        r"frames but one ImagePositionPatient") as err:
         load_dicom(tmp_path)
@@ -113,8 +113,8 @@ def test_classic_multiframe_without_frame_positions_is_refused_in_one_line(tmp_p
 
 def test_classic_multiframe_placed_by_grid_frame_offsets(tmp_path):
     offsets = [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 18.0]
-    path, pixels = _classic(tmp_path, FrameIncrementPointer=0x3004000C,
-                            GridFrameOffsetVector=[f"{v:g}" for v in offsets])
+    _, pixels = _classic(tmp_path, FrameIncrementPointer=0x3004000C,
+                         GridFrameOffsetVector=[f"{v:g}" for v in offsets])
     vol = load_dicom(tmp_path)
     assert vol.geometry.size == (14, 12, 10)
     assert vol.geometry.spacing_mm == pytest.approx((0.8, 0.7, 2.0))
