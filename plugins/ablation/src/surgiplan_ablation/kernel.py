@@ -18,7 +18,10 @@ Per candidate ``i`` with tumour-boundary offset ``e_i`` (mm, Monte Carlo):
   of the tumour is outside the zone) and the index of the minimising point;
 * critical counts: per critical structure, its voxel centres inside the zone;
 * heat sink: per vessel structure, the largest centreline diameter ``2 rho`` among centreline
-  points whose vessel wall touches or enters the zone (``sd_zone(centre) <= rho``).
+  points whose vessel wall lies within ``reach`` mm of the zone (``sd_zone(centre) <= rho +
+  reach``; the heat-sink window, evidence.py);
+* clearance: per critical structure, the minimum of the zone's signed distance over its
+  clearance points (voxel centres and surface points).
 """
 
 from __future__ import annotations
@@ -101,6 +104,19 @@ def _union_sd_upper(p, centres, axes, sa, sb):  # pragma: no cover - compiled
 
 
 @njit(cache=True, fastmath=True)
+def _union_sd_lower(p, centres, axes, sa, sb):  # pragma: no cover - compiled
+    """A cheap lower bound of :func:`_union_sd` (see :func:`_union_sd_upper`): ``(rho - 1)``
+    times ``max(a, b)`` inside and ``min(a, b)`` outside."""
+    best = np.inf
+    for j in range(centres.shape[0]):
+        t, r2 = _local(p[0], p[1], p[2], centres[j], axes[j])
+        rho = np.sqrt(t * t / (sa[j] * sa[j]) + r2 / (sb[j] * sb[j]))
+        scale = max(sa[j], sb[j]) if rho < 1.0 else min(sa[j], sb[j])
+        best = min(best, (rho - 1.0) * scale)
+    return best
+
+
+@njit(cache=True, fastmath=True)
 def _union_inside(p, centres, axes, sa, sb):  # pragma: no cover - compiled
     for j in range(centres.shape[0]):
         t, r2 = _local(p[0], p[1], p[2], centres[j], axes[j])
@@ -111,7 +127,8 @@ def _union_inside(p, centres, axes, sa, sb):  # pragma: no cover - compiled
 
 @njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _score(centres, axes, sa, sb, offsets, t_pts, t_sd, s_pts, c_pts, c_idx, v_pts, v_rad,
-           v_idx, out_cov, out_margin, out_arg, out_counts, out_heat):  # pragma: no cover
+           v_idx, reach, k_pts, k_idx, out_cov, out_margin, out_arg, out_counts, out_heat,
+           out_clear):  # pragma: no cover
     for i in prange(centres.shape[0]):
         c, u, a, b, e = centres[i], axes[i], sa[i], sb[i], offsets[i]
         total = 0
@@ -141,8 +158,21 @@ def _score(centres, axes, sa, sb, offsets, t_pts, t_sd, s_pts, c_pts, c_idx, v_p
         for s in range(out_heat.shape[1]):
             out_heat[i, s] = 0.0
         for m in range(v_pts.shape[0]):
-            if _union_sd(v_pts[m], c, u, a, b) <= v_rad[m]:
-                out_heat[i, v_idx[m]] = max(out_heat[i, v_idx[m]], 2.0 * v_rad[m])
+            if 2.0 * v_rad[m] <= out_heat[i, v_idx[m]]:
+                continue
+            if _union_sd_lower(v_pts[m], c, u, a, b) > v_rad[m] + reach:
+                continue
+            if _union_sd(v_pts[m], c, u, a, b) <= v_rad[m] + reach:
+                out_heat[i, v_idx[m]] = 2.0 * v_rad[m]
+        for s in range(out_clear.shape[1]):
+            out_clear[i, s] = np.inf
+        for m in range(k_pts.shape[0]):
+            s = k_idx[m]
+            if _union_sd_lower(k_pts[m], c, u, a, b) >= out_clear[i, s]:
+                continue
+            sd = _union_sd(k_pts[m], c, u, a, b)
+            if sd < out_clear[i, s]:
+                out_clear[i, s] = sd
 
 
 @njit(parallel=True, cache=True, fastmath=True, nogil=True)
@@ -164,23 +194,26 @@ def zone_signed_distance(points_lps: np.ndarray, centres: np.ndarray, axes: np.n
     return out
 
 
-def score_zones(batch, offsets_mm: np.ndarray, scene) -> dict[str, np.ndarray]:
+def score_zones(batch, offsets_mm: np.ndarray, scene, *, heat_reach_mm: float = 10.0
+                ) -> dict[str, np.ndarray]:
     """Run :func:`_score` for a :class:`~surgiplan_ablation.zone.ZoneBatch` on a scene.
 
     Returns arrays over candidates: ``coverage_pct`` (n,), ``margin_mm`` (n,),
     ``margin_arg`` (n,) index into ``scene.surface_lps``, ``critical_voxels`` (n, n_critical),
-    ``heat_sink_mm`` (n, n_vessels).
+    ``heat_sink_mm`` (n, n_vessels), ``clearance_mm`` (n, n_critical) (+inf: no points).
     """
     n = len(batch)
     out = {"coverage_pct": np.empty(n), "margin_mm": np.empty(n),
            "margin_arg": np.empty(n, np.int64),
            "critical_voxels": np.empty((n, len(scene.critical_names)), np.int64),
-           "heat_sink_mm": np.empty((n, len(scene.vessel_names)))}
+           "heat_sink_mm": np.empty((n, len(scene.vessel_names))),
+           "clearance_mm": np.empty((n, len(scene.critical_names)))}
     with _KERNEL_LOCK:
         _score(batch.centres_lps, batch.axes_lps, batch.semi_long_mm, batch.semi_short_mm,
                np.ascontiguousarray(offsets_mm, dtype=float), scene.tumour_lps, scene.tumour_sd,
                scene.surface_lps, scene.critical_lps, scene.critical_index, scene.vessel_lps,
-               scene.vessel_radius_mm, scene.vessel_index, out["coverage_pct"],
+               scene.vessel_radius_mm, scene.vessel_index, float(heat_reach_mm),
+               scene.clearance_lps, scene.clearance_index, out["coverage_pct"],
                out["margin_mm"], out["margin_arg"], out["critical_voxels"],
-               out["heat_sink_mm"])
+               out["heat_sink_mm"], out["clearance_mm"])
     return out

@@ -1,14 +1,25 @@
-"""Monte Carlo draws for ablation: probe placement and zone size (see simulator.py for the
-sources of the defaults).
+"""Monte Carlo draws for ablation: probe placement, zone size, segmentation boundary and
+discretisation, with the uncertainty of the error model's own SDs (see evidence.py).
 
-Per draw and per probe: the tip moves by an isotropic Gaussian error (per-axis SD
-``target_sd_mm``), the shaft point by one of SD ``entry_sd_mm``; the zone's long and short
-diameters are multiplied by independent factors ``1 + N(0, sd_long)`` and ``1 + N(0, sd_short)``
-(floored at 0.2) and the centre's offset from the tip scales with the long axis. The tumour
-boundary moves by one Gaussian offset per draw (SD ``boundary_sd_mm``).
+Per draw, each error group ``g`` (placement, zone size, tumour boundary) first draws its SD
+factor ``lambda_g = exp(N(0, log_sd_g))`` (the SDs are estimates, known only so well), then:
+
+* the tip moves by ``lambda_p target_sd x`` and the shaft point by ``lambda_p entry_sd x``
+  (``x`` isotropic standard normal, per probe);
+* the zone's long and short diameters are multiplied by ``1 + lambda_z sd x`` (floored at 0.2,
+  the tip offset scales with the long axis);
+* the tumour boundary moves by ``lambda_b boundary_sd x`` (one offset per draw) and each
+  critical structure's by its own offset;
+* every surface also moves by a discretisation offset, uniform within half a voxel.
+
+The draws are therefore from the predictive (compound) distribution. ``std`` keeps each group's
+standardised values (error / nominal SD) so that a probability can be re-weighted to any other
+SD factor (importance weights, intervals.py).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,22 +27,72 @@ from surgiplan.simulation import UncertaintyModel
 from surgiplan_ablation.zone import ZoneBatch
 
 MIN_SIZE_FACTOR = 0.2
+GROUPS = ("placement", "zone_size", "tumour_boundary")
+
+
+@dataclass(frozen=True)
+class HyperModel:
+    """Log-SDs of the SD factors (0: the SD is taken as exact) and the discretisation half-band.
+    """
+
+    placement_log_sd: float
+    zone_log_sd: float
+    boundary_log_sd: float
+    half_voxel_mm: float
+
+    def log_sds(self) -> np.ndarray:
+        return np.array([self.placement_log_sd, self.zone_log_sd, self.boundary_log_sd])
+
+
+@dataclass(frozen=True)
+class ZoneDraws:
+    """Perturbed zones and surface offsets (mm) of ``n`` draws.
+
+    ``tumour_offset_mm`` (n,) boundary error of the tumour (grows it when > 0);
+    ``disc_mm`` (n,) its discretisation offset; ``critical_offset_mm`` (n, c) boundary plus
+    discretisation offsets of the critical structures; ``std`` the standardised values per
+    group (list of (n, d) arrays, GROUPS order); ``active`` whether a group has any SD.
+    """
+
+    batch: ZoneBatch
+    tumour_offset_mm: np.ndarray
+    disc_mm: np.ndarray
+    critical_offset_mm: np.ndarray
+    std: tuple[np.ndarray, np.ndarray, np.ndarray]
+    active: tuple[bool, bool, bool]
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+
+def _factors(rng: np.random.Generator, n: int, log_sd: float) -> np.ndarray:
+    return np.exp(rng.normal(0.0, log_sd, n)) if log_sd > 0 else np.ones(n)
 
 
 def draw_zones(model: UncertaintyModel, tips: np.ndarray, shafts: np.ndarray,
-               sizes: np.ndarray, *, sd_long: float, sd_short: float,
-               spacing_mm: tuple[float, float, float]) -> tuple[ZoneBatch, np.ndarray]:
-    """``model.samples`` perturbed composite zones and tumour-boundary offsets (mm).
+               sizes: np.ndarray, *, sd_long: float, sd_short: float, boundary_sd_mm: float,
+               n_critical: int, hyper: HyperModel) -> ZoneDraws:
+    """``model.samples`` perturbed composite zones and surface offsets.
 
-    ``tips``/``shafts`` (k, 3) LPS mm; ``sizes`` (k, 3): long, short, tip offset (mm).
+    ``tips``/``shafts`` (k, 3) LPS mm; ``sizes`` (k, 3): long, short, tip offset (mm);
+    ``sd_long``/``sd_short`` relative SDs (fractions); ``boundary_sd_mm`` the boundary SD.
     """
     rng = np.random.default_rng(model.seed)
     n, k = int(model.samples), len(tips)
-    tip = tips[None] + rng.normal(0.0, model.target_sd, (n, k, 3))
-    shaft = shafts[None] + rng.normal(0.0, model.entry_sd, (n, k, 3))
-    f_long = np.maximum(1.0 + rng.normal(0.0, sd_long, (n, k)), MIN_SIZE_FACTOR)
-    f_short = np.maximum(1.0 + rng.normal(0.0, sd_short, (n, k)), MIN_SIZE_FACTOR)
-    boundary = rng.normal(0.0, model.boundary_sd_for(spacing_mm), n)
+    lam = [_factors(rng, n, s) for s in hyper.log_sds()]
+    x_place = rng.normal(size=(n, k, 6)) * lam[0][:, None, None]
+    x_size = rng.normal(size=(n, k, 2)) * lam[1][:, None, None]
+    x_bound = rng.normal(size=(n, 1 + n_critical)) * lam[2][:, None]
+    tip = tips[None] + model.target_sd * x_place[..., :3]
+    shaft = shafts[None] + model.entry_sd * x_place[..., 3:]
+    f_long = np.maximum(1.0 + sd_long * x_size[..., 0], MIN_SIZE_FACTOR)
+    f_short = np.maximum(1.0 + sd_short * x_size[..., 1], MIN_SIZE_FACTOR)
     batch = ZoneBatch.from_probes(tip, shaft, sizes[None, :, 0] * f_long,
                                   sizes[None, :, 1] * f_short, sizes[None, :, 2] * f_long)
-    return batch, boundary
+    h = hyper.half_voxel_mm
+    disc = rng.uniform(-h, h, (n, 1 + n_critical))
+    offsets = boundary_sd_mm * x_bound
+    active = (model.target_sd > 0 or model.entry_sd > 0, max(sd_long, sd_short) > 0,
+              boundary_sd_mm > 0)
+    return ZoneDraws(batch, offsets[:, 0], disc[:, 0], offsets[:, 1:] + disc[:, 1:],
+                     (x_place.reshape(n, -1), x_size.reshape(n, -1), x_bound[:, :1]), active)

@@ -5,10 +5,20 @@
   a Monte Carlo draw grow the tumour by a boundary offset ``e``: its voxels are ``s < e``);
 * tumour surface points: voxel centres within one voxel of the target's surface projected onto
   the zero level of its distance map (``q - s(q) grad s(q)``), so margins are sub-voxel;
-* critical structures (role ``critical``): their voxel centres in the region of interest;
+* critical structures (role ``critical``): their voxel centres in the region of interest
+  (counted for volumes) and, for clearances, those centres plus their surface points (as for
+  the tumour);
 * vessels (critical structures named like vessels, see :data:`VESSEL_WORDS`): centreline points
   (ridge voxels of the inner distance, ``-s >= `` every 26-neighbour) with the local radius
-  ``rho = -s`` there, kept when ``2 rho`` exceeds the heat-sink diameter threshold.
+  ``rho``, kept when ``2 rho`` reaches the heat-sink diameter threshold. The distance map puts
+  the surface ``h/2`` (largest spacing) inside ``D``, the distance to the nearest outside voxel
+  centre. Across a curved vessel wall that nearest centre (the closest of many) lies on
+  average a quarter step ``s`` (smallest spacing) beyond the wall, and the ridge voxel lies on
+  average 0.38 ``s`` off the axis (mean distance of a random point in a square from its
+  centre), so ``rho = -s_map + h/2 + (0.38 - 0.25) s`` (measured on the liver phantom's
+  tubes: the plain ``-s_map`` is 0.86 mm low in radius, this 0.0 +/- 0.15 mm).
+* ``fov_margin_mm``: how far the target's voxels stay from the edge of the image (0: the
+  field of view cuts the target, whose extent beyond it is unknown).
 """
 
 from __future__ import annotations
@@ -22,6 +32,8 @@ from surgiplan.errors import BadInputError
 from surgiplan.model.structures import Role
 from surgiplan.simulation import SimulationContext
 
+RIDGE_OFF_AXIS = 0.38  # mean distance of a ridge voxel centre from the axis, in steps
+WALL_GAP = 0.25  # mean gap from a curved wall to the nearest outside voxel centre, in steps
 VESSEL_WORDS = ("vessel", "vein", "venous", "arter", "aorta", "ivc", "vena", "cava", "portal",
                 "hepatic v", "renal v", "renal a", "caval", "sinus")
 
@@ -49,6 +61,9 @@ class AblationScene:
     vessel_lps: np.ndarray
     vessel_radius_mm: np.ndarray
     vessel_index: np.ndarray
+    clearance_lps: np.ndarray
+    clearance_index: np.ndarray
+    fov_margin_mm: float
 
     @property
     def tumour_volume_ml(self) -> float:
@@ -78,12 +93,17 @@ def build_scene(context: SimulationContext, target: str, roi_lps: np.ndarray, *,
         raise BadInputError(f"the target {target!r} has no voxels in the region scored",
                             action="check the target structure and the probe position")
     surface = _surface_points(context, target, geometry, box, sd_t, float(spacing.max()))
-    critical = [s for s in context.by_role(Role.CRITICAL) if s.name != target]
-    c_pts, c_idx = [], []
+    critical = critical_structures(context, target)
+    c_pts, c_idx, k_pts, k_idx = [], [], [], []
     for n, s in enumerate(critical):
         pts = _centres(geometry, box, context.mask(s.name)[box] != 0)
         c_pts.append(pts)
         c_idx.append(np.full(len(pts), n, np.int64))
+        sd_s = context.distance_map(s.name)[box]
+        surf = _surface_points(context, s.name, geometry, box, sd_s, float(spacing.max())) \
+            if np.any(sd_s < 0) else np.empty((0, 3))
+        k_pts += [pts, surf]
+        k_idx.append(np.full(len(pts) + len(surf), n, np.int64))
     vessels = [s.name for s in critical if is_vessel(s.name)]
     v_pts, v_rad, v_idx = [], [], []
     for n, name in enumerate(vessels):
@@ -97,7 +117,26 @@ def build_scene(context: SimulationContext, target: str, roi_lps: np.ndarray, *,
         critical_names=tuple(s.name for s in critical), critical_lps=_stack(c_pts),
         critical_index=_cat(c_idx), vessel_names=tuple(vessels), vessel_lps=_stack(v_pts),
         vessel_radius_mm=_c(np.concatenate(v_rad) if v_rad else np.empty(0)),
-        vessel_index=_cat(v_idx))
+        vessel_index=_cat(v_idx), clearance_lps=_stack(k_pts), clearance_index=_cat(k_idx),
+        fov_margin_mm=fov_margin_mm(context.mask(target), spacing))
+
+
+def fov_margin_mm(mask: np.ndarray, spacing_mm: np.ndarray) -> float:
+    """Smallest distance (mm) from a mask's voxels to the image edge along the grid axes
+    (0: the mask reaches the first or last voxel of an axis, the field of view cuts it)."""
+    idx = np.argwhere(mask)
+    if idx.size == 0:
+        return 0.0
+    shape = np.asarray(mask.shape)
+    sp = np.asarray(spacing_mm, float)[::-1]  # (z, y, x)
+    low = idx.min(0) * sp
+    high = (shape - 1 - idx.max(0)) * sp
+    return float(min(low.min(), high.min()))
+
+
+def critical_structures(context: SimulationContext, target: str) -> list:
+    """The critical structures scored against the zone (every one but the target)."""
+    return [s for s in context.by_role(Role.CRITICAL) if s.name != target]
 
 
 def _check_target(context: SimulationContext, target: str) -> None:
@@ -129,14 +168,15 @@ def _surface_points(context, target, geometry, box, sd_roi, h: float) -> np.ndar
     """Near-surface voxel centres projected onto the zero level of the target's distance."""
     near = _centres(geometry, box, np.abs(sd_roi) <= h)
     step = 0.25 * min(geometry.spacing_mm)
-    for _ in range(2):  # Newton steps onto the interpolated zero level
-        d = context.signed_distance_mm(target, near)
-        grad = np.stack([(context.signed_distance_mm(target, near + step * e)
-                          - context.signed_distance_mm(target, near - step * e)) / (2 * step)
-                         for e in np.eye(3)], axis=1)
-        norm2 = np.maximum(np.einsum("ij,ij->i", grad, grad), 1e-12)
-        near = near - (d / norm2)[:, None] * grad
-    return near
+    with np.errstate(invalid="ignore"):
+        for _ in range(2):  # Newton steps onto the interpolated zero level
+            d = context.signed_distance_mm(target, near)
+            grad = np.stack([(context.signed_distance_mm(target, near + step * e)
+                              - context.signed_distance_mm(target, near - step * e))
+                             / (2 * step) for e in np.eye(3)], axis=1)
+            norm2 = np.maximum(np.einsum("ij,ij->i", grad, grad), 1e-12)
+            near = near - (d / norm2)[:, None] * grad
+    return near[np.all(np.isfinite(near), axis=1)]  # off the grid: no surface known there
 
 
 def _centreline(context, name, geometry, box, min_diameter_mm):
@@ -145,9 +185,12 @@ def _centreline(context, name, geometry, box, min_diameter_mm):
     size = np.asarray(geometry.shape_zyx)
     big = tuple(slice(max(s.start - pad, 0), min(s.stop + pad, n)) for s, n in zip(box, size,
                                                                                  strict=True))
-    depth = -np.asarray(context.distance_map(name)[big], dtype=np.float32)
+    spacing = np.asarray(geometry.spacing_mm, float)
+    depth = -np.asarray(context.distance_map(name)[big], dtype=float)
+    depth[~np.isfinite(depth)] = -1.0
     ridge = (depth > 0) & (depth >= ndimage.maximum_filter(depth, size=3))
-    ridge &= 2.0 * depth > min_diameter_mm
+    depth = depth + spacing.max() / 2.0 + (RIDGE_OFF_AXIS - WALL_GAP) * spacing.min()
+    ridge &= 2.0 * depth >= min_diameter_mm
     inner = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(box, big,
                                                                              strict=True))
     ridge = ridge[inner]

@@ -113,3 +113,85 @@ class ZoneBatch:
         return [Zone(tuple(self.centres_lps[i, j]), tuple(self.axes_lps[i, j]),
                      float(self.semi_long_mm[i, j]), float(self.semi_short_mm[i, j]))
                 for j in range(self.centres_lps.shape[1])]
+
+
+def fibonacci_directions(m: int) -> np.ndarray:
+    """``m`` near-uniform unit vectors (Fibonacci lattice), (m, 3)."""
+    i = np.arange(m) + 0.5
+    z = 1.0 - 2.0 * i / m
+    phi = np.pi * (1.0 + 5 ** 0.5) * i
+    r = np.sqrt(1.0 - z * z)
+    return np.column_stack([r * np.cos(phi), r * np.sin(phi), z])
+
+
+def union_volume_ml(batch: ZoneBatch, *, n_dirs: int = 4000, chunk: int = 64) -> np.ndarray:
+    """Volume (ml) of each composite zone: the union of its probes' spheroids, (n,).
+
+    One probe: ``4/3 pi a b^2``. Several: the divergence theorem over the union's boundary,
+    ``V = 1/3 sum_j integral over the part of zone j's surface outside the other zones of
+    x . n dA``; with ``x = c + A u`` (``A = R diag(b, b, a)``, ``u`` on the unit sphere) the
+    vector area element is ``det(A) A^-T u dOmega``, integrated over ``n_dirs`` Fibonacci
+    directions (overlaps are counted once, unlike the sum of the spheroids).
+    """
+    a, b = batch.semi_long_mm, batch.semi_short_mm
+    single = 4.0 / 3.0 * np.pi * a * b * b / 1000.0
+    if batch.centres_lps.shape[1] == 1:
+        return single[:, 0]
+    u = fibonacci_directions(n_dirs)
+    out = np.empty(len(batch))
+    for start in range(0, len(batch), chunk):
+        sl = slice(start, start + chunk)
+        out[sl] = _union_chunk(batch.centres_lps[sl], batch.axes_lps[sl], a[sl], b[sl], u)
+    return out / 1000.0
+
+
+def _frames(axes: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) rotation matrices (columns e1, e2, axis) for unit axes (..., 3)."""
+    helper = np.eye(3)[np.argmin(np.abs(axes), axis=-1)]
+    e1 = np.cross(axes, helper)
+    e1 /= np.linalg.norm(e1, axis=-1, keepdims=True)
+    e2 = np.cross(axes, e1)
+    return np.stack([e1, e2, axes], axis=-1)
+
+
+def _union_chunk(centres, axes, a, b, u) -> np.ndarray:
+    rot = _frames(axes)  # (n, k, 3, 3)
+    scale = np.stack([b, b, a], axis=-1)  # (n, k, 3)
+    origin = centres.mean(axis=1, keepdims=True)
+    local = u[None, None] * scale[:, :, None, :]  # (n, k, m, 3) in each zone's frame
+    pts = np.einsum("nkij,nkmj->nkmi", rot, local) + centres[:, :, None, :]
+    keep = np.ones(pts.shape[:3], bool)
+    k = centres.shape[1]
+    for j in range(k):
+        for other in range(k):
+            if other == j:
+                continue
+            rel = pts[:, j] - centres[:, other, None, :]
+            q = np.einsum("nmi,ni->nm", rel, axes[:, other])
+            r2 = np.einsum("nmi,nmi->nm", rel, rel) - q * q
+            inside = q * q / a[:, other, None] ** 2 + r2 / b[:, other, None] ** 2 < 1.0
+            keep[:, j] &= ~inside
+    det = (a * b * b)[:, :, None]  # (n, k, 1)
+    normal_local = u[None, None] / scale[:, :, None, :]  # A^-T u in the zone frame
+    normal = np.einsum("nkij,nkmj->nkmi", rot, normal_local)
+    flux = np.einsum("nkmi,nkmi->nkm", pts - origin[:, :, None, :], normal) * det
+    return (flux * keep).sum(axis=(1, 2)) * (4.0 * np.pi / len(u)) / 3.0
+
+
+def zones_in_image(batch: ZoneBatch, geometry, *, grow_mm: float = 0.0) -> np.ndarray:
+    """Whether every probe's zone, grown by ``grow_mm``, lies inside the image (n,) bool.
+
+    Along each image axis ``d`` a spheroid reaches ``sqrt(b^2 + (a^2 - b^2) (d.u)^2)`` from its
+    centre; the image spans its voxels' outer faces.
+    """
+    direction = np.asarray(geometry.direction, float)
+    spacing = np.asarray(geometry.spacing_mm, float)
+    size = np.asarray(geometry.size, float)
+    centres = batch.centres_lps.reshape(-1, 3)
+    idx = geometry.lps_to_index(centres).reshape(batch.centres_lps.shape)
+    cos = np.einsum("nki,ij->nkj", batch.axes_lps, direction)
+    a = batch.semi_long_mm[..., None]
+    b = batch.semi_short_mm[..., None]
+    reach = (np.sqrt(b * b + (a * a - b * b) * cos * cos) + grow_mm) / spacing
+    ok = (idx - reach >= -0.5) & (idx + reach <= size - 0.5)
+    return ok.all(axis=(1, 2))
