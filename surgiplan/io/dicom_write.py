@@ -130,9 +130,8 @@ def _base_dataset(
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 192" if any(
         not v.isascii() for v in (*identity.values(), series_description)) else "ISO_IR 100"
-    # MR's defined terms for value 3 do not include AXIAL; it is optional, so MR omits it
-    ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"] if modality == "CT" else [
-        "DERIVED", "SECONDARY"]
+    # value 3 is required by both IODs; MR's defined terms do not include AXIAL
+    ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL" if modality == "CT" else "OTHER"]
     ds.SOPClassUID = sop_class
     _identity_attributes(ds, identity, now)
     ds.SeriesDate = ds.ContentDate = now.strftime("%Y%m%d")
@@ -163,6 +162,8 @@ def _base_dataset(
     ds.PixelRepresentation = int(signed)
     ds.WindowCenter = _ds_number(centre)
     ds.WindowWidth = _ds_number(width)
+    if width < 1:  # e.g. float MR in 0..1: only the exact linear function allows it
+        ds.VOILUTFunction = "LINEAR_EXACT"
     if modality == "CT" or slope != 1.0 or intercept != 0.0:  # MR: only when values are scaled
         ds.RescaleIntercept = _ds_number(intercept)
         ds.RescaleSlope = _ds_number(slope)
