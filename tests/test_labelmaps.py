@@ -174,3 +174,62 @@ def test_label_map_on_other_grid_is_resampled_with_a_warning():
     kz, jy, ix = np.nonzero(out)
     assert [(a.min(), a.max()) for a in (kz, jy, ix)] == [(2, 7), (4, 11), (4, 11)]
     assert len(warnings) == 1 and "resampled onto the image grid" in warnings[0]
+
+
+def _nifti_with_forms(path, qform, sform) -> None:
+    image = nib.Nifti1Image(np.zeros((6, 5, 4), np.uint8), None)
+    image.set_qform(qform, code=1)
+    image.set_sform(sform, code=2)
+    nib.save(image, str(path))
+
+
+def test_nifti_whose_qform_and_sform_disagree_is_refused(tmp_path):
+    """Issue 11: a mirrored sform would put the tumour in the other hemisphere."""
+    from surgiplan.io.twin_build import add_label_input
+    from surgiplan.model.structures import Segmentation
+
+    ras = np.array([[1.0, 0, 0, -3.0], [0, 1.0, 0, -2.5], [0, 0, 2.0, 10.0], [0, 0, 0, 1]])
+    mirrored = ras.copy()
+    mirrored[0, 0], mirrored[0, 3] = -1.0, 3.0
+    _nifti_with_forms(tmp_path / "bad.nii.gz", ras, mirrored)
+    with pytest.raises(BadInputError, match=r"bad\.nii\.gz: its qform and sform disagree "
+                       r"\(the qform says the axes point RAS, the sform LAS"):
+        read_label_map(tmp_path / "bad.nii.gz")
+    shifted = ras.copy()
+    shifted[2, 3] += 4.0  # same axes, 4 mm apart
+    _nifti_with_forms(tmp_path / "shift.nii", ras, shifted)
+    with pytest.raises(BadInputError, match=r"both say RAS; a corner voxel lands up to 4\.0 mm"):
+        read_label_map(tmp_path / "shift.nii")
+    with pytest.raises(BadInputError, match="disagree"):  # also when given to a case
+        add_label_input(Segmentation(geometry=ImageGeometry((6, 5, 4), (1, 1, 2), (0, 0, 0))),
+                        tmp_path / "bad.nii.gz", label_names=None, warnings=[])
+    # agreement up to float32 rounding of the quaternion is fine, and so is one form alone
+    tiny = ras.copy()
+    tiny[0, 3] += 1e-4
+    _nifti_with_forms(tmp_path / "ok.nii.gz", ras, tiny)
+    assert read_label_map(tmp_path / "ok.nii.gz")[1].size == (6, 5, 4)
+    only_sform = nib.Nifti1Image(np.zeros((6, 5, 4), np.uint8), mirrored)
+    only_sform.set_qform(None, code=0)
+    nib.save(only_sform, str(tmp_path / "sform.nii.gz"))
+    geometry = read_label_map(tmp_path / "sform.nii.gz")[1]
+    assert np.allclose(geometry.origin_lps, [-3.0, 2.5, 10.0])
+
+
+def test_written_nifti_declares_millimetres(tmp_path):
+    write_label_map(_labels(OBLIQUE), OBLIQUE, tmp_path / "l.nii.gz")
+    header = nib.load(str(tmp_path / "l.nii.gz")).header
+    assert header.get_xyzt_units() == ("mm", "sec")
+    assert int(header["qform_code"]) == int(header["sform_code"]) == 1
+
+
+def test_resampling_warning_says_what_differs():
+    pytest.importorskip("surgiplan.processing.resample")
+    image = ImageGeometry((20, 20, 10), (1.0, 1.0, 2.0), (0.0, 0.0, 0.0))
+    flipped = ImageGeometry((20, 20, 10), (1.0, 1.0, 2.0), (19.0, 0.0, 0.0),
+                            np.diag([-1.0, 1.0, 1.0]))  # same size, spacing: only axes differ
+    warnings: list[str] = []
+    label_map_onto_image(np.ones(flipped.shape_zyx, np.uint8), flipped, image, path="f.nii",
+                         warnings_out=warnings)
+    assert "size" not in warnings[0] and "spacing" not in warnings[0]
+    assert "origin (LPS (19.0, 0.0, 0.0) vs (0.0, 0.0, 0.0) mm)" in warnings[0]
+    assert "axis directions (LPS (-1.00, 0.00, 0.00) (0.00, 1.00, 0.00)" in warnings[0]

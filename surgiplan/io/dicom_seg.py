@@ -126,10 +126,11 @@ def source_datasets(files: Sequence[str | Path], series_uid: str) -> list | None
 
 
 def _derived_uid(*parts: str) -> str:
-    """A UID that is a function of ``parts`` (same case, same UID)."""
-    from pydicom.uid import generate_uid
+    """A UID that is a function of ``parts`` (same case, same UID): the "2.25." form of a
+    name-based (SHA-1, version 5) UUID, as PS3.5 B.2 allows."""
+    import uuid
 
-    return generate_uid(prefix=None, entropy_srcs=["surgiplan", *parts])
+    return f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, '/'.join(['surgiplan', *parts])).int}"
 
 
 def image_series_uids(twin: Twin, source: SourceSeries | None) -> dict:
