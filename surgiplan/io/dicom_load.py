@@ -214,8 +214,8 @@ def load_series(
 
 
 # ------------------------------------------------------------------ default window
-WINDOW_SHARE = 0.9  # the files' window must be the one of at least 90 % of the slices
-WINDOW_MIN_WIDTH = 0.05  # ... at least 5 % of the volume's robust range wide
+WINDOW_SHARE = 0.9  # at least 90 % of the slices must carry a window
+WINDOW_MIN_WIDTH = 0.02  # ... whose median is at least 2 % of the volume's robust range wide
 WINDOW_SAMPLE = 400_000
 
 
@@ -229,20 +229,20 @@ def robust_range(array: np.ndarray) -> tuple[float, float]:
 
 
 def series_window(slices: list[SliceRef], array: np.ndarray) -> tuple[float | None, float | None]:
-    """The series' own WindowCenter/Width when nearly every slice carries the same one and it
-    is wide enough for, and overlaps, the whole volume's robust range, else (None, None):
-    viewers then use the whole volume's histogram window. One edge slice's window is never
-    taken for the series."""
-    from collections import Counter
-
-    windows = Counter((s.header.window_center, s.header.window_width) for s in slices)
-    (center, width), n = windows.most_common(1)[0]
-    if center is None or not width or width <= 0 or n < WINDOW_SHARE * len(slices):
+    """The series' own window: the median WindowCenter/Width over its slices (scanners that
+    window every MR slice on its own give edge slices a narrow window on noise; the median
+    ignores them), kept when nearly every slice has one and it is wide enough for, and
+    overlaps, the whole volume's robust range; else (None, None), and viewers use the whole
+    volume's histogram window. One edge slice's window is never taken for the series."""
+    windows = [(s.header.window_center, s.header.window_width) for s in slices
+               if s.header.window_center is not None and (s.header.window_width or 0) > 0]
+    if not windows or len(windows) < WINDOW_SHARE * len(slices):
         return None, None
+    center, width = (float(v) for v in np.median(np.asarray(windows), axis=0))
     lo, hi = robust_range(array)
     sane = width >= WINDOW_MIN_WIDTH * (hi - lo) and center - width / 2 < hi and (
         center + width / 2 > lo)
-    return (float(center), float(width)) if sane else (None, None)
+    return (center, width) if sane else (None, None)
 
 
 def _metadata(series: SeriesInfo, plan: SeriesPlan) -> dict:
