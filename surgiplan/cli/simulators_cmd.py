@@ -1,7 +1,9 @@
 """``surgiplan simulators list|validate``: the installed simulator plug-ins and their health.
 
 ``validate`` exits 0 when every plug-in is enabled, 1 when any is disabled (each with its
-reason).
+reason); it checks third-party plug-ins afresh, where ``list`` may use the cached outcome of
+their last check (kept until their files change). Third-party plug-ins are checked and run in
+a child process (see :mod:`surgiplan.simulation.discovery`).
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ def run_list(args: argparse.Namespace) -> int:
         print("No simulator plug-ins installed (e.g. pip install -e plugins/trajectory).")
     for e in entries:
         if e.spec is not None and e.enabled:
+            where = ", third-party: runs isolated" if e.isolated else ""
             print(f"{e.spec.id} {e.spec.version} [{e.spec.kind}] {e.spec.title} "
-                  f"({e.distribution})")
+                  f"({e.distribution}{where})")
         else:
             print(f"DISABLED {e.name} ({e.distribution}): {e.reason}")
     return 0
@@ -45,7 +48,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_validate(args: argparse.Namespace) -> int:
     from surgiplan.simulation.discovery import discover
 
-    entries = discover()
+    entries = discover(refresh=True)  # check third-party plug-ins again, not from the cache
     for e in entries:
         name = e.spec.id if e.spec is not None else e.name
         print(f"{'ok      ' if e.enabled else 'DISABLED'} {name} ({e.value}): "

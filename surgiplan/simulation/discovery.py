@@ -16,11 +16,15 @@ comma-separated list of further distribution names to trust.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata as metadata
+import json
 import os
 import re
+import sys
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from surgiplan.errors import BadInputError
@@ -134,18 +138,75 @@ def _key(ep: metadata.EntryPoint) -> tuple[str, ...]:
 
 _PROBED: dict[tuple[str, ...], PluginEntry] = {}
 _PROBE_LOCK = threading.Lock()
+_MAX_FILES_FINGERPRINTED = 5000
 
 
-def _isolated_entries(eps: list[metadata.EntryPoint]) -> list[PluginEntry]:
-    """Third-party entries, checked in a child process once per installation (cached)."""
+def _probe_cache_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("surgiplan", appauthor=False)) / \
+        "plugin-checks.json"
+
+
+def _fingerprint(ep: metadata.EntryPoint) -> str:
+    """Changes when the entry point, its distribution or its top-level module's files do
+    (found on ``sys.path`` without importing anything)."""
+    import importlib.machinery
+
+    from surgiplan import __version__
+
+    parts: list[Any] = [*_key(ep), __version__, API_VERSION, sys.version]
+    top = ep.value.split(":")[0].split(".")[0]
+    try:
+        spec = importlib.machinery.PathFinder.find_spec(top)
+        roots = [] if spec is None else \
+            list(spec.submodule_search_locations or []) or [spec.origin or ""]
+    except Exception:  # an odd sys.path entry: fingerprint without the files
+        roots = []
+    for root in roots:
+        paths = [Path(root)] if Path(root).is_file() else \
+            sorted(Path(root).rglob("*"))[:_MAX_FILES_FINGERPRINTED]
+        parts += [(str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths if p.is_file()]
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+
+
+def _read_probe_cache() -> dict[str, Any]:
+    try:
+        data = json.loads(_probe_cache_path().read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_probe_cache(cache: dict[str, Any]) -> None:
+    path = _probe_cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:  # a read-only cache folder only costs speed
+        pass
+
+
+def _isolated_entries(eps: list[metadata.EntryPoint], *,
+                      refresh: bool = False) -> list[PluginEntry]:
+    """Third-party entries, checked in a child process; the outcome is kept (in memory and in
+    the user cache folder) until the plug-in's files change, or ``refresh``."""
     from surgiplan.simulation.isolation import probe_entries
 
     with _PROBE_LOCK:
-        new = [ep for ep in eps if _key(ep) not in _PROBED]
+        new = [ep for ep in eps if refresh or _key(ep) not in _PROBED]
         if new:
-            for ep, found in zip(new, probe_entries([(ep.name, ep.value) for ep in new]),
-                                 strict=True):
-                _PROBED[_key(ep)] = _isolated_entry(ep, found)
+            disk = {} if refresh else _read_probe_cache()
+            prints = {_key(ep): _fingerprint(ep) for ep in new}
+            unknown = [ep for ep in new if prints[_key(ep)] not in disk]
+            if unknown:
+                found = probe_entries([(ep.name, ep.value) for ep in unknown])
+                disk.update({prints[_key(ep)]: f for ep, f in zip(unknown, found, strict=True)})
+                _write_probe_cache(disk)
+            for ep in new:
+                _PROBED[_key(ep)] = _isolated_entry(ep, disk[prints[_key(ep)]])
         return [_PROBED[_key(ep)] for ep in eps]
 
 
@@ -172,11 +233,13 @@ def _isolated_entry(ep: metadata.EntryPoint, found: dict[str, Any]) -> PluginEnt
     return entry
 
 
-def discover(*, group: str = GROUP, trust: str | None = None) -> list[PluginEntry]:
+def discover(*, group: str = GROUP, trust: str | None = None,
+             refresh: bool = False) -> list[PluginEntry]:
     """Every installed simulator plug-in, loaded and checked; duplicates of an id are disabled.
 
-    Bundled plug-ins load in-process; third-party ones in a child process (see the module
-    docstring; ``trust`` overrides ``SURGIPLAN_PLUGIN_TRUST``).
+    Bundled plug-ins load in-process; third-party ones are checked in a child process (see the
+    module docstring; ``trust`` overrides ``SURGIPLAN_PLUGIN_TRUST``), the outcome cached until
+    their files change; ``refresh`` checks them again.
     """
     try:
         eps = sorted(metadata.entry_points(group=group), key=lambda e: (e.name, e.value))
@@ -187,7 +250,8 @@ def discover(*, group: str = GROUP, trust: str | None = None) -> list[PluginEntr
     outside = [ep for ep in eps if not _is_trusted(ep, trusted)]
     by_key = {_key(ep): load_entry(ep) for ep in inside}
     if outside:
-        by_key.update(zip(map(_key, outside), _isolated_entries(outside), strict=True))
+        by_key.update(zip(map(_key, outside), _isolated_entries(outside, refresh=refresh),
+                          strict=True))
     entries = [by_key[_key(ep)] for ep in eps]
     seen: dict[str, str] = {}
     for entry in entries:

@@ -20,10 +20,11 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata as metadata
 import io
+import math
 import multiprocessing
+import os
 import pickle
 import signal
-import sys
 import threading
 import time
 from dataclasses import asdict
@@ -34,9 +35,19 @@ from surgiplan.progress import CancelToken, ProgressCallback, report
 
 MAX_MESSAGE_BYTES = 64 * 2**20  # largest result a plug-in may send back
 IMPORT_TIMEOUT_S = 20.0  # longest a plug-in's import (and the case hand-over) may take
+IMPORT_TIMEOUT_ENV = "SURGIPLAN_PLUGIN_IMPORT_TIMEOUT_S"  # overrides IMPORT_TIMEOUT_S
 DEFAULT_CALL_TIMEOUT_S = 120.0
 _POLL_S = 0.01
 _START_METHOD = "spawn"  # never fork: the GUI process has Qt, VTK and worker threads
+
+
+def import_timeout_s() -> float:
+    """:data:`IMPORT_TIMEOUT_S`, or the ``SURGIPLAN_PLUGIN_IMPORT_TIMEOUT_S`` value (s)."""
+    with contextlib.suppress(KeyError, ValueError):
+        value = float(os.environ[IMPORT_TIMEOUT_ENV])
+        if math.isfinite(value) and value > 0:
+            return value
+    return IMPORT_TIMEOUT_S
 
 
 class PluginError(SurgiPlanError):
@@ -89,15 +100,6 @@ def _exit_text(code: int | None) -> str:
 
 
 # ---------------------------------------------------------------------------- the child side
-def _die_with_parent() -> None:
-    """Linux: the kernel kills this child when the app dies (best effort elsewhere)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(Exception):
-            import ctypes
-
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def _send(conn: Any, message: tuple) -> None:
     try:
         data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
@@ -111,7 +113,6 @@ def _probe_main(conn: Any, values: list[tuple[str, str]]) -> None:
     """Child: import and check each ``(name, value)`` entry point, reporting one by one."""
     from surgiplan.simulation.discovery import GROUP, load_entry
 
-    _die_with_parent()
     for n, (name, value) in enumerate(values):
         _send(conn, ("probing", n))
         entry = load_entry(metadata.EntryPoint(name, value, GROUP))
@@ -133,7 +134,6 @@ def _host_main(conn: Any, value: str) -> None:
     """Child: import one plug-in, then serve snapshots and calls until the pipe closes."""
     from surgiplan.simulation.discovery import GROUP, instantiate
 
-    _die_with_parent()
     try:
         simulator = instantiate(metadata.EntryPoint("plugin", value, GROUP).load())
     except BaseException as exc:
@@ -293,7 +293,7 @@ class PluginHost:
             raise PluginError(f"{self.label} is still busy with an earlier run")
         try:
             channel = self._ready(context, cancel)
-            channel.send(("call", method, args, kwargs), time.monotonic() + IMPORT_TIMEOUT_S)
+            channel.send(("call", method, args, kwargs), time.monotonic() + import_timeout_s())
             answer = channel.receive(time.monotonic() + timeout_s, what=method,
                                      progress=progress, cancel=cancel, limit_s=timeout_s)
         except (PluginError, CancelledError):
@@ -314,17 +314,17 @@ class PluginHost:
             self.stop()
         if self._channel is None:
             channel = self._channel = _Channel(_host_main, (self.value,), self.label)
-            first = channel.receive(time.monotonic() + IMPORT_TIMEOUT_S, what="import",
-                                    cancel=cancel, limit_s=IMPORT_TIMEOUT_S)
+            first = channel.receive(time.monotonic() + import_timeout_s(), what="import",
+                                    cancel=cancel, limit_s=import_timeout_s())
             if first[0] != "ready":
                 raise PluginError(f"{self.label} failed to load: "
                                   f"{first[1] if len(first) > 1 else first[0]}")
         key = context.snapshot_key()
         if key != self._snapshot_key:
-            deadline = time.monotonic() + IMPORT_TIMEOUT_S
+            deadline = time.monotonic() + import_timeout_s()
             self._channel.send(("snapshot", context.snapshot()), deadline)
             self._channel.receive(deadline, what="loading the case", cancel=cancel,
-                                  limit_s=IMPORT_TIMEOUT_S)
+                                  limit_s=import_timeout_s())
             self._snapshot_key = key
         return self._channel
 
@@ -388,10 +388,11 @@ def isolated_twin_of(simulator: Any) -> IsolatedSimulator:
 
 
 def probe_entries(values: list[tuple[str, str]],
-                  timeout_s: float = IMPORT_TIMEOUT_S) -> list[dict[str, Any]]:
+                  timeout_s: float | None = None) -> list[dict[str, Any]]:
     """Import and check entry points ``(name, value)`` in a child process, each within
     ``timeout_s``; one dict per entry (``spec`` JSON or None, ``reason``, ``problems``,
     ``error_profile``). A hang or crash disables only the entry it happened in."""
+    timeout_s = import_timeout_s() if timeout_s is None else timeout_s
     results: list[dict[str, Any] | None] = [None] * len(values)
     start = 0
     while start < len(values):
