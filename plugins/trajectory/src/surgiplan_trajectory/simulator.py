@@ -10,13 +10,40 @@ Per critical structure (role ``critical``):
 * level: breach (< 0) / caution (< margin) / safe, against the structure's margin or, when it
   has none, ``default_margin_mm``.
 
-Whole path: ``path_length_mm``, ``entry_angle_deg`` (between the path and the inward skin normal
-at the entry; the normal is the gradient of the skin's signed distance), ``clearance_mm`` (the
-smallest ``min_distance_mm``) and the structures traversed (in order, from the label map).
+Whole path: ``path_length_mm``, ``entry_angle_deg`` (between the path and the inward normal of
+the smooth outer skin at the entry, skin.py), ``clearance_mm`` (the smallest
+``min_distance_mm``) and the structures traversed (in order, from the label map).
+
+Error model (``error_profile``, default robot-assisted SEEG, Cardinale 2013; every source is
+reported in ``details["error_model"]``), per Monte Carlo draw:
+
+* placement: Gaussian entry and target errors (the profile's or the user's SDs);
+* segmentation boundary: one Gaussian offset of each structure's surface (``boundary_sd_mm``);
+* discretisation: the voxel distance map misplaces a smooth surface; measured against exact
+  spheres (radius 4-9 mm, random sub-voxel centres, 1 mm grid, 30,000 draws) the error at the
+  closest point has mean -0.11 and SD 0.16 voxel (RMS ``DISCRETISATION_SD_VOXELS``); it enters
+  the clearance and risk draws as a further Gaussian offset. For the breach probability it is
+  a bias of the whole plan: the per-plan mean error's 95th percentile of magnitude
+  (``DISCRETISATION_BIAS95_VOXELS``) bounds it, and the probability's confidence interval runs
+  from the Wilson lower bound with the surface moved that far away to the Wilson upper bound
+  with it moved that far closer;
+* skin normal: the smooth normal errs by an RMS 0.69 degree against the analytic one on the
+  head phantom, i.e. ``NORMAL_SD_DEG`` per tangential axis, drawn as a tilt of the normal.
+
+Intervals: ``min_distance_mm``, ``risk``, ``clearance_mm``, ``path_length_mm`` and
+``entry_angle_deg`` are prediction intervals (2.5th-97.5th percentile of the draws, widened to
+hold the planned value); ``breach_probability`` a confidence interval. A metric whose inputs
+leave the image, or any of whose draws cannot be evaluated, is not assessable, with the reason
+and the share of failed draws: an entry or target outside the image; a structure cut by the
+image edge with the path nearer the edge than to the visible structure (its unseen part may be
+nearer; for the risk, within the risk band of the edge); an entry more than
+``ENTRY_SKIN_TOLERANCE_MM`` from the outer skin (no skin normal there).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,10 +51,13 @@ import numpy as np
 from surgiplan.model.structures import Role
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
 from surgiplan.simulation import (
+    Concern,
     DisplayGeometry,
     DisplayLine,
     DisplayPoint,
+    IntervalKind,
     Kind,
+    Level,
     Metric,
     Output,
     Parameter,
@@ -42,9 +72,16 @@ from surgiplan.simulation import (
     UncertaintyModel,
     level_for,
 )
-from surgiplan.simulation.uncertainty import draw_placements, interval95, probability95
+from surgiplan.simulation.path_search import DEFAULT_MAX_ANGLE_DEG
+from surgiplan.simulation.uncertainty import (
+    SEEG_ROBOT_PROFILE,
+    draw_placements,
+    interval95,
+    probability95,
+)
 from surgiplan_trajectory import __version__
 from surgiplan_trajectory.kernel import N_SAMPLES, lps_to_zyx_matrix, score_paths
+from surgiplan_trajectory.skin import skin_normals
 
 DEFAULT_MARGIN_MM = 3.0  # lower end of the 2.5-7 mm vessel clearances of automated SEEG plans
 MARGIN_SOURCE = ("vessel clearance of automated SEEG plans 2.5-7 mm (De Momi E et al., Int J "
@@ -82,21 +119,21 @@ SPEC = SimulatorSpec(
 )
 
 
+DISCRETISATION_SD_VOXELS = 0.2
+DISCRETISATION_BIAS95_VOXELS = 0.32
+NORMAL_SD_DEG = 0.5
+ENTRY_SKIN_TOLERANCE_MM = 3.0
+BREACH_CONCERN_PROBABILITY = 0.05
+SYSTEMATIC_SOURCES = {
+    "discretisation_sd_voxels": "measured: voxel distance map vs exact spheres (simulator.py)",
+    "discretisation_bias95_voxels": "measured: 95th percentile of the per-plan mean map error",
+    "normal_sd_deg": "measured: smooth skin normal vs analytic normal, head phantom (skin.py)",
+}
+
+
 def skin_structure(context: SimulationContext) -> str | None:
     skins = context.by_role(Role.SKIN)
     return skins[0].name if skins else None
-
-
-def skin_normals_lps(context: SimulationContext, skin: str, points_lps: np.ndarray) -> np.ndarray:
-    """Outward unit normals (n, 3) of the skin at LPS points: gradient of its signed distance."""
-    h = 0.5 * min(context.geometry.spacing_mm)
-    steps = np.vstack([np.eye(3), -np.eye(3)]) * h
-    pts = points_lps[:, None, :] + steps[None, :, :]
-    d = context.signed_distance_mm(skin, pts)
-    grad = (d[:, :3] - d[:, 3:]) / (2 * h)
-    norm = np.linalg.norm(grad, axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return grad / norm
 
 
 def entry_angles_deg(directions: np.ndarray, outward_normals: np.ndarray) -> np.ndarray:
@@ -105,10 +142,70 @@ def entry_angles_deg(directions: np.ndarray, outward_normals: np.ndarray) -> np.
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
+def edge_distance_mm(geometry, entries_lps: np.ndarray, targets_lps: np.ndarray) -> np.ndarray:
+    """Smallest distance (mm) from each straight path to the image's voxel-extent boundary,
+    negative when an end lies outside (the extent is a box: the minimum is at an end)."""
+    size = np.asarray(geometry.size, float)
+    spacing = np.asarray(geometry.spacing_mm, float)
+    out = []
+    for ends in (entries_lps, targets_lps):
+        ijk = geometry.lps_to_index(np.atleast_2d(ends))
+        out.append((np.minimum(ijk + 0.5, size - 0.5 - ijk) * spacing).min(axis=1))
+    return np.minimum(*out)
+
+
+def touches_image_edge(mask: np.ndarray) -> bool:
+    """True when a (nz, ny, nx) mask has a voxel on the grid's outer faces (cut by the view)."""
+    return bool(mask[[0, -1]].any() or mask[:, [0, -1]].any() or mask[:, :, [0, -1]].any())
+
+
+def tilted(normals: np.ndarray, sd_deg: float, rng: np.random.Generator) -> np.ndarray:
+    """Unit normals tilted by a Gaussian small-angle rotation, ``sd_deg`` per tangential axis."""
+    kick = rng.normal(0.0, np.radians(sd_deg), normals.shape)
+    kick -= np.einsum("ij,ij->i", kick, normals)[:, None] * normals
+    out = normals + kick
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def prediction(value: float, draws: np.ndarray) -> tuple[float, float]:
+    """The draws' central 95 % interval, widened to hold the planned ``value``."""
+    low, high = interval95(draws)
+    return (min(low, value), max(high, value))
+
+
+def breach_interval(clearances: np.ndarray, bias_mm: float) -> tuple[float, float]:
+    """95 % confidence interval of P(clearance < 0): Wilson bounds with the surface moved
+    ``bias_mm`` away (low) and nearer (high), for the map's systematic discretisation error."""
+    _, (low, _) = probability95(clearances + bias_mm < 0)
+    _, (_, high) = probability95(clearances - bias_mm < 0)
+    return (low, high)
+
+
+@dataclass
+class _Draws:
+    """One run's Monte Carlo draws and which of them stay in the image."""
+
+    entries: np.ndarray
+    targets: np.ndarray
+    boundary: np.ndarray  # (n, structures) segmentation offsets, mm
+    discretisation: np.ndarray  # (n, structures) map error offsets, mm
+    normal_rng: np.random.Generator
+    edge_mm: np.ndarray  # per draw: path's distance to the image edge (< 0: an end outside)
+
+    @property
+    def n(self) -> int:
+        return len(self.entries)
+
+
+def _share(failed: np.ndarray) -> float:
+    return float(np.mean(failed)) if failed.size else 0.0
+
+
 class TrajectorySimulator:
     """The trajectory plug-in (entry point ``trajectory``)."""
 
     spec = SPEC
+    error_profile = SEEG_ROBOT_PROFILE
 
     def run(
         self,
@@ -124,85 +221,69 @@ class TrajectorySimulator:
         target = np.asarray(inputs.target_lps, float)
         critical = context.by_role(Role.CRITICAL)
         warnings = _input_warnings(context, entry, target, critical)
-        n_path = int(parameters["path_samples"])
-        band = float(parameters["risk_band_mm"])
-        m = lps_to_zyx_matrix(context.geometry)
-        mc = uncertainty.samples > 0
-        draws = draw_placements(uncertainty, entry, target, n_structures=len(critical),
-                                spacing_mm=context.geometry.spacing_mm) if mc else None
+        draws = self._draws(context, uncertainty, entry, target, len(critical))
+        scorer = _Scorer(context, entry, target, inputs.radius_mm, parameters, draws)
         metrics: list[Metric] = []
         levels: list[StructureLevel] = []
-        points: list[DisplayPoint] = [DisplayPoint("entry", tuple(entry)),
-                                      DisplayPoint("target", tuple(target))]
-        all_min = []
+        points = [DisplayPoint("entry", tuple(entry)), DisplayPoint("target", tuple(target))]
+        per_draw: list[np.ndarray] = []
         for k, s in enumerate(critical):
             check(cancel)
             report(progress, 0.1 + 0.8 * k / max(1, len(critical)), f"scoring {s.name}")
-            dist = context.distance_map(s.name)
-            d0, t0, r0 = score_paths(dist, m, entry, target, radius_mm=inputs.radius_mm,
-                                     band_mm=band, n_samples=n_path)
-            closest = entry + t0[0] * (target - entry)
             margin = s.margin_mm if s.margin_mm > 0 else float(parameters["default_margin_mm"])
-            ci_d = ci_r = ci_p = None
-            p_breach = None
-            if draws is not None:
-                dk, _, rk = score_paths(dist, m, draws.entries, draws.targets,
-                                        radius_mm=inputs.radius_mm, band_mm=band,
-                                        offsets_mm=draws.boundary[:, k], n_samples=n_path)
-                all_min.append(dk)
-                ci_d, ci_r = interval95(dk), interval95(rk)
-                p_breach, ci_p = probability95(dk < 0)
-            metrics += [
-                Metric("min_distance_mm", f"Minimum distance to {s.name}", "mm", float(d0[0]),
-                       ci_d, s.name),
-                Metric("risk", f"Risk ({s.name})", "", float(r0[0]), ci_r, s.name),
-            ]
-            if p_breach is not None:
-                metrics.append(Metric("breach_probability", f"Probability of breaching "
-                                      f"{s.name}", "", p_breach, ci_p, s.name))
-            levels.append(StructureLevel(s.name, level_for(float(d0[0]), margin), float(d0[0]),
-                                         margin, p_breach, tuple(closest)))
-            points.append(DisplayPoint(f"closest to {s.name}", tuple(closest)))
+            found, level, closest, dk = scorer.structure(k, s.name, margin)
+            metrics += found
+            levels.append(level)
+            per_draw.append(dk)
+            if closest is not None:
+                points.append(DisplayPoint(f"closest to {s.name}", tuple(closest)))
         metrics += self._path_metrics(context, entry, target, draws, warnings)
         if levels:
-            nominal = min(lv.min_distance_mm for lv in levels)
-            ci = interval95(np.min(all_min, axis=0)) if all_min else None
-            metrics.append(Metric("clearance_mm", "Smallest clearance to any critical structure",
-                                  "mm", nominal, ci))
+            metrics.append(_clearance_metric(levels, per_draw, draws))
+        n_path = int(parameters["path_samples"])
         path = entry + np.linspace(0, 1, n_path)[:, None] * (target - entry)
-        traversed = _ordered_unique(context.structures_at(path))
         report(progress, 1.0, "trajectory scored")
         geometry = DisplayGeometry(
             lines=[DisplayLine("tool", (tuple(entry), tuple(target)), inputs.radius_mm)],
             points=points)
-        return SimulationResult(status=Status.OK, metrics=metrics, levels=levels,
-                                geometry=geometry, warnings=warnings,
-                                details={"traversed": traversed})
+        return SimulationResult(
+            status=Status.OK, metrics=metrics, levels=levels, geometry=geometry,
+            warnings=warnings, concerns=_concerns(metrics, levels, parameters),
+            details={"traversed": _ordered_unique(context.structures_at(path)),
+                     "error_model": self._error_model(context, uncertainty)})
+
+    def _error_model(self, context: SimulationContext, model: UncertaintyModel) -> dict:
+        """The default profile, the model actually used and the systematic error terms."""
+        h = max(context.geometry.spacing_mm)
+        return {"profile": self.error_profile.to_json(),
+                "used": model.to_json(context.geometry.spacing_mm),
+                "systematic": {"discretisation_sd_mm": DISCRETISATION_SD_VOXELS * h,
+                               "discretisation_bias95_mm": DISCRETISATION_BIAS95_VOXELS * h,
+                               "normal_sd_deg": NORMAL_SD_DEG, "sources": SYSTEMATIC_SOURCES}}
+
+    @staticmethod
+    def _draws(context, model, entry, target, n_structures) -> _Draws | None:
+        if model.samples <= 0:
+            return None
+        spacing = context.geometry.spacing_mm
+        placed = draw_placements(model, entry, target, n_structures=n_structures,
+                                 spacing_mm=spacing)
+        rng = np.random.default_rng([int(model.seed), 1])
+        disc = rng.normal(0.0, DISCRETISATION_SD_VOXELS * max(spacing),
+                          placed.boundary.shape)
+        return _Draws(placed.entries, placed.targets, placed.boundary, disc, rng,
+                      edge_distance_mm(context.geometry, placed.entries, placed.targets))
 
     def _path_metrics(self, context, entry, target, draws, warnings) -> list[Metric]:
         length = float(np.linalg.norm(target - entry))
-        ci_len = None
-        if draws is not None:
-            ci_len = interval95(np.linalg.norm(draws.targets - draws.entries, axis=1))
-        out = [Metric("path_length_mm", "Path length", "mm", length, ci_len)]
-        skin = skin_structure(context)
-        if skin is None:
-            warnings.append("no structure has the role skin: the entry angle is not computed")
-            return out
-        gap = float(context.signed_distance_mm(skin, entry[None])[0])
-        if abs(gap) > 3.0:
-            warnings.append(f"the entry is {gap:+.1f} mm from the skin surface ({skin})")
-        angle = entry_angles_deg(((target - entry) / length)[None],
-                                 skin_normals_lps(context, skin, entry[None]))[0]
-        ci_angle = None
-        if draws is not None:
-            dirs = draws.targets - draws.entries
-            dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-            ci_angle = interval95(entry_angles_deg(dirs, skin_normals_lps(context, skin,
-                                                                          draws.entries)))
-        out.append(Metric("entry_angle_deg", "Angle to the skin normal at entry", "deg",
-                          float(angle), ci_angle))
-        return out
+        if draws is None:
+            out = [Metric("path_length_mm", "Path length", "mm", length,
+                          interval=IntervalKind.NONE, no_interval_reason=NO_DRAWS)]
+        else:
+            lengths = np.linalg.norm(draws.targets - draws.entries, axis=1)
+            out = [Metric("path_length_mm", "Path length", "mm", length,
+                          prediction(length, lengths), interval=IntervalKind.PREDICTION)]
+        return out + [_angle_metric(context, entry, target, draws, warnings)]
 
     def search(
         self,
@@ -218,12 +299,193 @@ class TrajectorySimulator:
         return search_paths(context, request, parameters, progress=progress, cancel=cancel)
 
 
+NO_DRAWS = "Monte Carlo off (samples = 0): no interval"
+ANGLE_TITLE = "Angle to the skin normal at entry"
+
+
+class _Scorer:
+    """Scores one path (and its draws) against one critical structure at a time."""
+
+    def __init__(self, context, entry, target, radius_mm, parameters, draws) -> None:
+        self.context, self.entry, self.target = context, entry, target
+        self.radius = float(radius_mm)
+        self.band = float(parameters["risk_band_mm"])
+        self.n_path = int(parameters["path_samples"])
+        self.m = lps_to_zyx_matrix(context.geometry)
+        self.draws = draws
+        self.edge = float(edge_distance_mm(context.geometry, entry[None], target[None])[0])
+        self.bias = DISCRETISATION_BIAS95_VOXELS * max(context.geometry.spacing_mm)
+
+    def structure(self, k: int, name: str, margin: float):
+        """(metrics, level, closest point or None, per-draw clearances or None)."""
+        dist = self.context.distance_map(name)
+        cut = touches_image_edge(self.context.mask(name))
+        d0, t0, r0 = score_paths(dist, self.m, self.entry, self.target, radius_mm=self.radius,
+                                 band_mm=self.band, n_samples=self.n_path)
+        d0, r0 = float(d0[0]), float(r0[0])
+        why_d = self._unknown(self.edge, d0 + self.radius, cut, name)
+        why_r = why_d or self._unknown_risk(self.edge, cut, name)
+        closest = self.entry + t0[0] * (self.target - self.entry)
+        if self.draws is None:
+            return self._nominal_only(name, margin, d0, r0, closest, why_d, why_r)
+        dr = self.draws
+        offsets = dr.boundary[:, k] + dr.discretisation[:, k]
+        dk, _, rk = score_paths(dist, self.m, dr.entries, dr.targets, radius_mm=self.radius,
+                                band_mm=self.band, offsets_mm=offsets, n_samples=self.n_path)
+        visible = dk - offsets + self.radius
+        failed = self._failed(dr.edge_mm, visible, cut)
+        failed_r = failed | (cut & (dr.edge_mm < self.band + self.radius))
+        metrics = [
+            self._metric("min_distance_mm", f"Minimum distance to {name}", "mm", name, d0,
+                         why_d, failed, lambda: prediction(d0, dk)),
+            self._metric("risk", f"Risk ({name})", "", name, r0, why_r, failed_r,
+                         lambda: prediction(r0, rk)),
+        ]
+        no_disc = dk - dr.discretisation[:, k]
+        p_breach = float(np.mean(no_disc < 0))
+        metrics.append(self._metric(
+            "breach_probability", f"Probability of breaching {name}", "", name, p_breach,
+            why_d, failed, lambda: breach_interval(no_disc, self.bias),
+            kind=IntervalKind.CONFIDENCE))
+        bad = bool(why_d) or bool(failed.any())
+        level = _level(name, d0, margin, bad, None if bad else p_breach, closest, why_d)
+        return metrics, level, None if why_d else closest, None if bad else dk
+
+    def _nominal_only(self, name, margin, d0, r0, closest, why_d, why_r):
+        metrics = [
+            self._metric("min_distance_mm", f"Minimum distance to {name}", "mm", name, d0,
+                         why_d, None, None),
+            self._metric("risk", f"Risk ({name})", "", name, r0, why_r, None, None),
+        ]
+        level = _level(name, d0, margin, bool(why_d), None, closest, why_d)
+        return metrics, level, None if why_d else closest, None
+
+    @staticmethod
+    def _metric(key, title, unit, name, value, why, failed, interval, *,
+                kind=IntervalKind.PREDICTION) -> Metric:
+        share = None if failed is None else _share(failed)
+        if why:
+            return Metric.unassessable(key, title, unit, why, structure=name,
+                                       failed_draw_share=share)
+        if failed is not None and failed.any():
+            return Metric.unassessable(
+                key, title, unit, f"{100 * share:.1f} % of the Monte Carlo draws leave the "
+                "image or come nearer its edge than the visible structure (anatomy there is "
+                "unknown)", structure=name, failed_draw_share=share)
+        if interval is None:
+            return Metric(key, title, unit, value, structure=name, interval=IntervalKind.NONE,
+                          no_interval_reason=NO_DRAWS)
+        return Metric(key, title, unit, value, interval(), name, interval=kind,
+                      failed_draw_share=0.0)
+
+    @staticmethod
+    def _failed(edge_mm: np.ndarray, visible_mm: np.ndarray, cut: bool) -> np.ndarray:
+        failed = edge_mm < 0
+        return failed | (visible_mm > edge_mm) if cut else failed
+
+    @staticmethod
+    def _unknown(edge: float, visible: float, cut: bool, name: str) -> str:
+        if edge < 0:
+            return "the path leaves the image: anatomy outside it is unknown"
+        if cut and visible > edge:
+            return (f"{name} is cut by the image edge and the path comes {edge:.1f} mm from the "
+                    f"edge, nearer than to the visible {name} ({visible:.1f} mm): its unseen "
+                    "part may be nearer")
+        return ""
+
+    def _unknown_risk(self, edge: float, cut: bool, name: str) -> str:
+        if cut and edge < self.band + self.radius:
+            return (f"{name} is cut by the image edge and the path comes within the risk band "
+                    f"({self.band:g} mm) of the edge ({edge:.1f} mm)")
+        return ""
+
+
+def _level(name, d0, margin, bad, p_breach, closest, why) -> StructureLevel:
+    """Level from the nominal clearance; never safe when something is not assessable."""
+    value = math.nan if why else d0
+    level = level_for(value, margin)
+    if bad and level is Level.SAFE:
+        level = Level.CAUTION
+    return StructureLevel(name, level, value, margin, p_breach,
+                          None if why else tuple(float(v) for v in closest))
+
+
+def _clearance_metric(levels, per_draw, draws) -> Metric:
+    key, title = "clearance_mm", "Smallest clearance to any critical structure"
+    unknown = [lv.structure for lv in levels if not math.isfinite(lv.min_distance_mm)]
+    if unknown:
+        return Metric.unassessable(key, title, "mm", "not assessable for " + ", ".join(unknown))
+    nominal = min(lv.min_distance_mm for lv in levels)
+    if draws is None:
+        return Metric(key, title, "mm", nominal, interval=IntervalKind.NONE,
+                      no_interval_reason=NO_DRAWS)
+    failed = [lv.structure for lv, dk in zip(levels, per_draw, strict=True) if dk is None]
+    if failed:
+        return Metric.unassessable(key, title, "mm", "Monte Carlo draws failed for "
+                                   + ", ".join(failed))
+    return Metric(key, title, "mm", nominal, prediction(nominal, np.min(per_draw, axis=0)),
+                  interval=IntervalKind.PREDICTION, failed_draw_share=0.0)
+
+
+def _angle_metric(context, entry, target, draws, warnings) -> Metric:
+    """Angle between the path and the inward normal of the smooth outer skin at the entry."""
+    skin = skin_structure(context)
+    if skin is None:
+        warnings.append("no structure has the role skin: the entry angle is not computed")
+        return Metric.unassessable("entry_angle_deg", ANGLE_TITLE, "deg",
+                                   "no structure has the role skin")
+    normals = skin_normals(context, skin)
+    normal, gap = normals.at(entry)
+    if gap[0] > ENTRY_SKIN_TOLERANCE_MM or not context.geometry.contains_lps(entry):
+        where = "outside the image" if not context.geometry.contains_lps(entry) else \
+            f"{gap[0]:.1f} mm from the outer skin ({skin})"
+        warnings.append(f"the entry is {where}: the entry angle is not assessable")
+        return Metric.unassessable("entry_angle_deg", ANGLE_TITLE, "deg",
+                                   f"the entry is {where}")
+    direction = (target - entry) / max(float(np.linalg.norm(target - entry)), 1e-9)
+    angle = float(entry_angles_deg(direction[None], normal)[0])
+    if draws is None:
+        return Metric("entry_angle_deg", ANGLE_TITLE, "deg", angle,
+                      interval=IntervalKind.NONE, no_interval_reason=NO_DRAWS)
+    d_normals, d_gap = normals.at(draws.entries)
+    failed = (d_gap > ENTRY_SKIN_TOLERANCE_MM) | ~context.geometry.contains_lps(draws.entries)
+    if failed.any():
+        share = _share(failed)
+        return Metric.unassessable(
+            "entry_angle_deg", ANGLE_TITLE, "deg", f"{100 * share:.1f} % of the drawn entries "
+            "leave the image or the outer skin", failed_draw_share=share)
+    dirs = draws.targets - draws.entries
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    angles = entry_angles_deg(dirs, tilted(d_normals, NORMAL_SD_DEG, draws.normal_rng))
+    return Metric("entry_angle_deg", ANGLE_TITLE, "deg", angle, prediction(angle, angles),
+                  interval=IntervalKind.PREDICTION, failed_draw_share=0.0)
+
+
+def _concerns(metrics, levels, parameters) -> list[Concern]:
+    """An entry steeper than the search's angle limit; a breach probability >= 5 %."""
+    out = []
+    for m in metrics:
+        if m.key == "entry_angle_deg" and m.assessable and m.value > DEFAULT_MAX_ANGLE_DEG:
+            out.append(Concern(Level.CAUTION, f"entry angle {m.value:.1f} deg to the skin "
+                               f"normal exceeds {DEFAULT_MAX_ANGLE_DEG:g} deg (drill skid)",
+                               "entry_angle_deg"))
+        if (m.key == "breach_probability" and m.assessable
+                and m.value >= BREACH_CONCERN_PROBABILITY
+                and levels and all(lv.level is not Level.BREACH for lv in levels
+                                   if lv.structure == m.structure)):
+            out.append(Concern(Level.CAUTION, f"{m.structure}: breach probability "
+                               f"{100 * m.value:.1f} % under the stated errors",
+                               "breach_probability"))
+    return out
+
+
 def _input_warnings(context, entry, target, critical) -> list[str]:
     warnings = []
     inside = context.geometry.contains_lps(np.vstack([entry, target]))
     for name, ok in zip(("entry", "target"), inside, strict=True):
         if not ok:
-            warnings.append(f"the {name} lies outside the image; anatomy there is unknown")
+            warnings.append(f"the {name} lies outside the image; anatomy there is unknown: "
+                            "the path leaves the image")
     if not critical:
         warnings.append("no structure has the role critical: nothing to score risk against")
     return warnings
