@@ -181,12 +181,15 @@ def _fmt(value: float | None, unit: str) -> str:
 def _print_result(result) -> None:
     print(f"Status: {result.status}" + (f" ({result.error})" if result.error else ""))
     for m in result.metrics:
+        if m.not_assessable:
+            print(f"  {m.title}: not assessable ({m.not_assessable})")
+            continue
         ci = "" if m.ci95 is None else \
             f"  95% [{_fmt(m.ci95[0], m.unit)}, {_fmt(m.ci95[1], m.unit)}]"
         print(f"  {m.title}: {_fmt(m.value, m.unit)}{ci}")
     for lv in result.levels:
         p = "" if lv.breach_probability is None else f", P(breach) {lv.breach_probability:.3f}"
-        print(f"  {lv.structure}: {lv.level.upper()} (clearance {lv.min_distance_mm:.2f} mm, "
+        print(f"  {lv.structure}: {lv.level.upper()} (clearance {_fmt(lv.min_distance_mm, 'mm')}, "
               f"margin {lv.margin_mm:g} mm{p})")
     if result.details.get("traversed"):
         print("  traverses: " + ", ".join(result.details["traversed"]))

@@ -282,7 +282,8 @@ class TrajectorySimulator:
         else:
             lengths = np.linalg.norm(draws.targets - draws.entries, axis=1)
             out = [Metric("path_length_mm", "Path length", "mm", length,
-                          prediction(length, lengths), interval=IntervalKind.PREDICTION)]
+                          prediction(length, lengths), interval=IntervalKind.PREDICTION,
+                          failed_draw_share=0.0)]
         return out + [_angle_metric(context, entry, target, draws, warnings)]
 
     def search(
@@ -348,7 +349,8 @@ class _Scorer:
             why_d, failed, lambda: breach_interval(no_disc, self.bias),
             kind=IntervalKind.CONFIDENCE))
         bad = bool(why_d) or bool(failed.any())
-        level = _level(name, d0, margin, bad, None if bad else p_breach, closest, why_d)
+        level = _level(name, d0, margin, bad, None if bad else p_breach, closest, why_d,
+                       self.inside(d0))
         return metrics, level, None if why_d else closest, None if bad else dk
 
     def _nominal_only(self, name, margin, d0, r0, closest, why_d, why_r):
@@ -357,7 +359,7 @@ class _Scorer:
                          why_d, None, None),
             self._metric("risk", f"Risk ({name})", "", name, r0, why_r, None, None),
         ]
-        level = _level(name, d0, margin, bool(why_d), None, closest, why_d)
+        level = _level(name, d0, margin, bool(why_d), None, closest, why_d, self.inside(d0))
         return metrics, level, None if why_d else closest, None
 
     @staticmethod
@@ -378,15 +380,23 @@ class _Scorer:
         return Metric(key, title, unit, value, interval(), name, interval=kind,
                       failed_draw_share=0.0)
 
+    def inside(self, d0: float) -> bool:
+        """The planned tool, within the image, visibly enters the structure."""
+        return self.edge >= 0 and d0 + self.radius < 0
+
     @staticmethod
     def _failed(edge_mm: np.ndarray, visible_mm: np.ndarray, cut: bool) -> np.ndarray:
         failed = edge_mm < 0
-        return failed | (visible_mm > edge_mm) if cut else failed
+        return failed | (np.abs(visible_mm) > edge_mm) if cut else failed
 
     @staticmethod
     def _unknown(edge: float, visible: float, cut: bool, name: str) -> str:
         if edge < 0:
             return "the path leaves the image: anatomy outside it is unknown"
+        if cut and visible < -edge:
+            return (f"{name} is cut by the image edge and the path enters it {-visible:.1f} mm "
+                    f"deep, deeper than its distance to the edge ({edge:.1f} mm): the unseen "
+                    "part may reach deeper")
         if cut and visible > edge:
             return (f"{name} is cut by the image edge and the path comes {edge:.1f} mm from the "
                     f"edge, nearer than to the visible {name} ({visible:.1f} mm): its unseen "
@@ -400,10 +410,12 @@ class _Scorer:
         return ""
 
 
-def _level(name, d0, margin, bad, p_breach, closest, why) -> StructureLevel:
-    """Level from the nominal clearance; never safe when something is not assessable."""
+def _level(name, d0, margin, bad, p_breach, closest, why, inside) -> StructureLevel:
+    """Level from the nominal clearance; never safe when something is not assessable; a
+    breach when the planned axis visibly enters the structure (``inside``), even when how
+    deep is not assessable."""
     value = math.nan if why else d0
-    level = level_for(value, margin)
+    level = Level.BREACH if inside else level_for(value, margin)
     if bad and level is Level.SAFE:
         level = Level.CAUTION
     return StructureLevel(name, level, value, margin, p_breach,
