@@ -98,3 +98,19 @@ def test_info_json_lists_the_volumes_and_plans_the_chosen_one(tmp_path):
         {"index": 1, "label": "b-value 0 s/mm2", "n_slices": NZ},
         {"index": 2, "label": "b-value 500 s/mm2", "n_slices": NZ}]
     assert series["volume"] == 2 and series["size"] == [NX, NY, NZ]
+
+
+def test_an_attribute_unique_per_slice_does_not_make_volumes(tmp_path):
+    """AcquisitionNumber differs on every slice and one position holds two images: that is
+    one stack with a clash (named), not five one-slice volumes."""
+    uid = pydicom.uid.generate_uid()
+    for n, z in enumerate([0, 1, 2, 3, 2]):
+        ds = mr_dataset(np.full((NY, NX), 10 * n, np.uint16), position=(0.0, 0.0, 2.0 * z),
+                        orientation=ORIENTATION, series_uid=uid, InstanceNumber=n + 1,
+                        AcquisitionNumber=n + 1)
+        ds.save_as(tmp_path / f"IM{n}.dcm", enforce_file_format=True)
+    vol = load_dicom(tmp_path)
+    assert vol.geometry.size == (NX, NY, 4)
+    assert vol.array[:, 0, 0].tolist() == [0, 10, 20, 30]
+    assert not any("volumes at the same slice positions" in w for w in vol.warnings)
+    assert any("1 position(s) hold two different images" in w for w in vol.warnings)

@@ -218,8 +218,11 @@ def _separating(slices: list[SliceRef]) -> list[str]:
         if len({dict(s.attrs).get(name) for s in slices}) < 2:
             continue
         chosen.append(name)
-        if not any(_has_repeats(g) for g in _groups(slices, chosen).values()):
-            return chosen
+        groups = _groups(slices, chosen)
+        if not any(_has_repeats(g) for g in groups.values()):
+            # volumes of about one slice each (e.g. an AcquisitionNumber per slice) are no
+            # volumes: the repeated positions are left to _dedupe, which names them
+            return chosen if 2 * len(groups) <= len(slices) else []
     return []
 
 

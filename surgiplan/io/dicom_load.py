@@ -216,13 +216,13 @@ def load_series(
 # ------------------------------------------------------------------ default window
 WINDOW_SHARE = 0.9  # at least 90 % of the slices must carry a window
 WINDOW_MIN_WIDTH = 0.02  # ... whose median is at least 2 % of the volume's robust range wide
-WINDOW_SAMPLE = 400_000
+WINDOW_SAMPLE = 100_000
 
 
 def robust_range(array: np.ndarray) -> tuple[float, float]:
     """0.5th and 99.5th percentiles of the whole volume's non-background voxels (a strided
     sample over every slice, never one slice)."""
-    sample = array.reshape(-1)[:: max(1, array.size // WINDOW_SAMPLE)].astype(np.float64)
+    sample = array.reshape(-1)[:: max(1, array.size // WINDOW_SAMPLE)]
     body = sample[sample > sample.min()]
     lo, hi = np.percentile(body if body.size >= 100 else sample, [0.5, 99.5])
     return float(lo), float(max(hi, lo + 1.0))
