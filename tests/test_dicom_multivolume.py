@@ -114,3 +114,21 @@ def test_an_attribute_unique_per_slice_does_not_make_volumes(tmp_path):
     assert vol.array[:, 0, 0].tolist() == [0, 10, 20, 30]
     assert not any("volumes at the same slice positions" in w for w in vol.warnings)
     assert any("1 position(s) hold two different images" in w for w in vol.warnings)
+
+
+def test_twin_build_volume_option_loads_the_chosen_volume(tmp_path):
+    write_volumes(tmp_path / "dicom", [{"EchoNumbers": e} for e in (1, 2)])
+    case = tmp_path / "case.surgiplan"
+    done = subprocess.run([sys.executable, "-m", "surgiplan", "twin", "build",
+                           str(tmp_path / "dicom"), "--out", str(case), "--volume", "2"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    info = subprocess.run([sys.executable, "-m", "surgiplan", "twin", "info", str(case),
+                           "--json"], capture_output=True, text=True, timeout=300)
+    summary = json.loads(info.stdout)
+    assert any("Volume 2 (echo 2) was loaded as chosen" in w for w in summary["warnings"])
+    bad = subprocess.run([sys.executable, "-m", "surgiplan", "twin", "build",
+                          str(tmp_path / "dicom"), "--out", str(tmp_path / "x.surgiplan"),
+                          "--volume", "5"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2
+    assert bad.stderr.count("\n") == 1 and "volume 5 does not exist" in bad.stderr
