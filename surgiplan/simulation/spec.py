@@ -17,7 +17,7 @@ from surgiplan.errors import BadInputError
 from surgiplan.model.structures import Role
 
 API_VERSION = 1  # the contract version this core implements; a plug-in declares the one it uses
-VALUE_LIMIT = 1e9  # numeric defaults and range ends lie within +-VALUE_LIMIT (forms hold no more)
+VALUE_LIMIT = 2e9  # numeric defaults and range ends lie within +-VALUE_LIMIT (32-bit spin boxes)
 
 
 class Kind(StrEnum):

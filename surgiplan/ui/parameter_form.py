@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from surgiplan.simulation.spec import VALUE_LIMIT, Parameter, ParamType, check_value
 
-FLOAT_LIMIT = VALUE_LIMIT  # spin boxes need finite bounds; an open range is shown as +-1e9
+FLOAT_LIMIT = VALUE_LIMIT  # spin boxes need finite bounds; an open range is shown as +-2e9
 INT_LIMIT = int(VALUE_LIMIT)  # within QSpinBox's 32-bit range
 
 
