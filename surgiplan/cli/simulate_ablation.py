@@ -116,6 +116,8 @@ def run_ablation(args: argparse.Namespace) -> int:
         simulator.check_inputs(inputs)  # a bad device or setting is bad input (exit 2)
     model = uncertainty_model(args)
     context = _context(args.case)
+    if callable(getattr(simulator, "check_target", None)):
+        simulator.check_target(context, inputs)  # a vessel or organ as --target: exit 2
     if args.optimise:
         return _optimise(simulator, context, inputs, model, args)
     result = run_simulation(simulator, context, inputs, uncertainty=model,
@@ -127,7 +129,7 @@ def _optimise(simulator, context, inputs, model, args: argparse.Namespace) -> in
     if not callable(getattr(simulator, "optimise", None)):
         raise BadInputError(f"simulator {args.simulator} cannot optimise",
                             action="use --simulator ablation")
-    result = simulator.optimise(context, inputs, uncertainty=model)
+    result = simulator.optimise(context, inputs, uncertainty=model.resolved_for(simulator))
     if args.json:
         json.dump(result.to_json(), sys.stdout, indent=2)
         print()

@@ -111,8 +111,12 @@ def _union_sd_lower(p, centres, axes, sa, sb):  # pragma: no cover - compiled
     for j in range(centres.shape[0]):
         t, r2 = _local(p[0], p[1], p[2], centres[j], axes[j])
         rho = np.sqrt(t * t / (sa[j] * sa[j]) + r2 / (sb[j] * sb[j]))
-        scale = max(sa[j], sb[j]) if rho < 1.0 else min(sa[j], sb[j])
-        best = min(best, (rho - 1.0) * scale)
+        if rho < 1.0:
+            bound = (rho - 1.0) * max(sa[j], sb[j])
+        else:  # also: no nearer than the bounding sphere
+            bound = max((rho - 1.0) * min(sa[j], sb[j]),
+                        np.sqrt(t * t + r2) - max(sa[j], sb[j]))
+        best = min(best, bound)
     return best
 
 
@@ -216,4 +220,7 @@ def score_zones(batch, offsets_mm: np.ndarray, scene, *, heat_reach_mm: float = 
                scene.clearance_lps, scene.clearance_index, out["coverage_pct"],
                out["margin_mm"], out["margin_arg"], out["critical_voxels"],
                out["heat_sink_mm"], out["clearance_mm"])
+    if scene.critical_masks:
+        out["clearance_mm"] = np.minimum(out["clearance_mm"], scene.centre_depth_mm(
+            batch.centres_lps, batch.semi_short_mm))
     return out

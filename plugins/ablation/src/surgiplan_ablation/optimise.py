@@ -3,15 +3,17 @@ sparing critical structures.
 
 Candidates (seeded, ``n_candidates`` of them): every setting of the probe's device (or its one
 custom zone) x directions within ``max_tilt_deg`` of the current insertion direction (rings of
-6 at tilt/2 and tilt, plus the current one) x zone centres at the tumour's centroid moved by
-uniform offsets within ``max_shift_mm``; the tip follows from the device's tip offset and the
-shaft point keeps the current path length. All candidates are scored nominally by the kernel
+6 at tilt/2 and tilt, plus the current one) x zone centres at the tumour's centroid (every
+setting and direction once exactly centred, so the centred largest zone is always tried) or
+moved by uniform offsets within ``max_shift_mm``; the tip follows from the device's tip offset
+and the shaft point keeps the current path length. All candidates are scored nominally by the kernel
 in one call (the benchmarked step: 1,000 zones). The screening probability is Gaussian:
 ``P = Phi((margin - 5) / sigma)`` with ``sigma^2 = tip_sd^2 + boundary_sd^2 +
 (short_sd * short semi-axis)^2``. Candidates with more than ``max_critical_ml`` of any critical
-structure in the zone rank after those without; ties go to the smaller zone. The best
+structure in the zone rank after those without; ties (P to 3 decimals) go to the larger
+nominal margin, then the smaller zone. The best
 ``top_k`` are then re-scored by the full simulator (Monte Carlo, insertion path), whose
-P(margin >= 5 mm) gives the final order.
+P(margin >= 5 mm) (then the margin) gives the final order.
 """
 
 from __future__ import annotations
@@ -110,10 +112,11 @@ def optimise_probe(
     rng = np.random.default_rng(uncertainty.seed)
     centroid = context.geometry.index_to_lps(
         np.argwhere(context.mask(target)).mean(0)[::-1][None])[0]
-    per = max(1, math.ceil(n_candidates / (len(rows) * len(dirs))))
-    combos = [(r, d) for r in range(len(rows)) for d in range(len(dirs))]
-    idx = np.array([c for c in combos for _ in range(per)])[:n_candidates]
-    shifts = _ball(rng, len(idx), max_shift_mm)
+    combos = np.array([(r, d) for r in range(len(rows)) for d in range(len(dirs))])
+    n = max(n_candidates, len(combos))
+    idx = combos[np.arange(n) % len(combos)]
+    shifts = _ball(rng, n, max_shift_mm)
+    shifts[: len(combos)] = 0.0  # every setting and direction is tried centred, too
     sizes = np.array([rows[i][1] for i in idx[:, 0]])  # long, short, offset
     d = dirs[idx[:, 1]]
     tips = centroid + shifts + sizes[:, 2:3] * d
@@ -136,7 +139,8 @@ def optimise_probe(
     critical = raw["critical_voxels"].max(axis=1) * scene.voxel_ml if \
         raw["critical_voxels"].size else np.zeros(len(batch))
     zone_ml = 4 / 3 * np.pi * sizes[:, 0] / 2 * (sizes[:, 1] / 2) ** 2
-    order = np.lexsort((zone_ml, -np.round(p_screen, 3), critical > max_critical_ml))
+    order = np.lexsort((zone_ml, -raw["margin_mm"], -np.round(p_screen, 3),
+                        critical > max_critical_ml))
     warnings = [] if np.any(critical <= max_critical_ml) else [
         f"no candidate keeps every critical structure under {max_critical_ml:g} ml"]
     ranked = _recheck(context, inputs, parameters, uncertainty, order, idx, rows, tips, shafts,
@@ -159,7 +163,6 @@ def _ball(rng: np.random.Generator, n: int, radius: float) -> np.ndarray:
     v = rng.normal(size=(n, 3))
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     out = v * radius * rng.uniform(0, 1, (n, 1)) ** (1 / 3)
-    out[0] = 0.0
     return out
 
 
@@ -185,7 +188,7 @@ def _recheck(context, inputs, parameters, uncertainty, order, idx, rows, tips, s
         report(progress, 0.4 + 0.6 * len(out) / top_k, f"re-scored {len(out)} of {top_k}")
     out.sort(key=lambda c: (c.path_breach, c.critical_ml > 0,
                             -(c.p_margin_ge_5mm if c.p_margin_ge_5mm == c.p_margin_ge_5mm
-                              else c.p_screen)))
+                              else c.p_screen), -c.min_margin_mm))
     for rank, c in enumerate(out, start=1):
         c.rank = rank
     return out

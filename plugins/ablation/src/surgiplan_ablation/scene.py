@@ -6,8 +6,9 @@
 * tumour surface points: voxel centres within one voxel of the target's surface projected onto
   the zero level of its distance map (``q - s(q) grad s(q)``), so margins are sub-voxel;
 * critical structures (role ``critical``): their voxel centres in the region of interest
-  (counted for volumes) and, for clearances, those centres plus their surface points (as for
-  the tumour);
+  (counted for volumes) and, for clearances, their surface points (as for the tumour; the
+  zone's signed distance is convex, so its minimum over a structure lies on the structure's
+  surface unless the structure holds the zone's centre, which the simulator checks);
 * vessels (critical structures named like vessels, see :data:`VESSEL_WORDS`): centreline points
   (ridge voxels of the inner distance, ``-s >= `` every 26-neighbour) with the local radius
   ``rho``, kept when ``2 rho`` reaches the heat-sink diameter threshold. The distance map puts
@@ -64,6 +65,26 @@ class AblationScene:
     clearance_lps: np.ndarray
     clearance_index: np.ndarray
     fov_margin_mm: float
+    critical_masks: tuple[np.ndarray, ...] = ()
+    geometry: object = None
+
+    def centre_depth_mm(self, centres_lps: np.ndarray, semi_short_mm: np.ndarray
+                        ) -> np.ndarray:
+        """Per candidate and critical structure, ``-b`` of the deepest probe zone whose centre
+        lies in the structure (the zone's minimal signed distance), else +inf: (n, c).
+
+        ``centres_lps`` (n, k, 3), ``semi_short_mm`` (n, k)."""
+        n, k = semi_short_mm.shape
+        out = np.full((n, len(self.critical_masks)), np.inf)
+        ijk = np.rint(self.geometry.lps_to_index(centres_lps.reshape(-1, 3))).astype(int)
+        size = np.asarray(self.geometry.size)
+        inside = np.all((ijk >= 0) & (ijk < size), axis=1)
+        ijk = np.clip(ijk, 0, size - 1)
+        depth = -semi_short_mm.reshape(-1)
+        for c, mask in enumerate(self.critical_masks):
+            hit = inside & (mask[ijk[:, 2], ijk[:, 1], ijk[:, 0]] != 0)
+            out[:, c] = np.where(hit, depth, np.inf).reshape(n, k).min(axis=1)
+        return out
 
     @property
     def tumour_volume_ml(self) -> float:
@@ -102,8 +123,8 @@ def build_scene(context: SimulationContext, target: str, roi_lps: np.ndarray, *,
         sd_s = context.distance_map(s.name)[box]
         surf = _surface_points(context, s.name, geometry, box, sd_s, float(spacing.max())) \
             if np.any(sd_s < 0) else np.empty((0, 3))
-        k_pts += [pts, surf]
-        k_idx.append(np.full(len(pts) + len(surf), n, np.int64))
+        k_pts.append(surf)
+        k_idx.append(np.full(len(surf), n, np.int64))
     vessels = [s.name for s in critical if is_vessel(s.name)]
     v_pts, v_rad, v_idx = [], [], []
     for n, name in enumerate(vessels):
@@ -118,7 +139,8 @@ def build_scene(context: SimulationContext, target: str, roi_lps: np.ndarray, *,
         critical_index=_cat(c_idx), vessel_names=tuple(vessels), vessel_lps=_stack(v_pts),
         vessel_radius_mm=_c(np.concatenate(v_rad) if v_rad else np.empty(0)),
         vessel_index=_cat(v_idx), clearance_lps=_stack(k_pts), clearance_index=_cat(k_idx),
-        fov_margin_mm=fov_margin_mm(context.mask(target), spacing))
+        fov_margin_mm=fov_margin_mm(context.mask(target), spacing),
+        critical_masks=tuple(context.mask(s.name) for s in critical), geometry=geometry)
 
 
 def fov_margin_mm(mask: np.ndarray, spacing_mm: np.ndarray) -> float:

@@ -86,7 +86,7 @@ from surgiplan_ablation.evidence import (
     ZONE_SHORT_SD_PCT,
 )
 from surgiplan_ablation.intervals import MAX_FAILED_SHARE, prediction95, probability95
-from surgiplan_ablation.kernel import score_zones
+from surgiplan_ablation.kernel import score_zones, zone_signed_distance
 from surgiplan_ablation.montecarlo import HyperModel, ZoneDraws, draw_zones
 from surgiplan_ablation.probes import Probe, check_target_role, resolve_probes, target_name
 from surgiplan_ablation.scene import AblationScene, build_scene, critical_structures
@@ -302,8 +302,9 @@ class AblationSimulator:
                         pad_mm=max(ROI_PAD_MM, reach + 2.0))
         grow = 0.0 if draws is None else float(np.max(draws.tumour_offset_mm + draws.disc_mm,
                                                       initial=0.0))
-        scene = build_scene(context, target, roi, max_offset_mm=grow,
-                            vessel_min_diameter_mm=params["heat_sink_min_diameter_mm"])
+        scene = _nearest_first(build_scene(
+            context, target, roi, max_offset_mm=grow,
+            vessel_min_diameter_mm=params["heat_sink_min_diameter_mm"]), nominal)
         check(cancel)
         report(progress, 0.3, "scoring the zone")
         nom = nominal_scores(scene, nominal, probes, heat_reach_mm=reach,
@@ -311,7 +312,8 @@ class AblationSimulator:
         mc = None
         if draws is not None:
             report(progress, 0.4, f"Monte Carlo over {len(draws)} zones")
-            mc = _score_draws(context, scene, draws, reach)
+            mc = _score_draws(context, scene, draws, reach,
+                              float(params["heat_sink_min_diameter_mm"]))
         check(cancel)
         fov = _fov(context, scene, nominal, reach)
         warnings = _warnings(context, probes, nom)
@@ -381,6 +383,16 @@ class AblationSimulator:
         details["path_levels"] = [lv.to_json() for lv in worst.values()]
 
 
+def _nearest_first(scene: AblationScene, nominal: ZoneBatch) -> AblationScene:
+    """The scene with its clearance points sorted by the nominal zone's signed distance, so
+    that the kernel's bound prunes almost every point of every draw."""
+    sd = zone_signed_distance(scene.clearance_lps, nominal.centres_lps[0], nominal.axes_lps[0],
+                              nominal.semi_long_mm[0], nominal.semi_short_mm[0])
+    order = np.argsort(sd, kind="stable")
+    return replace(scene, clearance_lps=np.ascontiguousarray(scene.clearance_lps[order]),
+                   clearance_index=np.ascontiguousarray(scene.clearance_index[order]))
+
+
 def _hyper(params: dict[str, Any], spacing: tuple[float, float, float]) -> HyperModel:
     return HyperModel(float(params["placement_sd_log_sd"]), float(params["zone_sd_log_sd"]),
                       float(params["boundary_sd_log_sd"]),
@@ -401,8 +413,8 @@ def _draws(context, target, probes, params, model: UncertaintyModel, hyper
                       n_critical=len(critical_structures(context, target)), hyper=hyper)
 
 
-def _score_draws(context, scene: AblationScene, draws: ZoneDraws, reach: float
-                 ) -> dict[str, np.ndarray]:
+def _score_draws(context, scene: AblationScene, draws: ZoneDraws, reach: float,
+                 min_diameter_mm: float) -> dict[str, np.ndarray]:
     """Every metric per draw (arrays over draws), with the surfaces' offsets applied."""
     grow = draws.tumour_offset_mm + draws.disc_mm
     raw = score_zones(draws.batch, grow, scene, heat_reach_mm=reach)
@@ -410,7 +422,7 @@ def _score_draws(context, scene: AblationScene, draws: ZoneDraws, reach: float
     heat = raw["heat_sink_mm"].copy()
     for n, name in enumerate(scene.vessel_names):
         grown = heat[:, n] + 2 * crit[:, scene.critical_names.index(name)]
-        heat[:, n] = np.where(heat[:, n] > 0, grown, 0.0)
+        heat[:, n] = np.where((heat[:, n] > 0) & (grown >= min_diameter_mm), grown, 0.0)
     order = np.sort(scene.tumour_sd)
     return {"coverage_pct": raw["coverage_pct"], "margin_mm": raw["margin_mm"],
             "margin_raw_mm": raw["margin_mm"] + draws.disc_mm,
