@@ -69,6 +69,7 @@ from surgiplan.simulation import (
 )
 from surgiplan.simulation.path_search import DEFAULT_MAX_ANGLE_DEG, DEFAULT_MAX_LENGTH_MM
 from surgiplan.simulation.result import Level, Status
+from surgiplan.simulation.runner import run_search
 from surgiplan.simulation.uncertainty import (
     DEFAULT_SAMPLES,
     DEFAULT_SEED,
@@ -616,7 +617,7 @@ class PlanningPanel(QWidget):
         context, simulator, params = self.context, self.simulator, self.form.values()
         geometry = self.twin.geometry
 
-        def work(*, progress=None, cancel=None) -> None:
+        def work(*, progress=None, cancel=None) -> SimulationResult:
             names = [s.name for s in context.structures if s.role in (Role.CRITICAL, Role.SKIN)]
             for n, name in enumerate(names):
                 if cancel is not None:
@@ -626,13 +627,17 @@ class PlanningPanel(QWidget):
                 context.distance_map(name)
             centre = geometry.slice_centre_lps()
             warm = TrajectoryInput(entry_lps=tuple(centre + 20.0), target_lps=tuple(centre))
-            run_simulation(simulator, context, warm, parameters=params,
-                           uncertainty=UncertaintyModel(samples=0), timeout_s=WARM_UP_TIMEOUT_S,
-                           cancel=cancel)
+            # a third-party plug-in warms up in its own process (killed at the timeout)
+            return run_simulation(simulator, context, warm, parameters=params,
+                                  uncertainty=UncertaintyModel(samples=0),
+                                  timeout_s=WARM_UP_TIMEOUT_S, cancel=cancel)
 
-        def done(_r: Any) -> None:
+        def done(warm_result: Any) -> None:
             if gen == self._prepare_generation and self.context is context:
                 self._prepared = True
+                if isinstance(warm_result, SimulationResult) and \
+                        warm_result.status is Status.FAILED:
+                    self._show_failed(f"warm-up: {warm_result.error}")
                 if self.plan.complete():
                     self._plan_changed(False)
 
@@ -850,7 +855,8 @@ class PlanningPanel(QWidget):
         self.cancel_search()
         self._search_generation += 1
         gen = self._search_generation
-        fn = partial(entry.simulator.search, self.context, self.search_request(),
+        # checked result, hard timeout; a third-party plug-in searches in its own process
+        fn = partial(run_search, entry.simulator, self.context, self.search_request(),
                      self.form.values())
         self.search_label.setText("Searching…")
         self.search_cancel.setEnabled(True)
