@@ -156,3 +156,12 @@ def test_real_siemens_mosaic_becomes_64x64x35_at_protocol_positions():
         r, c = divmod(k, 6)
         np.testing.assert_array_equal(vol.array[k], raw[r * 64:(r + 1) * 64,
                                                         c * 64:(c + 1) * 64])
+
+
+def test_mosaic_image_type_without_tile_count_is_refused(tmp_path):
+    ds = mr_dataset(_mosaic_pixels(), position=FIRST, orientation=(*ROW, *COL), spacing=SPACING,
+                    ImageType=["ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"])
+    ds.save_as(tmp_path / "m.dcm", enforce_file_format=True)
+    with pytest.raises(BadInputError, match=r"m\.dcm: ImageType says MOSAIC but the Siemens "
+                       r"NumberOfImagesInMosaic \(0019,100A\) is missing"):
+        load_dicom(tmp_path)

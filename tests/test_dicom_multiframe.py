@@ -122,3 +122,48 @@ def test_classic_multiframe_placed_by_grid_frame_offsets(tmp_path):
         at = vol.geometry.index_to_lps(np.array([0, 0, z]))
         assert np.linalg.norm(at - np.array([-5.0, 8.0, 20.0 + offset])) < 0.01
     np.testing.assert_array_equal(vol.array, pixels)
+
+
+def _enhanced_two_stacks(tmp_path):
+    """An enhanced CT of 6 frames: two 3-slice stacks at the same positions (values +1000)."""
+    from highdicom.legacy import LegacyConvertedEnhancedCTImage
+
+    paths = write_stack(tmp_path / "a", [_at(2.0 * k) for k in range(3)])
+    paths += write_stack(tmp_path / "b", [_at(2.0 * k) for k in range(3)],
+                         hu=lambda p: np.full(p.shape[:-1], 1000.0))
+    datasets = [pydicom.dcmread(p) for p in paths]
+    uid = pydicom.uid.generate_uid()
+    for n, ds in enumerate(datasets):
+        ds.PatientBirthDate, ds.PatientSex, ds.SeriesInstanceUID = "19700101", "O", uid
+        ds.StudyInstanceUID = datasets[0].StudyInstanceUID
+        ds.FrameOfReferenceUID = datasets[0].FrameOfReferenceUID
+        ds.InstanceNumber = n + 1
+    enhanced = LegacyConvertedEnhancedCTImage(
+        datasets, series_instance_uid=uid, series_number=9,
+        sop_instance_uid=pydicom.uid.generate_uid(), instance_number=1)
+    path = tmp_path / "multi" / "enhanced.dcm"
+    path.parent.mkdir()
+    enhanced.save_as(path)
+    return path
+
+
+def test_enhanced_volumes_told_apart_by_diffusion_direction(tmp_path):
+    path = _enhanced_two_stacks(tmp_path)
+    ds = pydicom.dcmread(path)
+    stored = ds.pixel_array
+    for f, frame in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        direction = Dataset()  # stack b (constant frames) along y, stack a along x
+        direction.DiffusionGradientOrientation = (
+            [0.0, 1.0, 0.0] if np.ptp(stored[f]) == 0 else [1.0, 0.0, 0.0])
+        diffusion = Dataset()
+        diffusion.DiffusionBValue = 1000.0
+        diffusion.DiffusionGradientDirectionSequence = Sequence([direction])
+        frame.MRDiffusionSequence = Sequence([diffusion])
+    ds.save_as(path)
+    vol = load_dicom(path.parent, volume=1)  # directions sort as text: y first
+    assert vol.geometry.size[2] == 3
+    assert np.all(vol.array == 1000)
+    assert any("told apart by direction" in w and "Volume 1 (direction 0.000,1.000,0.000)" in w
+               for w in vol.warnings)
+    other = load_dicom(path.parent, volume=2)
+    assert other.geometry == vol.geometry and np.ptp(other.array) > 0

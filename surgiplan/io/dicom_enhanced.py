@@ -80,10 +80,37 @@ def _frame_attrs(ds: Dataset, frame: Dataset) -> tuple[tuple[str, Any], ...]:
     diffusion = _functional(ds, frame, "MRDiffusionSequence")
     if diffusion is not None and _number(diffusion.get("DiffusionBValue")) is not None:
         out.append(("b-value", _number(diffusion.get("DiffusionBValue"))))
+    if diffusion is not None:
+        direction = _first(diffusion, "DiffusionGradientDirectionSequence")
+        vector = _floats(getattr(direction, "DiffusionGradientOrientation", None), 3)
+        if vector is not None:
+            out.append(("direction", ",".join(f"{v:.3f}" for v in vector)))
     content = _first(frame, "FrameContentSequence")
     if content is not None and _number(content.get("TemporalPositionIndex"), int) is not None:
         out.append(("time", _number(content.get("TemporalPositionIndex"), int)))
+    index = _volume_index(ds, content)
+    if index:
+        out.append(("dimension index", index))
     return tuple(out)
+
+
+POSITION_POINTERS = {0x00209057, 0x00200032}  # In-Stack Position Number, ImagePositionPatient
+
+
+def _volume_index(ds: Dataset, content: Dataset | None) -> str:
+    """The frame's DimensionIndexValues without the in-stack position: a last-resort key
+    that tells the volumes of an enhanced object apart."""
+    raw = None if content is None else content.get("DimensionIndexValues")
+    values = [] if raw is None else [raw] if isinstance(raw, int) else list(raw)
+    try:
+        pointers = [int(item.get("DimensionIndexPointer") or 0)
+                    for item in ds.get("DimensionIndexSequence") or []]
+    except (TypeError, ValueError):  # a damaged pointer: no fallback key
+        return ""
+    if not values or len(pointers) != len(values):
+        return ""
+    kept = [str(v) for v, p in zip(values, pointers, strict=True) if p not in POSITION_POINTERS]
+    return ".".join(kept)
 
 
 def _frame_rescale(ds: Dataset, frame: Dataset) -> tuple[float, float] | None:

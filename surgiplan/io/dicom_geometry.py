@@ -39,7 +39,8 @@ REFUSE_MM = 10.0
 ORTHOGONAL_TOL = 0.01
 GRID_FRAME_OFFSET = 0x3004000C  # FrameIncrementPointer value naming GridFrameOffsetVector
 # Attributes that tell volumes at the same slice positions apart, in the order they are tried.
-VOLUME_ATTRIBUTES = ("image type", "echo", "echo time ms", "b-value", "time", "acquisition")
+VOLUME_ATTRIBUTES = ("image type", "echo", "echo time ms", "b-value", "direction", "time",
+                     "acquisition", "dimension index")
 UNITS = {"echo time ms": ("echo time", " ms"), "b-value": ("b-value", " s/mm2")}
 MAX_LISTED_VOLUMES = 8
 
@@ -166,6 +167,10 @@ def _file_slices(series: SeriesInfo, h: FileHeader, axes: tuple[np.ndarray, ...]
     if h.position_lps is None:
         _no_position(series, h)
     attrs = classic_attrs(h)
+    if "MOSAIC" in h.image_type.split("\\") and not h.is_mosaic:
+        _fail(series, "ImageType says MOSAIC but the Siemens NumberOfImagesInMosaic "
+              "(0019,100A) is missing, so the tiles cannot be unpacked",
+              "Convert the series with dcm2niix", path=h.path)
     if h.is_mosaic:
         layout = mosaics.setdefault(h.path, mosaic_layout(h, *axes))
         return [SliceRef(h, 0, (p := layout.position(t)), float(np.asarray(p) @ normal),
