@@ -214,17 +214,57 @@ def deidentify_series(
         remove_profile_attributes(dataset)
         dataset.remove_private_tags()
         add_deidentification_method(dataset)
-        written.append(save_dataset(dataset, out_dir / f"IM{n + 1:05d}.dcm"))
+        written.append(save_dataset(dataset, out_dir / f"IM{n + 1:05d}.dcm", durable=False))
         report(progress, (n + 1) / len(paths), f"de-identified {n + 1}/{len(paths)} files")
+    sync_folder(written)
     return written
 
 
-def save_dataset(dataset, path: str | Path) -> Path:
-    """Write a DICOM dataset as a Part 10 file, atomically and owner-only (0600)."""
-    import io
+def save_dataset(dataset, path: str | Path, *, durable: bool = True) -> Path:
+    """Write a DICOM dataset as a Part 10 file, atomically (temporary file + rename: readers
+    never see half a file) and owner-only (0600).
 
-    from surgiplan.io.atomic import write_bytes_atomic
+    ``durable=False`` skips the per-file fsync (a series writer syncs its folder once at the
+    end with :func:`sync_folder`); a single object keeps the default.
+    """
+    import contextlib
+    import io
+    import tempfile
+
+    from surgiplan.io.atomic import os_error_to_bad_input, write_bytes_atomic
 
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)
-    return write_bytes_atomic(path, buffer.getvalue())
+    if durable:
+        return write_bytes_atomic(path, buffer.getvalue())
+    path = Path(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(buffer.getbuffer())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise (os_error_to_bad_input(exc, path) or exc) from exc
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    return path
+
+
+def sync_folder(paths: Iterable[Path]) -> None:
+    """fsync written files and their folder (durability after ``durable=False`` writes)."""
+    from surgiplan.io.atomic import fsync_folder
+
+    folders = set()
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        folders.add(Path(path).parent)
+    for folder in folders:
+        fsync_folder(folder)

@@ -21,7 +21,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from surgiplan.io.deidentify import save_dataset
+from surgiplan.io.deidentify import save_dataset, sync_folder
 from surgiplan.model.volume import ImageVolume
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
 
@@ -193,6 +193,7 @@ def write_series(
     frame_of_reference_uid: str | None = None,
     sop_instance_uids: Sequence[str] | None = None,
     transfer_syntax: str = ExplicitVRLittleEndian,
+    durable: bool = True,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> list[Path]:
@@ -203,7 +204,8 @@ def write_series(
     ``transfer_syntax`` (RLE, JPEG-LS, JPEG 2000 lossless) is encoded through pydicom's
     encoders. ``identity`` (DICOM keyword -> value: PatientName, PatientID, StudyDate, ...)
     overrides ``patient_name`` / ``patient_id``; UIDs not given are new. Each file is written
-    atomically, owner-only (0600). Returns the written paths.
+    atomically (temporary file + rename), owner-only (0600); the files and folder are synced
+    once at the end unless ``durable=False`` (test corpora). Returns the written paths.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -239,8 +241,10 @@ def write_series(
         ds.ImagePositionPatient = [_ds_number(v) for v in position]
         ds.SliceLocation = _ds_number(float(position @ normal))
         _set_pixels(ds, stored[k], ts)
-        paths.append(save_dataset(ds, out_dir / f"IM_{k + 1:04d}.dcm"))
+        paths.append(save_dataset(ds, out_dir / f"IM_{k + 1:04d}.dcm", durable=False))
         report(progress, (k + 1) / n, f"wrote slice {k + 1}/{n}")
+    if durable:
+        sync_folder(paths)
     return paths
 
 
