@@ -172,7 +172,7 @@ def _file_slices(series: SeriesInfo, h: FileHeader, axes: tuple[np.ndarray, ...]
               "(0019,100A) is missing, so the tiles cannot be unpacked",
               "Convert the series with dcm2niix", path=h.path)
     if h.is_mosaic:
-        layout = mosaics.setdefault(h.path, mosaic_layout(h, *axes))
+        layout = mosaics[h.path] = _cached_layout(h, axes, mosaics)
         return [SliceRef(h, 0, (p := layout.position(t)), float(np.asarray(p) @ normal),
                          tile=t, attrs=attrs) for t in range(layout.tiles)]
     if h.frames > 1:
@@ -180,6 +180,24 @@ def _file_slices(series: SeriesInfo, h: FileHeader, axes: tuple[np.ndarray, ...]
                 for f, p in enumerate(_classic_frame_positions(series, h, normal))]
     p = tuple(float(v) for v in h.position_lps)
     return [SliceRef(h, 0, p, float(np.asarray(p) @ normal), attrs=attrs)]
+
+
+def _mosaic_key(h: FileHeader) -> tuple:
+    """The header facts a MOSAIC layout depends on (shared by the files of one run)."""
+    return (h.position_lps, h.orientation, h.rows, h.columns, h.mosaic_tiles,
+            h.pixel_spacing_mm, h.spacing_between_slices_mm, h.slice_thickness_mm,
+            h.series_uid)
+
+
+def _cached_layout(h: FileHeader, axes: tuple[np.ndarray, ...],
+                   mosaics: dict[Path, MosaicLayout]) -> MosaicLayout:
+    """The layout of an earlier file of the same run (an fMRI run holds hundreds of mosaics
+    with one geometry; their CSA is read once), else this file's own."""
+    key = _mosaic_key(h)
+    for layout in mosaics.values():
+        if layout.key == key:
+            return layout
+    return mosaic_layout(h, *axes, key=key)
 
 
 def _slices(series: SeriesInfo, axes: tuple[np.ndarray, ...],

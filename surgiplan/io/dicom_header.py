@@ -532,4 +532,8 @@ def _read_with_pydicom(path: Path, file_size: int, syntax: str) -> FileHeader:
             ds = pydicom.dcmread(path, force=True)
         except Exception as exc:  # pydicom raises many types on damaged files
             raise HeaderError(f"damaged DICOM ({type(exc).__name__}: {exc})") from exc
-    return header_from_dataset(ds, path=path, file_size=file_size, syntax=syntax)
+        try:
+            return header_from_dataset(ds, path=path, file_size=file_size, syntax=syntax)
+        except Exception as exc:  # damaged functional groups or private tags, any type
+            raise HeaderError(f"damaged DICOM header ({type(exc).__name__}: "
+                              f"{' '.join(str(exc).split())[:120]})") from exc

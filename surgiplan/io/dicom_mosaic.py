@@ -38,6 +38,7 @@ class MosaicLayout:
     first_lps: tuple[float, float, float]  # corner (first pixel centre) of tile 0
     step_lps: tuple[float, float, float]  # from tile k to tile k+1
     warnings: tuple[str, ...] = ()
+    key: tuple = ()  # the header facts it was computed from (files sharing them share it)
 
     def tile_window(self, tile: int) -> tuple[slice, slice]:
         """(row slice, column slice) of a tile within the stored mosaic frame."""
@@ -110,9 +111,9 @@ def _spacing(h: FileHeader, protocol: float | None, notes: list[str]) -> float:
 
 
 def mosaic_layout(h: FileHeader, row: np.ndarray, col: np.ndarray,
-                  normal: np.ndarray) -> MosaicLayout:
+                  normal: np.ndarray, key: tuple = ()) -> MosaicLayout:
     """Tile geometry of one mosaic file (row, col, normal: unit LPS axes of the stored frame);
-    raises BadInputError when it cannot be determined reliably."""
+    raises BadInputError when it cannot be determined reliably. ``key`` is kept on it."""
     n = int(h.mosaic_tiles or 0)
     per_row = math.ceil(math.sqrt(n)) if n > 0 else 0
     if n < 1 or h.rows % per_row or h.columns % per_row:
@@ -137,4 +138,4 @@ def mosaic_layout(h: FileHeader, row: np.ndarray, col: np.ndarray,
               + col * sy * (h.rows - tile_rows) / 2.0)
     step = math.copysign(1.0, cos) * spacing * normal
     return MosaicLayout(n, per_row, tile_rows, tile_cols, tuple(float(v) for v in corner),
-                        tuple(float(v) for v in step), tuple(notes))
+                        tuple(float(v) for v in step), tuple(notes), key)
