@@ -19,6 +19,7 @@ exports of one case share study, series and frame of reference. ``--include-iden
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Sequence
@@ -136,15 +137,14 @@ def from_files(files: Sequence[str | Path], series_uid: str, *,
 def source_of(image: Any) -> SourceSeries | None:
     """The source reference of an ImageVolume: the stored one (bundle), else read once from its
     source files (``metadata["files"]``) and cached; None for non-DICOM images."""
-    cached = image.metadata.get(_METADATA_KEY)
-    if isinstance(cached, SourceSeries):
-        return cached
+    if _METADATA_KEY in image.metadata:
+        cached = image.metadata[_METADATA_KEY]
+        return cached if isinstance(cached, SourceSeries) else None
     files = image.metadata.get("files") or []
     if not files or not image.series_uid:
         return None
     found = from_files(files, image.series_uid)
-    if found is not None:
-        image.metadata[_METADATA_KEY] = found
+    image.metadata[_METADATA_KEY] = found  # None too: autosaves do not re-read the headers
     return found
 
 
@@ -198,31 +198,42 @@ def deidentified_uid(uid: str, seed: str | None = None) -> str:
     installation's); "" stays "". The same UID always maps to the same new UID."""
     if not uid:
         return ""
-    from dicognito.randomizer import Randomizer
-    from dicognito.uianonymizer import UIAnonymizer
     from pydicom.dataelem import DataElement
     from pydicom.dataset import Dataset
 
     element = DataElement(0x0020000E, "UI", uid)  # SeriesInstanceUID: an instance UID
-    UIAnonymizer(Randomizer(seed if seed is not None else _seed()))(Dataset(), element)
+    _uid_anonymizer(seed if seed is not None else _seed())(Dataset(), element)
     return str(element.value)
+
+
+@functools.lru_cache(maxsize=8)
+def _uid_anonymizer(seed: str):
+    from dicognito.randomizer import Randomizer
+    from dicognito.uianonymizer import UIAnonymizer
+
+    return UIAnonymizer(Randomizer(seed))
 
 
 def deidentify(source: SourceSeries, seed: str | None = None) -> SourceSeries:
     """The reference as the PS3.15 Basic Profile (dicognito, ``seed`` default: installation)
-    de-identifies its series; an already de-identified reference is returned as is."""
+    de-identifies its series; an already de-identified reference is returned as is.
+
+    The common attributes go through dicognito once (on the first slice's dataset); every SOP
+    instance UID is mapped with the same UID mapping, which depends on (seed, UID) only.
+    """
     if source.deidentified:
         return source
     from dicognito.anonymizer import Anonymizer
 
-    anonymizer = Anonymizer(seed=seed if seed is not None else _seed())
-    remapped = datasets(source)
-    for ds in remapped:
-        anonymizer.anonymize(ds)
-    out = from_headers(remapped, deidentified=True)
+    seed = seed if seed is not None else _seed()
+    first = datasets(source.model_copy(update={"instances": source.instances[:1]}))
+    Anonymizer(seed=seed).anonymize(first[0])
+    out = from_headers(first, deidentified=True)
     if out is None:  # cannot happen: the datasets carry every attribute from_headers needs
         raise RuntimeError("de-identifying the source reference lost its geometry")
-    return out
+    instances = [SourceInstance(sop_instance_uid=deidentified_uid(i.sop_instance_uid, seed),
+                                position_lps=i.position_lps) for i in source.instances]
+    return out.model_copy(update={"instances": instances})
 
 
 def replace_identifiers(text: str, source: SourceSeries | None,
