@@ -100,4 +100,5 @@ def test_with_identifiers_the_same_check_finds_them(exported, capsys):
     assert CANARIES["InstitutionName"] not in hits  # never copied: not needed in a SEG
     log = Path(os.environ["XDG_STATE_HOME"]) / "surgiplan" / "log" / "identifiers.log"
     assert f"DICOM SEG WITH patient identifiers -> {seg.resolve()}" in log.read_text()
+    assert f"case bundle WITH patient identifiers -> {case.resolve()}" in log.read_text()
     assert stat.S_IMODE(log.stat().st_mode) == 0o600

@@ -37,7 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="assisted segmentation preset to run: ct-bone-skin-vessels or "
                        "mr-head (starting points to correct)")
     build.add_argument("--include-identifiers", action="store_true",
-                       help="also store the patient's name, ID and birth date in the bundle")
+                       help="also store the patient's name, ID, birth date, the original "
+                       "series UIDs and description in the bundle (logged); default: "
+                       "de-identified")
     build.set_defaults(func=run_build)
 
     export = commands.add_parser("export", help="export a case's structures to other tools")
@@ -80,6 +82,12 @@ def run_build(args: argparse.Namespace) -> int:
     twin = build_twin(args.path, series_uid=args.series, labels=args.labels,
                       label_names=args.label_names, preset=args.preset, volume=args.volume)
     save_bundle(twin, out, include_identifiers=args.include_identifiers)
+    if args.include_identifiers:
+        from surgiplan.io.source_series import log_identified_export
+
+        log_identified_export("case bundle", out)
+        print("note: this case holds patient identifiers; it was recorded in SurgiPlan's "
+              "identifiers.log", file=sys.stderr)
     summary = twin_summary(twin)
     print(f"Built {out}")
     _print_summary(summary)
