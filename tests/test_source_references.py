@@ -76,6 +76,13 @@ def test_default_segs_reference_the_deidentified_source(cases):
             k: expected[k] for k in ("study", "frame", "series", "patient")}
         assert set(refs["sops"]) <= set(expected["sops"])
     assert pydicom.dcmread(plan_a).SeriesInstanceUID != pydicom.dcmread(plan_b).SeriesInstanceUID
+    # the de-identified copy given as the source folder is not mapped a second time
+    from_copy = root / "from-copy.dcm"
+    assert main(["twin", "export", str(case), "--format", "dicom-seg", "--out", str(from_copy),
+                 "--source-dicom", str(copy)]) == 0
+    assert _refs(from_copy) == expected
+    assert main(["twin", "export", str(case), "--format", "dicom", "--out", str(root / "twice"),
+                 "--source-dicom", str(copy)]) == 2
 
 
 def test_with_identifiers_segs_reference_the_original_source(cases):

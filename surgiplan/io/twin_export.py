@@ -140,17 +140,23 @@ def export_twin(
 
 
 def _case_series_files(twin: Twin, folder: Path) -> tuple[list[Path], SourceSeries]:
-    """The files of the case's series in ``folder`` (matched by original or de-identified
-    SeriesInstanceUID) and their reference; refused when there are none."""
+    """The files of the case's series in ``folder`` and their reference; refused when there
+    are none. Files matching the case's de-identified series UID directly are its de-identified
+    copy: their reference is marked de-identified (never mapped a second time)."""
     from surgiplan.io import source_series
 
     headers = source_series.read_headers(_dicom_files(folder))
     uid = twin.image.series_uid
     mine = [h for h in headers if str(h.get("SeriesInstanceUID", "")) == uid]
-    if not mine and uid:
-        mine = [h for h in headers if source_series.deidentified_uid(
+    if mine:
+        own = source_series.source_of(twin.image)
+        copy = own.deidentified if own is not None else all(
+            str(h.get("PatientIdentityRemoved", "")).upper() == "YES" for h in mine)
+    else:
+        copy = False
+        mine = [h for h in headers if uid and source_series.deidentified_uid(
             str(h.get("SeriesInstanceUID", ""))) == uid]
-    reference = source_series.from_headers(mine)
+    reference = source_series.from_headers(mine, deidentified=copy)
     if reference is None:
         raise BadInputError(f"no DICOM image of the case's series {uid or '(unknown)'} was "
                             "found there", path=folder,
@@ -186,7 +192,10 @@ def _export_dicom_image(twin: Twin, out: Path, source_dicom, include_identifiers
                                 "original files", path=source_dicom,
                                 action="Copy them yourself, or drop --include-identifiers to "
                                 "get the de-identified copy")
-        files, _ = _case_series_files(twin, Path(source_dicom))
+        files, found = _case_series_files(twin, Path(source_dicom))
+        if found.deidentified:
+            raise BadInputError("these files are already de-identified", path=source_dicom,
+                                action="Give the folder of the original series")
         return deidentify_series(files, out, progress=progress, cancel=cancel)
     reference = export_reference(twin, include_identifiers=include_identifiers, path=out)
     written = write_image_series(twin, out, source=reference, progress=progress, cancel=cancel)
