@@ -216,6 +216,7 @@ def write_dicom_seg(
     *,
     names: Sequence[str] | None = None,
     source: SourceSeries | None = None,
+    source_files: Sequence[str | Path] | None = None,
     include_identifiers: bool = False,
     algorithm_type: str = "SEMIAUTOMATIC",
     progress: ProgressCallback | None = None,
@@ -224,7 +225,8 @@ def write_dicom_seg(
     """Write the twin's structures (``names``, default all) as a DICOM SEG file at ``path``.
 
     ``algorithm_type``: "MANUAL" or "SEMIAUTOMATIC". The SEG references ``source`` or the
-    case's own source series (:func:`export_reference`: de-identified by default, with the
+    case's own source series, or the series read from ``source_files`` (refused when they do
+    not hold it) (:func:`export_reference`: de-identified by default, with the
     installation's consistent UID mapping); a case without one gets its image written first as
     a DICOM series beside the SEG. Written atomically, owner-only (0600). Returns the SEG path,
     the referenced SeriesInstanceUID and the folder of the series written for it (or None).
@@ -238,6 +240,12 @@ def write_dicom_seg(
     if not structures:
         raise BadInputError("the case has no structures to write", path=path,
                             action="Add or import structures first")
+    if source is None and source_files is not None:
+        source = source_series.from_files(source_files, twin.image.series_uid)
+        if source is None:
+            raise BadInputError(f"no DICOM image of the case's series {twin.image.series_uid} "
+                                "is among the source files", path=path,
+                                action="Give the files of the series the case was built from")
     reference = export_reference(twin, source=source, include_identifiers=include_identifiers,
                                  path=path)
     written = None

@@ -123,11 +123,14 @@ def from_files(files: Sequence[str | Path], series_uid: str, *,
     """The reference of the files of ``series_uid`` among ``files`` (their original headers).
 
     ``series_uid`` may be the original UID or its de-identified form (a case saved
-    de-identified knows only that one). None when no usable file of that series is there.
+    de-identified knows only that one); "" takes all files (which must form one series).
+    None when no usable file of that series is there.
     """
     headers = read_headers(files)
+    if not series_uid:  # an image without a series UID: the files must be one series
+        return from_headers(headers)
     wanted = [h for h in headers if _text(h, "SeriesInstanceUID") == series_uid]
-    if not wanted and series_uid:
+    if not wanted:
         seed = seed if seed is not None else _seed()
         wanted = [h for h in headers
                   if deidentified_uid(_text(h, "SeriesInstanceUID"), seed) == series_uid]
