@@ -4,6 +4,8 @@
 ``load_series(series)`` loads a series from a scan; ``plan_series_geometry(series)`` gives the
 exact grid (and warnings) the loaded volume will have, from headers only. Everything that is
 not a faithful regular stack is either resampled with a warning or refused with BadInputError.
+A series holding several volumes at the same positions loads the one chosen with ``volume``
+(1-based, listed by ``plan_series_volumes``), else the first, and the warnings say which.
 """
 
 from __future__ import annotations

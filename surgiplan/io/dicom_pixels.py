@@ -4,7 +4,7 @@ Uncompressed little-endian pixel data is read straight from the file at the Pixe
 found by the header scan. Everything else (JPEG, JPEG-LS, JPEG 2000, RLE, big endian, deflated,
 multi-frame) goes through ``pydicom.pixels.pixel_array`` and its installed backends. Stored
 values are masked to BitsStored (sign-extended when signed) and then rescaled to real-world
-values (CT: HU) with the file's RescaleSlope/Intercept.
+values (CT: HU) with the file's RescaleSlope/Intercept, or each enhanced frame's own.
 """
 
 from __future__ import annotations
