@@ -55,8 +55,11 @@ def frozen_copy(array: np.ndarray) -> np.ndarray:
 class SimulationContext:
     """Read-only access to a twin for simulators (thread-safe for concurrent reads)."""
 
-    def __init__(self, twin: Twin) -> None:
+    def __init__(self, twin: Twin, *, distance_maps: dict[str, np.ndarray] | None = None) -> None:
+        """``distance_maps``: maps already computed elsewhere (a snapshot's), used as is."""
         self.__twin = twin
+        self._shipped = dict(distance_maps or {})
+        self._used_maps: set[str] = set()
         self._lock = threading.Lock()
         self._hashes: dict[str, str] | None = None
         self._image_copy: np.ndarray | None = None
@@ -99,15 +102,23 @@ class SimulationContext:
     # ------------------------------------------------------------------ geometry access
     def distance_map(self, name: str) -> np.ndarray:
         """Signed distance map of ``name`` (float32 mm, (nz, ny, nx), + outside), read-only."""
-        return _read_only(self.__twin.signed_distance_mm(name))
+        return _read_only(self._distance(name))
 
     def signed_distance_mm(self, name: str, points_lps: Any) -> np.ndarray:
         """Signed distance (mm, + outside) of LPS points ``(..., 3)`` to ``name``'s surface.
 
         Trilinear in the twin's cached map; points off the grid get ``+inf``.
         """
-        return sample_volume(self.__twin.signed_distance_mm(name), self.geometry, points_lps,
+        return sample_volume(self._distance(name), self.geometry, points_lps,
                              fill_value=np.inf)
+
+    def _distance(self, name: str) -> np.ndarray:
+        shipped = self._shipped.get(name)
+        if shipped is not None:
+            return shipped
+        with self._lock:
+            self._used_maps.add(name)
+        return self.__twin.signed_distance_mm(name)
 
     def mask(self, name: str) -> np.ndarray:
         return _read_only(self.__twin.segmentation.mask(name))
@@ -167,8 +178,12 @@ class SimulationContext:
 
     def snapshot(self) -> dict[str, Any]:
         """Copies of what a simulator may read (image, label layers, structures, cached
-        surfaces), for a child process; no patient reference, no provenance."""
+        surfaces, the distance maps asked for through this context), for a child process; no
+        patient reference, no provenance."""
         twin = self.__twin
+        names = set(twin.segmentation.names())
+        with self._lock:
+            used = sorted(self._used_maps & names)
         img = twin.image
         image = {"array": np.array(img.array, copy=True), "geometry": img.geometry,
                  "modality": img.modality, "description": img.description,
@@ -178,7 +193,8 @@ class SimulationContext:
                 "layers": [np.array(layer, copy=True) for layer in twin.segmentation.layers],
                 "structures": [dataclasses.replace(s, tags=dict(s.tags))
                                for s in twin.structures],
-                "surfaces": {name: twin.surface(name) for name in twin.cached_surface_names()}}
+                "surfaces": {name: twin.surface(name) for name in twin.cached_surface_names()},
+                "distances": {name: twin.signed_distance_mm(name) for name in used}}
 
 
 def _sha(array: np.ndarray) -> str:

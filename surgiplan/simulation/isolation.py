@@ -174,7 +174,7 @@ def _context_from_snapshot(snapshot: dict[str, Any]) -> Any:
                        structures=snapshot["structures"])
     twin = Twin(image, seg)
     twin.set_cached_surfaces(snapshot["surfaces"])
-    return SimulationContext(twin)
+    return SimulationContext(twin, distance_maps=snapshot.get("distances"))
 
 
 # ---------------------------------------------------------------------------- the app side
