@@ -5,6 +5,12 @@ rename on one file system), is flushed and fsynced, then renamed over the target
 is fsynced so the rename itself survives a power cut. A replaced file keeps its permissions; a
 new one is owner-only (0600), which suits patient data. If anything fails before the rename, the
 temporary file is deleted and the previous file is left untouched.
+
+A process killed mid-write cannot delete its temporary file. Temporary names carry the writer's
+process id (``.NAME.<pid>.<random>.tmp``); :func:`remove_stale_temps` deletes those whose writer
+is no longer running, and every atomic write (and every case load) sweeps its own folder first.
+A target that exists but is not a regular file (``/dev/full``, a FIFO) is written directly:
+renaming over a device would replace the device.
 """
 
 from __future__ import annotations
@@ -12,7 +18,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
+import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -22,6 +31,9 @@ from surgiplan.errors import BadInputError
 # OS errors that are the user's situation (disk, permissions), not a bug: told as one line.
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
+# Temporary files of unknown writers (older SurgiPlan versions put no pid in the name) older
+# than this are stale too, in seconds: no save takes an hour.
+STALE_TEMP_AGE_S = 3600.0
 
 
 def fsync_folder(folder: Path) -> None:
@@ -53,7 +65,66 @@ def os_error_to_bad_input(exc: OSError, path: Path) -> BadInputError | None:
             path=path,
             action="Choose a folder you may write to",
         )
+    if exc.errno == errno.ENOTDIR or (exc.errno in (errno.ENOENT, errno.EEXIST)
+                                      and _file_in_parents(path)):
+        return BadInputError(f"{_file_in_parents(path) or path.parent} is a file, not a folder",
+                             path=path, action="Choose an output path inside a folder")
+    if exc.errno == errno.EISDIR:
+        return BadInputError("is a folder, not a file", path=path,
+                             action="Give a file name, not a folder")
+    if exc.errno in (errno.EIO, errno.EFBIG, errno.ENAMETOOLONG):
+        return BadInputError(f"the file could not be written ({exc.strerror})", path=path,
+                             action="Check the drive and the name, then save again")
     return None
+
+
+def _file_in_parents(path: Path) -> Path | None:
+    """The first ancestor of ``path`` that exists and is not a folder, if any."""
+    for parent in path.parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.tmp$")
+_OLD_TEMP = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}\.tmp$")  # before pids were added
+
+
+def remove_stale_temps(folder: str | Path, *, name: str | None = None) -> list[Path]:
+    """Delete temporary files left in ``folder`` by killed atomic writes (of target ``name``
+    only, if given): those whose writer process is gone, or older than an hour. Returns them."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            match = _TEMP.match(entry.name) or _OLD_TEMP.match(entry.name)
+            if match is None or (name is not None and match["name"] != name):
+                continue
+            pid = int(match["pid"]) if "pid" in match.groupdict() else os.getpid()
+            with contextlib.suppress(OSError):
+                old = time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_AGE_S
+                if (pid != os.getpid() and not _pid_alive(pid)) or old:
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
+
+
+def _is_special(path: Path) -> bool:
+    """True when ``path`` exists and is not a regular file (a device, FIFO or socket)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 @contextlib.contextmanager
@@ -65,9 +136,15 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
+    if _is_special(path):
+        with _friendly(path), open(path, "wb") as handle:
+            yield handle
+        return
     tmp_name: str | None = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        remove_stale_temps(folder, name=path.name)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                                        dir=folder)
         with os.fdopen(fd, "wb") as handle:
             _keep_mode(path, tmp_name)
             yield handle
@@ -85,6 +162,18 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
         if tmp_name is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
+
+
+@contextlib.contextmanager
+def _friendly(path: Path) -> Iterator[None]:
+    """OSErrors that are the user's situation become one-line BadInputErrors."""
+    try:
+        yield
+    except OSError as exc:
+        friendly = os_error_to_bad_input(exc, path)
+        if friendly is not None:
+            raise friendly from exc
+        raise
 
 
 def _keep_mode(path: Path, tmp_name: str) -> None:

@@ -18,14 +18,15 @@ unpickled. By default no direct patient identifier (name, ID, birth date) is sto
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+import os
 import re
 import zipfile
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -34,13 +35,22 @@ from surgiplan import __version__
 from surgiplan.errors import BadInputError
 from surgiplan.io import source_series
 from surgiplan.io.atomic import atomic_write
+from surgiplan.io.bundle_guard import (
+    MAX_EXTRA_BYTES,
+    MAX_MANIFEST_BYTES,
+    MAX_MESH_BYTES,
+    NRRD_HEADER_SLACK,
+    check_declared_total,
+    read_nrrd_bounded,
+    stream_sha256,
+    strict_json,
+)
 from surgiplan.io.labelmaps import (
     geometry_from_nrrd_header,
     nrrd_bytes,
     nrrd_geometry_header,
-    read_nrrd_stream,
 )
-from surgiplan.io.seg_nrrd import seg_nrrd_bytes, seg_nrrd_from_stream
+from surgiplan.io.seg_nrrd import seg_nrrd_bytes, seg_nrrd_from_arrays
 from surgiplan.io.source_series import SourceSeries
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.structures import Role, Segmentation, Structure
@@ -58,6 +68,9 @@ SEGMENTATION_ENTRY = "segmentation.seg.nrrd"
 MESH_FOLDER = "meshes/"
 EXTRA_FOLDERS = ("plans/",)
 _SHA256 = r"^[0-9a-f]{64}$"
+# The ZIP comment holds the manifest's own SHA-256, so an edited manifest is detected.
+MANIFEST_HASH_PREFIX = b"surgiplan-manifest-sha256:"
+MAX_MARGIN_MM = 100.0
 
 # Upgrades of older manifests: MIGRATIONS[v] turns a version-v manifest dict into version v+1.
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
@@ -65,7 +78,10 @@ MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 # ---------------------------------------------------------------------------- manifest model
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+_Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class GeometryModel(_Strict):
@@ -89,8 +105,8 @@ class StructureModel(_Strict):
     role: Role
     label: int = Field(ge=1, le=65535)
     layer: int = Field(ge=0)
-    color: tuple[float, float, float]
-    margin_mm: float = Field(ge=0.0)
+    color: tuple[_Unit, _Unit, _Unit]
+    margin_mm: float = Field(ge=0.0, le=MAX_MARGIN_MM)
     visible: bool = True
     opacity: float = Field(default=1.0, ge=0.0, le=1.0)
     description: str = ""
@@ -235,11 +251,77 @@ def bundle_entries(twin: Twin, *, include_identifiers: bool = False) -> dict[str
     return entries
 
 
+# ---------------------------------------------------------------------------- lost updates
+class CaseChangedError(BadInputError):
+    """The case file changed on disk since this twin was loaded or last saved there (another
+    SurgiPlan window or the command line wrote it); saving would silently drop that work."""
+
+    def __init__(self, path: Path, changed: list[str]) -> None:
+        what = f" ({', '.join(changed[:4])} differ)" if changed else ""
+        super().__init__(
+            f"the case was changed on disk by another SurgiPlan window or command since it was "
+            f"opened{what}; saving now would drop those changes", path=path,
+            action="Reload it, save under another name, or overwrite on purpose")
+        self.case_path = path
+        self.changed = changed
+
+
+def file_stamp(path: str | Path) -> str | None:
+    """The identity of a file's current version (device, inode, size, mtime in ns); None if
+    there is no file. Every atomic save makes a new inode, so any rewrite changes it."""
+    try:
+        st = Path(path).stat()
+    except FileNotFoundError:
+        return None
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return Path(os.path.abspath(a)) == Path(os.path.abspath(b))
+
+
+def changed_on_disk(twin: Twin, path: str | Path) -> bool:
+    """True when ``path`` is the bundle ``twin`` was loaded from (or last saved to) and the
+    file has been rewritten since by someone else."""
+    source = twin.bundle_source
+    if source is None or not _same_file(Path(source[0]), Path(path)):
+        return False
+    return file_stamp(path) != source[1]
+
+
+def _changed_entries(twin: Twin, path: Path) -> list[str]:
+    """The plans entries that differ between ``twin`` and the file at ``path`` (best effort)."""
+    try:
+        on_disk = read_extras(path)
+    except BadInputError:
+        return []
+    names = set(on_disk) | set(twin.bundle_extras)
+    return sorted(n for n in names if on_disk.get(n) != twin.bundle_extras.get(n))
+
+
+def _check_unchanged(twin: Twin, path: Path) -> None:
+    if changed_on_disk(twin, path):
+        raise CaseChangedError(path, _changed_entries(twin, path))
+
+
+def _write_archive(handle: Any, entries: dict[str, bytes], cancel: CancelToken | None,
+                   progress: ProgressCallback | None) -> None:
+    """Write the entries (manifest last) and the manifest's SHA-256 as the ZIP comment."""
+    with zipfile.ZipFile(handle, "w") as archive:
+        for n, (name, data) in enumerate(entries.items()):
+            check(cancel)
+            report(progress, 0.5 + 0.5 * n / len(entries), f"writing {name}")
+            stored = name.endswith((".nrrd", ".vtp"))  # already compressed
+            archive.writestr(name, data, zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
+        archive.comment = MANIFEST_HASH_PREFIX + _sha256(entries[MANIFEST]).encode("ascii")
+
+
 def save_bundle(
     twin: Twin,
     path: str | Path,
     *,
     include_identifiers: bool = False,
+    overwrite_changes: bool = False,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> Path:
@@ -247,17 +329,20 @@ def save_bundle(
 
     ``include_identifiers=False`` (default) stores no patient name, ID or birth date; the
     pseudonymous ``twin.patient_ref`` identifies the case. A full disk raises ``BadInputError``
-    and leaves any previous file at ``path`` untouched; so does cancelling.
+    and leaves any previous file at ``path`` untouched; so does cancelling. When ``path`` is the
+    file the twin came from and someone else rewrote it since, :class:`CaseChangedError` is
+    raised and nothing is written, unless ``overwrite_changes``.
     """
     path = Path(path)
+    if not overwrite_changes:
+        _check_unchanged(twin, path)
     report(progress, 0.0, "encoding the case")
     entries = bundle_entries(twin, include_identifiers=include_identifiers)
-    with atomic_write(path) as handle, zipfile.ZipFile(handle, "w") as archive:
-        for n, (name, data) in enumerate(entries.items()):
-            check(cancel)
-            report(progress, 0.5 + 0.5 * n / len(entries), f"writing {name}")
-            stored = name.endswith((".nrrd", ".vtp"))  # already compressed
-            archive.writestr(name, data, zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
+    with atomic_write(path) as handle:
+        _write_archive(handle, entries, cancel, progress)
+        if not overwrite_changes:
+            _check_unchanged(twin, path)  # again, just before the rename
+    twin.bundle_source = (str(path), file_stamp(path))
     return path
 
 
@@ -307,18 +392,41 @@ class _Reader:
         return BadInputError(f"entry {entry!r} {problem}", path=self.path,
                              action="The case file is damaged: open a backup copy")
 
-    def read(self, entry: str) -> bytes:
+    def cap(self, entry: str) -> int:
+        """The most bytes ``entry`` may hold: voxel entries from the manifest's geometry."""
+        if entry.startswith(MESH_FOLDER):
+            return MAX_MESH_BYTES
+        if entry.startswith(EXTRA_FOLDERS):
+            return MAX_EXTRA_BYTES
+        voxels = int(np.prod(self.manifest.image.geometry.size, dtype=np.int64))
+        layers = max(1, len(self.manifest.structures)) if entry == SEGMENTATION_ENTRY else 1
+        # gzip of incompressible data is a little larger than the data itself
+        return min(MAX_ENTRY_BYTES, int(voxels * 8 * layers * 1.01) + NRRD_HEADER_SLACK)
+
+    def verify(self, entry: str) -> None:
+        """Stream ``entry`` through SHA-256 (bounded by :meth:`cap`) before it is used."""
         if entry not in self.manifest.files:
             raise self.fail(entry, f"is not listed in {MANIFEST}")
         try:
-            data = self.archive.read(entry)
+            digest = stream_sha256(self.archive, entry, cap=self.cap(entry), path=self.path)
         except KeyError:
             raise self.fail(entry, "is missing") from None
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:  # CRC, truncation
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
             raise self.fail(entry, f"cannot be read ({exc})") from exc
-        if _sha256(data) != self.manifest.files[entry]:
+        if digest != self.manifest.files[entry]:
             raise self.fail(entry, "does not match its SHA-256 in the manifest")
-        return data
+
+    def open(self, entry: str) -> Any:
+        """A stream of ``entry`` once its hash is verified."""
+        self.verify(entry)
+        return self.archive.open(entry)
+
+    def read(self, entry: str) -> bytes:
+        self.verify(entry)
+        try:
+            return self.archive.read(entry)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
+            raise self.fail(entry, f"cannot be read ({exc})") from exc
 
 
 def _open_archive(path: Path) -> zipfile.ZipFile:
@@ -345,18 +453,36 @@ def _open_archive(path: Path) -> zipfile.ZipFile:
         archive.close()
         raise BadInputError("the case file holds duplicate entries", path=path,
                             action="The case file is damaged: open a backup copy")
+    try:
+        check_declared_total(archive, path)
+    except BadInputError:
+        archive.close()
+        raise
     return archive
+
+
+def _manifest_bytes(archive: zipfile.ZipFile, path: Path) -> bytes:
+    """The manifest's bytes, size-capped and checked against the SHA-256 in the ZIP comment."""
+    digest = stream_sha256(archive, MANIFEST, cap=MAX_MANIFEST_BYTES, path=path)
+    comment = archive.comment
+    recorded = comment[len(MANIFEST_HASH_PREFIX):].decode("ascii", "replace")
+    if comment.startswith(MANIFEST_HASH_PREFIX) and recorded != digest:
+        raise BadInputError(f"entry {MANIFEST!r} was altered after saving (its SHA-256 does "
+                            "not match the one recorded in the file)", path=path,
+                            action="Do not trust this copy: open a backup copy")
+    return archive.read(MANIFEST)
 
 
 def _read_manifest(archive: zipfile.ZipFile, path: Path) -> Manifest:
     try:
-        raw = json.loads(archive.read(MANIFEST))
+        data = _manifest_bytes(archive, path)
     except KeyError:
         raise BadInputError(f"entry {MANIFEST!r} is missing", path=path,
                             action="Open a .surgiplan file saved by SurgiPlan") from None
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as exc:
         raise BadInputError(f"entry {MANIFEST!r} cannot be read ({exc})", path=path,
                             action="The case file is damaged: open a backup copy") from exc
+    raw = strict_json(data, entry=MANIFEST, path=path)
     raw = _upgrade(raw, path)
     try:
         manifest = Manifest.model_validate(raw)
@@ -382,7 +508,8 @@ def _load_image(reader: _Reader) -> ImageVolume:
     except ValueError as exc:
         raise reader.fail(MANIFEST, f"has an invalid image geometry ({exc})") from exc
     where = f"{reader.path}!{IMAGE_ENTRY}"
-    array, header = read_nrrd_stream(io.BytesIO(reader.read(IMAGE_ENTRY)), path=where)
+    with reader.open(IMAGE_ENTRY) as handle:
+        array, header = read_nrrd_bounded(handle, max_bytes=geometry.n_voxels * 8, where=where)
     stored = geometry_from_nrrd_header(header, path=where)
     if array.shape != geometry.shape_zyx or stored != geometry:
         raise reader.fail(IMAGE_ENTRY, "has a geometry different from the manifest's")
@@ -400,8 +527,11 @@ def _load_segmentation(reader: _Reader, geometry: ImageGeometry) -> Segmentation
         if models:
             raise reader.fail(SEGMENTATION_ENTRY, "is missing but the manifest lists structures")
         return Segmentation(geometry=geometry)
-    data = reader.read(SEGMENTATION_ENTRY)
-    seg = seg_nrrd_from_stream(io.BytesIO(data), path=f"{reader.path}!{SEGMENTATION_ENTRY}")
+    where = f"{reader.path}!{SEGMENTATION_ENTRY}"
+    with reader.open(SEGMENTATION_ENTRY) as handle:
+        voxels, header = read_nrrd_bounded(
+            handle, max_bytes=geometry.n_voxels * 8 * max(1, len(models)), where=where)
+    seg = seg_nrrd_from_arrays(voxels, header, path=where)
     if not seg.geometry.same_grid(geometry):
         raise reader.fail(SEGMENTATION_ENTRY, "is not on the image grid")
     try:
@@ -431,6 +561,7 @@ def load_bundle(
 ) -> Twin:
     """Load a case bundle, checking its schema version and every entry's SHA-256."""
     path = Path(path)
+    stamp = file_stamp(path)
     with _open_archive(path) as archive:
         manifest = _read_manifest(archive, path)
         reader = _Reader(archive, manifest, path)
@@ -454,6 +585,7 @@ def load_bundle(
                 provenance=Provenance.from_json(manifest.provenance.model_dump()))
     twin.set_cached_surfaces(meshes)
     twin.bundle_extras.update(extras)
+    twin.bundle_source = (str(path), stamp)
     report(progress, 1.0, "case loaded")
     return twin
 
@@ -479,6 +611,7 @@ def update_extras(path: str | Path, entries: dict[str, bytes | None]) -> Path:
     bad = [n for n in entries if not (_safe_entry_name(n) and n.startswith(EXTRA_FOLDERS))]
     if bad:
         raise ValueError(f"not an extra entry name: {bad[0]!r}")
+    stamp = file_stamp(path)
     with _open_archive(path) as archive:
         manifest = _read_manifest(archive, path)
         reader = _Reader(archive, manifest, path)
@@ -488,10 +621,9 @@ def update_extras(path: str | Path, entries: dict[str, bytes | None]) -> Path:
     if raw.get("patient") is None:
         raw.pop("patient", None)
     raw["files"] = {name: _sha256(data) for name, data in kept.items()}
-    with atomic_write(path) as handle, zipfile.ZipFile(handle, "w") as archive:
-        for name, data in kept.items():
-            stored = name.endswith((".nrrd", ".vtp"))
-            archive.writestr(name, data, zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
-        archive.writestr(MANIFEST, json.dumps(raw, indent=1).encode("utf-8"),
-                         zipfile.ZIP_DEFLATED)
+    kept[MANIFEST] = json.dumps(raw, indent=1).encode("utf-8")
+    with atomic_write(path) as handle:
+        _write_archive(handle, kept, None, None)
+        if file_stamp(path) != stamp:  # another writer replaced it while we were copying
+            raise CaseChangedError(path, sorted(entries))
     return path

@@ -186,6 +186,12 @@ def _layers(voxels: np.ndarray, *, path: str | Path) -> list[np.ndarray]:
 def seg_nrrd_from_stream(handle: io.BufferedIOBase, *, path: str | Path) -> Segmentation:
     """Decode a Slicer ``.seg.nrrd`` from a binary stream (``path`` names it in messages)."""
     voxels, header = read_nrrd_stream(handle, path=path)
+    return seg_nrrd_from_arrays(voxels, header, path=path)
+
+
+def seg_nrrd_from_arrays(voxels: np.ndarray, header: dict[str, Any], *,
+                         path: str | Path) -> Segmentation:
+    """A segmentation from already-decoded ``.seg.nrrd`` voxels (C order) and header."""
     geometry = geometry_from_nrrd_header(header, path=path)
     fields = _segment_fields(header)
     if voxels.size == 1:  # Slicer's convention for "no voxel data": geometry is meaningless

@@ -83,6 +83,9 @@ class Twin:
         # Case-bundle entries this version does not interpret (e.g. "plans/..."), kept
         # byte-for-byte so that loading and saving a bundle loses nothing.
         self.bundle_extras: dict[str, bytes] = {}
+        # (path, file stamp) of the bundle this twin was loaded from or last saved to: a save
+        # to that path refuses to overwrite a version someone else wrote since (lost update).
+        self.bundle_source: tuple[str, str | None] | None = None
         self.events = EventEmitter()
         self._lock = threading.RLock()
         self._distance_cache: dict[str, np.ndarray] = {}
