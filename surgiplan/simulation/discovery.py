@@ -16,6 +16,7 @@ comma-separated list of further distribution names to trust.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata as metadata
 import json
@@ -207,7 +208,8 @@ def _isolated_entries(eps: list[metadata.EntryPoint], *,
                 _write_probe_cache(disk)
             for ep in new:
                 _PROBED[_key(ep)] = _isolated_entry(ep, disk[prints[_key(ep)]])
-        return [_PROBED[_key(ep)] for ep in eps]
+        # copies (discover() may disable one as a duplicate), sharing the warm child process
+        return [dataclasses.replace(_PROBED[_key(ep)]) for ep in eps]
 
 
 def _isolated_entry(ep: metadata.EntryPoint, found: dict[str, Any]) -> PluginEntry:

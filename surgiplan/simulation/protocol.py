@@ -15,6 +15,20 @@ arguments), a zero-argument factory, or an instance. The object has
 
 ``run`` must not modify the context; it should call ``progress(fraction, text)`` and check
 ``cancel`` between steps. Raising is allowed: the runner turns it into a failed result.
+
+What SurgiPlan guarantees around a plug-in (see :mod:`~surgiplan.simulation.runner` and
+:mod:`~surgiplan.simulation.isolation`):
+
+* a plug-in that is not bundled with SurgiPlan is imported, checked and run in a child process
+  with a hard timeout (the process is killed), so a crash, a hang or ``os._exit`` costs only
+  that run; it receives copies of the case (image, label layers, structures, surfaces and the
+  distance maps already computed), never the user's twin;
+* its result travels back bounded (64 MB) and only as SurgiPlan's own result types, numpy
+  arrays and plain values (anything else is refused);
+* every result is validated before it is shown: values finite or explicitly not assessable
+  (:meth:`~surgiplan.simulation.result.Metric.unassessable`), intervals ordered and holding
+  their value, text where text belongs, ``details`` plain JSON; otherwise the run is FAILED;
+* parameters' numeric defaults and ranges lie within +-2e9 (the forms' spin boxes).
 """
 
 from __future__ import annotations

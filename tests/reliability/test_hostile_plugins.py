@@ -65,6 +65,11 @@ def test_third_party_plugins_are_isolated_and_import_failures_disable_only_them(
     assert elapsed < IMPORT_TIMEOUT_S + 30
 
 
+def test_an_absurd_parameter_default_disables_the_plugin_not_the_form(entries):
+    absurd = entries[0]["hostile-absurd-default"]
+    assert not absurd.enabled and "default 1000000000000 is beyond" in absurd.reason
+
+
 def test_a_disabled_plugin_is_named_disabled_not_missing(entries):
     from surgiplan.errors import BadInputError
 

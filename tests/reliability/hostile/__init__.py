@@ -18,4 +18,5 @@ HOSTILE_PLUGINS = {
     "hostile-huge": "sp_hostile.liars:Huge",
     "hostile-pickle": "sp_hostile.liars:PicklePayload",
     "hostile-tamper": "sp_hostile.liars:Tamper",
+    "hostile-absurd-default": "sp_hostile.liars:AbsurdDefault",
 }

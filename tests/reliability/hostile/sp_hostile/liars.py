@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+from types import MappingProxyType
 
 import numpy as np
 from sp_hostile import Hostile, safe_looking_result, spec
@@ -107,3 +108,12 @@ def _zero(array) -> None:
         array.setflags(write=True)
     with contextlib.suppress(TypeError, ValueError):
         array[...] = 0
+
+
+class AbsurdDefault(Hostile):
+    """An int parameter whose default no spin box can hold (the spec is refused)."""
+
+    spec = MappingProxyType({
+        "id": "hostile-absurd-default", "title": "absurd default", "version": "0.1",
+        "kind": "trajectory", "outputs": [{"key": "x", "title": "X"}],
+        "parameters": [{"key": "n", "title": "N", "type": "int", "default": 10**12}]})
