@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from surgiplan import __version__
 from surgiplan.errors import BadInputError
 from surgiplan.io import source_series
-from surgiplan.io.atomic import atomic_write
+from surgiplan.io.atomic import atomic_write, remove_stale_temps
 from surgiplan.io.bundle_guard import (
     MAX_EXTRA_BYTES,
     MAX_MANIFEST_BYTES,
@@ -561,6 +561,7 @@ def load_bundle(
 ) -> Twin:
     """Load a case bundle, checking its schema version and every entry's SHA-256."""
     path = Path(path)
+    remove_stale_temps(path.parent, name=path.name)  # left by a save that was killed
     stamp = file_stamp(path)
     with _open_archive(path) as archive:
         manifest = _read_manifest(archive, path)

@@ -43,6 +43,22 @@ class Autosave:
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_folder()
         self.folder = self.root / f"session-{os.getpid()}"
+        self.remove_stale_temps()
+
+    def remove_stale_temps(self) -> list[Path]:
+        """Delete the temporary files of autosaves killed mid-write (patient data), at start."""
+        from surgiplan.io.atomic import remove_stale_temps
+
+        if not self.root.is_dir():
+            return []
+        removed = []
+        for folder in self.root.glob("session-*"):
+            removed += remove_stale_temps(folder)
+            stale = folder / f"{SESSION_NAME}.tmp"
+            if stale.exists() and folder != self.folder:
+                stale.unlink(missing_ok=True)
+                removed.append(stale)
+        return removed
 
     @property
     def bundle_path(self) -> Path:
@@ -79,7 +95,7 @@ class Autosave:
     def start_session(self, case_path: str = "") -> None:
         """Record this process and its case (before each autosave)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.session_path.with_suffix(".tmp")
+        tmp = self.folder / f"{SESSION_NAME}.tmp"
         tmp.write_text(json.dumps({"pid": os.getpid(), "case": case_path}), encoding="utf-8")
         os.replace(tmp, self.session_path)
 

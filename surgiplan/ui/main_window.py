@@ -490,16 +490,19 @@ class MainWindow(QMainWindow):
         if self.case_path is None:
             self.save_case_as()
         else:
-            self._save_to(self.case_path)
+            self.save_to(self.case_path)
 
     def save_case_as(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save case", "case.surgiplan",
                                               "SurgiPlan cases (*.surgiplan)")
         if path:
-            self._save_to(Path(path).with_suffix(case_io.CASE_SUFFIX))
+            self.save_to(Path(path).with_suffix(case_io.CASE_SUFFIX))
 
-    def _save_to(self, path: Path) -> None:
+    def save_to(self, path: Path, *, overwrite: bool = False) -> None:
+        """Save in a worker; a case changed on disk meanwhile asks reload / save as /
+        overwrite (``overwrite=True``: replace it anyway)."""
         from surgiplan.io.bundle import save_bundle
+        from surgiplan.ui.save_conflict import save_failed
 
         if self.twin is None:
             return
@@ -512,8 +515,9 @@ class MainWindow(QMainWindow):
             self._add_recent(self.case_path)
             self.statusBar().showMessage(f"Saved {self.case_path}", 5000)
 
-        self.runner.submit(f"Saving {path.name}", lambda **_k: save_bundle(twin, path),
-                           on_done=saved, on_error=self.report_error)
+        self.runner.submit(f"Saving {path.name}",
+                           lambda **_k: save_bundle(twin, path, overwrite_changes=overwrite),
+                           on_done=saved, on_error=partial(save_failed, self, path))
 
     def _update_title(self) -> None:
         name = self.case_path.name if self.case_path else (
@@ -652,7 +656,7 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
     def _save_before_close(self) -> bool:
-        from surgiplan.io.bundle import save_bundle
+        from surgiplan.ui.save_conflict import save_blocking
 
         path = self.case_path
         if path is None:
@@ -661,10 +665,7 @@ class MainWindow(QMainWindow):
             if not name:
                 return False
             path = Path(name).with_suffix(case_io.CASE_SUFFIX)
-        try:
-            save_bundle(self.twin, path)
-        except Exception as exc:
-            self.report_error(exc)
+        if not save_blocking(self, path):
             return False
         self.dirty = False
         return True
