@@ -30,11 +30,21 @@ _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(24)
 _WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
 
 
-def prediction95(values: np.ndarray, value: float) -> tuple[float, float]:
-    """2.5th-97.5th percentiles of the finite ``values``, widened to hold ``value``."""
+def prediction95(values: np.ndarray, value: float, *, floor: float | None = None,
+                 ceiling: float | None = None) -> tuple[float, float]:
+    """2.5th-97.5th percentiles of the finite ``values``, widened to hold ``value``.
+
+    A quantity bounded by ``floor`` / ``ceiling`` (a volume >= 0, a coverage <= 100 %) often
+    sits exactly on the bound; when at least 2.5 % of the draws do, the interval is one-sided
+    (the bound and the 5th / 95th percentile), so that it still holds 95 % and not 97.5 %.
+    """
     finite = np.asarray(values, float)
     finite = finite[np.isfinite(finite)]
     low, high = np.percentile(finite, [2.5, 97.5])
+    if ceiling is not None and np.mean(finite >= ceiling) >= 0.025:
+        low, high = np.percentile(finite, 5.0), ceiling
+    elif floor is not None and np.mean(finite <= floor) >= 0.025:
+        low, high = floor, np.percentile(finite, 95.0)
     return (float(min(low, value)), float(max(high, value)))
 
 

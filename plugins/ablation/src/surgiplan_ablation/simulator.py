@@ -300,8 +300,8 @@ class AblationSimulator:
         reach = float(params["heat_sink_reach_mm"])
         roi = scene_roi(context, target, [nominal] + ([draws.batch] if draws else []),
                         pad_mm=max(ROI_PAD_MM, reach + 2.0))
-        grow = 0.0 if draws is None else float(np.max(draws.tumour_offset_mm + draws.disc_mm,
-                                                      initial=0.0))
+        grow = 0.0 if draws is None else float(np.max(np.maximum(
+            draws.tumour_offset_mm + draws.disc_mm, draws.tumour_offset_mm), initial=0.0))
         scene = _nearest_first(build_scene(
             context, target, roi, max_offset_mm=grow,
             vessel_min_diameter_mm=params["heat_sink_min_diameter_mm"]), nominal)
@@ -429,7 +429,9 @@ def _score_draws(context, scene: AblationScene, draws: ZoneDraws, reach: float,
             "critical_ml": raw["critical_voxels"] * scene.voxel_ml,
             "clearance_mm": raw["clearance_mm"] - crit, "heat_sink_mm": heat,
             "zone_volume_ml": union_volume_ml(draws.batch, n_dirs=2000),
-            "target_volume_ml": np.searchsorted(order, grow) * scene.voxel_ml,
+            # a voxel count averages the surface's discretisation out: boundary error only
+            "target_volume_ml": np.searchsorted(order, draws.tumour_offset_mm)
+            * scene.voxel_ml,
             "tumour_failed": grow >= scene.fov_margin_mm,
             "zone_failed": ~zones_in_image(draws.batch, context.geometry),
             "heat_failed": ~zones_in_image(draws.batch, context.geometry, grow_mm=reach)}
@@ -451,8 +453,8 @@ def _fov(context, scene: AblationScene, nominal: ZoneBatch, reach: float) -> dic
 
 
 def _metric(key: str, title: str, unit: str, value: float, values: np.ndarray | None,
-            failed: np.ndarray | None, reason: str, *, structure: str | None = None
-            ) -> Metric:
+            failed: np.ndarray | None, reason: str, *, structure: str | None = None,
+            floor: float | None = None, ceiling: float | None = None) -> Metric:
     """A predicted metric: its prediction interval over the draws, or why it has none."""
     share = None if failed is None else float(np.mean(failed))
     if reason or not math.isfinite(value):
@@ -468,8 +470,9 @@ def _metric(key: str, title: str, unit: str, value: float, values: np.ndarray | 
         return Metric.unassessable(
             key, title, unit, f"{share:.0%} of the Monte Carlo draws failed (the perturbed "
             "tumour or zone leaves the image)", structure=structure, failed_draw_share=share)
-    return Metric(key, title, unit, value, prediction95(values[ok], value), structure,
-                  IntervalKind.PREDICTION, failed_draw_share=share)
+    ci = prediction95(values[ok], value, floor=floor, ceiling=ceiling)
+    return Metric(key, title, unit, value, ci, structure, IntervalKind.PREDICTION,
+                  failed_draw_share=share)
 
 
 def _probability(key: str, title: str, threshold: float, mc, draws, hyper, model, reason: str
@@ -499,7 +502,7 @@ def _metrics(context, scene, nom, mc, draws, hyper, model, fov
     t_fail, z_fail = col("tumour_failed"), col("zone_failed")
     metrics = [
         _metric("coverage_pct", f"Coverage of {scene.target}", "%", nom["coverage_pct"],
-                col("coverage_pct"), t_fail, fov["tumour"]),
+                col("coverage_pct"), t_fail, fov["tumour"], floor=0.0, ceiling=100.0),
         _metric("min_margin_mm", "Minimal ablative margin", "mm", nom["min_margin_mm"],
                 col("margin_mm"), t_fail, fov["tumour"]),
         _probability("p_margin_ge_5mm", "P(margin >= 5 mm)", MIN_MARGIN_MM, mc, draws, hyper,
@@ -515,7 +518,7 @@ def _metrics(context, scene, nom, mc, draws, hyper, model, fov
     for n, name in enumerate(scene.critical_names):
         metrics.append(_metric("volume_in_zone_ml", f"{name} inside the zone", "ml",
                                nom["volume_in_zone_ml"][name], col("critical_ml", n), z_fail,
-                               fov["zone"], structure=name))
+                               fov["zone"], structure=name, floor=0.0))
         clearance = _nominal_clearance(context, scene, name, nom)
         metrics.append(_clearance_metric(name, clearance, col("clearance_mm", n), z_fail,
                                          fov["zone"]))
@@ -560,7 +563,7 @@ def _heat_sink(scene, nom, mc, fov, warnings) -> list[Metric]:
         value = nom["heat_sink_mm"][name]
         values = None if mc is None else mc["heat_sink_mm"][:, n]
         m = _metric("heat_sink_diameter_mm", f"Heat-sink vessel in {name}", "mm", value,
-                    values, failed, fov["heat"], structure=name)
+                    values, failed, fov["heat"], structure=name, floor=0.0)
         metrics.append(m)
         if m.assessable and value > 0:
             warnings.append(f"heat-sink risk ({risk}): a {value:.1f} mm vessel of {name} lies "
