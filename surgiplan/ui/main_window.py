@@ -1,11 +1,16 @@
 """The SurgiPlan main window: linked slice and 3D views, data and structures panels.
 
 Opening data, meshing and saving run in workers (:mod:`surgiplan.ui.jobs`); the window applies
-their results on the GUI thread. Twin events reach the views through a queued Qt signal.
+their results on the GUI thread. Twin events reach the views through a queued Qt signal and are
+re-emitted as :attr:`MainWindow.twin_event` for panels and lists. Every path that replaces the
+case asks Save / Discard / Cancel when it has unsaved changes. The window fits a 1280x800
+screen: panels scroll and can be closed and restored (View > Panels); layout, splitter sizes,
+docks and window geometry are remembered between runs.
 """
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,8 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QPushButton,
+    QScrollArea,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -36,11 +43,16 @@ from surgiplan.ui.slice_planes import Plane
 from surgiplan.ui.slice_view import HELP_TEXT, SliceView
 from surgiplan.ui.structures_panel import StructuresPanel
 from surgiplan.ui.view3d import STANDARD_VIEWS, View3D
-from surgiplan.ui.windowing import CT_PRESETS, default_window
+from surgiplan.ui.warning_banner import WarningBanner
+from surgiplan.ui.window_level_bar import WindowLevelBar
+from surgiplan.ui.windowing import default_window, presets_for
 
 MAX_RECENT = 8
 AUTOSAVE_DELAY_MS = 3000
 SURFACE_DELAY_MS = 300  # edits within this time (a brush stroke) share one re-meshing
+DEFAULT_SIZE = (1500, 950)
+DOCK_WIDTH_PX = 300  # default width of the left and right dock areas
+STATE_VERSION = 2  # of QMainWindow.saveState in the settings
 
 
 class TwinEventBridge(QObject):
@@ -66,12 +78,13 @@ class MainWindow(QMainWindow):
     case_loaded = Signal(object)  # Twin
     load_failed = Signal(object)  # exception
     ready = Signal()  # a load (and its surfaces) finished and the views are drawn
+    twin_event = Signal(str, object)  # a model event of the current twin (name, payload)
 
     def __init__(self, *, settings: QSettings | None = None, autosave: Autosave | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("SurgiPlan")
-        self.resize(1500, 950)
+        self._fit_to_screen()
         self.setAcceptDrops(True)
         self.settings = settings if settings is not None else app_settings()
         self.autosave = autosave if autosave is not None else Autosave()
@@ -93,6 +106,8 @@ class MainWindow(QMainWindow):
         self._build_plans_dock()
         self._build_report_menu()
         self._build_training_menu()
+        self._fit_panels()
+        self._restore_window_state()
         self._autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
         self._autosave_timer.timeout.connect(self.autosave_now)
         self._pending_surfaces: set[str] = set()
@@ -111,7 +126,17 @@ class MainWindow(QMainWindow):
         self.view3d.slice_source = self._slice_image
         views: dict[str, QWidget] = {**self.slice_views, "3d": self.view3d}
         self.view_grid = ViewGrid(views)
-        self.setCentralWidget(self.view_grid)
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        self.warning_banner = WarningBanner()
+        column.addWidget(self.warning_banner)
+        column.addWidget(self.view_grid, 1)
+        self.setCentralWidget(central)
+        self.wl_bar = WindowLevelBar(self)
+        self.wl_bar.window_edited.connect(self.set_window_level)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.wl_bar)
         for name, view in self.slice_views.items():
             view.cursor_moved.connect(self.set_cursor)
             view.window_changed.connect(self.set_window_level)
@@ -130,9 +155,6 @@ class MainWindow(QMainWindow):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"dock_{title.lower()}")
             dock.setWidget(widget)
-            widget.setMinimumWidth(340)
-            dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                             | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
             self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
 
     def _build_status(self) -> None:
@@ -173,12 +195,10 @@ class MainWindow(QMainWindow):
             group.addAction(act)
             self.layout_actions[name] = act
         view.addSeparator()
-        wl = view.addMenu("Window/level")
-        for n, preset in enumerate(CT_PRESETS, start=1):
-            self._action(wl, f"{n}  {preset.name} ({preset.width:g}/{preset.center:g})",
-                         partial(self.apply_preset, n))
-        self._action(wl, "0  Default (file or histogram)", partial(self.apply_preset, 0))
+        self.wl_menu = view.addMenu("Window/level")
+        self._fill_wl_menu()
         self._action(view, "Reset slice views", self.reset_views)
+        self.panels_menu = view.addMenu("&Panels")
         three = menu.addMenu("&3D")
         for name in STANDARD_VIEWS:
             self._action(three, f"{name.capitalize()} view",
@@ -186,6 +206,103 @@ class MainWindow(QMainWindow):
         help_menu = menu.addMenu("&Help")
         self._action(help_menu, "Mouse and keys", self.show_help,
                      QKeySequence.StandardKey.HelpContents)
+
+    def _fill_wl_menu(self) -> None:
+        """View > Window/level: the presets of the open volume's modality (keys 1..n)."""
+        self.wl_menu.clear()
+        presets = [] if self.twin is None else presets_for(self.twin.image)
+        for n, preset in enumerate(presets, start=1):
+            key = f"{n}  " if n <= 9 else ""
+            self._action(self.wl_menu, f"{key}{preset.name} ({preset.width:g}/{preset.center:g})",
+                         partial(self.apply_preset, n))
+        self._action(self.wl_menu, "0  Default (file or histogram)", partial(self.apply_preset, 0))
+
+    # ------------------------------------------------------------------ fitting the screen
+    def _fit_to_screen(self) -> None:
+        """Start at the default size, shrunk to the screen's available area."""
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        w, h = DEFAULT_SIZE
+        if screen is not None:
+            w, h = min(w, screen.width()), min(h, screen.height())
+        self.resize(w, h)
+
+    def docks(self) -> list[QDockWidget]:
+        return self.findChildren(QDockWidget)
+
+    def _fit_panels(self) -> None:
+        """Every dock scrolls (never widens the window), can be closed, and is listed in
+        View > Panels to bring it back."""
+        features = (QDockWidget.DockWidgetFeature.DockWidgetMovable
+                    | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                    | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        for dock in self.docks():
+            dock.setFeatures(features)
+            widget = dock.widget()
+            if widget is not None and not isinstance(widget, QScrollArea):
+                widget.setMinimumWidth(0)
+                scroll = QScrollArea()
+                scroll.setObjectName(f"scroll_{dock.objectName()}")
+                scroll.setWidgetResizable(True)
+                scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+                scroll.setWidget(widget)
+                dock.setWidget(scroll)
+            self.panels_menu.addAction(dock.toggleViewAction())
+        self.panels_menu.addAction(self.wl_bar.toggleViewAction())
+        left = [d for d in self.docks()
+                if self.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea]
+        right = [d for d in self.docks()
+                 if self.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea]
+        for group in (left, right):
+            if group:
+                self.resizeDocks(group, [DOCK_WIDTH_PX] * len(group), Qt.Orientation.Horizontal)
+
+    # ------------------------------------------------------------------ remembered state
+    def _restore_window_state(self) -> None:
+        """Bring back the window geometry, docks, layout and splitter sizes of the last run."""
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+            self._fit_into_screen()
+        state = self.settings.value("window/state")
+        if state is not None:
+            self.restoreState(state, STATE_VERSION)
+        raw = self.settings.value("window/views")
+        try:
+            views = json.loads(raw) if isinstance(raw, str) else None
+        except ValueError:
+            views = None
+        if isinstance(views, dict):
+            self.view_grid.restore_state(views)
+            self.set_layout(self.view_grid.layout_name)
+
+    def _fit_into_screen(self) -> None:
+        """A geometry remembered on a bigger screen is shrunk to this one."""
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        if screen is not None and (self.width() > screen.width()
+                                   or self.height() > screen.height()):
+            self.resize(min(self.width(), screen.width()), min(self.height(), screen.height()))
+            self.move(screen.topLeft())
+
+    def save_window_state(self) -> None:
+        """Remember geometry, docks, layout and splitter sizes for the next run."""
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState(STATE_VERSION))
+        self.settings.setValue("window/views", json.dumps(self.view_grid.state()))
+        self.settings.sync()
+
+    # ------------------------------------------------------------------ replacing the case
+    def confirm_replace(self) -> bool:
+        """Before the case is replaced: True to go on. With unsaved changes, asks Save /
+        Discard / Cancel (Save saves first and goes on only when the save succeeded)."""
+        if not (self.dirty and self.twin is not None):
+            return True
+        answer = self.ask_unsaved("Save them before opening another scan or case?")
+        if answer == QMessageBox.StandardButton.Cancel:
+            return False
+        if answer == QMessageBox.StandardButton.Save:
+            return self._save_before_close()
+        self.dirty = False
+        return True
 
     def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
         act = QAction(text, self)
@@ -209,7 +326,10 @@ class MainWindow(QMainWindow):
             self.open_path(path)
 
     def open_path(self, path: str | Path) -> None:
-        """Open a DICOM folder/file/DICOMDIR or a ``.surgiplan`` case, in a worker."""
+        """Open a DICOM folder/file/DICOMDIR or a ``.surgiplan`` case, in a worker (after
+        asking what to do with unsaved changes)."""
+        if not self.confirm_replace():
+            return
         path = Path(path).expanduser()
         self._loading = True
         self._add_recent(path)
@@ -234,6 +354,8 @@ class MainWindow(QMainWindow):
 
     def load_series(self, series: Any) -> None:
         """Load one series of the browser (in a worker) and show it."""
+        if not self.confirm_replace():
+            return
         self._loading = True
         self.runner.submit(f"Loading {series.description or series.modality}",
                            partial(case_io.open_series, series),
@@ -261,6 +383,8 @@ class MainWindow(QMainWindow):
 
     def recover(self, session_folder: Path) -> None:
         """Open the autosave a crashed session left in ``session_folder`` (unsaved changes)."""
+        if not self.confirm_replace():
+            return
         case = Autosave.case_of(session_folder)
 
         def recovered(opened: case_io.OpenedTwin) -> None:
@@ -293,6 +417,10 @@ class MainWindow(QMainWindow):
             window = default_window(twin.image)
         for view in self.slice_views.values():
             view.set_twin(twin, window=window)
+        self.wl_bar.set_volume(None if twin is None else twin.image)
+        self.wl_bar.show_window(*self.slice_views["axial"].window)
+        self._fill_wl_menu()
+        self.warning_banner.set_warnings([] if twin is None else list(twin.image.warnings))
         self.view3d.set_image(None if twin is None else twin.image)
         self.structures_panel.set_twin(twin)
         self._update_title()
@@ -422,6 +550,7 @@ class MainWindow(QMainWindow):
             for view in self.slice_views.values():
                 view.set_twin(self.twin)
         self.mark_dirty()
+        self.twin_event.emit(name, payload)
 
     # ------------------------------------------------------------------ view linking
     def _slice_image(self, plane: Plane):
@@ -437,12 +566,15 @@ class MainWindow(QMainWindow):
         self.view3d.set_cursor(point_lps)
 
     def set_window_level(self, center: float, width: float) -> None:
+        """Show the window ``(center, width)`` (bounded to the data) in every slice view."""
         for view in self.slice_views.values():
             if view.window != (center, width):
                 view.set_window(center, width)
+        self.wl_bar.show_window(*self.slice_views["axial"].window)
         self.view3d.refresh_planes()
 
     def apply_preset(self, number: int) -> None:
+        """Apply preset ``number`` of the volume's modality (0: the default window)."""
         self.slice_views["axial"].apply_preset(number)
 
     def set_overlay_style(self, opacity: float, outline: bool) -> None:
@@ -632,13 +764,16 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     # ------------------------------------------------------------------ closing
-    def ask_unsaved(self) -> QMessageBox.StandardButton:
+    def ask_unsaved(self, question: str = "Save them before closing?"
+                    ) -> QMessageBox.StandardButton:
         """Ask what to do with unsaved changes (Save, Discard or Cancel)."""
         buttons = (QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
                    | QMessageBox.StandardButton.Cancel)
-        return QMessageBox.question(self, "Unsaved changes",
-                                    "The case has unsaved changes. Save them before closing?",
-                                    buttons, QMessageBox.StandardButton.Save)
+        box = QMessageBox(QMessageBox.Icon.Question, "Unsaved changes",
+                          f"The case has unsaved changes. {question}", buttons, self)
+        box.setObjectName("unsaved_changes")
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        return QMessageBox.StandardButton(box.exec())
 
     def closeEvent(self, event) -> None:
         if self.dirty and self.twin is not None:
@@ -650,6 +785,7 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         self._autosave_timer.stop()
+        self.save_window_state()
         self.runner.wait_for_threads()
         self.autosave.discard()
         self.view3d.close_renderer()

@@ -35,6 +35,15 @@ _SCREEN_AXES_LPS: dict[Plane, tuple[tuple[float, ...], tuple[float, ...], tuple[
     Plane.SAGITTAL: ((1, 0, 0), (0, 1, 0), (0, 0, -1)),
 }
 
+# The patient direction "forward" (wheel up, Up arrow, PageUp) moves to, per plane, in LPS:
+# superior (axial), anterior (coronal), left (sagittal) - the same on every acquisition.
+FORWARD_LPS: dict[Plane, tuple[float, float, float]] = {
+    Plane.AXIAL: (0.0, 0.0, 1.0),
+    Plane.CORONAL: (0.0, -1.0, 0.0),
+    Plane.SAGITTAL: (1.0, 0.0, 0.0),
+}
+FORWARD_NAMES = {Plane.AXIAL: "superior", Plane.CORONAL: "anterior", Plane.SAGITTAL: "left"}
+
 
 @dataclass(frozen=True)
 class PlaneMapping:
@@ -114,6 +123,12 @@ class PlaneMapping:
         """Nearest slice index to an LPS point, clamped to the volume."""
         k = self.geometry.lps_to_index(point_lps)[self.slice_axis]
         return int(np.clip(np.rint(k), 0, self.n_slices - 1))
+
+    def forward_step(self) -> int:
+        """Slice-index step (+1 or -1) that moves toward :data:`FORWARD_LPS` of the plane
+        (superior, anterior or left), whatever the file's slice order or patient position."""
+        normal = self.geometry.direction[:, self.slice_axis]
+        return 1 if float(normal @ np.asarray(FORWARD_LPS[self.plane])) >= 0 else -1
 
     # ------------------------------------------------------------------ labels
     def screen_vectors_lps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -4,6 +4,10 @@ Painted with QPainter from a numpy-built QImage: true aspect (pixel spacing), ra
 orientation (see :mod:`surgiplan.ui.slice_planes`), orientation letters on every edge, slice
 position in mm, the value under the cursor, a scale bar and a linked crosshair.
 
+Scrolling follows the patient, not the file: wheel up, Up and PageUp move superior (axial),
+anterior (coronal) or left (sagittal) on every acquisition. The window is bounded to the data
+range. Header and corner texts are laid out so they never overlap (:meth:`SliceView.label_rects`).
+
 Mouse: wheel = slice, left-drag = window/level, right-drag = zoom, middle-drag = pan,
 Shift+move = crosshair, double-click = maximise. Keys: arrows / PageUp / PageDown = slice,
 ``r`` = reset, ``1``..``6`` = W/L presets, ``o`` = outline overlays, ``h`` = help overlay.
@@ -15,17 +19,29 @@ import math
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QPen, QWheelEvent
+from PySide6.QtGui import (
+    QColor,
+    QCursor,
+    QFont,
+    QFontMetricsF,
+    QImage,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPen,
+    QWheelEvent,
+)
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from surgiplan.model.twin import Twin
 from surgiplan.ui.overlay import LayerLookup, blend_labels, layer_lookups
 from surgiplan.ui.slice_planes import Plane, PlaneMapping, plane_mapping
 from surgiplan.ui.slice_tools import Decoration, SliceTool
-from surgiplan.ui.windowing import default_window, presets_for, to_grey
+from surgiplan.ui.windowing import bounded_window, data_range, default_window, presets_for, to_grey
 
 HELP_TEXT = """Mouse and keys (slice views)
-  Wheel, Up/Down arrows  next / previous slice   PageUp/PageDown  10 slices
+  Wheel up, Up arrow    toward superior (axial), anterior (coronal), left (sagittal)
+  PageUp/PageDown       10 slices
   Left-drag             window (left/right) and level (up/down)
   Right-drag            zoom          Middle-drag   pan
   Shift + move          move the linked crosshair
@@ -84,6 +100,7 @@ class SliceView(QWidget):
         self._drag_last = QPointF()
         self.tool: SliceTool | None = None
         self._decorations: list[Decoration] = []
+        self.value_range: tuple[float, float] | None = None
 
     # ------------------------------------------------------------------ tools
     def set_tool(self, tool: SliceTool | None) -> None:
@@ -109,8 +126,9 @@ class SliceView(QWidget):
         """Show ``twin`` (or nothing): ``window`` or the default one, centre slice, fitted."""
         self.twin = twin
         self.mapping = None if twin is None else plane_mapping(twin.geometry, self.plane)
+        self.value_range = None if twin is None else data_range(twin.image)
         if twin is not None:
-            self.window = window or default_window(twin.image)
+            self.window = self._bounded(*(window or default_window(twin.image)))
             self.cursor_lps = twin.geometry.slice_centre_lps()
             self.slice_index = self.mapping.slice_index_of(self.cursor_lps)
         self.reset_view()
@@ -121,8 +139,15 @@ class SliceView(QWidget):
         self._lookups = [] if self.twin is None else layer_lookups(self.twin.segmentation)
         self._invalidate()
 
+    def _bounded(self, center: float, width: float) -> tuple[float, float]:
+        if self.value_range is None:
+            return float(center), max(float(width), 1e-3)
+        return bounded_window(center, width, self.value_range)
+
     def set_window(self, center: float, width: float) -> None:
-        self.window = (float(center), max(float(width), 1.0))
+        """Show the window ``(center, width)``, bounded to the data range (see
+        :func:`~surgiplan.ui.windowing.bounded_window`)."""
+        self.window = self._bounded(center, width)
         self._invalidate()
 
     def set_overlay_style(self, *, opacity: float | None = None, outline: bool | None = None):
@@ -139,6 +164,7 @@ class SliceView(QWidget):
             new = self.mapping.slice_index_of(self.cursor_lps)
             if new != self.slice_index:
                 self.slice_index = new
+                self._refresh_hover()
                 self._invalidate()
                 return
         self.update()
@@ -155,7 +181,20 @@ class SliceView(QWidget):
             col, row, _ = self.mapping.lps_to_pixel(self.cursor_lps)
             self.cursor_lps = self.mapping.pixel_to_lps(col, row, index)
             self.cursor_moved.emit(self.cursor_lps.copy())
+        self._refresh_hover()
         self._invalidate()
+
+    def step_slices(self, steps: int) -> None:
+        """Move ``steps`` slices toward the plane's forward patient direction (superior,
+        anterior or left; negative: the opposite way)."""
+        if self.mapping is not None:
+            self.set_slice(self.slice_index + int(steps) * self.mapping.forward_step())
+
+    def _refresh_hover(self) -> None:
+        """Re-read the value under the mouse (the slice under it changed)."""
+        if self.mapping is None or not self.underMouse():
+            return
+        self._update_hover(QPointF(self.mapFromGlobal(QCursor.pos())))
 
     def reset_view(self) -> None:
         self.zoom = 1.0
@@ -302,37 +341,96 @@ class SliceView(QWidget):
         p.setPen(QColor(235, 235, 235))
         p.drawText(rect, flags, text)
 
-    def _paint_labels(self, p: QPainter) -> None:
-        font = QFont(self.font())
-        font.setBold(True)
-        font.setPointSize(max(font.pointSize(), 11))
-        p.setFont(font)
-        r = QRectF(self.rect()).adjusted(6, 4, -6, -4)
-        al = Qt.AlignmentFlag
-        labels = self.mapping.edge_labels()
-        self._text(p, r, al.AlignLeft | al.AlignVCenter, labels["left"])
-        self._text(p, r, al.AlignRight | al.AlignVCenter, labels["right"])
-        self._text(p, r, al.AlignTop | al.AlignHCenter, labels["top"])
-        self._text(p, r, al.AlignBottom | al.AlignHCenter, labels["bottom"])
-        font.setBold(False)
-        font.setPointSize(max(self.font().pointSize(), 9))
-        p.setFont(font)
+    def _fonts(self) -> tuple[QFont, QFont]:
+        bold = QFont(self.font())
+        bold.setBold(True)
+        bold.setPointSize(max(bold.pointSize(), 11))
+        small = QFont(self.font())
+        small.setPointSize(max(self.font().pointSize(), 9))
+        return bold, small
+
+    def _header_texts(self) -> dict[str, str]:
         axis = {Plane.AXIAL: "S", Plane.CORONAL: "P", Plane.SAGITTAL: "L"}[self.plane]
         pos = self.mapping.slice_position_mm(self.slice_index)
-        head = (f"{self.plane.value.capitalize()}  {axis} {pos:.1f} mm\n"
-                f"slice {self.slice_index + 1}/{self.mapping.n_slices}")
-        self._text(p, r.adjusted(14, 14, 0, 0), al.AlignLeft | al.AlignTop, head)
         c, w = self.window
-        self._text(p, r.adjusted(0, 14, -14, 0), al.AlignRight | al.AlignTop,
-                   f"W {w:.0f}  L {c:.0f}")
-        if self._hover_text:
-            self._text(p, r.adjusted(14, 0, 0, -14), al.AlignLeft | al.AlignBottom,
-                       self._hover_text)
+        return {"title": (f"{self.plane.value.capitalize()}  {axis} {pos:.1f} mm\n"
+                          f"slice {self.slice_index + 1}/{self.mapping.n_slices}"),
+                "window": f"W {w:.4g}  L {c:.4g}", "hover": self._hover_text}
 
-    def _paint_scale_bar(self, p: QPainter) -> None:
+    def label_layout(self) -> list[tuple[str, QRectF, QFont, str]]:
+        """Every text drawn on the view as (key, screen rectangle, font, text), placed so no
+        two overlap: orientation letters on the edges, the title and window at the top
+        corners, the value under the cursor at the bottom left (moved away from neighbours)."""
+        if self.mapping is None:
+            return []
+        bold, small = self._fonts()
+        area = QRectF(self.rect()).adjusted(6, 4, -6, -4)
+        al = Qt.AlignmentFlag
+        placed: list[tuple[str, QRectF, QFont, str]] = []
+
+        def rect_of(font: QFont, text: str, flags) -> QRectF:
+            return QFontMetricsF(font).boundingRect(area, int(flags), text)
+
+        letters = self.mapping.edge_labels()
+        for key, flags in (("top", al.AlignTop | al.AlignHCenter),
+                           ("bottom", al.AlignBottom | al.AlignHCenter),
+                           ("left", al.AlignLeft | al.AlignVCenter),
+                           ("right", al.AlignRight | al.AlignVCenter)):
+            placed.append((f"letter_{key}", rect_of(bold, letters[key], flags), bold,
+                           letters[key]))
+        scale_box = self._scale_bar_box()
+        placed.append(("scale_bar", scale_box, small, ""))
+        texts = self._header_texts()
+        for key, flags, down in (("title", al.AlignLeft | al.AlignTop, True),
+                                 ("window", al.AlignRight | al.AlignTop, True),
+                                 ("hover", al.AlignLeft | al.AlignBottom, False)):
+            if not texts[key]:
+                continue
+            rect = rect_of(small, texts[key], flags).translated(8 if key != "window" else -8, 0)
+            placed.append((key, self._free_place(rect, [r for _k, r, _f, _t in placed], down),
+                           small, texts[key]))
+        return placed
+
+    @staticmethod
+    def _free_place(rect: QRectF, taken: list[QRectF], down: bool) -> QRectF:
+        """``rect`` moved down (or up) just past every rectangle it overlaps."""
+        for _ in range(len(taken) + 1):
+            hits = [t for t in taken if t.intersects(rect)]
+            if not hits:
+                break
+            if down:
+                rect.moveTop(max(t.bottom() for t in hits) + 2)
+            else:
+                rect.moveBottom(min(t.top() for t in hits) - 2)
+        return rect
+
+    def label_rects(self) -> dict[str, QRectF]:
+        """Screen rectangles of the drawn texts and scale bar, by key (for layout checks)."""
+        return {key: rect for key, rect, _font, _text in self.label_layout()}
+
+    def _paint_labels(self, p: QPainter) -> None:
+        flags = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
+        for key, rect, font, text in self.label_layout():
+            if key == "scale_bar":
+                continue
+            p.setFont(font)
+            centred = key.startswith("letter_")
+            self._text(p, rect, Qt.AlignmentFlag.AlignCenter if centred else flags, text)
+
+    def _scale_bar_length(self) -> tuple[float, float]:
+        """(length in mm, length in screen pixels) of the scale bar."""
         scale = self.screen_scale()
         length_mm = nice_length_mm(self.width() / 5.0 / scale)
-        length_px = length_mm * scale
+        return length_mm, length_mm * scale
+
+    def _scale_bar_box(self) -> QRectF:
+        """Screen rectangle holding the scale bar and its label (bottom right)."""
+        _mm, length_px = self._scale_bar_length()
+        x1, y = self.width() - 24, self.height() - 28
+        return QRectF(x1 - length_px - 4, y - 22, length_px + 8, 28)
+
+    def _paint_scale_bar(self, p: QPainter) -> None:
+        length_mm, length_px = self._scale_bar_length()
         x1 = self.width() - 24
         y = self.height() - 28
         p.setPen(QPen(QColor(235, 235, 235), 2))
@@ -359,7 +457,7 @@ class SliceView(QWidget):
         steps = event.angleDelta().y() // 120 or (1 if event.angleDelta().y() > 0 else -1)
         if event.angleDelta().y() == 0:
             return
-        self.set_slice(self.slice_index + int(steps))
+        self.step_slices(int(steps))
         event.accept()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
@@ -410,8 +508,8 @@ class SliceView(QWidget):
     def drag_window(self, dx: float, dy: float) -> None:
         """Left-drag: right widens the window, down raises the level (Slicer's convention)."""
         c, w = self.window
-        step = max(w, 1.0) / 256.0
-        self.set_window(c + dy * step, max(1.0, w + dx * step * 2.0))
+        step = w / 256.0
+        self.set_window(c + dy * step, w + dx * step * 2.0)
         self.window_changed.emit(*self.window)
 
     def _update_hover(self, pos: QPointF) -> None:
@@ -421,8 +519,9 @@ class SliceView(QWidget):
         else:
             lps = self.screen_to_lps(pos)
             unit = f" {self.twin.image.units}" if self.twin.image.units else ""
-            self._hover_text = (f"L {lps[0]:.1f}  P {lps[1]:.1f}  S {lps[2]:.1f} mm   "
-                                f"{value:.0f}{unit}")
+            self._hover_text = (f"L {lps[0]:.1f}  P {lps[1]:.1f}  S {lps[2]:.1f} mm\n"
+                                f"{value:.0f}{unit}" if abs(value) >= 100
+                                else f"{value:.4g}{unit}")
         self.update()
 
     def leaveEvent(self, event) -> None:
@@ -435,7 +534,7 @@ class SliceView(QWidget):
         steps = {k.Key_Up: 1, k.Key_Down: -1, k.Key_PageUp: 10, k.Key_PageDown: -10,
                  k.Key_Right: 1, k.Key_Left: -1}
         if key in steps:
-            self.set_slice(self.slice_index + steps[key])
+            self.step_slices(steps[key])
         elif key == k.Key_R:
             self.reset_view()
         elif key == k.Key_O:

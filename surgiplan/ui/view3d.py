@@ -19,9 +19,12 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
+    QMenu,
+    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
+    QWidgetAction,
 )
 
 from surgiplan.model.structures import Role, Structure
@@ -124,6 +127,9 @@ class View3D(QWidget):
     """3D scene of the twin with a small toolbar (standard views, volume, slice planes)."""
 
     maximize_requested = Signal()
+    # Set where Qt has no OpenGL widget (no display): makes the plotter instead of pyvistaqt's
+    # QtInteractor (surgiplan.ui.report.offscreen.offscreen_plotter, VTK's EGL/OSMesa window).
+    plotter_factory: Callable[[], object] | None = None
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -131,7 +137,7 @@ class View3D(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        layout.addLayout(self._toolbar())
+        layout.addWidget(self._toolbar())
         self._placeholder = QLabel("3D view starting…")
         self._placeholder.setStyleSheet("background: black; color: grey;")
         self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -152,6 +158,8 @@ class View3D(QWidget):
     @property
     def plotter(self):
         """The pyvistaqt ``QtInteractor``, created (and pyvista imported) on first use."""
+        if self._plotter is None and View3D.plotter_factory is not None:
+            self._plotter = View3D.plotter_factory()
         if self._plotter is None:
             from pyvistaqt import QtInteractor
 
@@ -202,9 +210,16 @@ class View3D(QWidget):
         if not self._closed:
             _ = self.plotter
 
-    def _toolbar(self) -> QHBoxLayout:
-        bar = QHBoxLayout()
+    def _toolbar(self) -> QWidget:
+        """Standard views and a "Display" menu (see-through, slice planes, volume preset).
+
+        The bar may be narrower than its contents (clipped, never widening the view), so every
+        layout can give the 3D view the same share as the slice views."""
+        bar_widget = QWidget()
+        bar_widget.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        bar = QHBoxLayout(bar_widget)
         bar.setContentsMargins(2, 2, 2, 2)
+        bar.setSpacing(1)
         for name in STANDARD_VIEWS:
             button = QToolButton(text=name[0].upper())
             button.setToolTip(f"{name.capitalize()} view")
@@ -219,16 +234,23 @@ class View3D(QWidget):
                                  "drawn translucent so targets and critical structures show")
         self.skin_box.setChecked(True)
         self.skin_box.toggled.connect(self._restyle)
-        bar.addWidget(self.skin_box)
         self.planes_box = QCheckBox("Slice planes")
         self.planes_box.toggled.connect(self._update_planes)
-        bar.addWidget(self.planes_box)
         self.volume_combo = QComboBox()
         self.volume_combo.addItems(["No volume", *VOLUME_PRESETS])
         self.volume_combo.setToolTip("Volume rendering preset")
         self.volume_combo.currentTextChanged.connect(self.set_volume_rendering)
-        bar.addWidget(self.volume_combo)
-        return bar
+        self.display_button = QToolButton(text="Display")
+        self.display_button.setObjectName("view3d_display")
+        self.display_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.display_button)
+        for widget in (self.skin_box, self.planes_box, self.volume_combo):
+            action = QWidgetAction(menu)
+            action.setDefaultWidget(widget)
+            menu.addAction(action)
+        self.display_button.setMenu(menu)
+        bar.addWidget(self.display_button)
+        return bar_widget
 
     # ------------------------------------------------------------------ state
     def clear(self) -> None:

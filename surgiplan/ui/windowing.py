@@ -6,6 +6,7 @@ A window is ``(centre, width)`` in the image's units (HU for CT). Display grey i
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +70,33 @@ def presets_for(volume: ImageVolume) -> list[WindowPreset]:
     if volume.modality == "CT":
         return [*CT_PRESETS, *presets]
     return presets
+
+
+_RANGES: dict[int, tuple[weakref.ref, tuple[float, float]]] = {}
+
+
+def data_range(volume: ImageVolume) -> tuple[float, float]:
+    """(min, max) voxel value of ``volume`` in its units, computed once per voxel array."""
+    key = id(volume.array)
+    hit = _RANGES.get(key)
+    if hit is not None and hit[0]() is volume.array:
+        return hit[1]
+    lo, hi = volume.value_range()
+    for stale in [k for k, (ref, _r) in _RANGES.items() if ref() is None]:
+        del _RANGES[stale]
+    _RANGES[key] = (weakref.ref(volume.array), (lo, hi))
+    return lo, hi
+
+
+def bounded_window(center: float, width: float,
+                   value_range: tuple[float, float]) -> tuple[float, float]:
+    """``(center, width)`` kept to the data: the centre within [min, max] and the width
+    between 1/1000 and twice the value span (so a drag can never run away)."""
+    lo, hi = (float(v) for v in value_range)
+    span = max(hi - lo, 1e-6)
+    c = float(np.clip(center, lo, hi)) if np.isfinite(center) else (lo + hi) / 2.0
+    w = float(np.clip(width, span / 1000.0, 2.0 * span)) if np.isfinite(width) else span
+    return c, w
 
 
 def to_grey(values: np.ndarray, center: float, width: float) -> np.ndarray:
