@@ -171,7 +171,7 @@ def is_tubular(shape) -> bool:
 
 
 def spheroid_depth(points: np.ndarray, centres: np.ndarray, axes: np.ndarray,
-                   semi_long: np.ndarray, semi_short: np.ndarray, iters: int = 64
+                   semi_long: np.ndarray, semi_short: np.ndarray, iters: int = 44
                    ) -> np.ndarray:
     """Signed distance (+ outside) of points (n, 3) to n spheroids, vectorised (Eberly's
     bisection for the distance from a point to an ellipse, in the plane of the axis)."""

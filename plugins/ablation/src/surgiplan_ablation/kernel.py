@@ -137,11 +137,12 @@ def _score(centres, axes, sa, sb, offsets, t_pts, t_sd, s_pts, c_pts, c_idx, v_p
         c, u, a, b, e = centres[i], axes[i], sa[i], sb[i], offsets[i]
         total = 0
         hit = 0
-        for m in range(t_pts.shape[0]):
-            if t_sd[m] < e:
-                total += 1
-                if _union_inside(t_pts[m], c, u, a, b):
-                    hit += 1
+        for m in range(t_pts.shape[0]):  # sorted by t_sd (scene.py)
+            if t_sd[m] >= e:
+                break
+            total += 1
+            if _union_inside(t_pts[m], c, u, a, b):
+                hit += 1
         out_cov[i] = 100.0 * hit / total if total > 0 else np.nan
         worst = -np.inf  # the largest zone signed distance over the tumour surface
         arg = -1

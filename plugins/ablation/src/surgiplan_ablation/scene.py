@@ -1,8 +1,9 @@
 """What the kernel scores zones against, sampled once from a twin around the target.
 
-* tumour sample points: voxel centres in the region of interest whose signed distance to the
-  target ``s`` is below ``max_offset_mm`` (``s < 0`` are the target's own voxels; the others let
-  a Monte Carlo draw grow the tumour by a boundary offset ``e``: its voxels are ``s < e``);
+* tumour sample points (sorted by ``s``): voxel centres in the region of interest whose signed
+  distance to the target ``s`` is below ``max_offset_mm`` (``s < 0`` are the target's own
+  voxels; the others let a Monte Carlo draw grow the tumour by a boundary offset ``e``: its
+  voxels are ``s < e``);
 * tumour surface points: voxel centres within one voxel of the target's surface projected onto
   the zero level of its distance map (``q - s(q) grad s(q)``), so margins are sub-voxel;
 * critical structures (role ``critical``): their voxel centres in the region of interest
@@ -109,7 +110,8 @@ def build_scene(context: SimulationContext, target: str, roi_lps: np.ndarray, *,
     spacing = np.asarray(geometry.spacing_mm)
     sd_t = context.distance_map(target)[box]
     keep = sd_t < max(max_offset_mm, 0.0)
-    tumour = _centres(geometry, box, keep)
+    order = np.argsort(sd_t[keep], kind="stable")  # the kernel stops at the first s >= e
+    tumour = _centres(geometry, box, keep)[order]
     if not np.any(sd_t < 0):
         raise BadInputError(f"the target {target!r} has no voxels in the region scored",
                             action="check the target structure and the probe position")
@@ -134,7 +136,8 @@ def build_scene(context: SimulationContext, target: str, roi_lps: np.ndarray, *,
         v_idx.append(np.full(len(pts), n, np.int64))
     return AblationScene(
         target=target, roi_lps=roi, voxel_ml=geometry.voxel_volume_mm3 / 1000.0,
-        tumour_lps=_c(tumour), tumour_sd=_c(sd_t[keep].astype(float)), surface_lps=_c(surface),
+        tumour_lps=_c(tumour), tumour_sd=_c(sd_t[keep].astype(float)[order]),
+        surface_lps=_c(surface),
         critical_names=tuple(s.name for s in critical), critical_lps=_stack(c_pts),
         critical_index=_cat(c_idx), vessel_names=tuple(vessels), vessel_lps=_stack(v_pts),
         vessel_radius_mm=_c(np.concatenate(v_rad) if v_rad else np.empty(0)),

@@ -384,13 +384,18 @@ class AblationSimulator:
 
 
 def _nearest_first(scene: AblationScene, nominal: ZoneBatch) -> AblationScene:
-    """The scene with its clearance points sorted by the nominal zone's signed distance, so
-    that the kernel's bound prunes almost every point of every draw."""
+    """The scene with its clearance points sorted by the nominal zone's signed distance (and
+    its tumour-surface points the other way), so that the kernel's bounds prune almost every
+    point of every draw."""
     sd = zone_signed_distance(scene.clearance_lps, nominal.centres_lps[0], nominal.axes_lps[0],
                               nominal.semi_long_mm[0], nominal.semi_short_mm[0])
     order = np.argsort(sd, kind="stable")
+    outer = np.argsort(-zone_signed_distance(
+        scene.surface_lps, nominal.centres_lps[0], nominal.axes_lps[0],
+        nominal.semi_long_mm[0], nominal.semi_short_mm[0]), kind="stable")
     return replace(scene, clearance_lps=np.ascontiguousarray(scene.clearance_lps[order]),
-                   clearance_index=np.ascontiguousarray(scene.clearance_index[order]))
+                   clearance_index=np.ascontiguousarray(scene.clearance_index[order]),
+                   surface_lps=np.ascontiguousarray(scene.surface_lps[outer]))
 
 
 def _hyper(params: dict[str, Any], spacing: tuple[float, float, float]) -> HyperModel:
