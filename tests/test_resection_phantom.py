@@ -103,17 +103,27 @@ def test_plane_margin_to_spherical_tumour_within_half_a_voxel(liver, sim):
     assert any("stays in the remnant" in w for w in bad.warnings)
 
 
-def test_target_margin_rule_removes_the_organ_within_the_margin(liver, sim):
+def test_target_margin_rule_measures_the_margin_on_the_specimen(liver, sim):
+    """The margin is measured on the specimen's boundary, not handed back: it lies between the
+    exact distances of the farthest specimen and the nearest remnant voxel centres, and the
+    specimen holds the liver voxels within the margin of the analytic tumour (within 2 %)."""
     twin, context, _, _ = liver
-    inputs = ResectionInput(organ_structure="liver", target_structure="tumour 1", margin_mm=10)
-    result = _run(sim, context, inputs)
-    assert result.details["specimen_rule"] == "target_margin"
-    assert result.metric("margin_mm", "tumour 1").value == 10.0
-    centres = context.geometry.index_to_lps(np.argwhere(twin.segmentation.mask("liver"))[:, ::-1])
-    exact = np.linalg.norm(centres - TUMOUR_CENTRE, axis=1) - TUMOUR_RADIUS
     half = 0.5 * max(context.geometry.spacing_mm)
-    resected = result.details["resected_voxels"]
-    assert np.count_nonzero(exact <= 10 - half) <= resected <= np.count_nonzero(exact <= 10 + half)
+    for margin in (3.0, 10.0):
+        inputs = ResectionInput(organ_structure="liver", target_structure="tumour 1",
+                                margin_mm=margin)
+        result = _run(sim, context, inputs)
+        assert result.details["specimen_rule"] == "target_margin"
+        measured = result.metric("margin_mm", "tumour 1").value
+        masks = resection_masks(context, inputs)
+        exact = {}
+        for name in ("specimen", "remnant"):
+            centres = context.geometry.index_to_lps(np.argwhere(getattr(masks, name))[:, ::-1])
+            exact[name] = np.linalg.norm(centres - TUMOUR_CENTRE, axis=1) - TUMOUR_RADIUS
+        assert exact["specimen"].max() - half <= measured <= exact["remnant"].min() + 0.1
+        assert measured == pytest.approx(margin, abs=half)
+        wanted = np.count_nonzero(np.concatenate(list(exact.values())) <= margin)
+        assert result.details["resected_voxels"] == pytest.approx(wanted, rel=0.02)
 
 
 def test_vessel_cut_through_reports_its_diameter(liver, sim):

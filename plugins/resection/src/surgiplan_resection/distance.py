@@ -9,9 +9,12 @@ thin. Here the label is resampled (linear, in index space scaled by the spacing,
 direction matrix is honoured) onto a fine isotropic grid over a region of interest, smoothed
 with a Gaussian of SD half the largest spacing (it removes the staircase of the voxel faces),
 thresholded at 0.5 (the surface half-way between inside and outside centres) and given an exact
-Euclidean distance (scipy) with the fine grid's half-step centring. Measured on the liver
-phantom's tumours (1 x 1 x 1.5 mm): bias -0.05 to -0.07 mm, SD 0.15 mm, worst 0.6 mm.
-Points outside the region of interest get ``+inf``.
+Euclidean distance (scipy) with the fine grid's half-step centring. Points outside the region
+of interest get ``+inf``. :func:`target_distance` nests a 0.25 mm grid within
+:data:`NEAR_MM` of the structure in a 0.5 mm one reaching :data:`FAR_MM`. Measured on the liver
+phantom's tumours (1 x 1 x 1.5 mm grid): the liver volume within 3, 5 and 10 mm of the label's
+surface is that within the analytic sphere's to +2.4, +1.8 and +1.3 % (tumour 1; tumour 2 +2.4,
++0.7, +0.5 %); pointwise error SD 0.15 mm.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from scipy import ndimage
 from surgiplan.model.geometry import ImageGeometry
 
 MAX_FINE_VOXELS = 6_000_000  # the fine grid's step grows so that it holds at most this many
+NEAR_MM = 12.0  # the 0.25 mm grid reaches this far from the structure
+FAR_MM = 31.0  # the 0.5 mm grid reaches this far
 
 
 class SmoothDistance:
@@ -36,7 +41,8 @@ class SmoothDistance:
 
     def __init__(self, mask: np.ndarray, geometry: ImageGeometry, *, pad_mm: float,
                  step_mm: float | None = None,
-                 box_zyx: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                 box_zyx: tuple[np.ndarray, np.ndarray] | None = None,
+                 sigma_mm: float | None = None) -> None:
         self.geometry = geometry
         self.spacing_zyx = np.asarray(geometry.spacing_mm[::-1], float)
         found = np.argwhere(mask) if box_zyx is None else None
@@ -60,7 +66,7 @@ class SmoothDistance:
         axes = [np.arange(n) * self.step / s for n, s in zip(shape, self.spacing_zyx,
                                                               strict=True)]
         fine = _resample(sub.astype(np.float32), axes)
-        sigma = max(self.spacing_zyx) / 2.0 / self.step
+        sigma = (max(self.spacing_zyx) / 2.0 if sigma_mm is None else sigma_mm) / self.step
         inside = ndimage.gaussian_filter(fine, sigma, mode="nearest") >= 0.5
         half = self.step / 2.0
         if inside.all() or not inside.any():
@@ -96,3 +102,42 @@ def _resample(sub: np.ndarray, axes: list[np.ndarray]) -> np.ndarray:
         w = w.reshape(shape)
         out = np.take(out, base, axis=axis) * (1 - w) + np.take(out, nxt, axis=axis) * w
     return out
+
+
+class NestedDistance:
+    """The first finite value of several :class:`SmoothDistance` s (finest first)."""
+
+    def __init__(self, levels: list[SmoothDistance]) -> None:
+        self.levels = levels
+
+    @property
+    def step(self) -> float:
+        return self.levels[0].step
+
+    def __call__(self, points_lps: Any) -> np.ndarray:
+        pts = np.asarray(points_lps, float).reshape(-1, 3)
+        out = self.levels[0](pts)
+        for level in self.levels[1:]:
+            missing = ~np.isfinite(out)
+            if not missing.any():
+                break
+            out[missing] = level(pts[missing])
+        return out
+
+
+def target_distance(mask: np.ndarray, geometry: ImageGeometry, *,
+                    far_mm: float = FAR_MM) -> NestedDistance:
+    """A target's sub-voxel distance: 0.25 mm steps within :data:`NEAR_MM`, 0.5 mm to
+    ``far_mm`` (coarser only where a grid would exceed :data:`MAX_FINE_VOXELS`)."""
+    near = SmoothDistance(mask, geometry, pad_mm=NEAR_MM, step_mm=_step(mask, geometry, NEAR_MM,
+                                                                          0.25))
+    far = SmoothDistance(mask, geometry, pad_mm=far_mm, step_mm=_step(mask, geometry, far_mm,
+                                                                       0.5))
+    return NestedDistance([near, far])
+
+
+def _step(mask: np.ndarray, geometry: ImageGeometry, pad_mm: float, wanted_mm: float) -> float:
+    """``wanted_mm``, or the step that keeps the padded box within :data:`MAX_FINE_VOXELS`."""
+    found = np.argwhere(mask)
+    extent = (found.max(0) - found.min(0)) * np.asarray(geometry.spacing_mm[::-1]) + 2 * pad_mm
+    return max(wanted_mm, float(np.prod(extent) / MAX_FINE_VOXELS) ** (1 / 3))

@@ -23,8 +23,10 @@ Definitions (LPS mm, millilitres):
   if target voxels stay in the remnant, minus the depth of the deepest one.
 * **resection surface** = the cut clipped to the organ region: cut vertices inside the organ or
   inside a structure section that the organ rings on the cut (at least
-  :data:`SURROUND_FRACTION` of the section's outline in the organ: a vessel inside the liver,
-  not a kidney lying against it).
+  :data:`SURROUND_FRACTION` of the section's outline in the organ), of a structure that lies in
+  the organ: at least :data:`CONTACT_FRACTION` of its surface borders the organ (a vessel
+  running through the liver; not a kidney or the aorta lying against it: 22 % and 23 % on the
+  liver phantom, portal veins 88 %, hepatic veins 65 %, IVC 65 %).
 * **vessel crossing**: a connected patch of resection-surface vertices inside a critical
   structure. Its diameter is that of the largest disc inscribed in the section: the section's
   outline comes from the structure's sub-voxel distance (zero crossings along the surface's
@@ -53,14 +55,16 @@ from surgiplan.model.surface import SurfaceMesh
 from surgiplan.simulation import SimulationContext
 from surgiplan.simulation.uncertainty import interval95, probability95
 from surgiplan_resection.cuts import Cut
-from surgiplan_resection.distance import SmoothDistance
+from surgiplan_resection.distance import SmoothDistance, target_distance
 
 RULES = ("auto", "cut_side", "target_margin", "target_margin_on_cut_side")
-SURROUND_FRACTION = 0.75  # a section this much ringed by organ counts as inside the organ
+SURROUND_FRACTION = 0.5  # a section at least half ringed by organ counts as inside the organ
+CONTACT_FRACTION = 0.5  # a structure with less of its surface on the organ lies beside it
 HOLE_BAND_MM = 15.0  # cut vertices farther than this from the organ are never in it
 BAND_SDS = 4.0  # candidate voxels reach this many boundary SDs outside the organ
 MAX_MARGIN_MM = 25.0  # the sub-voxel target distance covers this much around the target
 SECTION_PAD_MM = 3.0  # a vessel section's sub-voxel distance box reaches this far around it
+ELLIPSE_ALLOWANCE_MM = 1.0  # see _inscribed_disc
 
 
 @dataclass(frozen=True)
@@ -240,8 +244,8 @@ class PreparedResection:
         self.is_target = np.zeros(len(self.index), dtype=bool)
         self.target_at_edge = False
         if target is not None:
-            self.target_distance = SmoothDistance(target_mask, self.geometry,
-                                                  pad_mm=MAX_MARGIN_MM + band_mm)
+            self.target_distance = target_distance(target_mask, self.geometry,
+                                                   far_mm=MAX_MARGIN_MM + band_mm)
             fine = self.target_distance(self.points)
             coarse = context.distance_map(target).reshape(-1)[self.index]
             self.sdf_target = np.where(np.isfinite(fine), fine, coarse)
@@ -250,6 +254,7 @@ class PreparedResection:
         self.critical = [s.name for s in context.by_role(Role.CRITICAL)
                          if s.name not in (organ, target)]
         self._organ_mesh: tuple[np.ndarray, np.ndarray] | None = None
+        self._contact: dict[str, float] = {}
 
     # ------------------------------------------------------------------ nominal scoring
     def boundary_value(self, cut: Cut | None, rule: str, margin_mm: float) -> np.ndarray:
@@ -360,7 +365,8 @@ class PreparedResection:
         in_region = in_organ.copy()
         patches: dict[str, list[np.ndarray]] = {}
         for name, d in d_inner.items():
-            patches[name] = _surrounded_patches(adjacency, d < 0, in_organ)
+            lies_in = name == self.target or self.contact_fraction(name) >= CONTACT_FRACTION
+            patches[name] = _surrounded_patches(adjacency, d < 0, in_organ) if lies_in else []
             for patch in patches[name]:
                 in_region[patch] = True
         crossings, distances = [], {}
@@ -378,6 +384,15 @@ class PreparedResection:
         values = np.where(np.isfinite(values), values, np.nan)
         crossings.sort(key=lambda c: -c.diameter_mm)
         return surface, values, crossings, distances
+
+    def contact_fraction(self, name: str) -> float:
+        """Share of a structure's outer voxel layer within two voxels of the organ (cached)."""
+        if name not in self._contact:
+            d = self.context.distance_map(name)
+            shell = self.context.mask(name) & (d > -self.h_max)
+            near = self.context.distance_map(self.organ)[shell] <= 2.0 * self.h_max
+            self._contact[name] = float(near.mean()) if near.size else 0.0
+        return self._contact[name]
 
     def _crossing(self, name: str, adjacency, verts: np.ndarray,
                   patch: np.ndarray) -> VesselCrossing:
@@ -493,7 +508,14 @@ class PreparedResection:
 
 def _inscribed_disc(outline: np.ndarray, start: np.ndarray, distance) -> tuple[float, np.ndarray]:
     """(radius, centre) of the largest disc in the section's plane (best fit to ``outline``)
-    centred inside the structure and clear of every outline point, searched from ``start``."""
+    centred inside the structure and clear of every outline point, searched from ``start``.
+
+    The outline's points scatter around the true outline (label staircase), so the disc
+    touching the innermost ones reads low (0.37 mm on the diameter on average, measured on the
+    liver phantom's vessels). When a least-squares ellipse fits the outline with a minor
+    semi-axis between that radius and :data:`ELLIPSE_ALLOWANCE_MM` more (an elliptic section, as
+    an oblique cut through a tube gives), the minor semi-axis is the radius; an irregular
+    section (a branching) keeps the disc."""
     centre0 = outline.mean(axis=0)
     axes = np.linalg.svd(outline - centre0, full_matrices=False)[2][:2]
     tree = cKDTree(outline)
@@ -509,7 +531,44 @@ def _inscribed_disc(outline: np.ndarray, start: np.ndarray, distance) -> tuple[f
     x0 = axes @ (start - centre0)
     best = minimize(cost, x0, method="Nelder-Mead", options={"xatol": 0.005, "fatol": 0.001})
     xy = best.x if best.fun < cost(x0) else x0
-    return max(0.0, -cost(xy)), at(xy)
+    radius = max(0.0, -cost(xy))
+    fit = _ellipse_semi_axes((outline - centre0) @ axes.T)
+    if fit is not None and radius <= fit[1] <= radius + ELLIPSE_ALLOWANCE_MM:
+        radius = fit[1]
+    return radius, at(xy)
+
+
+def _ellipse_semi_axes(xy: np.ndarray) -> tuple[float, float] | None:
+    """(a, b) semi-axes (a >= b) of the least-squares ellipse through 2-D points (Halir & Flusser's
+    stable form of Fitzgibbon's direct fit), or None if the points fit no ellipse."""
+    centre = xy.mean(0)
+    scale = float(np.sqrt(((xy - centre) ** 2).sum(1).mean())) or 1.0
+    x, y = ((xy - centre) / scale).T
+    d1 = np.stack([x * x, x * y, y * y], 1)
+    d2 = np.stack([x, y, np.ones_like(x)], 1)
+    s1, s2, s3 = d1.T @ d1, d1.T @ d2, d2.T @ d2
+    try:
+        t = -np.linalg.solve(s3, s2.T)
+    except np.linalg.LinAlgError:
+        return None
+    m = s1 + s2 @ t
+    m = np.stack([m[2] / 2, -m[1], m[0] / 2])
+    vectors = np.linalg.eig(m)[1]
+    vectors = np.real(vectors)
+    ok = 4 * vectors[0] * vectors[2] - vectors[1] ** 2 > 0
+    if not ok.any():
+        return None
+    a1 = vectors[:, np.flatnonzero(ok)[0]]
+    ca, cb, cc = a1
+    cd, ce, cf = t @ a1
+    den = cb * cb - 4 * ca * cc
+    num = 2 * (ca * ce * ce + cc * cd * cd - cb * cd * ce + den * cf)
+    root = np.sqrt((ca - cc) ** 2 + cb * cb)
+    axes = [-np.sqrt(num * (ca + cc + s * root) + 0j) / den for s in (1, -1)]
+    if any(abs(np.imag(v)) > 1e-9 or not np.isfinite(np.real(v)) for v in axes):
+        return None
+    a, b = sorted((abs(float(np.real(v))) * scale for v in axes), reverse=True)
+    return a, b
 
 
 def _grow(adjacency, seeds: np.ndarray, rings: int) -> np.ndarray:
