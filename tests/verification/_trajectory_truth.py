@@ -36,6 +36,14 @@ def clearance_mm(distance: Distance, entries, targets, radius_mm: float, n: int,
     return d.min(axis=1) + offsets_mm - radius_mm
 
 
+def segment_to_point_mm(entries: np.ndarray, targets: np.ndarray,
+                        point: np.ndarray) -> np.ndarray:
+    """Exact distance (mm) from each straight segment entry -> target to one point."""
+    d = targets - entries
+    t = np.clip(np.einsum("ij,ij->i", point - entries, d) / np.einsum("ij,ij->i", d, d), 0, 1)
+    return np.linalg.norm(entries + t[:, None] * d - point, axis=1)
+
+
 def risk(distance: Distance, entries, targets, radius_mm: float, band_mm: float, n: int,
          offsets_mm: np.ndarray | float = 0.0) -> np.ndarray:
     """The distance-weighted risk integral (mean of w over ``n`` axis points), per path."""

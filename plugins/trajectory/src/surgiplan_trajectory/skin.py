@@ -37,12 +37,15 @@ _cache: dict[int, tuple[object, SkinNormals]] = {}
 
 @dataclass(frozen=True)
 class SkinNormals:
-    """Outer-skin vertices (ids into the skin mesh, LPS points) and their outward normals."""
+    """Outer-skin vertices (ids into the skin mesh, LPS points) and their outward normals;
+    ``window_normals`` hold at the averaging windows' centres, which ``tree`` indexes."""
 
     ids: np.ndarray
     points_lps: np.ndarray
     normals: np.ndarray
+    window_normals: np.ndarray
     tree: cKDTree
+    vertex_tree: cKDTree
 
     def at(self, points_lps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(outward unit normals (n, 3), distance in mm to the nearest outer-skin vertex);
@@ -50,8 +53,9 @@ class SkinNormals:
         points = np.atleast_2d(points_lps)
         if len(self.ids) == 0:
             return np.full((len(points), 3), np.nan), np.full(len(points), np.inf)
-        gap, nearest = self.tree.query(points)
-        return self.normals[nearest], gap
+        _, nearest = self.tree.query(points)
+        gap, _ = self.vertex_tree.query(points)
+        return self.window_normals[nearest], gap
 
 
 def _ring_average(faces: np.ndarray, n: int) -> sp.csr_matrix:
@@ -75,16 +79,22 @@ def area_weighted_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray
 
 
 def smoothed_vertex_normals(vertices: np.ndarray, faces: np.ndarray,
-                            scale_mm: float = NORMAL_SMOOTHING_MM) -> np.ndarray:
-    """Unit vertex normals: area-weighted face normals averaged over ~``scale_mm`` (see top)."""
-    normals = area_weighted_normals(vertices, faces)
+                            scale_mm: float = NORMAL_SMOOTHING_MM
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """(unit normals, where they hold): area-weighted face normals averaged over
+    ~``scale_mm`` (see top), and the same average of the vertex positions, the centre of each
+    vertex's averaging window (on an uneven mesh it drifts off the vertex by up to ~1.5 mm;
+    the normal belongs to the centre: 2 degrees instead of 5 on a 22 mm sphere)."""
+    both = np.hstack([area_weighted_normals(vertices, faces), vertices])
     if len(faces):
         average = _ring_average(faces, len(vertices))
         edges = np.linalg.norm(vertices[faces[:, [1, 2, 0]]] - vertices[faces], axis=2)
         step = SPREAD_PER_STEP * float(edges.mean())
         for _ in range(min(MAX_STEPS, math.ceil((scale_mm / step) ** 2))):
-            normals = average @ normals
-    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+            both = average @ both
+    normals = both[:, :3]
+    return (normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12),
+            both[:, 3:])
 
 
 def _outer_vertices(context: SimulationContext, vertices: np.ndarray,
@@ -92,7 +102,7 @@ def _outer_vertices(context: SimulationContext, vertices: np.ndarray,
     """Ids of vertices whose point ``OUTSIDE_PROBE_MM`` outwards is in the image and in no
     structure: the outer skin, without its inner boundary and the caps where the field of view
     cuts the body (their normal is the image edge's, not the skin's)."""
-    rough = smoothed_vertex_normals(vertices, faces, scale_mm=1.0)
+    rough, _ = smoothed_vertex_normals(vertices, faces, scale_mm=1.0)
     probe = vertices + OUTSIDE_PROBE_MM * rough
     return np.flatnonzero(context.geometry.contains_lps(probe) & ~context.labelled_at(probe))
 
@@ -110,7 +120,10 @@ def skin_normals(context: SimulationContext, skin: str) -> SkinNormals:
         faces = remap[mesh.faces]
         faces = faces[(faces >= 0).all(axis=1)]  # the outer skin's own faces only
         points = np.ascontiguousarray(mesh.vertices_lps[ids])
-        normals = smoothed_vertex_normals(points, faces)
+        normals, centres = smoothed_vertex_normals(points, faces)
+        tree = cKDTree(centres)
+        at_vertex = normals[tree.query(points)[1]] if len(points) else normals
         _cache.clear()
-        _cache[key] = (mesh, SkinNormals(ids, points, normals, cKDTree(points)))
+        _cache[key] = (mesh, SkinNormals(ids, points, at_vertex, normals, tree,
+                                             cKDTree(points)))
     return _cache[key][1]
