@@ -2,7 +2,8 @@
 
 Two columns in a horizontal splitter, each a vertical splitter. The 3D view always stays in the
 right column (re-parenting an OpenGL widget is fragile); slice views (plain QPainter widgets)
-move between columns. Every layout starts with equal shares (the 3D view of "slices+3d" twice as wide); dragged sizes are kept per layout
+move between columns. Every layout starts with equal shares (the 3D view of "slices+3d" twice
+as wide); dragged sizes are kept per layout
 (:meth:`ViewGrid.state` / :meth:`ViewGrid.restore_state`). In four-up the two columns' row
 dividers move together. Double-click maximises a view; double-click again restores the layout.
 """

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from surgiplan.model.twin import Twin
-from surgiplan.ui import case_io
+from surgiplan.ui import case_io, pyside_guard
 from surgiplan.ui.autosave import AUTOSAVE_NAME, Autosave
 from surgiplan.ui.data_panel import DataPanel
 from surgiplan.ui.error_dialogs import error_dialog
@@ -118,6 +118,9 @@ class MainWindow(QMainWindow):
         self.runner.progressed.connect(self._job_progressed)
         self.runner.ended.connect(self._job_ended)
         self.runner.idle.connect(self._finish_loading)
+        self._guard_timer = QTimer(self, interval=2000)
+        self._guard_timer.timeout.connect(pyside_guard.top_up)
+        self._guard_timer.start()
 
     # ------------------------------------------------------------------ construction
     def _build_views(self) -> None:

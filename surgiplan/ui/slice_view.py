@@ -21,7 +21,6 @@ import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
-    QCursor,
     QFont,
     QFontMetricsF,
     QImage,
@@ -34,6 +33,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from surgiplan.model.twin import Twin
+from surgiplan.ui import pyside_guard  # noqa: F401  (PySide6 6.12 emit refcount work-around)
 from surgiplan.ui.overlay import LayerLookup, blend_labels, layer_lookups
 from surgiplan.ui.slice_planes import Plane, PlaneMapping, plane_mapping
 from surgiplan.ui.slice_tools import Decoration, SliceTool
@@ -101,6 +101,7 @@ class SliceView(QWidget):
         self.tool: SliceTool | None = None
         self._decorations: list[Decoration] = []
         self.value_range: tuple[float, float] | None = None
+        self._mouse_pos: QPointF | None = None  # last mouse position over the view
 
     # ------------------------------------------------------------------ tools
     def set_tool(self, tool: SliceTool | None) -> None:
@@ -192,9 +193,8 @@ class SliceView(QWidget):
 
     def _refresh_hover(self) -> None:
         """Re-read the value under the mouse (the slice under it changed)."""
-        if self.mapping is None or not self.underMouse():
-            return
-        self._update_hover(QPointF(self.mapFromGlobal(QCursor.pos())))
+        if self.mapping is not None and self._mouse_pos is not None:
+            self._update_hover(self._mouse_pos)
 
     def reset_view(self) -> None:
         self.zoom = 1.0
@@ -484,6 +484,7 @@ class SliceView(QWidget):
         if self.mapping is None:
             return
         pos = event.position()
+        self._mouse_pos = QPointF(pos)
         delta = pos - self._drag_last
         self._drag_last = pos
         buttons = event.buttons()
@@ -519,13 +520,14 @@ class SliceView(QWidget):
         else:
             lps = self.screen_to_lps(pos)
             unit = f" {self.twin.image.units}" if self.twin.image.units else ""
+            shown = f"{value:.0f}" if abs(value) >= 100 else f"{value:.4g}"
             self._hover_text = (f"L {lps[0]:.1f}  P {lps[1]:.1f}  S {lps[2]:.1f} mm\n"
-                                f"{value:.0f}{unit}" if abs(value) >= 100
-                                else f"{value:.4g}{unit}")
+                                f"{shown}{unit}")
         self.update()
 
     def leaveEvent(self, event) -> None:
         self._hover_text = ""
+        self._mouse_pos = None
         self.update()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
