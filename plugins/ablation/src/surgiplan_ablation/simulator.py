@@ -483,7 +483,8 @@ def _metric(key: str, title: str, unit: str, value: float, values: np.ndarray | 
 def _probability(key: str, title: str, threshold: float, mc, draws, hyper, model, reason: str
                  ) -> Metric:
     if reason:
-        return Metric.unassessable(key, title, "", reason)
+        share = None if mc is None else float(np.mean(mc["tumour_failed"]))
+        return Metric.unassessable(key, title, "", reason, failed_draw_share=share)
     if mc is None:
         return Metric.unassessable(key, title, "", "Monte Carlo is off (samples = 0)")
     raw = np.where(mc["tumour_failed"], np.nan, mc["margin_raw_mm"])
