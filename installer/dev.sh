@@ -22,6 +22,7 @@ APT_PACKAGES=(
   libdbus-1-3 libfontconfig1 libfreetype6 libxrender1 libxi6 libxtst6 libxext6 libsm6 libice6
   fonts-dejavu-core
   dicom3tools  # dciodvfy: the DICOM conformance test checks every object SurgiPlan writes
+  orthanc orthanc-dicomweb dcmtk  # PACS tests: a real Orthanc on loopback; getscu for the bench
   libtbb12  # numba's thread-safe TBB threading layer (simulator kernels in parallel workers)
 )
 
