@@ -104,7 +104,25 @@ def contract_problems(simulator: Any, spec: SimulatorSpec) -> list[str]:
         problems.append("declares the 'search' capability but has no search() method")
     if not spec.outputs:
         problems.append("declares no outputs")
+    problems += _profile_problems(getattr(simulator, "error_profile", None))
     return problems
+
+
+MAX_PLACEMENT_SD_MM = 50.0  # the largest placement-error SD the Uncertainty forms accept
+
+
+def _profile_problems(profile: Any) -> list[str]:
+    """What is wrong with a declared ``error_profile`` (none declared is fine)."""
+    from surgiplan.simulation.uncertainty import ErrorProfile
+
+    if profile is None:
+        return []
+    if not isinstance(profile, ErrorProfile):
+        return [f"error_profile is {type(profile).__name__}, not an ErrorProfile"]
+    sds = (profile.entry_sd_mm, profile.target_sd_mm)
+    if not all(isinstance(v, int | float) and 0 <= v <= MAX_PLACEMENT_SD_MM for v in sds):
+        return [f"error_profile SDs {sds} mm are not numbers in [0, {MAX_PLACEMENT_SD_MM:g}]"]
+    return []
 
 
 def _normalise(name: str) -> str:
