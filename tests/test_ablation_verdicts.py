@@ -175,3 +175,24 @@ def test_heat_sink_counts_a_vessel_near_but_outside_the_zone(liver):
     assert 0.0 < clearance < 10.0  # not touching, within the 10 mm window
     assert res.metric("heat_sink_diameter_mm", "portal veins").value > 7.0
     assert any(c.metric_key == "heat_sink_diameter_mm" for c in res.concerns)
+
+
+def test_optimiser_tries_the_centred_largest_zone(liver):
+    sim = load_simulator("ablation")
+    inputs = AblationInput(device_id="generic-microwave",
+                           tip_lps=tuple(CENTRE + np.array([3, 6, 0])),
+                           shaft_lps=tuple(CENTRE + np.array([-45, 6, 0])),
+                           settings={"power_w": 60, "time_min": 5},
+                           target_structure="tumour 1")
+    best = sim.optimise(liver, inputs, {"score_paths": False},
+                        uncertainty=UncertaintyModel(samples=200), n_candidates=300, top_k=2)
+    row = max(sim.devices()["generic-microwave"].settings,
+              key=lambda r: (r.zone.short_mm, r.zone.long_mm))
+    centroid = liver.geometry.index_to_lps(
+        np.argwhere(liver.mask("tumour 1")).mean(0)[::-1][None])[0]
+    tip = centroid + row.zone.tip_offset_mm * np.array([1.0, 0, 0])
+    centred = sim.live_scorer(liver).score(inputs.model_copy(update={
+        "tip_lps": tuple(tip), "shaft_lps": tuple(tip - np.array([45.0, 0, 0])),
+        "settings": {"power_w": row.power_w, "time_min": row.time_min}}))
+    top = best.candidates[0]
+    assert top.min_margin_mm >= centred["min_margin_mm"] - 1e-6

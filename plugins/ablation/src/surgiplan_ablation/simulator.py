@@ -202,7 +202,8 @@ class LiveScorer:
             self.scene = build_scene(
                 self.context, target, roi,
                 vessel_min_diameter_mm=self.parameters["heat_sink_min_diameter_mm"])
-        return nominal_scores(self.scene, batch, probes)
+        return nominal_scores(self.scene, batch, probes,
+                              heat_reach_mm=float(self.parameters["heat_sink_reach_mm"]))
 
 
 def nominal_scores(scene: AblationScene, batch: ZoneBatch, probes: list[Probe], *,
