@@ -147,7 +147,7 @@ def _host_main(conn: Any, value: str) -> None:
 
     while True:
         try:
-            message = pickle.loads(conn.recv_bytes())  # from the app: trusted
+            message = _receive_from_app(conn)
         except (EOFError, OSError):
             return
         if message[0] == "snapshot":
@@ -161,6 +161,15 @@ def _host_main(conn: Any, value: str) -> None:
             _send(conn, ("result", out))
         except BaseException as exc:
             _send(conn, ("raised", _one_line(exc)))
+
+
+def _receive_from_app(conn: Any) -> Any:
+    """One message from the app (trusted): a pickle whose arrays follow out of band, each
+    received once into immutable bytes (read-only arrays, no further copy)."""
+    n_buffers = int.from_bytes(conn.recv_bytes(), "little")
+    data = conn.recv_bytes()
+    buffers = [conn.recv_bytes() for _ in range(n_buffers)]
+    return pickle.loads(data, buffers=buffers)
 
 
 def _context_from_snapshot(snapshot: dict[str, Any]) -> Any:
@@ -200,14 +209,22 @@ class _Channel:
         self.conn.close()
 
     def send(self, message: tuple, deadline: float) -> None:
-        """Send ``message`` (app data, plain pickle); kill the child if it will not take it."""
-        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        """Send ``message`` (app data); kill the child if it will not take it.
+
+        Arrays go out of band (pickle protocol 5) straight from their memory: sending a case
+        costs no second copy of it in the app.
+        """
+        buffers: list[pickle.PickleBuffer] = []
+        data = pickle.dumps(message, protocol=5, buffer_callback=buffers.append)
         failed: list[BaseException] = []
 
         def push() -> None:
             try:
+                self.conn.send_bytes(len(buffers).to_bytes(4, "little"))
                 self.conn.send_bytes(data)
-            except OSError as exc:
+                for buffer in buffers:
+                    self.conn.send_bytes(buffer.raw())
+            except (OSError, ValueError, BufferError) as exc:
                 failed.append(exc)
 
         sender = threading.Thread(target=push, daemon=True, name="plug-in send")
