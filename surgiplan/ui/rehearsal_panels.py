@@ -104,6 +104,11 @@ def mm_spin(minimum_mm: float, maximum_mm: float, value_mm: float, *, name: str 
     return spin
 
 
+# the panels' structure choice boxes (attribute name, role of the structures listed)
+STRUCTURE_COMBOS = (("organ_combo", Role.ORGAN), ("target_combo", Role.TARGET),
+                    ("vertebra_combo", Role.BONE))
+
+
 class RehearsalPanel(QWidget):
     """Shared base of the rehearsal panels; subclasses set ``simulator_id`` and ``kind`` and
     implement :meth:`inputs`, :meth:`_inputs_box`, :meth:`reset` and :meth:`show_geometry`."""
@@ -128,6 +133,7 @@ class RehearsalPanel(QWidget):
         self._focus_pending = True  # frame the 3D view on the first full result of a case
         self._build()
         window.case_loaded.connect(self.set_twin)
+        window.twin_event.connect(self._structures_event)
 
     def _attach_placement(self, placement: Any, decoration: Any,
                           on_changed: Callable[[bool], None]) -> None:
@@ -202,6 +208,31 @@ class RehearsalPanel(QWidget):
     def showEvent(self, event) -> None:
         super().showEvent(event)
         self.ensure_simulator()
+
+    def _structures_event(self, name: str, payload: dict) -> None:
+        """Structures added, removed, renamed or given another role: refill the choices."""
+        fields = payload.get("fields") or ()
+        if name in ("structure_added", "structure_removed", "structure_renamed") or (
+                name == "structure_properties_changed" and "role" in fields):
+            self.refresh_structure_choices()
+
+    def refresh_structure_choices(self) -> None:
+        """Refill the structure boxes (``*_combo`` of STRUCTURE_COMBOS) keeping the choice;
+        items that name no structure, such as "(none)", stay first."""
+        for attribute, role in STRUCTURE_COMBOS:
+            combo = getattr(self, attribute, None)
+            if combo is None:
+                continue
+            current = combo.currentText()
+            fixed = [combo.itemText(i) for i in range(combo.count())
+                     if combo.itemText(i).startswith("(")]
+            names = [*fixed, *self.structures(role)]
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(names)
+            combo.setCurrentIndex(names.index(current) if current in names else
+                                  min(len(fixed), len(names) - 1))
+            combo.blockSignals(False)
 
     def structures(self, *roles: Role) -> list[str]:
         if self.twin is None:
