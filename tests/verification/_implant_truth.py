@@ -95,11 +95,27 @@ class SpineTruth:
                 out[sel] = np.minimum(out[sel], shape.signed_distance(pts[sel]))
         return out.reshape(np.shape(points)[:-1])
 
-    def bone_gradient(self, points: np.ndarray, near: str | None, h: float = 0.05) -> np.ndarray:
-        steps = np.vstack([np.eye(3), -np.eye(3)]) * h
+    def bone_gradient(self, points: np.ndarray, near: str | None, h: float = 0.05,
+                      at: np.ndarray | None = None) -> np.ndarray:
+        """Central differences, or forward ones from the values ``at`` the points."""
+        steps = np.eye(3) * h if at is not None else np.vstack([np.eye(3), -np.eye(3)]) * h
         values = self.bone_sd((points[:, None, :] + steps[None]).reshape(-1, 3), near)
-        values = values.reshape(len(points), 6)
+        values = values.reshape(len(points), len(steps))
+        if at is not None:
+            return (values - at[:, None]) / h
         return (values[:, :3] - values[:, 3:]) / (2 * h)
+
+    def critical_min(self, name: str, points: np.ndarray, nominal: np.ndarray,
+                     reach_mm: float = 15.0) -> np.ndarray:
+        """(n,) smallest signed distance of each row of ``points`` (n, p, 3: one pose per row)
+        to a critical structure. Only points whose distance at the ``nominal`` (p, 3) pose is
+        within ``reach_mm`` of its minimum are evaluated: the distance is 1-Lipschitz and no
+        draw moves a point by half that (the placement SDs are 1.5 mm)."""
+        shape = self.truth.structure(name).shape
+        d0 = shape.signed_distance(nominal)
+        keep = np.flatnonzero(d0 <= d0.min() + reach_mm)
+        sub = points[:, keep].reshape(-1, 3)
+        return shape.signed_distance(sub).reshape(len(points), -1).min(axis=1)
 
     def critical_sd(self, name: str, points: np.ndarray) -> np.ndarray:
         return self.truth.structure(name).shape.signed_distance(np.asarray(points, float))
@@ -132,9 +148,10 @@ class SpineTruth:
         return self._centroids[name]
 
     def hu(self, points: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "_image_f"):
+            self._image_f = self.image.astype(float)
         ijk = self._index(points)
-        return map_coordinates(self.image.astype(float), ijk[:, ::-1].T, order=1,
-                               mode="nearest")
+        return map_coordinates(self._image_f, ijk[:, ::-1].T, order=1, mode="nearest")
 
 
 def _dominant(vectors: np.ndarray, side: np.ndarray) -> np.ndarray:
@@ -271,3 +288,66 @@ def pedicles(truth) -> list[tuple[str, float, np.ndarray, np.ndarray]]:
                 axis = child.axes[:, 2] * np.sign(child.axes[1, 2])
                 out.append((name, float(np.sign(child.centre_lps[0])), child.centre_lps, axis))
     return out
+
+
+def sample_poses(spine: SpineTruth, screw: Screw, poses: np.ndarray, *, stride: int = 1,
+                 reach_mm: float = 4.0, axis_step_mm: float = 0.25,
+                 critical_stride: int = 4) -> list[PoseSamples]:
+    """:func:`sample_pose` of many poses at once (one vectorised evaluation; the vertebra and
+    its centroid from the first pose)."""
+    points, normals, shank = surface_samples(screw)
+    local = points[shank][::stride]
+    n, p = len(poses), len(local)
+    rot, shift = poses[:, :3, :3], poses[:, None, :3, 3]
+    pts = np.einsum("pj,nij->npi", local, rot) + shift
+    nrm = np.einsum("pj,nij->npi", normals[shank][::stride], rot)
+    near_name = spine.vertebra_of(pts[0])
+    centre = spine.centroid(near_name) if near_name else pts[0].mean(axis=0)
+    flat, flat_n = pts.reshape(-1, 3), nrm.reshape(-1, 3)
+    d = spine.bone_sd(flat, near_name)
+    classes = np.full(len(flat), 5)
+    sel = np.flatnonzero(d > TOL_MM - reach_mm)
+    if sel.size:
+        rel = flat[sel] - centre
+        side = np.where(rel[:, 0] >= 0, 1.0, -1.0)
+        wall = _dominant(spine.bone_gradient(flat[sel], near_name, at=d[sel]), side)
+        cls = _dominant(flat_n[sel], side)
+        ap = (cls == 4) | (cls == 5)
+        cls[ap] = wall[ap]
+        body = rel[:, 1] < 0
+        cls[body] = np.where((wall[body] == 2) | (wall[body] == 3), wall[body], 4)
+        classes[sel] = cls
+    d, classes = d.reshape(n, p), classes.reshape(n, p)
+    zs = np.arange(0.0, screw.length + 1e-9, axis_step_mm)
+    axis_local = np.stack([np.zeros_like(zs), np.zeros_like(zs), zs], axis=1)
+    axis_d = spine.bone_sd((np.einsum("pj,nij->npi", axis_local, rot) + shift).reshape(-1, 3),
+                           near_name).reshape(n, -1)
+    everything = np.einsum("pj,nij->npi", points[::critical_stride], rot) + shift
+    centre_pose = posed(np.mean(poses, axis=0), points[::critical_stride])  # ~ the nominal
+    critical = {c: spine.critical_min(c, everything, centre_pose) for c in CRITICALS}
+    keep = screw.vertices[:, 2] > 1e-6
+    hu = spine.hu((np.einsum("pj,nij->npi", screw.vertices[keep], rot) + shift).reshape(-1, 3))
+    hu = hu.reshape(n, -1)
+    w = vertex_areas(screw)[keep]
+    bands = {"cortical": (250, np.inf), "cancellous": (130, 250), "soft_tissue": (-np.inf, 130)}
+    out = []
+    for i in range(n):
+        inside = np.flatnonzero(axis_d[i] < 0)
+        shares = {b: float(100 * w[(hu[i] >= lo) & (hu[i] < hi)].sum() / w.sum())
+                  for b, (lo, hi) in bands.items()}
+        out.append(PoseSamples(d[i], classes[i], local[:, 2], np.hypot(local[:, 0], local[:, 1]),
+                               float(zs[inside[0]]) if inside.size else 0.0, axis_d[i],
+                               {c: float(critical[c][i]) for c in CRITICALS}, shares))
+    return out
+
+
+def grade_indices(samples: list[PoseSamples], offset_mm: float) -> np.ndarray:
+    """(n,) modified Gertzbein-Robbins grade index (0..4) of each pose at a bone offset; the
+    same definition as :func:`bone_scores`, vectorised over poses."""
+    d = np.stack([s.d for s in samples]) + offset_mm
+    classes = np.stack([s.classes for s in samples])
+    z_in = np.maximum(0.0, np.array([s.z_entry for s in samples]) + offset_mm)
+    entry = samples[0].z[None, :] <= z_in[:, None] + samples[0].radial[None, :]
+    graded_points = (d > TOL_MM) & ~entry & (classes != 5)
+    graded = np.where(graded_points, d, 0.0).max(axis=1)
+    return np.where(graded <= 0, 0, np.minimum(4, 1 + np.floor(graded / 2.0)))

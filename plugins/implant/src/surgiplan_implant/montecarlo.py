@@ -18,9 +18,11 @@ Intervals (``IntervalKind``):
   percentiles over draws that each carry a placement error *and* a boundary offset ~ N(0, s):
   where the placed screw's true value will lie.
 * probabilities (P(grade >= C), P(breach)): **confidence** intervals for the true probability
-  over placement error given the twin's unknown systematic offset e: the probability is
-  monotone in e, so its interval runs from the Wilson lower bound at e = -1.96 s to the Wilson
-  upper bound at e = +1.96 s (common random placement draws; the point value is e = 0).
+  over placement error given the twin's unknown systematic offset e ~ N(0, s): the probability
+  is evaluated at 40 equal-mass quantiles of e (common random placement draws), and the
+  interval is the shortest range of those values holding 95 % of e's mass, each end widened for
+  Monte Carlo noise (its Wilson 95 % half-width added in quadrature to the systematic
+  half-width). The point value is e = 0.
 * draws off the image grid cannot be scored: their share is reported; above
   :data:`MAX_FAILED_SHARE` the metric is not assessable, below it the interval is widened as
   if every failed draw fell on the far side of each bound.
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.stats import norm
 
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
 from surgiplan.simulation import UncertaintyModel
@@ -42,8 +45,10 @@ from surgiplan_implant.scoring import BatchScores, LiveScorer, RawDraws
 
 MC_PROBE_POINTS = 800  # probe points per Monte Carlo draw (every k-th vertex)
 MC_CHUNK = 100
-Z95 = 1.959964
 MAX_FAILED_SHARE = 0.025  # more failed draws than an interval's tail: not assessable
+N_QUANTILES = 40  # equal-mass quantiles of the systematic offset (2.5 % each)
+# the quantiles, in units of the systematic SD
+OFFSET_QUANTILES = norm.ppf((np.arange(N_QUANTILES) + 0.5) / N_QUANTILES)
 
 ROBOTIC_726_SCREWS = (
     "A quantitative accuracy assessment of the use of a rigid robotic arm in navigated "
@@ -87,14 +92,13 @@ def systematic_sd_mm(model: UncertaintyModel, spacing_mm: tuple[float, float, fl
 @dataclass
 class MonteCarlo:
     """The draws of one run: ``raw`` samples, ``values`` (scores with a boundary offset
-    ~ N(0, s) per draw), ``low`` / ``nominal`` / ``high`` (every draw at offset -1.96 s, 0,
-    +1.96 s; the bone for grades, each critical structure for breaches), ``poses`` (n, 4, 4)."""
+    ~ N(0, s) per draw), ``nominal`` (offset 0) and ``quantiles`` (every draw at each of
+    :data:`OFFSET_QUANTILES` x s, for the bone and each critical structure), ``poses``."""
 
     raw: RawDraws
     values: BatchScores
-    low: BatchScores
     nominal: BatchScores
-    high: BatchScores
+    quantiles: list[BatchScores]
     poses: np.ndarray
     systematic_sd_mm: float
 
@@ -144,15 +148,16 @@ def run_monte_carlo(live: LiveScorer, pose: np.ndarray, model: UncertaintyModel,
     tol = live.tolerance_mm
     values = raw.scores(offsets[:, 0], tol)
     values.min_distance = values.min_distance + offsets[:, 1:]
-    low, nominal, high = (raw.scores(z * s, tol) for z in (-Z95, 0.0, Z95))
-    for batch, z in ((low, -Z95), (high, Z95)):
-        batch.min_distance = batch.min_distance + z * s
-    return MonteCarlo(raw, values, low, nominal, high, poses, s)
+    nominal = raw.scores(0.0, tol)
+    quantiles = [raw.scores(e, tol) for e in s * OFFSET_QUANTILES]
+    for batch, e in zip(quantiles, s * OFFSET_QUANTILES, strict=True):
+        batch.min_distance = batch.min_distance + e
+    return MonteCarlo(raw, values, nominal, quantiles, poses, s)
 
 
 def value_interval(values: np.ndarray) -> tuple[float, float] | None:
-    """95 % percentile interval of draws (NaN = failed), widened for the failed share
-    (``None`` when over :data:`MAX_FAILED_SHARE` failed)."""
+    """2.5-97.5th percentiles of all draws (NaN = failed: the bounds move outward as if
+    every failed draw lay beyond them); ``None`` when over :data:`MAX_FAILED_SHARE` failed."""
     values = np.asarray(values, float)
     finite = values[np.isfinite(values)]
     failed = 1.0 - finite.size / max(1, values.size)
@@ -164,23 +169,28 @@ def value_interval(values: np.ndarray) -> tuple[float, float] | None:
     return float(low), float(high)
 
 
-def probability_interval(hits_nominal: np.ndarray, hits_low: np.ndarray,
-                         hits_high: np.ndarray, failed: np.ndarray,
-                         ) -> tuple[float, tuple[float, float]] | None:
-    """(point, 95 % confidence interval) of a probability whose draws were evaluated with the
-    systematic offset at its -1.96 s / 0 / +1.96 s (``hits_low`` / ``hits_nominal`` /
-    ``hits_high``); failed draws count as misses for the low bound and hits for the high.
-    The low / high roles are taken as whichever gives the smaller / larger rate."""
+def probability_interval(nominal: np.ndarray, quantiles: list[np.ndarray],
+                         failed: np.ndarray) -> tuple[float, tuple[float, float]] | None:
+    """(point, 95 % confidence interval) of a probability: ``nominal`` hits (n,) at offset 0,
+    ``quantiles`` hits at each equal-mass offset quantile (see module doc); failed draws
+    count as misses for the lower bound and hits for the upper."""
     if failed.mean() > MAX_FAILED_SHARE or failed.all():
         return None
     ok = ~failed
-    p = float(hits_nominal[ok].mean())
-    rates = [(hits_low & ok), (hits_high & ok)]
-    lo_hits = min(rates, key=lambda h: h.sum())
-    hi_hits = max(rates, key=lambda h: h.sum()) | failed
-    low = probability95(lo_hits)[1][0]
-    high = probability95(hi_hits)[1][1]
-    return p, (min(low, p), max(high, p))
+    p = float(nominal[ok].mean())
+    rates = np.array([(h & ok).sum() for h in quantiles])
+    order = np.argsort(rates, kind="stable")
+    keep = math.ceil(0.95 * len(quantiles))
+    spans = rates[order[keep - 1:]] - rates[order[: len(order) - keep + 1]]
+    a = int(np.argmin(spans))
+    lo_hits = quantiles[order[a]] & ok
+    hi_hits = quantiles[order[a + keep - 1]] | failed
+    p_lo, (w_lo, _) = probability95(lo_hits)
+    p_hi, (_, w_hi) = probability95(hi_hits)
+    half = 0.5 * (p_hi - p_lo)  # systematic half-width; Monte Carlo noise adds in quadrature
+    low = p_lo - (math.hypot(half, p_lo - w_lo) - half)
+    high = p_hi + (math.hypot(half, w_hi - p_hi) - half)
+    return p, (max(0.0, min(low, p)), min(1.0, max(high, p)))
 
 
 def other_poses(other_pose: np.ndarray, other_vertices: np.ndarray, model: UncertaintyModel,

@@ -99,8 +99,8 @@ def bone_metrics(score: ImplantScore, mc: MonteCarlo | None, why: str) -> list[M
                            "(modified; 0=A ... 4=E)", "", grade,
                            None if v is None else v.grade_index, mc, reason=why))
     if mc is not None:
-        hits = [b.grade_index >= 2 for b in (mc.nominal, mc.low, mc.high)]
-        p = probability_interval(*hits, mc.failed)
+        p = probability_interval(mc.nominal.grade_index >= 2,
+                                 [b.grade_index >= 2 for b in mc.quantiles], mc.failed)
         title = "Probability of grade C or worse"
         metrics.append(_metric("p_grade_c_or_worse", title, "", math.nan if p is None else p[0],
                                None, mc, kind=IntervalKind.CONFIDENCE,
@@ -140,8 +140,9 @@ def critical_metrics(live: LiveScorer, score: ImplantScore, mc: MonteCarlo | Non
                                structure=s.name))
         p_breach = None
         if mc is not None:
-            hits = [b.min_distance[:, k] < 0 for b in (mc.nominal, mc.low, mc.high)]
-            p = probability_interval(*hits, mc.failed)
+            p = probability_interval(mc.nominal.min_distance[:, k] < 0,
+                                     [b.min_distance[:, k] < 0 for b in mc.quantiles],
+                                     mc.failed)
             reason = "" if p is not None and math.isfinite(value) else _failed_reason(mc)
             metrics.append(_metric("breach_probability", f"Probability of breaching {s.name}",
                                    "", math.nan if p is None else p[0], None, mc,
@@ -192,7 +193,7 @@ def collision_metrics(names: list[str], nominal: list[float], draws: np.ndarray 
 
 def interval_details(mc: MonteCarlo | None, model: Any, spacing_mm: Any) -> dict[str, Any]:
     """How the intervals were made (JSON-ready)."""
-    from surgiplan_implant.montecarlo import Z95, discretisation_sd_mm
+    from surgiplan_implant.montecarlo import N_QUANTILES, discretisation_sd_mm
 
     data: dict[str, Any] = {"uncertainty_model": model.to_json(spacing_mm),
                             "discretisation_sd_mm": discretisation_sd_mm(spacing_mm)}
@@ -202,12 +203,14 @@ def interval_details(mc: MonteCarlo | None, model: Any, spacing_mm: Any) -> dict
         "systematic_sd_mm": mc.systematic_sd_mm,
         "failed_draw_share": mc.failed_share,
         "intervals": {
-            "prediction": "values: 2.5-97.5th percentile over draws with placement error and "
-                          "a boundary offset ~ N(0, systematic_sd_mm) (segmentation + "
-                          "discretisation)",
-            "confidence": f"probabilities: Wilson 95 % bounds at the systematic offset "
-                          f"-{Z95:.2f} and +{Z95:.2f} systematic_sd_mm (common placement "
-                          "draws); point value at offset 0",
+            "prediction": "values: 2.5-97.5th percentiles over draws, each with a placement "
+                          "error and a boundary offset ~ N(0, systematic_sd_mm) (segmentation "
+                          "+ discretisation)",
+            "confidence": f"probabilities: over {N_QUANTILES} equal-mass quantiles of the "
+                          "systematic offset ~ N(0, systematic_sd_mm) (common placement "
+                          "draws), the shortest range holding 95 % of its mass, ends widened "
+                          "by the Wilson 95 % half-width in quadrature; point value at offset "
+                          "0",
             "hu_shares": "placement error only (the CT values are measured)",
             "implant_clearance_mm": "placement error of both implants"}})
     return data

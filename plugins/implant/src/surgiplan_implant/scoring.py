@@ -425,11 +425,12 @@ class LiveScorer:
             grad = self.maps.bone.gradient(pts, self.maps.step_mm)
             normals = np.einsum("nij,nj->ni", rot[near[0]], self._normals[::stride][near[1]])
             classes[near] = classify_walls(pts, normals, grad, frame)
-        everything = np.einsum("pj,nij->npi", self.probes.points_mm[::stride], rot) + shift
+        # every probe point for the clearances and HU shares (a strided minimum is biased)
+        everything = np.einsum("pj,nij->npi", self.probes.points_mm, rot) + shift
         critical = np.zeros((len(poses), len(self.maps.criticals)))
         for k, sampler in enumerate(self.maps.criticals.values()):
             critical[:, k] = sampler(everything).min(axis=1)
-        hu = self._hu_many(scored, stride)
+        hu = self._hu_many(everything[:, self.probes.scored], 1)
         return RawDraws(d, classes, axis_d, self._axis[:, 2], self._scored[::stride, 2],
                         self._radial[::stride], critical, hu)
 
