@@ -28,6 +28,8 @@ COMMAND_MODULES = (
     "surgiplan.cli.score_cmd",
     "surgiplan.cli.report_cmd",
     "surgiplan.cli.training_cmd",
+    "surgiplan.cli.pacs_cmd",
+    "surgiplan.cli.db_cmd",
 )
 
 EXIT_OK = 0
