@@ -7,6 +7,7 @@ that need it skip, with the reason, when it is not.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -52,14 +53,18 @@ class OrthancServer:
 
     def rest(self, path: str, data: bytes | None = None, method: str | None = None):
         """JSON answer of Orthanc's REST API (with the test credentials)."""
+        body = self.raw(path, data, method)
+        return json.loads(body) if body else None
+
+    def raw(self, path: str, data: bytes | None = None, method: str | None = None) -> bytes:
+        """Raw answer of Orthanc's REST API (with the test credentials)."""
         request = urllib.request.Request(self.http_url + path, data=data, method=method)
         import base64
 
         token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
         with urllib.request.urlopen(request, timeout=60) as answer:
-            body = answer.read()
-        return json.loads(body) if body else None
+            return answer.read()
 
     def upload(self, files) -> None:
         """Store DICOM files through the REST API."""
@@ -118,3 +123,66 @@ def start_orthanc(folder: Path, modalities: dict[str, tuple[str, int]] | None = 
             time.sleep(0.2)
     server.stop()
     raise RuntimeError(f"Orthanc did not answer within {timeout_s} s: {folder / 'orthanc.log'}")
+
+
+class CuttingProxy:
+    """A TCP relay on 127.0.0.1 to ``port`` that cuts every connection once ``cut_after``
+    bytes went from the server to the client: a network dropping mid-transfer."""
+
+    def __init__(self, port: int, cut_after: int) -> None:
+        import threading
+
+        self.target, self.cut_after = port, cut_after
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        self.cuts = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            pair = (client, upstream)
+            threading.Thread(target=self._pump, args=(client, upstream, None, pair),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, self.cut_after, pair),
+                             daemon=True).start()
+
+    def _pump(self, src, dst, limit, pair) -> None:
+        sent = 0
+        try:
+            while data := src.recv(65536):
+                if limit is not None and sent + len(data) > limit:
+                    self.cuts += 1
+                    break
+                dst.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        for s in pair:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+class SilentServer:
+    """Accepts TCP connections on 127.0.0.1 and never answers (a hung peer)."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+
+    def close(self) -> None:
+        self.listener.close()
