@@ -15,7 +15,11 @@ Per candidate ``i`` with tumour-boundary offset ``e_i`` (mm, Monte Carlo):
 * coverage: % of tumour sample points (signed distance to the tumour ``s < e_i``) inside the
   zone;
 * margin: ``min over tumour-surface points q of (-sd_zone(q)) - e_i`` (mm, negative when part
-  of the tumour is outside the zone) and the index of the minimising point;
+  of the tumour is outside the zone) and the index of the minimising point; when several
+  zones hold the whole tumour, the depth below the deepest single zone understates the
+  union's depth, so the margin is then the distance from the tumour to the union's boundary:
+  the minimum of the tumour's distance map (trilinear) over each zone's surface (2000
+  Fibonacci directions) where it lies outside the other zones, minus ``e_i``;
 * critical counts: per critical structure, its voxel centres inside the zone;
 * heat sink: per vessel structure, the largest centreline diameter ``2 rho`` among centreline
   points whose vessel wall lies within ``reach`` mm of the zone (``sd_zone(centre) <= rho +
@@ -35,6 +39,18 @@ from numba import njit, prange
 numba.config.THREADING_LAYER_PRIORITY = ["tbb", "workqueue", "omp"]
 _KERNEL_LOCK = threading.Lock()
 _ITERATIONS = 6
+_N_DIRS = 2000
+
+
+def _fibonacci(m: int) -> np.ndarray:
+    i = np.arange(m) + 0.5
+    z = 1.0 - 2.0 * i / m
+    phi = np.pi * (1.0 + 5 ** 0.5) * i
+    r = np.sqrt(1.0 - z * z)
+    return np.ascontiguousarray(np.column_stack([r * np.cos(phi), r * np.sin(phi), z]))
+
+
+_DIRS = _fibonacci(_N_DIRS)
 
 
 @njit(cache=True, fastmath=True, inline="always")
@@ -129,10 +145,69 @@ def _union_inside(p, centres, axes, sa, sb):  # pragma: no cover - compiled
     return False
 
 
+@njit(cache=True, fastmath=True)
+def _trilinear(vol, f0, f1, f2):  # pragma: no cover - compiled
+    """``vol`` (nz, ny, nx) at continuous index (i, j, k) = (f0, f1, f2); +inf off the grid."""
+    nz, ny, nx = vol.shape
+    if not (0.0 <= f0 <= nx - 1 and 0.0 <= f1 <= ny - 1 and 0.0 <= f2 <= nz - 1):
+        return np.inf
+    i0 = min(int(f0), nx - 2) if nx > 1 else 0
+    j0 = min(int(f1), ny - 2) if ny > 1 else 0
+    k0 = min(int(f2), nz - 2) if nz > 1 else 0
+    x = f0 - i0
+    y = f1 - j0
+    z = f2 - k0
+    i1 = min(i0 + 1, nx - 1)
+    j1 = min(j0 + 1, ny - 1)
+    k1 = min(k0 + 1, nz - 1)
+    c00 = vol[k0, j0, i0] * (1 - x) + vol[k0, j0, i1] * x
+    c01 = vol[k0, j1, i0] * (1 - x) + vol[k0, j1, i1] * x
+    c10 = vol[k1, j0, i0] * (1 - x) + vol[k1, j0, i1] * x
+    c11 = vol[k1, j1, i0] * (1 - x) + vol[k1, j1, i1] * x
+    return (c00 * (1 - y) + c01 * y) * (1 - z) + (c10 * (1 - y) + c11 * y) * z
+
+
+@njit(cache=True, fastmath=True)
+def _union_boundary_margin(c, u, a, b, e, dirs, t_map, to_index):  # pragma: no cover
+    """min over the union's boundary of the tumour's signed distance, minus ``e``: the margin
+    of a tumour inside a composite zone (each zone's surface, sampled along ``dirs``, where it
+    is not inside another zone)."""
+    best = np.inf
+    k = c.shape[0]
+    for j in range(k):
+        ax = u[j]
+        h = 0
+        if abs(ax[1]) < abs(ax[h]):
+            h = 1
+        if abs(ax[2]) < abs(ax[h]):
+            h = 2
+        hv = np.zeros(3)
+        hv[h] = 1.0
+        e1 = np.cross(ax, hv)
+        e1 /= np.sqrt(e1[0] ** 2 + e1[1] ** 2 + e1[2] ** 2)
+        e2 = np.cross(ax, e1)
+        for m in range(dirs.shape[0]):
+            p = c[j] + b[j] * dirs[m, 0] * e1 + b[j] * dirs[m, 1] * e2 + a[j] * dirs[m, 2] * ax
+            covered = False
+            for o in range(k):
+                if o != j:
+                    t, r2 = _local(p[0], p[1], p[2], c[o], u[o])
+                    if t * t / (a[o] * a[o]) + r2 / (b[o] * b[o]) < 1.0 - 1e-9:
+                        covered = True
+                        break
+            if covered:
+                continue
+            f = to_index[:, :3] @ p + to_index[:, 3]
+            value = _trilinear(t_map, f[0], f[1], f[2])
+            if value < best:
+                best = value
+    return best - e
+
+
 @njit(parallel=True, cache=True, fastmath=True, nogil=True)
 def _score(centres, axes, sa, sb, offsets, t_pts, t_sd, s_pts, c_pts, c_idx, v_pts, v_rad,
-           v_idx, reach, k_pts, k_idx, out_cov, out_margin, out_arg, out_counts, out_heat,
-           out_clear):  # pragma: no cover
+           v_idx, reach, k_pts, k_idx, dirs, t_map, to_index, out_cov, out_margin, out_arg,
+           out_counts, out_heat, out_clear):  # pragma: no cover
     for i in prange(centres.shape[0]):
         c, u, a, b, e = centres[i], axes[i], sa[i], sb[i], offsets[i]
         total = 0
@@ -155,6 +230,10 @@ def _score(centres, axes, sa, sb, offsets, t_pts, t_sd, s_pts, c_pts, c_idx, v_p
                 arg = m
         out_margin[i] = -worst - e
         out_arg[i] = arg
+        if c.shape[0] > 1 and out_margin[i] >= 0.0 and t_map.size > 0:
+            exact = _union_boundary_margin(c, u, a, b, e, dirs, t_map, to_index)
+            if exact < np.inf:
+                out_margin[i] = exact
         for s in range(out_counts.shape[1]):
             out_counts[i, s] = 0
         for m in range(c_pts.shape[0]):
@@ -218,7 +297,8 @@ def score_zones(batch, offsets_mm: np.ndarray, scene, *, heat_reach_mm: float = 
                np.ascontiguousarray(offsets_mm, dtype=float), scene.tumour_lps, scene.tumour_sd,
                scene.surface_lps, scene.critical_lps, scene.critical_index, scene.vessel_lps,
                scene.vessel_radius_mm, scene.vessel_index, float(heat_reach_mm),
-               scene.clearance_lps, scene.clearance_index, out["coverage_pct"],
+               scene.clearance_lps, scene.clearance_index, _DIRS, scene.tumour_map,
+               scene.map_to_index, out["coverage_pct"],
                out["margin_mm"], out["margin_arg"], out["critical_voxels"],
                out["heat_sink_mm"], out["clearance_mm"])
     if scene.critical_masks:

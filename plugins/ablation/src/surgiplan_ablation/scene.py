@@ -25,7 +25,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
@@ -68,6 +68,9 @@ class AblationScene:
     fov_margin_mm: float
     critical_masks: tuple[np.ndarray, ...] = ()
     geometry: object = None
+    # the target's distance map on the ROI, and the affine LPS -> (i, j, k) into it
+    tumour_map: np.ndarray = field(default_factory=lambda: np.empty((0, 0, 0)))
+    map_to_index: np.ndarray = field(default_factory=lambda: np.zeros((3, 4)))
 
     def centre_depth_mm(self, centres_lps: np.ndarray, semi_short_mm: np.ndarray
                         ) -> np.ndarray:
@@ -143,7 +146,16 @@ def build_scene(context: SimulationContext, target: str, roi_lps: np.ndarray, *,
         vessel_radius_mm=_c(np.concatenate(v_rad) if v_rad else np.empty(0)),
         vessel_index=_cat(v_idx), clearance_lps=_stack(k_pts), clearance_index=_cat(k_idx),
         fov_margin_mm=fov_margin_mm(context.mask(target), spacing),
-        critical_masks=tuple(context.mask(s.name) for s in critical), geometry=geometry)
+        critical_masks=tuple(context.mask(s.name) for s in critical), geometry=geometry,
+        tumour_map=np.ascontiguousarray(sd_t, dtype=float),
+        map_to_index=_map_to_index(geometry, box))
+
+
+def _map_to_index(geometry, box) -> np.ndarray:
+    """(3, 4) affine from LPS to continuous (i, j, k) indices of the ROI box's array."""
+    m = np.array(geometry.lps_to_index_matrix[:3], float)
+    m[:, 3] -= np.array([box[2].start, box[1].start, box[0].start], float)
+    return np.ascontiguousarray(m)
 
 
 def fov_margin_mm(mask: np.ndarray, spacing_mm: np.ndarray) -> float:
