@@ -107,7 +107,7 @@ def test_target_margin_rule_measures_the_margin_on_the_specimen(liver, sim):
     """The margin is measured on the specimen's boundary, not handed back: it lies between the
     exact distances of the farthest specimen and the nearest remnant voxel centres, and the
     specimen holds the liver voxels within the margin of the analytic tumour (within 2 %)."""
-    twin, context, _, _ = liver
+    _, context, _, _ = liver
     half = 0.5 * max(context.geometry.spacing_mm)
     for margin in (3.0, 10.0):
         inputs = ResectionInput(organ_structure="liver", target_structure="tumour 1",
@@ -153,6 +153,34 @@ def test_monte_carlo_intervals_are_seeded_and_bracket_the_value(liver, sim):
     p = one.metric("p_remnant_below_threshold")
     assert 0.0 <= p.ci95[0] <= p.value <= p.ci95[1] <= 1.0
     assert one.metric("p_margin_below_required", "tumour 1").ci95 is not None
+
+
+def test_verdict_follows_the_margin_and_the_remnant(liver, sim):
+    """A margin below the required one is a concern (never safe); a remnant below the minimum
+    for the liver's condition is a breach; every result validates."""
+    from surgiplan.simulation import Level, validate_result
+
+    _, context, _, _ = liver
+    normal = np.array([-1.0, 0.2, 0.1]) / np.linalg.norm([-1.0, 0.2, 0.1])
+    short = PlaneCut(tuple(TUMOUR_CENTRE - (TUMOUR_RADIUS + 4.7) * normal), tuple(normal))
+    result = _run(sim, context, _input(short, context, target_structure="tumour 1",
+                                       margin_mm=10), samples=200)
+    assert validate_result(result) == []
+    assert result.metric("margin_mm", "tumour 1").value == pytest.approx(4.7, abs=0.75)
+    assert result.overall_level is not Level.SAFE
+    assert any(c.metric_key == "margin_mm" for c in result.concerns)
+    assert "Pawlik" in result.details["thresholds"]["margin_mm"]["source"]
+    big = PlaneCut((30.0, 0.0, 0.0), (-1.0, 0.0, 0.0))  # removes most of the liver
+    result = _run(sim, context, _input(big, context), samples=200)
+    assert validate_result(result) == []
+    assert result.metric("remnant_pct").value < 20.0
+    assert any(c.level is Level.BREACH and c.metric_key == "remnant_pct"
+               for c in result.concerns)
+    assert "Abdalla" in result.details["thresholds"]["remnant_pct"]["source"]
+    threshold = result.metric("remnant_threshold_pct")
+    assert threshold.interval_kind == "none" and "exact" in threshold.no_interval_reason
+    assert result.metric("p_remnant_below_threshold").interval_kind == "confidence"
+    assert result.metric("resected_volume_ml").interval_kind == "prediction"
 
 
 def test_live_plane_rescore_matches_the_full_run(liver, sim):

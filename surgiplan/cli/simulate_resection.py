@@ -61,6 +61,9 @@ def register_kind(kinds: argparse._SubParsersAction) -> None:
                    choices=("normal", "chemotherapy", "cirrhosis"),
                    help="minimum future remnant 20 / 30 / 40 %% (default normal)")
     add_sampling_args(p, boundary_help="segmentation-boundary SD in mm (default one voxel)")
+    p.add_argument("--cut-sd-mm", type=float, default=None, metavar="S",
+                   help="SD in mm of the transection's placement along its normal (default: "
+                        "the resection error profile's, 0: not included)")
     _add_common_args(p)
     p.set_defaults(func=run_resection, simulator="resection")
 
@@ -82,6 +85,23 @@ def _inputs(args: argparse.Namespace, context):
                             action="give --target and/or --plane, and a margin >= 0") from exc
 
 
+def _check_roles(context, args: argparse.Namespace) -> None:
+    """The organ must have the role organ and the target the role target (exit code 2)."""
+    from surgiplan.model.structures import Role
+
+    for name, role, option in ((args.organ, Role.ORGAN, "--organ"),
+                               (args.target, Role.TARGET, "--target")):
+        if name is None:
+            continue
+        actual = Role(context.structure(name).role)
+        if actual is not role:
+            have = ", ".join(s.name for s in context.by_role(role)) or "none"
+            raise BadInputError(f"{option} {name!r} has the role {actual}, not {role}",
+                                path=args.case,
+                                action=f"name a structure with the role {role} ({have}), or "
+                                       f"set {name!r}'s role to {role} in the twin")
+
+
 def run_resection(args: argparse.Namespace) -> int:
     from surgiplan.cli.simulate_cmd import _context, report_result
     from surgiplan.simulation import UncertaintyModel, load_simulator
@@ -89,13 +109,14 @@ def run_resection(args: argparse.Namespace) -> int:
 
     simulator = load_simulator(args.simulator)
     model = UncertaintyModel(boundary_sd_mm=args.boundary_sd_mm, samples=args.samples,
-                             seed=args.seed)
+                             seed=args.seed, target_sd_mm=args.cut_sd_mm)
     context = _context(args.case)
     for name in (args.organ, args.target):
         if name is not None and name not in {s.name for s in context.structures}:
             raise BadInputError(f"no structure named {name!r} (have "
                                 f"{', '.join(s.name for s in context.structures)})",
                                 path=args.case, action="use one of the case's structure names")
+    _check_roles(context, args)
     params = {"specimen_rule": args.specimen_rule, "liver_condition": args.liver_condition}
     result = run_simulation(simulator, context, _inputs(args, context), parameters=params,
                             uncertainty=model, timeout_s=args.timeout)

@@ -55,7 +55,12 @@ from surgiplan.model.surface import SurfaceMesh
 from surgiplan.simulation import SimulationContext
 from surgiplan.simulation.uncertainty import interval95, probability95
 from surgiplan_resection.cuts import Cut
-from surgiplan_resection.distance import SmoothDistance, target_distance
+from surgiplan_resection.distance import (
+    MAX_FINE_VOXELS,
+    SmoothDistance,
+    surface_measure,
+    target_distance,
+)
 
 RULES = ("auto", "cut_side", "target_margin", "target_margin_on_cut_side")
 SURROUND_FRACTION = 0.5  # a section at least half ringed by organ counts as inside the organ
@@ -253,7 +258,7 @@ class PreparedResection:
             self.target_at_edge = bool(np.any(self.is_target & self.at_edge))
         self.critical = [s.name for s in context.by_role(Role.CRITICAL)
                          if s.name not in (organ, target)]
-        self._organ_mesh: tuple[np.ndarray, np.ndarray] | None = None
+        self._organ_band: tuple[np.ndarray, np.ndarray] | None = None
         self._contact: dict[str, float] = {}
 
     # ------------------------------------------------------------------ nominal scoring
@@ -302,8 +307,12 @@ class PreparedResection:
             out["organ"] = f"{self.organ} {edge}: its total and remnant volumes are unknown"
         if np.any(score.region & self.nominal & self.at_edge):
             out["specimen"] = f"the specimen of {self.organ} {edge}"
+        reach = max(score.margin_rule, 0.0) + self.h_max
         if self.target is not None and self.target_at_edge:
             out["margin"] = f"the target {self.target} {edge}"
+        elif self.target is not None and np.any(self.at_edge & (self.sdf_target <= reach)):
+            out["margin"] = (f"the tissue within {reach:g} mm of {self.target} {edge}: the "
+                             "specimen's boundary may come closer beyond it")
         elif self.target is not None and not math.isfinite(score.margin_mm):
             out["margin"] = ("the specimen shares no boundary with the remnant (nothing or all "
                              f"of {self.organ} removed)")
@@ -420,28 +429,29 @@ class PreparedResection:
                               in_field)
 
     # ------------------------------------------------------------------ uncertainty
-    def organ_mesh(self) -> tuple[np.ndarray, np.ndarray]:
-        """The organ surface's triangle centroids (LPS mm) and areas (mm2), cached."""
-        if self._organ_mesh is None:
-            mesh = self.context.surface(self.organ)
-            v, f = mesh.vertices_lps, mesh.faces
-            a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
-            self._organ_mesh = ((a + b + c) / 3.0,
-                                0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1))
-        return self._organ_mesh
+    def organ_band(self) -> tuple[np.ndarray, np.ndarray]:
+        """The organ's surface as weighted points (LPS mm, mm2; cached), see
+        :func:`~.distance.surface_measure` (a triangle mesh of the staircase reads 7 % large
+        on the liver phantom)."""
+        if self._organ_band is None:
+            mask = self.context.mask(self.organ)
+            self._organ_band = surface_measure(mask, self.geometry,
+                                               step_mm=_step_for(mask, self.geometry,
+                                                                 self.h_min))
+        return self._organ_band
 
     def boundary_areas(self, score: ResectionScore) -> tuple[float, float, float]:
         """(organ surface, organ surface inside the specimen region, specimen boundary inside
         the organ), mm2. The last one from the count of organ voxels with ``|g| < h`` (h the
         largest spacing): that slab holds 2 h x area."""
-        centroids, areas = self.organ_mesh()
-        g = np.full(len(centroids), np.inf)
+        points, weights = self.organ_band()
+        g = np.full(len(points), np.inf)
         if score.cut is not None and "cut" in score.rule:
-            g = np.minimum(g, score.cut.side_mm(centroids))
+            g = np.minimum(g, score.cut.side_mm(points))
         if "target" in score.rule:
-            g = np.minimum(g, score.margin_rule - self.target_distance(centroids))
+            g = np.minimum(g, score.margin_rule - self.target_distance(points))
         slab = np.count_nonzero(self.nominal & (np.abs(score.boundary) < self.h_max))
-        return (float(areas.sum()), float(areas[g > 0].sum()),
+        return (float(weights.sum()), float(weights[g > 0].sum()),
                 slab * self.geometry.voxel_volume_mm3 / (2.0 * self.h_max))
 
     def intervals(self, score: ResectionScore, *, sd_mm: float, samples: int, seed: int,
@@ -504,6 +514,13 @@ class PreparedResection:
         remnant = np.zeros_like(specimen)
         remnant[self.index[~score.region & self.nominal]] = True
         return specimen.reshape(shape), remnant.reshape(shape)
+
+
+def _step_for(mask: np.ndarray, geometry, wanted_mm: float) -> float:
+    """``wanted_mm`` or the step keeping the mask's box within the fine-grid budget."""
+    found = np.argwhere(mask)
+    extent = (found.max(0) - found.min(0) + 1) * np.asarray(geometry.spacing_mm[::-1]) + 8
+    return max(wanted_mm, float(np.prod(extent) / MAX_FINE_VOXELS) ** (1 / 3))
 
 
 def _inscribed_disc(outline: np.ndarray, start: np.ndarray, distance) -> tuple[float, np.ndarray]:
