@@ -16,6 +16,7 @@ from pathlib import Path
 from surgiplan.db.database import AddSummary, LocalDatabase
 from surgiplan.errors import BadInputError
 from surgiplan.net import dicomweb, dimse
+from surgiplan.net.errors import NetworkError
 from surgiplan.net.settings import PacsSettings, ServerSettings
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
 
@@ -54,13 +55,18 @@ def retrieve_series(settings: PacsSettings, server: ServerSettings, db: LocalDat
             report(progress, 0.02 + 0.9 * fraction, text)
 
         if method == "wado":
-            dicomweb.retrieve_series(server, study_uid, series_uid, staging, len(expected),
-                                     progress=step, cancel=cancel)
+            received = dicomweb.retrieve_series(server, study_uid, series_uid, staging,
+                                                len(expected), progress=step, cancel=cancel)
         else:
             fetch = dimse.get_series if method == "get" else dimse.move_series
-            fetch(settings, server, study_uid, series_uid, staging, expected, progress=step,
-                  cancel=cancel)
+            received = fetch(settings, server, study_uid, series_uid, staging, expected,
+                             progress=step, cancel=cancel)
         check(cancel)
+        if len(received) < len(expected):  # e.g. an HTTP stream that ended early
+            raise NetworkError(f"the transfer ended early: {len(received)} of {len(expected)} "
+                               "instance(s) received (connection cut?)", path=server.name,
+                               action="Nothing was kept; check the network and the PACS, then "
+                               "try again")
         report(progress, 0.93, "checking the files")
         summary = db.add_retrieved(staging, f"{method}:{server.name}", expected, cancel=cancel)
     finally:
