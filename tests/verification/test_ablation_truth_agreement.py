@@ -149,3 +149,20 @@ def test_heat_sink_diameters_agree_with_the_analytic_tubes(liver, runs):
             assert (low - h if low > 0 else 0.0) <= value <= high + h, (s.name, plan)
             flagged += value > 0
     assert flagged >= 10
+
+
+@pytest.mark.parametrize(("half_gap", "short_mm"), [(6, 34), (7, 32), (8, 36), (9, 38)])
+def test_two_probe_margin_is_the_distance_to_the_unions_boundary(liver, half_gap, short_mm):
+    """Two side-by-side zones holding tumour 1 together, neither alone: the margin is the
+    distance to the union's boundary, far more than any single zone's (negative) margin."""
+    context, truth = liver
+    centre = np.array([-65.0, -25.0, 20.0])
+    probes = [(centre + [0, s * half_gap, 0], centre + [-50, s * half_gap, 0]) for s in (1, -1)]
+    plan = {"target": "tumour 1", "probes": probes, "long": 48.0, "short": float(short_mm),
+            "offset": 0.0}
+    score = load_simulator("ablation").live_scorer(context).score(_inputs(plan))
+    tumour = truth.structure("tumour 1").shape
+    true = T.margin_mm(tumour, _zones(plan))
+    single = max(T.margin_mm(tumour, [z]) for z in _zones(plan))
+    assert true > 0 > single
+    assert score["min_margin_mm"] == pytest.approx(true, abs=max(context.geometry.spacing_mm) / 2)
