@@ -106,6 +106,9 @@ class MainWindow(QMainWindow):
         self._build_plans_dock()
         self._build_report_menu()
         self._build_training_menu()
+        from surgiplan.ui.pacs_panel import install_pacs  # PACS + DICOM database (issue 17)
+
+        install_pacs(self)
         self._fit_panels()
         self._restore_window_state()
         self._autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
