@@ -22,11 +22,13 @@ import importlib.metadata as metadata
 import io
 import math
 import multiprocessing
+import multiprocessing.util
 import os
 import pickle
 import signal
 import threading
 import time
+import weakref
 from dataclasses import asdict
 from typing import Any
 
@@ -187,6 +189,21 @@ def _context_from_snapshot(snapshot: dict[str, Any]) -> Any:
 
 
 # ---------------------------------------------------------------------------- the app side
+_LIVE: weakref.WeakSet[_Channel] = weakref.WeakSet()
+
+
+def _kill_children() -> None:
+    """SIGKILL every plug-in child at exit: multiprocessing's own clean-up sends SIGTERM and
+    then waits without limit, so a child that ignores SIGTERM would keep the app alive."""
+    for channel in list(_LIVE):
+        with contextlib.suppress(Exception):
+            channel.kill()
+
+
+# runs in multiprocessing's exit handler before it terminates and joins the children
+multiprocessing.util.Finalize(None, _kill_children, exitpriority=100)
+
+
 class _Channel:
     """The app's end of one child: bounded, safely decoded receives with a deadline."""
 
@@ -198,6 +215,7 @@ class _Channel:
         self.proc.start()
         child.close()
         self.label = label
+        _LIVE.add(self)
 
     def alive(self) -> bool:
         return self.proc.is_alive()
@@ -207,6 +225,7 @@ class _Channel:
             self.proc.kill()
         self.proc.join(5.0)
         self.conn.close()
+        _LIVE.discard(self)
 
     def send(self, message: tuple, deadline: float) -> None:
         """Send ``message`` (app data); kill the child if it will not take it.
@@ -313,7 +332,7 @@ class PluginHost:
             channel.send(("call", method, args, kwargs), time.monotonic() + import_timeout_s())
             answer = channel.receive(time.monotonic() + timeout_s, what=method,
                                      progress=progress, cancel=cancel, limit_s=timeout_s)
-        except (PluginError, CancelledError):
+        except BaseException:  # the child's state is unknown: start afresh next time
             self.stop()
             raise
         finally:
@@ -376,6 +395,9 @@ class IsolatedSimulator:
             return SimulationResult.failed("cancelled by the user", status=Status.CANCELLED)
         except PluginError as exc:
             return SimulationResult.failed(str(exc))
+        except Exception as exc:  # e.g. inputs that cannot be sent
+            return SimulationResult.failed(f"{self.host.label} could not be run: "
+                                           f"{_one_line(exc)}")
 
     def search(self, context: Any, request: Any, parameters: dict[str, Any], *,
                progress: ProgressCallback | None = None, cancel: CancelToken | None = None,

@@ -241,8 +241,12 @@ def _supervise_isolated(job: SimulationJob, simulator, context, inputs, params, 
     """Run an isolated simulator: its child is killed at the timeout or on cancel."""
     started = time.perf_counter()
     hashes = context.input_hashes()
-    result = simulator.run(context, inputs, params, uncertainty=model, progress=progress,
-                           cancel=job.cancel_token, timeout_s=timeout_s)
+    try:
+        result = simulator.run(context, inputs, params, uncertainty=model, progress=progress,
+                               cancel=job.cancel_token, timeout_s=timeout_s)
+    except Exception as exc:  # the job must end whatever happens
+        result = SimulationResult.failed(f"simulator {simulator.spec.id} could not be run: "
+                                         f"{type(exc).__name__}: {exc}")
     job._finish(_finalise(result, simulator, context, inputs, params, model, hashes, started))
 
 

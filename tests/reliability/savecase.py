@@ -29,7 +29,7 @@ def small_case(folder: Path, name: str = "case.surgiplan") -> Path:
     twin = Twin(ImageVolume(image, geometry, modality="CT"), patient_ref="P-TEST")
     twin.add_structure("skin", (r2 <= 64) & (r2 > 36), role="skin")
     twin.add_structure("tumour", r2 <= 4, role="target", margin_mm=5.0)
-    twin.add_structure("vessel", (np.abs(xx - 7) <= 1) & (np.abs(yy - 10) <= 1),
+    twin.add_structure("vessel", (np.abs(xx - 7) <= 1) & (np.abs(yy - 10) <= 1) & (r2 <= 36),
                        role="critical", margin_mm=2.0)
     return save_bundle(twin, folder / name)
 

@@ -99,3 +99,13 @@ def test_bundled_simulator_still_works_with_hostile_plugins_installed(listed, ho
     assert proc.returncode == 0, proc.stderr
     assert "vessel:" in proc.stdout
     assert file_digest(case_bundle) == before
+
+
+def test_a_plugin_process_that_ignores_sigterm_does_not_keep_the_cli_alive(listed, hostile_dir,
+                                                                         case_bundle):
+    started = time.monotonic()
+    proc = _cli(["simulate", "trajectory", str(case_bundle), *POINTS, "--simulator",
+                 "hostile-stubborn", "--json"], hostile_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["status"] == "ok"
+    assert time.monotonic() - started < 60

@@ -10,6 +10,7 @@ HOSTILE_PLUGINS = {
     "hostile-gil-hang": "sp_hostile.crashers:GilHang",
     "hostile-exit": "sp_hostile.crashers:Exit",
     "hostile-sysexit": "sp_hostile.crashers:SysExit",
+    "hostile-stubborn": "sp_hostile.crashers:Stubborn",
     "hostile-import-hang": "sp_hostile.import_hang:Never",
     "hostile-import-crash": "sp_hostile.import_crash:Never",
     "hostile-nan": "sp_hostile.liars:NanSafe",

@@ -41,3 +41,18 @@ class SysExit(Hostile):
 
     def attack(self, context):
         raise SystemExit(4)
+
+
+class Stubborn(Hostile):
+    """Ignores SIGTERM, then answers properly: its idle process must not keep the app from
+    exiting."""
+
+    spec = spec("hostile-stubborn")
+
+    def attack(self, context):
+        import signal
+
+        from sp_hostile import safe_looking_result
+
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        return safe_looking_result()
