@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import surgiplan
 from surgiplan.cli.point_args import join_point_values, list_options
@@ -49,6 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _user_os_error(exc: BaseException) -> BadInputError | None:
+    """A full disk, a read-only folder, a parent that is a file: the user's situation."""
+    if not isinstance(exc, OSError):
+        return None
+    from surgiplan.io.atomic import os_error_to_bad_input
+
+    return os_error_to_bad_input(exc, Path(exc.filename or "."))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     raw = list(sys.argv[1:] if argv is None else argv)
@@ -71,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:
+        friendly = _user_os_error(exc)
+        if friendly is not None:
+            print(f"surgiplan: {friendly}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         path = write_crash_log(exc)
         where = f" Details: {path}" if path else ""
         print(f"surgiplan: internal error: {type(exc).__name__}: {exc}.{where}", file=sys.stderr)

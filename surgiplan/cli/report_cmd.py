@@ -1,5 +1,7 @@
 """``surgiplan report CASE [--plan NAME] [--include-identifiers] --out report.pdf``: the plan
-report as PDF, with the views rendered offscreen (works under ``xvfb-run``).
+report as PDF, with the views rendered offscreen (under ``xvfb-run``, or with no display at all:
+Qt's offscreen platform and VTK's EGL/OSMesa render window). The PDF is written atomically and
+read back: a full disk or an unwritable place exits 2 and leaves any previous report intact.
 
 The report holds the case summary (de-identified: only the pseudonymous ``patient_ref`` unless
 ``--include-identifiers``), screenshots (3D, key slices, probe's-eye for trajectories), metric
@@ -34,6 +36,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out.suffix.lower() != ".pdf":
         raise BadInputError("the report must be a .pdf file", path=args.out,
                             action="give --out NAME.pdf")
+    from surgiplan.io.atomic import probe_writable
+
+    probe_writable(args.out)  # before minutes of rendering
     from surgiplan.ui.report.export import write_report_offscreen
 
     path = write_report_offscreen(bundle, args.out, plan=args.plan,

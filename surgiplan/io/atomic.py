@@ -19,6 +19,7 @@ import contextlib
 import errno
 import os
 import re
+import shutil
 import stat
 import tempfile
 import time
@@ -187,3 +188,38 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     with atomic_write(path) as handle:
         handle.write(data)
     return Path(path)
+
+
+def probe_writable(path: str | Path) -> Path:
+    """Fail early (one-line ``BadInputError``) when ``path`` cannot be written atomically:
+    a missing or read-only folder, a parent that is a file, a folder named as the target.
+    Creates and removes a temporary file next to ``path``; a full disk shows only at writing."""
+    path = Path(path)
+    if path.is_dir():
+        raise BadInputError("is a folder, not a file", path=path,
+                            action="Give a file name, not a folder")
+    if _is_special(path) or (not path.parent.exists() and _file_in_parents(path) is None):
+        return path  # a device; or folders the writer will create
+    with _friendly(path):
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                                        dir=path.parent if str(path.parent) else ".")
+        os.close(fd)
+        os.unlink(tmp_name)
+    return path
+
+
+@contextlib.contextmanager
+def removed_on_failure(*paths: str | Path) -> Iterator[None]:
+    """If the block fails, delete those of ``paths`` (files or folders) that did not exist
+    when it started: a multi-file export leaves nothing half-written behind."""
+    fresh = [Path(p) for p in paths if not os.path.lexists(p)]
+    try:
+        yield
+    except BaseException:
+        for path in fresh:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        raise

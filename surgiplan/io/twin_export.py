@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from surgiplan.errors import BadInputError
-from surgiplan.io.atomic import write_bytes_atomic
+from surgiplan.io.atomic import removed_on_failure, write_bytes_atomic
 from surgiplan.io.labelmaps import LABELS_SCHEMA, write_label_map
 from surgiplan.io.mesh_export import MESH_FORMATS, Frame, export_structure_meshes
 from surgiplan.io.source_series import SourceSeries
@@ -132,8 +132,9 @@ def export_twin(
         if out.exists() and not out.is_dir():
             raise BadInputError("mesh export writes one file per structure into a folder, "
                                 "but this is a file", path=out, action="Give a folder path")
-        written = export_structure_meshes(twin, out, fmt=fmt, names=names or None, frame=frame,
-                                          progress=progress, cancel=cancel)
+        with removed_on_failure(out):
+            written = export_structure_meshes(twin, out, fmt=fmt, names=names or None,
+                                              frame=frame, progress=progress, cancel=cancel)
         return list(written.values())
     raise BadInputError(f"unknown export format {fmt!r}",
                         action=f"Use one of {', '.join(EXPORT_FORMATS)}")
@@ -169,9 +170,11 @@ def _export_dicom_seg(twin: Twin, out: Path, names: list[str], source_dicom,
     from surgiplan.io.dicom_seg import write_dicom_seg
 
     source = _case_series_files(twin, Path(source_dicom))[1] if source_dicom else None
-    result = write_dicom_seg(twin, out, names=names, source=source,
-                             include_identifiers=include_identifiers, progress=progress,
-                             cancel=cancel)
+    series_dir = out.parent / f"{out.name.split('.')[0]}_image"  # the reference it may write
+    with removed_on_failure(out, series_dir):
+        result = write_dicom_seg(twin, out, names=names, source=source,
+                                 include_identifiers=include_identifiers, progress=progress,
+                                 cancel=cancel)
     extra = sorted(result.written_series_dir.iterdir()) if result.written_series_dir else []
     return [result.seg_path, *extra]
 
@@ -196,9 +199,12 @@ def _export_dicom_image(twin: Twin, out: Path, source_dicom, include_identifiers
         if found.deidentified:
             raise BadInputError("these files are already de-identified", path=source_dicom,
                                 action="Give the folder of the original series")
-        return deidentify_series(files, out, progress=progress, cancel=cancel)
+        with removed_on_failure(out):
+            return deidentify_series(files, out, progress=progress, cancel=cancel)
     reference = export_reference(twin, include_identifiers=include_identifiers, path=out)
-    written = write_image_series(twin, out, source=reference, progress=progress, cancel=cancel)
+    with removed_on_failure(out):
+        written = write_image_series(twin, out, source=reference, progress=progress,
+                                     cancel=cancel)
     if include_identifiers and reference is not None and not reference.deidentified:
         source_series.log_identified_export("DICOM image series", out)
     return written

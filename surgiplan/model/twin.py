@@ -25,6 +25,9 @@ from surgiplan.model.structures import Segmentation, Structure, checked_property
 from surgiplan.model.surface import SurfaceMesh
 from surgiplan.model.volume import ImageVolume
 
+# Full-grid distance maps kept in a twin's cache (each is 4 bytes per voxel).
+DISTANCE_CACHE_MAPS = 2
+
 
 @dataclass
 class Provenance:
@@ -216,10 +219,15 @@ class Twin:
     def signed_distance_mm(self, name: str) -> np.ndarray:
         """Signed distance map (float32, ``(nz, ny, nx)``, mm): positive outside, negative inside.
 
-        Computed once per structure and cached until that structure is edited.
+        Computed on demand and cached until that structure is edited. The cache holds at most
+        :attr:`distance_cache_bytes` (least recently used maps go first), so a case with 100
+        structures does not keep 100 full-grid maps; a map still used by a caller stays alive
+        through that caller.
         """
         with self._lock:
-            cached = self._distance_cache.get(name)
+            cached = self._distance_cache.pop(name, None)
+            if cached is not None:
+                self._distance_cache[name] = cached  # most recently used last
         if cached is not None:
             return cached
         from surgiplan.processing.distance import signed_distance_map
@@ -228,7 +236,20 @@ class Twin:
         dist.setflags(write=False)
         with self._lock:
             self._distance_cache[name] = dist
+            self._trim_distance_cache()
         return dist
+
+    @property
+    def distance_cache_bytes(self) -> int:
+        """Budget of the distance-map cache: DISTANCE_CACHE_MAPS full-grid float32 maps."""
+        return DISTANCE_CACHE_MAPS * 4 * self.geometry.n_voxels
+
+    def _trim_distance_cache(self) -> None:
+        """Drop least recently used maps beyond the budget (the newest map always stays)."""
+        total = sum(m.nbytes for m in self._distance_cache.values())
+        while total > self.distance_cache_bytes and len(self._distance_cache) > 1:
+            oldest = next(iter(self._distance_cache))
+            total -= self._distance_cache.pop(oldest).nbytes
 
     def surface(self, name: str) -> SurfaceMesh:
         """Surface mesh (LPS mm) of one structure, cached until that structure is edited."""

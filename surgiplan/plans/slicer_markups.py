@@ -138,6 +138,9 @@ def write_markups(plans: list[Plan], path: str | Path) -> Path:
 
 
 # ---------------------------------------------------------------------------- import
+# No scanner's patient space reaches this far (a CT table is about 2 m long): larger
+# coordinates are a unit mistake or a damaged file.
+MAX_ABS_COORDINATE_MM = 10_000.0
 class ImportedMarkups(BaseModel):
     """What a markups file held, in LPS mm: lines as (name, first, last point), points as
     (label, point), and notes on what was skipped or converted."""
@@ -157,6 +160,11 @@ def _to_lps(markup: Markup) -> np.ndarray:
         pts[:, :2] *= -1.0
     if not np.all(np.isfinite(pts)):
         raise ValueError("a control point is not finite")
+    if pts.size and np.abs(pts).max() > MAX_ABS_COORDINATE_MM:
+        worst = pts[np.argmax(np.abs(pts).max(axis=1))]
+        raise ValueError(f"control point ({', '.join(f'{v:.4g}' for v in worst)}) mm is more "
+                         f"than {MAX_ABS_COORDINATE_MM:g} mm from the origin, outside any "
+                         "patient")
     return pts
 
 

@@ -1,14 +1,17 @@
 """Export a plan report from a main window (File > Export report...) or headless from a case
-bundle (``surgiplan report``, views rendered in a hidden-from-the-user window under Xvfb).
+bundle (``surgiplan report``): views rendered in a window never shown to the user, under Xvfb or
+with no display at all (Qt's offscreen platform, VTK's EGL/OSMesa render window; see
+:mod:`surgiplan.ui.report.offscreen`).
 """
 
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEventLoop, QSettings, QTimer
+from PySide6.QtCore import QCoreApplication, QEventLoop, QSettings, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog
 
@@ -87,9 +90,22 @@ def _wait_loaded(window: MainWindow, bundle: Path) -> None:
     if window.twin is None:
         raise BadInputError("the case did not open in time", path=bundle,
                             action="try again, or open it in the app")
+    _wait_scene(window)
     settle = QEventLoop()
     QTimer.singleShot(300, settle.quit)
     settle.exec()
+
+
+def _wait_scene(window: MainWindow) -> None:
+    """Until the 3D view holds the structures' surfaces and no job runs (or the timeout)."""
+    deadline = time.monotonic() + LOAD_TIMEOUT_MS / 1000.0
+    twin = window.twin
+    while time.monotonic() < deadline:
+        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 100)
+        surfaces = twin is None or not len(twin.segmentation) or window.view3d.surface_names()
+        if surfaces and window.runner.is_idle():
+            return
+        time.sleep(0.05)
 
 
 def write_report_offscreen(bundle: Path, out: Path, *, plan: str | None = None,
@@ -100,9 +116,14 @@ def write_report_offscreen(bundle: Path, out: Path, *, plan: str | None = None,
     from surgiplan.ui.app import application
     from surgiplan.ui.autosave import Autosave
     from surgiplan.ui.main_window import MainWindow
+    from surgiplan.ui.report.offscreen import choose_platform, headless, offscreen_plotter
+    from surgiplan.ui.view3d import View3D
 
     plan_set_from_extras(read_extras(bundle)).get(plan) if plan else None  # fail fast
+    choose_platform()
     app = application()
+    if headless():
+        View3D.plotter_factory = offscreen_plotter
     with tempfile.TemporaryDirectory(prefix="surgiplan-report-") as tmp:
         settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
         window = MainWindow(settings=settings, autosave=Autosave(Path(tmp) / "autosave"))
@@ -117,3 +138,4 @@ def write_report_offscreen(bundle: Path, out: Path, *, plan: str | None = None,
             window.close()
             window.deleteLater()
             app.processEvents()
+            View3D.plotter_factory = None

@@ -9,10 +9,11 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from PySide6.QtCore import QMarginsF, QUrl
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, QUrl
 from PySide6.QtGui import QFont, QImage, QPageLayout, QPageSize, QPdfWriter, QTextDocument
 
 from surgiplan.errors import BadInputError
+from surgiplan.io.atomic import write_bytes_atomic
 from surgiplan.ui.report.content import ReportContent, fmt
 
 DISCLAIMER = ("SurgiPlan is a planning and training aid; it is not a certified medical device. "
@@ -153,14 +154,37 @@ def report_html(c: ReportContent, image_names: list[str]) -> str:
         + _signoff() + f"<p class='small'>{escape(DISCLAIMER)}</p></body></html>")
 
 
+def _complete_pdf(data: bytes) -> bool:
+    """True for a whole PDF: the header, and the end-of-file marker in its last bytes."""
+    return data.startswith(b"%PDF-") and b"%%EOF" in data[-64:]
+
+
 def write_pdf(content: ReportContent, images: dict[str, QImage], path: str | Path) -> Path:
-    """Write the report to ``path`` (A4 PDF); returns the path."""
+    """Write the report to ``path`` (A4 PDF), atomically; returns the path.
+
+    The PDF is made in memory, checked to be complete, written to a temporary file renamed over
+    ``path``, then read back and compared; a full disk or an unwritable place raises
+    ``BadInputError`` and leaves any previous report untouched.
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BadInputError(f"cannot create the folder ({exc.strerror})", path=path.parent,
                             action="choose a writable folder") from exc
+    data = pdf_bytes(content, images)
+    if not _complete_pdf(data):
+        raise BadInputError("the PDF could not be made (it came out incomplete)", path=path,
+                            action="try again; if it persists, report a bug")
+    write_bytes_atomic(path, data)
+    if not path.is_file() or path.read_bytes() != data:
+        raise BadInputError("the PDF on disk differs from the one written", path=path,
+                            action="check the drive, then write the report again")
+    return path
+
+
+def pdf_bytes(content: ReportContent, images: dict[str, QImage]) -> bytes:
+    """The report as A4 PDF bytes."""
     names = [n for n, img in images.items() if img is not None and not img.isNull()]
     doc = QTextDocument()
     font = QFont()
@@ -170,7 +194,10 @@ def write_pdf(content: ReportContent, images: dict[str, QImage], path: str | Pat
         doc.addResource(QTextDocument.ResourceType.ImageResource, QUrl(f"img:{name}"),
                         images[name])
     doc.setHtml(report_html(content, names))
-    writer = QPdfWriter(str(path))
+    array = QByteArray()
+    buffer = QBuffer(array)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    writer = QPdfWriter(buffer)
     writer.setTitle(content.title)
     writer.setCreator(f"SurgiPlan {content.provenance[0][1]}")
     writer.setPageLayout(QPageLayout(QPageSize(QPageSize.PageSizeId.A4),
@@ -178,7 +205,6 @@ def write_pdf(content: ReportContent, images: dict[str, QImage], path: str | Pat
                                      QMarginsF(15, 15, 15, 15), QPageLayout.Unit.Millimeter))
     writer.setResolution(300)
     doc.print_(writer)
-    if not path.is_file() or path.stat().st_size == 0:
-        raise BadInputError("the PDF could not be written", path=path,
-                            action="choose a writable folder and a .pdf name")
-    return path
+    del writer  # finishes the document
+    buffer.close()
+    return bytes(array.data())
