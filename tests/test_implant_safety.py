@@ -146,9 +146,11 @@ def test_suggest_on_a_merged_bone_is_refused(abdomen_case):
 
 
 def test_soft_tissue_screw_through_the_cli_json(tmp_path):
-    done = _cli("sample", "spine", "--out", str(tmp_path / "spine"))
-    assert done.returncode == 0, done.stderr
-    done = _cli("simulate", "implant", str(tmp_path / "spine"), "--screw", "6.5x45",
+    from surgiplan.io.bundle import save_bundle
+
+    image, seg, _ = make_phantom("spine")
+    case = save_bundle(Twin(image, seg), tmp_path / "spine.surgiplan")
+    done = _cli("simulate", "implant", str(case), "--screw", "6.5x45",
                 "--entry", "60,40,0", "--target", "60,0,0", "--samples", "100", "--json")
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)

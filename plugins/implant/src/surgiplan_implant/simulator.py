@@ -273,11 +273,11 @@ class ImplantSimulator:
         warnings = _warnings(context, live, nominal, vertices, pose, judged, mc)
         report(progress, 1.0, "implant scored")
         spacing = context.geometry.spacing_mm
-        letter = nominal.grade or "not assessable"
+        letter = nominal.grade if nominal.grade and not judged.assessable else "not assessable"
         return SimulationResult(
             status=Status.OK, metrics=metrics, levels=levels, concerns=concerns,
             geometry=_display(inputs, vertices, faces, pose, nominal), warnings=warnings,
-            details={"gertzbein_grade": letter, "grade_letter": letter,
+            details=_json_safe({"gertzbein_grade": letter, "grade_letter": letter,
                      "method": nominal.method,
                      "grid": {"breach_mm": grid.breach_mm, "grade": grid.grade,
                               "breach_by_direction_mm": grid.breach_by_direction_mm},
@@ -288,10 +288,21 @@ class ImplantSimulator:
                      else [float(v) for v in nominal.worst_breach_lps],
                      "grade_source": GERTZBEIN_1990, "grade_scale": GERTZBEIN_1990,
                      "error_model": self.error_profile.to_json(),
-                     **interval_details(mc, uncertainty, spacing)})
+                     **interval_details(mc, uncertainty, spacing)}))
 
 
 _monte_carlo = run_monte_carlo  # the name bench/bench_implant.py times
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats (not assessable) as None, tuples as lists."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
 
 
 def _collisions(inputs: ImplantInput, vertices: np.ndarray, faces: np.ndarray,
