@@ -113,5 +113,9 @@ def _print_header(result: Any, suggestion: dict[str, Any]) -> None:
               + ",".join(f"{v:.1f}" for v in suggestion["tip_lps"])
               + f"; narrowest pedicle width {suggestion['isthmus_width_mm']:.1f} mm")
     if "gertzbein_grade" in result.details:
-        print(f"Gertzbein-Robbins grade: {result.details['gertzbein_grade']} "
+        print(f"Modified Gertzbein-Robbins grade: {result.details['gertzbein_grade']} "
               f"({result.details.get('method')} check)")
+    if result.ok:
+        print(f"Verdict: {result.overall_level}")
+        for line in result.verdict_reasons():
+            print(f"  - {line}")
