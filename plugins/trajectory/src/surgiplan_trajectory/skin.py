@@ -85,16 +85,16 @@ def smoothed_vertex_normals(vertices: np.ndarray, faces: np.ndarray,
     ~``scale_mm`` (see top), and the same average of the vertex positions, the centre of each
     vertex's averaging window (on an uneven mesh it drifts off the vertex by up to ~1.5 mm;
     the normal belongs to the centre: 2 degrees instead of 5 on a 22 mm sphere)."""
-    both = np.hstack([area_weighted_normals(vertices, faces), vertices])
+    both = np.hstack([area_weighted_normals(vertices, faces), vertices]).astype(np.float32)
     if len(faces):
-        average = _ring_average(faces, len(vertices))
+        average = _ring_average(faces, len(vertices)).astype(np.float32)
         edges = np.linalg.norm(vertices[faces[:, [1, 2, 0]]] - vertices[faces], axis=2)
         step = SPREAD_PER_STEP * float(edges.mean())
         for _ in range(min(MAX_STEPS, math.ceil((scale_mm / step) ** 2))):
             both = average @ both
-    normals = both[:, :3]
+    normals = both[:, :3].astype(float)
     return (normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12),
-            both[:, 3:])
+            both[:, 3:].astype(float))
 
 
 def _outer_vertices(context: SimulationContext, vertices: np.ndarray,
