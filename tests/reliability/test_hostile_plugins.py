@@ -206,3 +206,22 @@ def test_wrong_typed_in_process_result_is_a_failed_result(case):
     assert result.status is Status.FAILED and "hostile-types" in result.error
     assert "value is str, not a number" in result.error
     assert np.isfinite(result.provenance.run_time_s)
+
+
+def test_trust_is_overridable(monkeypatch, case):
+    from surgiplan.simulation.discovery import BUNDLED_DISTRIBUTIONS, trusted_distributions
+
+    assert trusted_distributions("bundled") == BUNDLED_DISTRIBUTIONS
+    assert trusted_distributions("all") is None and trusted_distributions("none") == frozenset()
+    assert "my-plugin" in trusted_distributions("My_Plugin")
+    monkeypatch.setenv("SURGIPLAN_PLUGIN_TRUST", "none")
+    trajectory = next(e for e in discover() if e.name == "trajectory")
+    assert trajectory.isolated and trajectory.enabled, trajectory.reason
+    model = UncertaintyModel(samples=100)
+    context = SimulationContext(case[0])
+    isolated = run_simulation(trajectory.simulator, context, INPUT, uncertainty=model)
+    inside = run_simulation(load_simulator("trajectory", entries=discover(trust="bundled")),
+                            context, INPUT, uncertainty=model)
+    assert isolated.ok and inside.ok, (isolated.error, inside.error)
+    assert isolated.metric("min_distance_mm", "vessel").ci95 == \
+        inside.metric("min_distance_mm", "vessel").ci95
