@@ -117,5 +117,8 @@ def _print_header(result: Any, suggestion: dict[str, Any]) -> None:
               f"({result.details.get('method')} check)")
     if result.ok:
         print(f"Verdict: {result.overall_level}")
-        for line in result.verdict_reasons():
+        reasons = result.verdict_reasons()
+        for line in reasons[:3]:
             print(f"  - {line}")
+        if len(reasons) > 3:
+            print(f"  - ... {len(reasons) - 3} more (see the metrics below)")
