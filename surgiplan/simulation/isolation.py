@@ -282,11 +282,12 @@ class _Channel:
             raise PluginError(f"{self.label} crashed during {what} "
                               f"({self._stop_for_exit_code()})") from None
         except OSError as exc:
+            if "bad message length" not in str(exc):  # the pipe broke: it died
+                raise PluginError(f"{self.label} crashed during {what} "
+                                  f"({self._stop_for_exit_code()})") from None
             self.kill()
-            too_big = "bad message length" in str(exc)
             raise PluginError(f"{self.label} sent back more than "
-                              f"{MAX_MESSAGE_BYTES // 2**20} MB during {what}; refused"
-                              if too_big else f"{self.label}: {_one_line(exc)}") from None
+                              f"{MAX_MESSAGE_BYTES // 2**20} MB during {what}; refused") from None
         except Exception as exc:  # not allow-listed, truncated, garbage
             self.kill()
             raise PluginError(f"{self.label} sent back an unusable answer during "
