@@ -33,17 +33,22 @@ LEAVES_IMAGE = ((10.0, 1.7, SLICE_Z), (69.7, 1.7, SLICE_Z + 20.0))
 HEART_KEYS = ("min_distance_mm", "risk", "breach_probability")
 
 
-@pytest.fixture(scope="module")
-def thin_case(tmp_path_factory):
-    from surgiplan.io.bundle import save_bundle
+def _thin_twin(folder):
     from surgiplan.io.twin_build import build_twin
 
     scan = real_scan("liver-ct-3slice-seg")
-    folder = tmp_path_factory.mktemp("thin")
     names = folder / "labels.json"
     names.write_text(json.dumps(NAMES), encoding="utf-8")
     labels = [scan / "labels" / f"{n}_seg.nrrd" for n in ("heart", "liver", "spine")]
-    twin = build_twin(scan / "dicom", labels=labels, label_names=names)
+    return build_twin(scan / "dicom", labels=labels, label_names=names)
+
+
+@pytest.fixture(scope="module")
+def thin_case(tmp_path_factory):
+    from surgiplan.io.bundle import save_bundle
+
+    folder = tmp_path_factory.mktemp("thin")
+    twin = _thin_twin(folder)
     return save_bundle(twin, folder / "thin.surgiplan"), twin
 
 
@@ -97,3 +102,22 @@ def test_simulator_results_validate_and_never_give_a_heart_number(thin_case):
             length = result.metric("path_length_mm")  # the plan's own geometry: known
             assert length.assessable
             assert abs(length.value - np.linalg.norm(np.subtract(target, entry))) < 1e-9
+
+
+def test_search_rejects_entries_whose_clearance_is_unknown(tmp_path):
+    """With a body outline as skin, every candidate path lies within 1.5 mm of the slab's faces
+    that cut the heart: each is either visibly at the heart or rejected as not assessable."""
+    from surgiplan.simulation import PathSearchRequest
+
+    twin = _thin_twin(tmp_path)
+    body = twin.image.array > -300
+    twin.add_structure("body", body, role="skin")
+    context = SimulationContext(twin)
+    sim = load_simulator("trajectory")
+    request = PathSearchRequest(target_lps=(-74.0, -33.0, SLICE_Z), max_length_mm=200.0,
+                                max_angle_deg=90.0, top_k=3)
+    result = sim.search(context, request, sim.spec.defaults())
+    assert result.n_candidates > 100
+    assert result.rejected["not_assessable"] > 0.9 * result.n_candidates, result.rejected
+    for c in result.candidates:
+        assert abs(c.clearance_mm + request.diameter_mm / 2) <= 1.5

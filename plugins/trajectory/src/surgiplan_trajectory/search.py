@@ -7,8 +7,10 @@
 2. Every candidate (thousands) is scored by the compiled kernel against the *combined* critical map
    (voxel-wise minimum of the critical structures' signed distances): clearance and risk.
 3. Rejected: longer than ``max_length_mm``, steeper than ``max_angle_deg`` to the skin normal,
-   or clearance < 0 (breach). The rest are ranked by risk, then clearance, angle, length; the
-   list keeps entries at least ``MIN_SEPARATION_MM`` apart so it offers real alternatives.
+   clearance < 0 (breach), or clearance not assessable (the path leaves the image, or passes
+   nearer the edge that cuts a critical structure than that structure). The rest are ranked
+   by risk, then clearance, angle, length; the list keeps entries at least
+   ``MIN_SEPARATION_MM`` apart so it offers real alternatives.
 4. Pareto front over (clearance up, length down, angle down) of the feasible candidates.
 5. The top few are re-checked with the exact point-to-mesh distance to each critical
    structure's surface (every 0.25 mm of the axis); one that breaches there is dropped.
@@ -32,7 +34,12 @@ from surgiplan.simulation import (
     SimulationContext,
 )
 from surgiplan_trajectory.kernel import lps_to_zyx_matrix, score_paths
-from surgiplan_trajectory.simulator import entry_angles_deg, skin_structure
+from surgiplan_trajectory.simulator import (
+    edge_distance_mm,
+    entry_angles_deg,
+    skin_structure,
+    touches_image_edge,
+)
 from surgiplan_trajectory.skin import skin_normals
 
 MIN_SEPARATION_MM = 5.0
@@ -117,13 +124,24 @@ def exact_clearance_mm(functions: dict[str, Any], entry: np.ndarray, target: np.
     return out
 
 
-def _reasons(length, angle, clearance, request) -> tuple[np.ndarray, dict[str, int]]:
+def unknown_clearance(context: SimulationContext, entries: np.ndarray, target: np.ndarray,
+                      clearance: np.ndarray, radius_mm: float) -> np.ndarray:
+    """True where a path's clearance cannot be known: it leaves the image, or a critical
+    structure is cut by the image edge and the path is nearer that edge than to the visible
+    structures (the unseen part may be nearer; see the simulator's module docstring)."""
+    edge = edge_distance_mm(context.geometry, entries, np.broadcast_to(target, entries.shape))
+    cut = any(touches_image_edge(context.mask(s.name)) for s in context.by_role(Role.CRITICAL))
+    return (edge < 0) | (cut & (np.abs(clearance + radius_mm) > edge))
+
+
+def _reasons(length, angle, clearance, unknown, request) -> tuple[np.ndarray, dict[str, int]]:
     too_long = length > request.max_length_mm
     too_steep = angle > request.max_angle_deg
     breach = clearance < 0
-    feasible = ~(too_long | too_steep | breach)
+    feasible = ~(too_long | too_steep | breach | unknown)
     return feasible, {"too_long": int(too_long.sum()), "too_steep": int(too_steep.sum()),
-                      "breach": int(breach.sum()), "feasible": int(feasible.sum())}
+                      "breach": int(breach.sum()), "not_assessable": int(unknown.sum()),
+                      "feasible": int(feasible.sum())}
 
 
 def search_paths(
@@ -161,7 +179,8 @@ def search_paths(
     vec = target - entries
     length = np.linalg.norm(vec, axis=1)
     angle = entry_angles_deg(vec / np.maximum(length, 1e-9)[:, None], normals)
-    feasible, rejected = _reasons(length, angle, clearance, request)
+    unknown = unknown_clearance(context, entries, target, clearance, radius)
+    feasible, rejected = _reasons(length, angle, clearance, unknown, request)
     check(cancel)
     pareto = np.zeros(len(ids), dtype=bool)
     if feasible.any():
