@@ -66,7 +66,7 @@ MANIFEST = "manifest.json"
 IMAGE_ENTRY = "image.nrrd"
 SEGMENTATION_ENTRY = "segmentation.seg.nrrd"
 MESH_FOLDER = "meshes/"
-EXTRA_FOLDERS = ("plans/",)
+EXTRA_FOLDERS = ("plans/", "display/")  # display/: the app's 3D display-surface cache
 _SHA256 = r"^[0-9a-f]{64}$"
 # The ZIP comment holds the manifest's own SHA-256, so an edited manifest is detected.
 MANIFEST_HASH_PREFIX = b"surgiplan-manifest-sha256:"

@@ -18,7 +18,14 @@ from surgiplan.model.surface import SurfaceMesh
 from surgiplan.model.twin import Provenance, Twin
 from surgiplan.model.volume import ImageVolume
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
-from surgiplan.ui.display_meshes import Scene3D, display_smoothed, mesh_to_polydata
+from surgiplan.ui.display_meshes import (
+    Scene3D,
+    cached_display_meshes,
+    display_cache_entries,
+    display_smoothed,
+    layer_keys,
+    mesh_to_polydata,
+)
 from surgiplan.ui.windowing import default_window
 
 CASE_SUFFIX = ".surgiplan"
@@ -133,12 +140,20 @@ def scene_3d(twin: Twin, *, names: list[str] | None = None, with_volume: bool = 
         scene.volume = display_volume(twin.image, progress=_part(progress, 0.0, 0.2),
                                       cancel=cancel)
     if len(twin.segmentation):
-        meshes = display_surfaces(twin, names=names, progress=_part(progress, 0.2, 0.8),
-                                  cancel=cancel)
-        for n, (name, mesh) in enumerate(meshes.items()):
+        keys = layer_keys(twin.segmentation)
+        shown = cached_display_meshes(twin, names, keys)  # from the bundle, still valid
+        todo = [n for n in (twin.segmentation.names() if names is None else names)
+                if n not in shown]
+        made = display_surfaces(twin, names=todo, progress=_part(progress, 0.2, 0.8),
+                                cancel=cancel) if todo else {}
+        made = {name: display_smoothed(mesh) for name, mesh in made.items()}
+        shown.update(made)
+        for n, (name, mesh) in enumerate(shown.items()):
             check(cancel)
-            scene.surfaces[name] = mesh_to_polydata(display_smoothed(mesh), normals=True)
-            report(progress, 0.8 + 0.2 * (n + 1) / len(meshes), "3D surfaces")
+            scene.surfaces[name] = mesh_to_polydata(mesh, normals=True)
+            report(progress, 0.8 + 0.2 * (n + 1) / len(shown), "3D surfaces")
+        if made:
+            scene.cache_entries = display_cache_entries(twin, made, keys)
     elif scene.volume is not None:
         mesh = scan_surface(scene.volume, progress=_part(progress, 0.2, 0.9), cancel=cancel)
         check(cancel)

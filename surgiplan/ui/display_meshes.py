@@ -79,3 +79,95 @@ class Scene3D:
     volume: ImageVolume | None = None
     surfaces: dict[str, pv.PolyData] = field(default_factory=dict)  # structure name -> mesh
     scan_surface: pv.PolyData | None = None  # iso-surface when the twin has no structures
+    cache_entries: dict[str, bytes] = field(default_factory=dict)  # for twin.bundle_extras
+
+
+# ---------------------------------------------------------------------------- display cache
+# The smoothed display surfaces travel in the case bundle (``display/`` entries, kept by the
+# bundle's extras mechanism), keyed by a hash of the structure's label layer, label value and
+# grid: a reopened case shows them without meshing; an edited structure's key no longer matches.
+DISPLAY_FOLDER = "display/"
+DISPLAY_INDEX = f"{DISPLAY_FOLDER}index.json"
+
+
+def layer_keys(segmentation) -> list[str]:
+    """SHA-256 of every label layer's voxels and the grid (one per layer)."""
+    import hashlib
+
+    geo = segmentation.geometry
+    grid = repr((geo.size, geo.spacing_mm, geo.origin_lps, np.round(geo.direction, 9).tolist()))
+    keys = []
+    for layer in segmentation.layers:
+        digest = hashlib.sha256(grid.encode())
+        digest.update(np.ascontiguousarray(layer).view(np.uint8).data)
+        keys.append(digest.hexdigest())
+    return keys
+
+
+def _structure_key(layer_key: str, label: int) -> str:
+    return f"{layer_key}:{int(label)}"
+
+
+def _entry_name(name: str) -> str:
+    import hashlib
+
+    return f"{DISPLAY_FOLDER}{hashlib.sha256(name.encode()).hexdigest()[:20]}.vtp"
+
+
+def cached_display_meshes(twin, names: list[str] | None = None,
+                          keys: list[str] | None = None) -> dict[str, SurfaceMesh]:
+    """Display surfaces stored in ``twin.bundle_extras`` whose key still matches the voxels."""
+    import json
+
+    from surgiplan.io.bundle import vtp_to_mesh
+
+    raw = twin.bundle_extras.get(DISPLAY_INDEX)
+    if not raw:
+        return {}
+    try:
+        index = json.loads(raw)
+    except ValueError:
+        return {}
+    keys = layer_keys(twin.segmentation) if keys is None else keys
+    wanted = twin.segmentation.names() if names is None else names
+    found: dict[str, SurfaceMesh] = {}
+    for s in twin.structures:
+        record = index.get(s.name) if isinstance(index, dict) else None
+        if s.name not in wanted or not isinstance(record, dict):
+            continue
+        entry = record.get("entry")
+        if record.get("key") != _structure_key(keys[s.layer], s.label) or \
+                entry not in twin.bundle_extras:
+            continue
+        try:
+            found[s.name] = vtp_to_mesh(twin.bundle_extras[entry], path=entry)
+        except Exception:  # a damaged cache entry is simply rebuilt
+            continue
+    return found
+
+
+def display_cache_entries(twin, meshes: dict[str, SurfaceMesh],
+                          keys: list[str] | None = None) -> dict[str, bytes]:
+    """Bundle entries storing ``meshes`` (display surfaces) with their keys, merged into the
+    twin's current display index."""
+    import json
+
+    from surgiplan.io.bundle import mesh_to_vtp
+
+    keys = layer_keys(twin.segmentation) if keys is None else keys
+    raw = twin.bundle_extras.get(DISPLAY_INDEX)
+    try:
+        index = json.loads(raw) if raw else {}
+    except ValueError:
+        index = {}
+    index = {k: v for k, v in (index if isinstance(index, dict) else {}).items()
+             if k in twin.segmentation.names()}
+    entries: dict[str, bytes] = {}
+    for s in twin.structures:
+        if s.name not in meshes:
+            continue
+        entry = _entry_name(s.name)
+        entries[entry] = mesh_to_vtp(meshes[s.name])
+        index[s.name] = {"key": _structure_key(keys[s.layer], s.label), "entry": entry}
+    entries[DISPLAY_INDEX] = json.dumps(index, sort_keys=True).encode()
+    return entries

@@ -445,6 +445,7 @@ class MainWindow(QMainWindow):
         def done(scene) -> None:
             if twin is self.twin:
                 self.view3d.set_scene(scene, twin.structures, modality=twin.image.modality)
+                twin.bundle_extras.update(scene.cache_entries)
 
         self.runner.submit("Preparing 3D view", partial(case_io.scene_3d, twin),
                            on_done=done, on_error=self.report_error)
@@ -461,6 +462,7 @@ class MainWindow(QMainWindow):
     def _surfaces_ready(self, twin: Twin, scene) -> None:
         if twin is self.twin:
             self.view3d.set_surfaces(scene.surfaces, twin.structures)
+            twin.bundle_extras.update(scene.cache_entries)
 
     def queue_surfaces(self, name: str) -> None:
         """Re-mesh only structure ``name`` in a worker soon; quick successive edits coalesce."""
@@ -489,6 +491,7 @@ class MainWindow(QMainWindow):
                  if self._surface_serials.get(n) == serial and n in twin.segmentation.names()}
         if fresh:
             self.view3d.set_surfaces(fresh, twin.structures)
+            twin.bundle_extras.update(scene.cache_entries)  # display cache saved with the case
 
     def _build_segment_dock(self) -> None:
         """The Segment dock with its Edit/Segment menus and File import/export (issue 4)."""
