@@ -303,6 +303,9 @@ class TrajectorySimulator:
             out = [Metric("path_length_mm", "Path length", "mm", length,
                           prediction(length, lengths), interval=IntervalKind.PREDICTION,
                           failed_draw_share=0.0)]
+        if skin_structure(context) is None:
+            warnings.append("no structure has the role skin: the entry angle is not computed")
+            return out
         return out + [_angle_metric(context, entry, target, draws, warnings)]
 
     def search(
@@ -413,6 +416,8 @@ class _Scorer:
     def _unknown(edge: float, visible: float, cut: bool, name: str) -> str:
         if edge < 0:
             return "the path leaves the image: anatomy outside it is unknown"
+        if not math.isfinite(visible):
+            return f"{name} has no voxels: segment it or remove its critical role"
         if cut and visible < -edge:
             return (f"{name} is cut by the image edge and the path enters it {-visible:.1f} mm "
                     f"deep, deeper than its distance to the edge ({edge:.1f} mm): the unseen "
@@ -462,10 +467,6 @@ def _clearance_metric(levels, per_draw, draws) -> Metric:
 def _angle_metric(context, entry, target, draws, warnings) -> Metric:
     """Angle between the path and the inward normal of the smooth outer skin at the entry."""
     skin = skin_structure(context)
-    if skin is None:
-        warnings.append("no structure has the role skin: the entry angle is not computed")
-        return Metric.unassessable("entry_angle_deg", ANGLE_TITLE, "deg",
-                                   "no structure has the role skin")
     normals = skin_normals(context, skin)
     normal, gap = normals.at(entry)
     if gap[0] > ENTRY_SKIN_TOLERANCE_MM or not context.geometry.contains_lps(entry):
