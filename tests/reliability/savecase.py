@@ -69,3 +69,16 @@ def one_line_rc2(result: subprocess.CompletedProcess) -> str:
     assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     return lines[0]
+
+
+def add_trajectory_plan(path: Path, name: str = "path A") -> Path:
+    """Add a trajectory plan (entry through the skin to the tumour) to the case's plans."""
+    from surgiplan.plans.model import Intervention, Plan
+    from surgiplan.plans.store import read_plans, write_plans
+
+    plans = read_plans(path)
+    plans.add(Plan(name=name, interventions=[Intervention(
+        label="needle", kind="trajectory", simulator_id="surgiplan.trajectory",
+        inputs={"entry_lps": [0.0, -9.0, 0.0], "target_lps": [0.0, 0.0, 0.0],
+                "diameter_mm": 2.0})]))
+    return write_plans(path, plans)

@@ -10,10 +10,13 @@ or OSMesa when EGL is missing, chosen by VTK at run time (VTK >= 9.4 wheels).
 
 from __future__ import annotations
 
+import ctypes.util
 import os
+import sys
 from typing import Any
 
 import pyvista as pv
+from PySide6.QtCore import QMessageLogContext, QtMsgType, qInstallMessageHandler
 from PySide6.QtGui import QGuiApplication, QImage
 
 HEADLESS_PLATFORMS = ("offscreen", "minimal")
@@ -27,10 +30,36 @@ def display_available() -> bool:
 
 def choose_platform() -> str:
     """Before the QApplication exists: with no display and no explicit ``QT_QPA_PLATFORM``,
-    use Qt's ``offscreen`` platform. Returns the platform Qt will use."""
-    if not os.environ.get("QT_QPA_PLATFORM") and not display_available():
-        os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    return os.environ.get("QT_QPA_PLATFORM", "xcb")
+    use Qt's ``offscreen`` platform; with no display, VTK's EGL window (else OSMesa) rather
+    than trying X first. Returns the platform Qt will use."""
+    if not display_available():
+        if not os.environ.get("QT_QPA_PLATFORM"):
+            os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        window = vtk_offscreen_window()
+        if window and not os.environ.get("VTK_DEFAULT_OPENGL_WINDOW"):
+            os.environ["VTK_DEFAULT_OPENGL_WINDOW"] = window
+    platform = os.environ.get("QT_QPA_PLATFORM", "xcb")
+    if platform in HEADLESS_PLATFORMS:
+        qInstallMessageHandler(_quiet_offscreen)
+    return platform
+
+
+def vtk_offscreen_window() -> str | None:
+    """The VTK render window class that works without a display here: EGL (Mesa's
+    surfaceless platform) when libEGL is installed, else OSMesa, else None."""
+    if ctypes.util.find_library("EGL"):
+        return "vtkEGLRenderWindow"
+    if ctypes.util.find_library("OSMesa"):
+        return "vtkOSOpenGLRenderWindow"
+    return None
+
+
+def _quiet_offscreen(kind: QtMsgType, context: QMessageLogContext, message: str) -> None:
+    """Drop the offscreen platform's notes about window-manager hints; print the rest."""
+    if "does not support propagateSizeHints" in message:
+        return
+    if kind != QtMsgType.QtDebugMsg:
+        sys.stderr.write(f"{message}\n")
 
 
 def headless() -> bool:
