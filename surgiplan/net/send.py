@@ -66,8 +66,8 @@ def _uid() -> str:
 
 def encapsulated_pdf(pdf: Path, reference: SourceSeries, *, title: str = "SurgiPlan plan "
                      "report") -> Dataset:
-    """An Encapsulated PDF instance (PS3.3 A.45.1) in the reference's study, patient and frame
-    of reference, citing the source images in its Source Instance Sequence."""
+    """An Encapsulated PDF instance (PS3.3 A.45.1) in the reference's study and patient,
+    citing the source images in its Source Instance Sequence."""
     from surgiplan import __version__
     from surgiplan.io.dicom_seg import MANUFACTURER
 
@@ -89,7 +89,6 @@ def encapsulated_pdf(pdf: Path, reference: SourceSeries, *, title: str = "SurgiP
         setattr(ds, keyword, reference.identity.get(keyword, ""))
     ds.StudyInstanceUID = reference.study_uid
     ds.SeriesInstanceUID = _uid()
-    ds.FrameOfReferenceUID = reference.frame_of_reference_uid
     ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "DOC", 301, 1
     ds.SeriesDescription = "SurgiPlan report"
     ds.Manufacturer, ds.ConversionType = MANUFACTURER, "WSD"
