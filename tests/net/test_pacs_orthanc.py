@@ -164,11 +164,33 @@ def test_stow_rs_files_the_pdf_in_the_source_study(pacs, orthanc, capsys, tmp_pa
     assert orthanc.raw(f"/instances/{doc['ID']}/pdf") == (tmp_path / "r.pdf").read_bytes()
 
 
+def _add_trajectory_plan(case: Path) -> None:
+    """A trajectory plan into the liver (the report needs a plan): from 80 mm anterior-right
+    of the liver's centre to that centre, LPS mm."""
+    import numpy as np
+
+    from surgiplan.io.bundle import load_bundle
+    from surgiplan.plans.model import Intervention, Plan
+    from surgiplan.plans.store import read_plans, write_plans
+    from surgiplan.simulation import TrajectoryInput
+
+    twin = load_bundle(case)
+    zyx = np.argwhere(twin.segmentation.mask("liver_seg")).mean(0)
+    target = twin.geometry.index_to_lps(zyx[::-1][None])[0]
+    entry = target + np.array([-80.0, -20.0, 0.0])
+    plans = read_plans(case)
+    plans.add(Plan(name="liver biopsy", interventions=[Intervention.from_input(
+        "needle", TrajectoryInput(entry_lps=tuple(entry), target_lps=tuple(target),
+                                  diameter_mm=2.0))]))
+    write_plans(case, plans)
+
+
 def test_the_plan_report_pdf_goes_back(pacs, orthanc, capsys, tmp_path):
     if not os.environ.get("DISPLAY"):
         pytest.skip("no display: run under xvfb-run to render the report's views")
     small = _series(_find(capsys), "99000")
     case = _build_case(capsys, tmp_path, tmp_path / "db", small)
+    _add_trajectory_plan(case)
     pdf = tmp_path / "report.pdf"
     run = subprocess.run([sys.executable, "-m", "surgiplan", "report", str(case),
                           "--include-identifiers", "--out", str(pdf)],
