@@ -344,7 +344,7 @@ class AblationSimulator:
                          "discretisation (surgiplan_ablation.intervals)"}
         if params["score_paths"]:
             report(progress, 0.7, "scoring the insertion paths")
-            self._paths(context, probes, uncertainty, metrics, concerns, warnings, details)
+            self._paths(context, probes, model, metrics, concerns, warnings, details)
         report(progress, 1.0, "ablation scored")
         return SimulationResult(status=Status.OK, metrics=metrics, levels=levels,
                                 geometry=_display(probes, nom), warnings=warnings,
@@ -365,7 +365,7 @@ class AblationSimulator:
             inputs = TrajectoryInput(entry_lps=tuple(p.shaft_lps), target_lps=tuple(p.tip_lps),
                                      diameter_mm=p.diameter_mm)
             res = trajectory.run(context, inputs, trajectory.spec.defaults(),
-                                 uncertainty=model.resolved_for(trajectory))
+                                 uncertainty=model)  # the probe's own placement accuracy
             details["paths"].append({"probe": k, "metrics": [m.to_json() for m in res.metrics],
                                      "traversed": res.details.get("traversed", [])})
             metrics += [replace(m, key="path_min_distance_mm",
