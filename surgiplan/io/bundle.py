@@ -336,9 +336,9 @@ def save_bundle(
     path = Path(path)
     if not overwrite_changes:
         _check_unchanged(twin, path)
-    report(progress, 0.0, "encoding the case")
-    entries = bundle_entries(twin, include_identifiers=include_identifiers)
     with atomic_write(path) as handle:
+        report(progress, 0.0, "encoding the case")
+        entries = bundle_entries(twin, include_identifiers=include_identifiers)
         _write_archive(handle, entries, cancel, progress)
         if not overwrite_changes:
             _check_unchanged(twin, path)  # again, just before the rename
