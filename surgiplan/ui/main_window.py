@@ -109,6 +109,7 @@ class MainWindow(QMainWindow):
         from surgiplan.ui.pacs_panel import install_pacs  # PACS + DICOM database (issue 17)
 
         install_pacs(self)
+        self._build_measurements_dock()
         self._fit_panels()
         self._restore_window_state()
         self._autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
@@ -253,6 +254,7 @@ class MainWindow(QMainWindow):
                 scroll.setWidget(widget)
                 dock.setWidget(scroll)
             self.panels_menu.addAction(dock.toggleViewAction())
+            dock.visibilityChanged.connect(lambda _v: QTimer.singleShot(0, self._sync_docks))
         self.panels_menu.addAction(self.wl_bar.toggleViewAction())
         left = [d for d in self.docks()
                 if self.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea]
@@ -261,6 +263,22 @@ class MainWindow(QMainWindow):
         for group in (left, right):
             if group:
                 self.resizeDocks(group, [DOCK_WIDTH_PX] * len(group), Qt.Orientation.Horizontal)
+
+    def _sync_docks(self) -> None:
+        """Hide the panel of a dock parked behind another dock's tab (Qt keeps such docks
+        "visible" off screen), show it again when its tab is raised: panels then do their
+        work (distance maps, plug-in runs) only when the user looks at them."""
+        if not self.isVisible():
+            return
+        for dock in self.docks():
+            scroll = dock.widget()
+            inner = scroll.widget() if isinstance(scroll, QScrollArea) else None
+            if inner is None or dock.isFloating():
+                continue
+            shown = dock.isVisible() and not (self.tabifiedDockWidgets(dock)
+                                              and dock.visibleRegion().isEmpty())
+            if inner.isHidden() == shown:
+                inner.setVisible(shown)
 
     # ------------------------------------------------------------------ remembered state
     def _restore_window_state(self) -> None:
@@ -504,6 +522,12 @@ class MainWindow(QMainWindow):
         from surgiplan.ui.planning_panel import install_planning
 
         self.planning_panel = install_planning(self)
+
+    def _build_measurements_dock(self) -> None:
+        """The Measure dock: rulers, angles, ROI statistics (issue 14)."""
+        from surgiplan.ui.measurements import install_measurements
+
+        self.measurements_panel = install_measurements(self)
 
     def _build_report_menu(self) -> None:
         """File > Export report... (the plan report PDF, issue 7)."""
@@ -751,6 +775,7 @@ class MainWindow(QMainWindow):
     def showEvent(self, event) -> None:
         """Create the 3D render window just after the first paint (keeps start-up fast)."""
         super().showEvent(event)
+        QTimer.singleShot(0, self._sync_docks)
         if not self._shown_once:
             self._shown_once = True
             QTimer.singleShot(150, self, self.view3d.ensure_plotter)
