@@ -120,3 +120,27 @@ def test_a_url_holding_credentials_is_refused(capsys):
     assert main(["pacs", "config", "add", "x", "--dicomweb",
                  "http://user:pw@127.0.0.1:1/dicom-web"]) == 2
     assert "must not hold a user or password" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["get", "wado"])
+def test_cancel_mid_retrieve_leaves_nothing(pacs, orthanc, tmp_path, method):
+    from surgiplan.errors import CancelledError
+    from surgiplan.progress import CancelToken
+
+    if method == "wado":
+        needs_dicomweb(orthanc)
+    token = CancelToken()
+    seen: list[str] = []
+
+    def progress(fraction: float, text: str) -> None:
+        seen.append(text)
+        if text.startswith("received 3 of"):
+            token.cancel()
+
+    with LocalDatabase(tmp_path / "db") as db:
+        with pytest.raises(CancelledError):
+            retrieve_series(pacs, pacs.servers["orthanc"], db, *_tilt(orthanc), method=method,
+                            progress=progress, cancel=token)
+        assert "received 3 of 28" in seen and "received 28 of 28" not in seen
+        _untouched(db)
+    assert main(["pacs", "echo"]) == 0  # the server is fine afterwards
