@@ -138,6 +138,11 @@ def _check_status(status: Dataset, server: ServerSettings, what: str) -> int:
     if not status or "Status" not in status:
         raise _lost(server, what)
     code = int(status.Status)
+    if code == 0xA801:
+        raise NetworkError(f"{what}: the PACS does not know SurgiPlan's AE title as a move "
+                           "destination", path=where(server.host, server.port, server.ae_title),
+                           action="Register our AE title, host and listener port on the PACS, "
+                           "or retrieve with C-GET")
     if code not in (0x0000, 0xFF00, 0xFF01, 0xB000, 0xFE00):
         comment = str(status.get("ErrorComment", "") or "")
         raise NetworkError(f"the PACS answered {what} with status 0x{code:04X}"
