@@ -10,7 +10,10 @@ direction matrix is honoured) onto a fine isotropic grid over a region of intere
 with a Gaussian of SD half the largest spacing (it removes the staircase of the voxel faces),
 thresholded at 0.5 (the surface half-way between inside and outside centres) and given an exact
 Euclidean distance (scipy) with the fine grid's half-step centring. Points outside the region
-of interest get ``+inf``. :func:`target_distance` nests a 0.25 mm grid within
+of interest get ``+inf``. The fine cells sit half a step off the label's voxel centres (a step
+of a quarter of the smallest spacing then puts every half-way plane between two fine centres:
+no quantisation bias on grid-aligned faces). :func:`target_distance` nests a grid of a quarter
+of the smallest spacing within
 :data:`NEAR_MM` of the structure in a 0.5 mm one reaching :data:`FAR_MM`. Measured on the liver
 phantom's tumours (1 x 1 x 1.5 mm grid): the liver volume within 3, 5 and 10 mm of the label's
 surface is that within the analytic sphere's to +2.4, +1.8 and +1.3 % (tumour 1; tumour 2 +2.4,
@@ -63,8 +66,8 @@ class SmoothDistance:
                           float(np.prod(extent + 1e-9) / MAX_FINE_VOXELS) ** (1 / 3))
         self.step = float(step_mm)
         shape = np.floor(extent / self.step).astype(int) + 1
-        axes = [np.arange(n) * self.step / s for n, s in zip(shape, self.spacing_zyx,
-                                                              strict=True)]
+        axes = [(np.arange(n) + 0.5) * self.step / s for n, s in zip(shape, self.spacing_zyx,
+                                                                      strict=True)]
         fine = _resample(sub.astype(np.float32), axes)
         sigma = (max(self.spacing_zyx) / 2.0 if sigma_mm is None else sigma_mm) / self.step
         inside = ndimage.gaussian_filter(fine, sigma, mode="nearest") >= 0.5
@@ -80,7 +83,7 @@ class SmoothDistance:
     def __call__(self, points_lps: Any) -> np.ndarray:
         pts = np.asarray(points_lps, float).reshape(-1, 3)
         ijk = self.geometry.lps_to_index(pts)
-        fine = (ijk[:, ::-1] - self.lo) * self.spacing_zyx / self.step
+        fine = (ijk[:, ::-1] - self.lo) * self.spacing_zyx / self.step - 0.5
         limit = np.asarray(self.values.shape) - 1
         ok = np.all((fine >= 0) & (fine <= limit), axis=1)
         out = np.full(len(pts), np.inf)
@@ -129,11 +132,23 @@ def target_distance(mask: np.ndarray, geometry: ImageGeometry, *,
                     far_mm: float = FAR_MM) -> NestedDistance:
     """A target's sub-voxel distance: 0.25 mm steps within :data:`NEAR_MM`, 0.5 mm to
     ``far_mm`` (coarser only where a grid would exceed :data:`MAX_FINE_VOXELS`)."""
-    near = SmoothDistance(mask, geometry, pad_mm=NEAR_MM, step_mm=_step(mask, geometry, NEAR_MM,
-                                                                          0.25))
+    step = min(geometry.spacing_mm) / 4.0
+    near = SmoothDistance(mask, geometry, pad_mm=_pad(mask, geometry, NEAR_MM, step),
+                          step_mm=step)
     far = SmoothDistance(mask, geometry, pad_mm=far_mm, step_mm=_step(mask, geometry, far_mm,
                                                                        0.5))
     return NestedDistance([near, far])
+
+
+def _pad(mask: np.ndarray, geometry: ImageGeometry, pad_mm: float, step_mm: float) -> float:
+    """``pad_mm``, or less so that the padded box holds at most :data:`MAX_FINE_VOXELS`."""
+    found = np.argwhere(mask)
+    extent = (found.max(0) - found.min(0)) * np.asarray(geometry.spacing_mm[::-1])
+    for pad in np.arange(pad_mm, 0.0, -1.0):
+        if np.prod((extent + 2 * pad + 4 * max(geometry.spacing_mm)) / step_mm) <= \
+                MAX_FINE_VOXELS:
+            return float(pad)
+    return 1.0
 
 
 def _step(mask: np.ndarray, geometry: ImageGeometry, pad_mm: float, wanted_mm: float) -> float:
