@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import threading
 import uuid
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +60,7 @@ class SimulationContext:
         """``distance_maps``: maps already computed elsewhere (a snapshot's), used as is."""
         self.__twin = twin
         self._shipped = dict(distance_maps or {})
-        self._used_maps: set[str] = set()
+        self._maps_seen: dict[str, weakref.ref] = {}  # maps handed out, while still alive
         self._lock = threading.Lock()
         self._hashes: dict[str, str] | None = None
         self._image_copy: np.ndarray | None = None
@@ -116,9 +117,10 @@ class SimulationContext:
         shipped = self._shipped.get(name)
         if shipped is not None:
             return shipped
+        dist = self.__twin.signed_distance_mm(name)
         with self._lock:
-            self._used_maps.add(name)
-        return self.__twin.signed_distance_mm(name)
+            self._maps_seen[name] = weakref.ref(dist)
+        return dist
 
     def mask(self, name: str) -> np.ndarray:
         return _read_only(self.__twin.segmentation.mask(name))
@@ -168,6 +170,7 @@ class SimulationContext:
         with self._lock:
             self._hashes = None
             self._image_copy = None
+            self._maps_seen.clear()
             self._version += 1
 
     # ------------------------------------------------------------------ out-of-process copies
@@ -178,12 +181,11 @@ class SimulationContext:
 
     def snapshot(self) -> dict[str, Any]:
         """Copies of what a simulator may read (image, label layers, structures, cached
-        surfaces, the distance maps asked for through this context), for a child process; no
-        patient reference, no provenance."""
+        surfaces, the distance maps handed out through this context and still in memory), for a
+        child process; no patient reference, no provenance."""
         twin = self.__twin
-        names = set(twin.segmentation.names())
-        with self._lock:
-            used = sorted(self._used_maps & names)
+        with self._lock:  # only maps still in memory: never computed here for a child
+            alive = {name: ref() for name, ref in self._maps_seen.items()}
         img = twin.image
         image = {"array": np.array(img.array, copy=True), "geometry": img.geometry,
                  "modality": img.modality, "description": img.description,
@@ -194,7 +196,7 @@ class SimulationContext:
                 "structures": [dataclasses.replace(s, tags=dict(s.tags))
                                for s in twin.structures],
                 "surfaces": {name: twin.surface(name) for name in twin.cached_surface_names()},
-                "distances": {name: twin.signed_distance_mm(name) for name in used}}
+                "distances": {n: m for n, m in alive.items() if m is not None}}
 
 
 def _sha(array: np.ndarray) -> str:
