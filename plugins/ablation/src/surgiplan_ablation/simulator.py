@@ -377,10 +377,12 @@ class AblationSimulator:
                     worst[lv.structure] = lv
             warnings += [f"probe {k} path: {w}" for w in res.warnings]
         for lv in worst.values():
-            if lv.level is not Level.SAFE:
-                concerns.append(Concern(Level(lv.level), f"an insertion path comes "
-                                        f"{lv.min_distance_mm:.1f} mm from {lv.structure} "
-                                        f"(margin {lv.margin_mm:g} mm)", "path_min_distance_mm"))
+            if lv.level is Level.SAFE:
+                continue
+            how = (f"comes {lv.min_distance_mm:.1f} mm from"
+                   if math.isfinite(float(lv.min_distance_mm)) else "cannot be assessed against")
+            concerns.append(Concern(Level(lv.level), f"an insertion path {how} {lv.structure} "
+                                    f"(margin {lv.margin_mm:g} mm)", "path_min_distance_mm"))
         details["path_levels"] = [lv.to_json() for lv in worst.values()]
 
 
