@@ -43,7 +43,7 @@ def _random_screws(truth, n: int, seed: int = 11):
     peds = pedicles(truth)
     out = []
     for i in range(n):
-        _, side, centre, axis = peds[i % len(peds)]
+        _, _side, centre, axis = peds[i % len(peds)]
         lateral = np.cross(axis, [0.0, 0.0, 1.0])
         lateral /= np.linalg.norm(lateral)
         shift = rng.uniform(-4.0, 4.0) * lateral + rng.uniform(-3.0, 3.0) * np.array([0, 0, 1.0])
@@ -131,7 +131,7 @@ def test_tip_through_the_anterior_body_is_an_anterior_breach(spine):
 
 def test_grade_c_is_a_concern_and_never_safe(scored):
     seen = 0
-    for result, _, want in scored:
+    for result, _, _want in scored:
         grade = result.details["gertzbein_grade"]
         if grade in ("C", "D", "E"):
             seen += 1
@@ -158,3 +158,22 @@ def test_suggested_axes_follow_the_analytic_pedicles_within_3_degrees(spine, nam
         direction /= np.linalg.norm(direction)
         angle = np.degrees(np.arccos(np.clip(direction @ -axis, -1.0, 1.0)))
         assert angle <= 3.0, (name, side, angle)
+
+
+def test_suggestions_stay_out_of_the_canal_and_a_canal_crossing_is_refused(spine):
+    from surgiplan_implant.vertebra import check_out_of_canal
+
+    from surgiplan.errors import BadInputError
+
+    context, truth = spine
+    sim = ImplantSimulator()
+    for name, side, _, _ in pedicles(truth.truth):
+        s = sim.suggest(context, name, "left" if side > 0 else "right")
+        inputs = sim.screw_input((s.diameter_mm, s.length_mm), s.entry_lps, s.tip_lps)
+        surface = Screw.from_input(inputs)
+        placed = surface.vertices @ surface.pose[:3, :3].T + surface.pose[:3, 3]
+        assert truth.critical_sd("cauda equina", placed).min() > 0.0, (name, side)
+    mask = np.asarray(context.mask("L4"))
+    with pytest.raises(BadInputError, match="spinal canal"):  # across the canal, left to right
+        check_out_of_canal(mask, context.geometry, np.array([15.0, 27.0, 0.0]),
+                           np.array([-15.0, 27.0, 0.0]), 5.0, "L4")
