@@ -56,7 +56,7 @@ def test_every_numeric_metric_has_an_interval_or_a_reason(scored):
 
 
 def test_every_stored_result_validates(scored):
-    name, report = scored
+    _, report = scored
     problems = {where: validate_result(SimulationResult.from_json(r))
                 for where, r in _results(report)}
     assert not {k: v for k, v in problems.items() if v}, problems
