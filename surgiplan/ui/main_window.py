@@ -72,6 +72,32 @@ class TwinEventBridge(QObject):
         self.twin.events.disconnect(self._forward)
 
 
+class _UndoRouter(QObject):
+    """Takes Ctrl+Z / Ctrl+Shift+Z / Ctrl+Y away from text and number fields of the window, so
+    the Edit menu's undo/redo (the document's) runs instead of the field's text undo."""
+
+    def __init__(self, window: QMainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+
+    def eventFilter(self, watched: QObject, event) -> bool:
+        from PySide6.QtCore import QEvent
+        from PySide6.QtGui import QKeyEvent
+        from PySide6.QtWidgets import QAbstractSpinBox, QLineEdit
+
+        if event.type() != QEvent.Type.ShortcutOverride or not isinstance(event, QKeyEvent):
+            return False
+        if not isinstance(watched, QLineEdit | QAbstractSpinBox):
+            return False
+        if not isinstance(watched, QWidget) or watched.window() is not self.window:
+            return False
+        if event.matches(QKeySequence.StandardKey.Undo) or event.matches(
+                QKeySequence.StandardKey.Redo):
+            event.ignore()  # not overridden: the window's shortcut gets the key
+            return True
+        return False
+
+
 class MainWindow(QMainWindow):
     """The workstation window. ``settings`` and ``autosave`` are injectable for tests."""
 
@@ -111,6 +137,7 @@ class MainWindow(QMainWindow):
         install_pacs(self)
         self._build_measurements_dock()
         self._fit_panels()
+        self._route_keys()
         self._restore_window_state()
         self._autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
         self._autosave_timer.timeout.connect(self.autosave_now)
@@ -263,6 +290,25 @@ class MainWindow(QMainWindow):
         for group in (left, right):
             if group:
                 self.resizeDocks(group, [DOCK_WIDTH_PX] * len(group), Qt.Orientation.Horizontal)
+
+    def _route_keys(self) -> None:
+        """Undo/redo go to the document (segmentation), never to a number field's own text
+        undo; after a menu closes, the keyboard returns to the view last used (so a letter key
+        is a view key, not a menu mnemonic)."""
+        from PySide6.QtWidgets import QApplication, QMenu
+
+        self._key_router = _UndoRouter(self)
+        QApplication.instance().installEventFilter(self._key_router)
+        for menu in self.menuBar().findChildren(QMenu):
+            menu.aboutToHide.connect(lambda: QTimer.singleShot(0, self._refocus_view))
+
+    def _refocus_view(self) -> None:
+        from PySide6.QtWidgets import QApplication
+
+        focus = self.focusWidget()
+        if QApplication.activeModalWidget() is None and (
+                focus is None or focus is self.menuBar() or focus is self):
+            self.active_view().setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _sync_docks(self) -> None:
         """Hide the panel of a dock parked behind another dock's tab (Qt keeps such docks

@@ -130,3 +130,35 @@ def test_import_warnings_show_in_a_banner_until_dismissed(qtbot, window):
     assert not banner.isVisible()
     show(qtbot, window, make_twin())
     assert not banner.isVisible()
+
+
+def test_undo_goes_to_the_segmentation_not_the_number_field(qtbot, window):
+    from PySide6.QtCore import Qt
+
+    twin = make_twin()
+    show(qtbot, window, twin)
+    seg = Segmentation(geometry=twin.geometry)
+    seg.add("extra", np.ones(twin.geometry.shape_zyx, bool), role=Role.OTHER)
+    window.segment_panel.add_segmentation(seg, "add extra")
+    assert "extra" in twin.segmentation.names()
+    spin = window.wl_bar.width_spin
+    window.activateWindow()
+    spin.setFocus()
+    qtbot.waitUntil(spin.hasFocus, timeout=3000)
+    qtbot.keyClicks(spin.lineEdit(), "5")  # the field has text to undo too
+    qtbot.keyClick(spin, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert "extra" not in twin.segmentation.names()
+
+
+def test_keyboard_returns_to_the_view_after_a_menu(qtbot, window):
+    show(qtbot, window, make_twin())
+    window.activateWindow()
+    axial = window.slice_views["axial"]
+    axial.setFocus()
+    view_menu = next(a.menu() for a in window.menuBar().actions()
+                     if a.text().replace("&", "") == "View")
+    view_menu.popup(window.mapToGlobal(window.rect().center()))
+    qtbot.waitUntil(view_menu.isVisible, timeout=3000)
+    window.menuBar().setFocus()
+    view_menu.hide()
+    qtbot.waitUntil(lambda: window.focusWidget() is axial, timeout=3000)
