@@ -15,7 +15,7 @@ PY="${PYTHON:-python3}"
 
 APT_PACKAGES=(
   xvfb xauth
-  libgl1 libegl1 libglu1-mesa libosmesa6 libglx-mesa0
+  libgl1 libegl1 libegl-mesa0 libglu1-mesa libosmesa6 libglx-mesa0
   libxkbcommon0 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0
   libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0
   libxcb-xfixes0 libxcb-xkb1 libxcb-shm0 libxcb-sync1 libxcb-render0 libx11-xcb1
