@@ -72,8 +72,14 @@ def save_failed(window: MainWindow, path: Path, exc: BaseException) -> None:
         window.report_error(exc)
         return
     box = conflict_box(window, exc)
-    box.finished.connect(lambda _r: act(window, path, choice_of(box)))
     window.error_dialogs.append(box)
+
+    def finished(_result: int) -> None:
+        if box in window.error_dialogs:
+            window.error_dialogs.remove(box)
+        act(window, path, choice_of(box))
+
+    box.finished.connect(finished)
     box.open()
 
 
