@@ -105,13 +105,15 @@ class SegmentEditor:
 
     def add_from_anatomy(self, name: str, mask: np.ndarray | None = None) -> Structure:
         """Add a structure named from the anatomy list, with its default role/colour/margin."""
-        from surgiplan.segmentation.anatomy_names import lookup_anatomy
+        from surgiplan.segmentation.anatomy_names import lookup_anatomy, normalised_name
 
         entry = lookup_anatomy(name)
         if entry is None:
             return self.add_structure(name, mask)
-        return self.add_structure(entry.name, mask, role=entry.role, color=entry.color,
-                                  margin_mm=entry.margin_mm)
+        # the list's spelling for the name itself; a synonym ("tumor 2") keeps the user's name
+        same = normalised_name(name) == entry.name
+        return self.add_structure(entry.name if same else name.strip(), mask, role=entry.role,
+                                  color=entry.color, margin_mm=entry.margin_mm)
 
     def remove_structure(self, name: str) -> None:
         """Remove a structure (its voxels come back on undo)."""

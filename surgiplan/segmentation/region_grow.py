@@ -6,9 +6,14 @@ standard deviations of the voxels within ``neighbourhood_mm`` of the seeds.
 ``"confidence"``: ITK's ConfidenceConnected (the interval is re-estimated from the grown region
 ``iterations`` times).
 
+Background seeds (``background_lps``, "grow from seeds" as in 3D Slicer) separate a structure
+from touching neighbours of similar intensity: foreground and background seeds compete in a
+marker-based watershed on the gradient magnitude, and only the foreground's basin may grow.
+
 The live preview (:class:`RegionGrowPreview`) grows inside a box around the seeds that doubles
-while the result touches its faces and the time budget allows; ``commit`` then grows on the
-whole grid at full resolution.
+while the result touches its faces and the time budget allows; ``commit`` grows in the box of
+the last preview, so Apply adds exactly what the preview showed (a preview stopped at its box
+says so; background seeds or a narrower interval then stop the leak).
 """
 
 from __future__ import annotations
@@ -89,9 +94,11 @@ def region_grow(image: np.ndarray, geometry: ImageGeometry, seeds_lps: Any, *,
                 upper: float | None = None, multiplier: float = 2.5,
                 neighbourhood_mm: float = 2.0, iterations: int = 3,
                 roi_radius_mm: float | None = None, within: np.ndarray | None = None,
+                background_lps: Any = None,
                 progress: ProgressCallback | None = None,
                 cancel: CancelToken | None = None) -> MaskRegion | None:
-    """Grow from seeds (LPS mm); ``roi_radius_mm`` limits growth to a box around the seeds.
+    """Grow from seeds (LPS mm); ``roi_radius_mm`` limits growth to a box around the seeds;
+    ``background_lps`` seeds (LPS mm) mark what must stay out (see the module notes).
 
     ``within`` (full-grid mask) limits the result; only the parts connected to a seed stay.
     Returns the grown region (None when nothing grew).
@@ -112,6 +119,11 @@ def region_grow(image: np.ndarray, geometry: ImageGeometry, seeds_lps: Any, *,
     report(progress, 0.1, "region growing")
     grown = _grow(crop, geometry.spacing_mm, local, method, interval, multiplier,
                   iterations, radius_vox)
+    background = _local_seeds(geometry, background_lps, box)
+    if background:
+        check(cancel)
+        grown = _seeded_part(grown & _foreground_basin(crop, geometry.spacing_mm, local,
+                                                       background), local)
     if within is not None:
         grown = _seeded_part(grown & np.asarray(within, dtype=bool)[box], local)
     report(progress, 1.0, "region growing")
@@ -121,6 +133,39 @@ def region_grow(image: np.ndarray, geometry: ImageGeometry, seeds_lps: Any, *,
     shifted = tuple(slice(b.start + f.start, b.start + f.stop)
                     for b, f in zip(box, found.box, strict=True))
     return MaskRegion(shifted, found.mask)  # type: ignore[arg-type]
+
+
+def _local_seeds(geometry: ImageGeometry, seeds_lps: Any, box: Box) -> list[tuple[int, ...]]:
+    """Seeds (LPS mm) inside ``box`` as (i, j, k) indices relative to it."""
+    if seeds_lps is None or len(np.asarray(seeds_lps, float).reshape(-1, 3)) == 0:
+        return []
+    ijk = np.rint(geometry.lps_to_index(np.asarray(seeds_lps, float).reshape(-1, 3))).astype(int)
+    start = np.array([box[2].start, box[1].start, box[0].start])
+    stop = np.array([box[2].stop, box[1].stop, box[0].stop])
+    inside = np.all((ijk >= start) & (ijk < stop), axis=1)
+    return [tuple(int(v) for v in p - start) for p in ijk[inside]]
+
+
+def _foreground_basin(crop: np.ndarray, spacing: Sequence[float],
+                      foreground: list[tuple[int, ...]],
+                      background: list[tuple[int, ...]]) -> np.ndarray:
+    """Voxels of the foreground seeds' basin in a marker watershed (foreground = 1,
+    background = 2) on the smoothed gradient magnitude of ``crop``."""
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(np.ascontiguousarray(crop, dtype=np.float32))
+    image.SetSpacing([float(s) for s in spacing])
+    gradient = sitk.GradientMagnitudeRecursiveGaussian(image, sigma=float(min(spacing)))
+    markers = np.zeros(crop.shape, np.uint8)
+    for value, seeds in ((2, background), (1, foreground)):
+        for i, j, k in seeds:
+            markers[k, j, i] = value
+    marker_image = sitk.GetImageFromArray(markers)
+    marker_image.CopyInformation(gradient)
+    basins = sitk.MorphologicalWatershedFromMarkers(gradient, marker_image,
+                                                    markWatershedLine=False,
+                                                    fullyConnected=False)
+    return sitk.GetArrayFromImage(basins) == 1
 
 
 def _seeded_part(mask: np.ndarray, seeds_ijk: list[tuple[int, int, int]]) -> np.ndarray:
@@ -159,6 +204,7 @@ class RegionGrowPreview:
         self.geometry = geometry
         self.budget_s = budget_s
         self.start_radius_mm = start_radius_mm
+        self.last_radius_mm: float | None = None  # box of the last preview (None: whole grid)
 
     def update(self, seeds_lps: Any, **options: Any) -> GrowPreviewResult:
         """Grow in a box of ``start_radius_mm`` around the seeds, doubling it while the
@@ -173,6 +219,7 @@ class RegionGrowPreview:
             roi = _roi(self.geometry, seed_indices(self.geometry, seeds_lps), radius)
             open_face = _touches_open_face(region, roi, self.geometry.shape_zyx)
             now = time.perf_counter()
+            self.last_radius_mm = radius
             if not open_face or radius >= extent:
                 return GrowPreviewResult(region, True, now - t0)
             if (now - t0) + 8.0 * (now - t_round) > self.budget_s:
@@ -180,5 +227,7 @@ class RegionGrowPreview:
             radius *= 2.0
 
     def commit(self, seeds_lps: Any, **options: Any) -> MaskRegion | None:
-        """The full-resolution result on the whole grid."""
-        return region_grow(self.image, self.geometry, seeds_lps, **options)
+        """Exactly what the last preview showed: the growth in its box (whole grid when no
+        preview ran)."""
+        return region_grow(self.image, self.geometry, seeds_lps,
+                           roi_radius_mm=self.last_radius_mm, **options)

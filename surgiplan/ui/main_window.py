@@ -281,7 +281,7 @@ class MainWindow(QMainWindow):
                 scroll.setWidget(widget)
                 dock.setWidget(scroll)
             self.panels_menu.addAction(dock.toggleViewAction())
-            dock.visibilityChanged.connect(lambda _v: QTimer.singleShot(0, self._sync_docks))
+            dock.visibilityChanged.connect(partial(self._dock_visibility, dock))
         self.panels_menu.addAction(self.wl_bar.toggleViewAction())
         left = [d for d in self.docks()
                 if self.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea]
@@ -309,6 +309,14 @@ class MainWindow(QMainWindow):
         if QApplication.activeModalWidget() is None and (
                 focus is None or focus is self.menuBar() or focus is self):
             self.active_view().setFocus(Qt.FocusReason.OtherFocusReason)
+
+    @staticmethod
+    def _dock_visibility(dock: QDockWidget, visible: bool) -> None:
+        """A dock's tab was raised (shown) or put behind another (hidden): its panel too."""
+        scroll = dock.widget()
+        inner = scroll.widget() if isinstance(scroll, QScrollArea) else None
+        if inner is not None and inner.isHidden() == visible:
+            inner.setVisible(visible)
 
     def _sync_docks(self) -> None:
         """Hide the panel of a dock parked behind another dock's tab (Qt keeps such docks

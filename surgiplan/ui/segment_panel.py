@@ -623,18 +623,22 @@ class SegmentPanel(QWidget):
     # ------------------------------------------------------------------ region growing
     def _grow_options(self) -> dict[str, Any]:
         return {"method": self.grow_method.currentText(),
-                "multiplier": float(self.grow_multiplier.value())}
+                "multiplier": float(self.grow_multiplier.value()),
+                "background_lps": [b.copy() for b in self.seed_tool.background]}
 
-    def add_seed(self, point_lps: np.ndarray) -> None:
+    def add_seed(self, point_lps: np.ndarray, *, background: bool = False) -> None:
+        """A foreground seed, or (``background``) one marking what must stay out."""
         twin = self.window.twin
         if twin is None or not twin.geometry.contains_lps(point_lps[None])[0]:
             return
-        self.seed_tool.seeds.append(np.asarray(point_lps, float))
+        seeds = self.seed_tool.background if background else self.seed_tool.seeds
+        seeds.append(np.asarray(point_lps, float))
         self.update_grow_preview()
 
     def clear_seeds(self) -> None:
         self._preview_serial += 1
         self.seed_tool.seeds.clear()
+        self.seed_tool.background.clear()
         self.seed_tool.preview_mask = None
         self.grow_label.setText("no seed")
         self._refresh_views()
@@ -673,14 +677,17 @@ class SegmentPanel(QWidget):
         self.seed_tool.preview_mask = full
         count = 0 if result.region is None else result.region.voxel_count
         ml = count * self.window.twin.geometry.voxel_volume_mm3 / 1000.0
-        more = "" if result.complete else " (preview box; Apply grows fully)"
+        more = "" if result.complete else (
+            " - stopped at the preview box (it leaks: Ctrl+click background seeds or narrow "
+            "the interval); Apply adds exactly this")
         self.grow_label.setText(f"{len(self.seed_tool.seeds)} seed(s): {ml:.2f} ml "
                                 f"in {result.seconds:.2f} s{more}")
         self._refresh_views()
 
     def apply_grow(self) -> bool:
-        """Grow from the seeds on the whole grid (worker) and add the region (undoable)."""
-        from surgiplan.segmentation.region_grow import region_grow
+        """Add what the preview shows (grown again in the preview's box, in a worker; the
+        whole grid when no preview ran) to the current structure (undoable)."""
+        from surgiplan.segmentation.region_grow import RegionGrowPreview
 
         editor, name, twin = self.editor, self.current_name(), self.window.twin
         seeds = [s.copy() for s in self.seed_tool.seeds]
@@ -688,10 +695,12 @@ class SegmentPanel(QWidget):
             self.say("Pick a structure and click seeds with the Seeds tool first")
             return False
         options = self._grow_options()
+        preview = self._grow_preview
+        if preview is None or preview.image is not twin.image.array:
+            preview = RegionGrowPreview(twin.image.array, twin.geometry)
 
         def work(progress=None, cancel=None):
-            return region_grow(twin.image.array, twin.geometry, seeds, progress=progress,
-                               cancel=cancel, **options)
+            return preview.commit(seeds, progress=progress, cancel=cancel, **options)
 
         def done(region) -> None:
             if self._editor is editor and name in twin.segmentation.names():
@@ -710,13 +719,18 @@ class SegmentPanel(QWidget):
         editor = self.editor
         if editor is None:
             return []
+        from surgiplan.segmentation.anatomy_names import imported_style
+
         added: list[str] = []
+        taken = {tuple(round(c, 3) for c in s.color) for s in editor.twin.structures}
         with editor.stroke(label):
             for s in seg.structures:
                 mask = seg.mask(s.name)
                 name = unique_name(s.name, editor.twin.segmentation.names())
-                editor.add_structure(name, mask, role=s.role, color=s.color,
-                                     margin_mm=s.margin_mm, description=s.description)
+                role, color, margin = imported_style(s.name, s.role, s.color, s.margin_mm,
+                                                     taken)
+                editor.add_structure(name, mask, role=role, color=color,
+                                     margin_mm=margin, description=s.description)
                 added.append(name)
         self._fill_combos(select=added[0] if added else None)
         self._update_undo()

@@ -126,17 +126,20 @@ class BrushTool(SliceToolBase):
 
 
 class SeedTool(SliceToolBase):
-    """Region-grow seed clicks; the host previews the growth (in a worker) and draws it."""
+    """Region-grow seed clicks (Ctrl+click: a background seed, what must stay out); the host
+    previews the growth (in a worker) and draws it."""
 
     name = "grow"
 
     def __init__(self, host: ToolHost) -> None:
         self.host = host
         self.seeds: list[np.ndarray] = []
+        self.background: list[np.ndarray] = []
         self.preview_mask: np.ndarray | None = None  # full grid, set by the host
 
     def press(self, view: SliceView, point_lps: np.ndarray, event: QMouseEvent) -> None:
-        self.host.add_seed(np.asarray(point_lps, float))
+        background = bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier)
+        self.host.add_seed(np.asarray(point_lps, float), background=background)
 
 
 
@@ -146,13 +149,15 @@ class SeedTool(SliceToolBase):
         if self.preview_mask is not None:
             painter.drawImage(view.image_rect(),
                               mask_slice_image(self.preview_mask, view, (0, 230, 255, 110)))
-        painter.setPen(QPen(QColor(0, 230, 255), 2))
-        for seed in self.seeds:
-            if view.mapping.slice_index_of(seed) != view.slice_index:
-                continue
-            c = view.lps_to_screen(seed)
-            painter.drawLine(c + QPointF(-5, 0), c + QPointF(5, 0))
-            painter.drawLine(c + QPointF(0, -5), c + QPointF(0, 5))
+        for seeds, colour in ((self.seeds, QColor(0, 230, 255)),
+                              (self.background, QColor(255, 140, 0))):
+            painter.setPen(QPen(colour, 2))
+            for seed in seeds:
+                if view.mapping.slice_index_of(seed) != view.slice_index:
+                    continue
+                c = view.lps_to_screen(seed)
+                painter.drawLine(c + QPointF(-5, 0), c + QPointF(5, 0))
+                painter.drawLine(c + QPointF(0, -5), c + QPointF(0, 5))
 
 
 class IslandTool(SliceToolBase):

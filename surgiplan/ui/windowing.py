@@ -90,12 +90,14 @@ def data_range(volume: ImageVolume) -> tuple[float, float]:
 
 def bounded_window(center: float, width: float,
                    value_range: tuple[float, float]) -> tuple[float, float]:
-    """``(center, width)`` kept to the data: the centre within [min, max] and the width
-    between 1/1000 and twice the value span (so a drag can never run away)."""
+    """``(center, width)`` kept to the data: the width between 1/1000 and twice the value
+    span, the centre so that the window still overlaps [min, max] (within half a width of it);
+    a drag can never run away."""
     lo, hi = (float(v) for v in value_range)
     span = max(hi - lo, 1e-6)
-    c = float(np.clip(center, lo, hi)) if np.isfinite(center) else (lo + hi) / 2.0
     w = float(np.clip(width, span / 1000.0, 2.0 * span)) if np.isfinite(width) else span
+    c = float(np.clip(center, lo - w / 2.0, hi + w / 2.0)) if np.isfinite(center) \
+        else (lo + hi) / 2.0
     return c, w
 
 

@@ -162,3 +162,22 @@ def test_keyboard_returns_to_the_view_after_a_menu(qtbot, window):
     window.menuBar().setFocus()
     view_menu.hide()
     qtbot.waitUntil(lambda: window.focusWidget() is axial, timeout=3000)
+
+
+def test_imported_segments_get_terminology_roles_and_distinct_colours(qtbot, window):
+    twin = make_twin()
+    show(qtbot, window, twin)
+    seg = Segmentation(geometry=twin.geometry)
+    shape = twin.geometry.shape_zyx
+    names = ["tumor", "Liver_Tumour", "kidney_left", "thing a", "thing b"]
+    for n, name in enumerate(names):
+        mask = np.zeros(shape, bool)
+        mask[n + 1, 2:5, 2:5] = True
+        seg.add(name, mask)  # as a plain label map import: role other, no colour
+    window.segment_panel.add_segmentation(seg, "import labels")
+    roles = {s.name: s.role for s in twin.structures}
+    assert roles["tumor"] is Role.TARGET and roles["Liver_Tumour"] is Role.TARGET
+    assert roles["kidney_left"] is Role.ORGAN and roles["thing a"] is Role.OTHER
+    colours = [twin.structure(n).color for n in names]
+    assert len(set(colours)) >= 4  # the two tumours share the tumour colour at most
+    assert twin.structure("thing a").color != twin.structure("thing b").color
