@@ -42,6 +42,7 @@ from surgiplan.io.bundle_guard import (
     NRRD_HEADER_SLACK,
     check_declared_total,
     read_nrrd_bounded,
+    read_nrrd_layers,
     stream_sha256,
     strict_json,
 )
@@ -529,7 +530,7 @@ def _load_segmentation(reader: _Reader, geometry: ImageGeometry) -> Segmentation
         return Segmentation(geometry=geometry)
     where = f"{reader.path}!{SEGMENTATION_ENTRY}"
     with reader.open(SEGMENTATION_ENTRY) as handle:
-        voxels, header = read_nrrd_bounded(
+        voxels, header = read_nrrd_layers(
             handle, max_bytes=geometry.n_voxels * 8 * max(1, len(models)), where=where)
     seg = seg_nrrd_from_arrays(voxels, header, path=where)
     if not seg.geometry.same_grid(geometry):

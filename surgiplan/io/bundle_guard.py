@@ -25,6 +25,7 @@ import numpy as np
 from surgiplan.errors import BadInputError
 
 CHUNK_BYTES = 1 << 20
+PIECE_BYTES = 8 << 20  # most decompressed bytes held at once (label maps deflate ~1000:1)
 MAX_MANIFEST_BYTES = 16 << 20
 MAX_EXTRA_BYTES = 256 << 20
 MAX_MESH_BYTES = 1 << 30
@@ -101,37 +102,110 @@ def _nrrd_dtype(header: dict[str, Any]) -> np.dtype:
 
 def _fill_gzip(handle: IO[bytes], out: np.ndarray, where: str) -> None:
     """Decompress a gzip stream into ``out`` (uint8, exact size); refuse more or fewer bytes."""
-    view, pos, n = memoryview(out), 0, out.size
+    view = memoryview(out)
+
+    def sink(pos: int, piece: bytes) -> None:
+        view[pos:pos + len(piece)] = piece
+
+    _inflate(handle, out.size, sink, where)
+
+
+def _inflate(handle: IO[bytes], n: int, sink: Any, where: str) -> None:
+    """Decompress a gzip stream of exactly ``n`` bytes, handing ``sink(offset, piece)`` pieces
+    of at most PIECE_BYTES as they come; refuse a stream holding more or fewer bytes."""
+    pos = 0
     inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+
+    def step(data: bytes) -> bytes:
+        nonlocal pos
+        try:
+            piece = inflater.decompress(data, min(n - pos + 1, PIECE_BYTES))
+        except zlib.error as exc:
+            raise BadInputError(f"the voxel data is not valid gzip ({exc})", path=where,
+                                action=DAMAGED) from exc
+        if pos + len(piece) > n:
+            raise BadInputError("the voxel data holds more bytes than its header declares",
+                                path=where, action=DAMAGED)
+        sink(pos, piece)
+        pos += len(piece)
+        return piece
+
     while not inflater.eof and (chunk := handle.read(CHUNK_BYTES)):
-        data = chunk
-        while data and not inflater.eof:
-            try:
-                piece = inflater.decompress(data, n - pos + 1)
-            except zlib.error as exc:
-                raise BadInputError(f"the voxel data is not valid gzip ({exc})", path=where,
-                                    action=DAMAGED) from exc
-            if pos + len(piece) > n:
-                raise BadInputError("the voxel data holds more bytes than its header declares",
-                                    path=where, action=DAMAGED)
-            view[pos:pos + len(piece)] = piece
-            pos += len(piece)
-            data = inflater.unconsumed_tail
+        step(chunk)
+        while inflater.unconsumed_tail and not inflater.eof:
+            step(inflater.unconsumed_tail)
+    while not inflater.eof and step(b""):  # output zlib still holds
+        pass
     if pos != n:
         raise BadInputError(f"the voxel data is truncated ({pos} of {n} bytes)", path=where,
                             action=DAMAGED)
 
 
-def read_nrrd_bounded(handle: IO[bytes], *, max_bytes: int, where: str
-                      ) -> tuple[np.ndarray, dict[str, Any]]:
+def read_nrrd_bounded(handle: IO[bytes], *, max_bytes: int, where: str,
+                      header: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """An attached raw or gzip NRRD, decoded into one array of the declared size (C order).
 
     Refused before any voxel is read when the header declares more than ``max_bytes``.
+    ``header``: already read from ``handle`` (which then stands at the voxels).
     """
+    header, dtype, sizes, n_bytes = _checked_header(handle, max_bytes=max_bytes, where=where,
+                                                    header=header)
+    raw = np.empty(n_bytes, np.uint8)
+    encoding = str(header.get("encoding", "")).lower()
+    if encoding in ("gzip", "gz"):
+        _fill_gzip(handle, raw, where)
+    else:
+        _fill_raw(handle, raw, where)
+    array = raw.view(dtype).reshape(sizes[::-1])
+    if not dtype.isnative:
+        array = array.astype(dtype.newbyteorder("="))
+    return array, header
+
+
+def read_nrrd_layers(handle: IO[bytes], *, max_bytes: int, where: str
+                     ) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """A 3D or 4D (layers on the first NRRD axis) one-byte label NRRD decoded straight into one
+    ``(nz, ny, nx)`` array per layer: no interleaved copy of the whole volume is ever held."""
+    header, dtype, sizes, n_bytes = _checked_header(handle, max_bytes=max_bytes, where=where)
+    encoding = str(header.get("encoding", "")).lower()
+    if len(sizes) != 4 or dtype.itemsize != 1 or encoding not in ("gzip", "gz"):
+        array, header = read_nrrd_bounded(handle, max_bytes=max_bytes, where=where,
+                                          header=header)
+        return ([array] if array.ndim == 3 else
+                [np.ascontiguousarray(array[..., k]) for k in range(array.shape[-1])]), header
+    n_layers = sizes[0]
+    layers = [np.empty(sizes[:0:-1], dtype) for _ in range(n_layers)]
+    flats = [layer.reshape(-1) for layer in layers]
+
+    def sink(pos: int, piece: bytes) -> None:
+        data = np.frombuffer(piece, dtype)
+        for k in range(n_layers):
+            first = (k - pos) % n_layers  # index in ``data`` of the first byte of layer k
+            voxel = (pos + first) // n_layers
+            values = data[first::n_layers]
+            flats[k][voxel:voxel + len(values)] = values
+
+    _inflate(handle, n_bytes, sink, where)
+    return layers, header
+
+
+def _fill_raw(handle: IO[bytes], raw: np.ndarray, where: str) -> None:
+    view, got = memoryview(raw), 0
+    while got < raw.size:
+        more = handle.readinto(view[got:])
+        if not more:
+            raise BadInputError("the voxel data is truncated", path=where, action=DAMAGED)
+        got += more
+
+
+def _checked_header(handle: IO[bytes], *, max_bytes: int, where: str,
+                    header: dict[str, Any] | None = None
+                    ) -> tuple[dict[str, Any], np.dtype, list[int], int]:
+    """Header, dtype, sizes (NRRD order) and voxel bytes, checked before any voxel is read."""
     import nrrd
 
     try:
-        header = nrrd.read_header(handle)
+        header = header if header is not None else nrrd.read_header(handle)
         dtype = _nrrd_dtype(header)
     except (nrrd.NRRDError, ValueError, TypeError, KeyError) as exc:
         raise BadInputError(f"not a readable NRRD header ({exc})", path=where,
@@ -147,21 +221,7 @@ def read_nrrd_bounded(handle: IO[bytes], *, max_bytes: int, where: str
         raise BadInputError(f"the NRRD header declares sizes {sizes} ({n_bytes} bytes), more "
                             f"than the case's geometry allows ({max_bytes} bytes)", path=where,
                             action=DAMAGED)
-    raw = np.empty(n_bytes, np.uint8)
-    encoding = str(header.get("encoding", "")).lower()
-    if encoding in ("gzip", "gz"):
-        _fill_gzip(handle, raw, where)
-    elif encoding == "raw":
-        got = handle.readinto(memoryview(raw)) if hasattr(handle, "readinto") else 0
-        while got < n_bytes:
-            more = handle.readinto(memoryview(raw)[got:])
-            if not more:
-                raise BadInputError("the voxel data is truncated", path=where, action=DAMAGED)
-            got += more
-    else:
-        raise BadInputError(f"unsupported NRRD encoding {encoding!r}", path=where,
-                            action=DAMAGED)
-    array = raw.view(dtype).reshape(sizes[::-1])
-    if not dtype.isnative:
-        array = array.astype(dtype.newbyteorder("="))
-    return array, header
+    if str(header.get("encoding", "")).lower() not in ("gzip", "gz", "raw"):
+        raise BadInputError(f"unsupported NRRD encoding {header.get('encoding')!r}",
+                            path=where, action=DAMAGED)
+    return header, dtype, sizes, n_bytes

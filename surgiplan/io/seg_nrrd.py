@@ -189,14 +189,20 @@ def seg_nrrd_from_stream(handle: io.BufferedIOBase, *, path: str | Path) -> Segm
     return seg_nrrd_from_arrays(voxels, header, path=path)
 
 
-def seg_nrrd_from_arrays(voxels: np.ndarray, header: dict[str, Any], *,
+def seg_nrrd_from_arrays(voxels: np.ndarray | list[np.ndarray], header: dict[str, Any], *,
                          path: str | Path) -> Segmentation:
-    """A segmentation from already-decoded ``.seg.nrrd`` voxels (C order) and header."""
+    """A segmentation from already-decoded ``.seg.nrrd`` voxels (C order) and header; the
+    voxels may also come as the list of 3D layers."""
     geometry = geometry_from_nrrd_header(header, path=path)
     fields = _segment_fields(header)
-    if voxels.size == 1:  # Slicer's convention for "no voxel data": geometry is meaningless
+    if isinstance(voxels, list):
+        if sum(v.size for v in voxels) == 1:
+            return Segmentation(geometry=ImageGeometry((1, 1, 1), (1, 1, 1), (0, 0, 0)))
+        layers = [layer for v in voxels for layer in _layers(v, path=path)]
+    elif voxels.size == 1:  # Slicer's convention for "no voxel data": geometry is meaningless
         return Segmentation(geometry=ImageGeometry((1, 1, 1), (1, 1, 1), (0, 0, 0)))
-    layers = _layers(voxels, path=path)
+    else:
+        layers = _layers(voxels, path=path)
     taken: set[str] = set()
     structures = [_structure(i, fields[i], n_layers=len(layers), taken=taken, path=path)
                   for i in sorted(fields)]
