@@ -157,8 +157,8 @@ def scene_3d(twin: Twin, *, names: list[str] | None = None, with_volume: bool = 
     elif scene.volume is not None:
         mesh = scan_surface(scene.volume, progress=_part(progress, 0.2, 0.9), cancel=cancel)
         check(cancel)
-        if not mesh.is_empty():
-            scene.scan_surface = mesh_to_polydata(mesh, normals=True)
+        if not mesh.is_empty():  # smoothed: the raw iso-surface looks faceted when lit
+            scene.scan_surface = mesh_to_polydata(display_smoothed(mesh), normals=True)
     report(progress, 1.0, "3D view ready")
     return scene
 

@@ -86,10 +86,18 @@ SEE_THROUGH_OPACITY = {Role.SKIN: SKIN_OPACITY_3D, Role.BONE: 0.4, Role.ORGAN: 0
 SliceSource = Callable[[Plane], "tuple[np.ndarray, PlaneMapping, int] | None"]
 
 
-def surface_opacity(structure: Structure, *, see_through_skin: bool) -> float:
+# Cap of the context roles' opacity while a volume is rendered (the volume must show through).
+VOLUME_CONTEXT_OPACITY = 0.08
+
+
+def surface_opacity(structure: Structure, *, see_through_skin: bool,
+                    volume_shown: bool = False) -> float:
     """Opacity of a structure's 3D surface: its own, capped (when see-through is on) for the
-    context roles (SEE_THROUGH_OPACITY), so targets and critical structures inside show."""
+    context roles (SEE_THROUGH_OPACITY), so targets and critical structures inside show; with
+    a volume rendered, context surfaces drop to VOLUME_CONTEXT_OPACITY so it is not hidden."""
     opacity = float(structure.opacity)
+    if volume_shown and structure.role in SEE_THROUGH_OPACITY:
+        return min(opacity, VOLUME_CONTEXT_OPACITY)
     if see_through_skin and structure.role in SEE_THROUGH_OPACITY:
         return min(opacity, SEE_THROUGH_OPACITY[structure.role])
     return opacity
@@ -340,7 +348,8 @@ class View3D(QWidget):
     def _style(self, actor, structure: Structure) -> None:
         prop = actor.GetProperty()
         prop.SetColor(*structure.color)
-        prop.SetOpacity(surface_opacity(structure, see_through_skin=self.skin_box.isChecked()))
+        prop.SetOpacity(surface_opacity(structure, see_through_skin=self.skin_box.isChecked(),
+                                        volume_shown=self._volume_actor is not None))
         actor.SetVisibility(bool(structure.visible))
 
     def _restyle(self) -> None:
@@ -407,6 +416,8 @@ class View3D(QWidget):
             self.plotter.remove_actor(self._volume_actor, render=False)
             self._volume_actor = None
         if self._image is None or preset not in VOLUME_PRESETS:
+            self._restyle()
+            self._set_scan_surface_opacity(1.0)
             self.plotter.interactor.update()
             return
         geo = self._image.geometry
@@ -425,7 +436,18 @@ class View3D(QWidget):
         matrix[:3, :3] = geo.direction
         matrix[:3, 3] = geo.origin_lps
         self._volume_actor.user_matrix = matrix
+        # samples at half the finest spacing: coarser steps draw stripes across the volume
+        mapper = self._volume_actor.GetMapper()
+        if hasattr(mapper, "SetAutoAdjustSampleDistances"):
+            mapper.SetAutoAdjustSampleDistances(False)
+            mapper.SetSampleDistance(float(min(geo.spacing_mm)) / 2.0)
+        self._restyle()
+        self._set_scan_surface_opacity(VOLUME_CONTEXT_OPACITY)
         self.plotter.interactor.update()
+
+    def _set_scan_surface_opacity(self, opacity: float) -> None:
+        if self._scan_actor is not None:
+            self._scan_actor.GetProperty().SetOpacity(opacity)
 
     # ------------------------------------------------------------------ slice planes
     def set_cursor(self, point_lps: np.ndarray) -> None:

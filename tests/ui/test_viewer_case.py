@@ -181,3 +181,20 @@ def test_imported_segments_get_terminology_roles_and_distinct_colours(qtbot, win
     colours = [twin.structure(n).color for n in names]
     assert len(set(colours)) >= 4  # the two tumours share the tumour colour at most
     assert twin.structure("thing a").color != twin.structure("thing b").color
+
+
+def test_volume_rendering_is_not_hidden_by_the_skin(qtbot, window):
+    from surgiplan.ui.view3d import SKIN_OPACITY_3D, VOLUME_CONTEXT_OPACITY
+
+    show(qtbot, window, make_twin())
+    view = window.view3d
+    qtbot.waitUntil(lambda: "body" in view.surface_names() and view._image is not None,
+                    timeout=30_000)
+    assert view.surface_opacity_of("body") == SKIN_OPACITY_3D
+    view.volume_combo.setCurrentText("CT bone")
+    assert view.surface_opacity_of("body") <= VOLUME_CONTEXT_OPACITY
+    assert view.surface_opacity_of("tumour") == 1.0  # the target stays opaque
+    mapper = view._volume_actor.GetMapper()
+    assert mapper.GetSampleDistance() <= min(view._image.geometry.spacing_mm) / 2 + 1e-6
+    view.volume_combo.setCurrentText("No volume")
+    assert view.surface_opacity_of("body") == SKIN_OPACITY_3D
