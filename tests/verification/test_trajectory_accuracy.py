@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import surgiplan.model.twin as twin_module
 from surgiplan.model.twin import Twin
 from surgiplan.phantoms import load_truth, make_phantom
 from surgiplan.simulation import (
@@ -33,10 +34,15 @@ ANGLE_TOLERANCE_DEG = 3.0
 
 @pytest.fixture(scope="module")
 def head(tmp_path_factory):
-    """The head phantom as a simulation context, and its analytic truth read from truth.json."""
+    """The head phantom as a simulation context, and its analytic truth read from truth.json.
+
+    The twin keeps every distance map (its LRU budget would recompute the three critical maps
+    on each of the 80 runs: this module checks accuracy, not the cache policy)."""
     volume, segmentation, truth = make_phantom("head")
     path = truth.save(tmp_path_factory.mktemp("head") / "truth.json")
-    return SimulationContext(Twin(volume, segmentation)), load_truth(path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(twin_module, "DISTANCE_CACHE_MAPS", 16)
+        yield SimulationContext(Twin(volume, segmentation)), load_truth(path)
 
 
 @pytest.fixture(scope="module")
