@@ -99,7 +99,7 @@ def plans_from_bytes(data: bytes, *, path: str = PLANS_ENTRY) -> list[Plan]:
     """Plans from ``plans/plans.json`` bytes of any supported version."""
     try:
         raw = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nesting
         raise BadInputError(f"the plans document is not valid JSON ({exc})", path=path,
                             action="The case file is damaged: open a backup copy") from exc
     try:

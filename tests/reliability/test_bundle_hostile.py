@@ -196,3 +196,15 @@ def test_moderately_nested_manifest_is_refused_too(case, tmp_path):
     rewrite(bad, {**entries, MANIFEST: deep.encode()}, rehash=False)
     with pytest.raises(BadInputError, match="nested deeper"):
         load_bundle(bad)
+
+
+@pytest.mark.parametrize("entry", ["plans/plans.json", "plans/audit.jsonl"])
+def test_deeply_nested_plans_give_rc2_with_one_line(tmp_path, capsys, entry):
+    from tests.reliability.savecase import add_trajectory_plan
+
+    case = add_trajectory_plan(small_case(tmp_path))
+    entries, _ = entries_of(case)
+    bad = tmp_path / "deep-plans.surgiplan"
+    rewrite(bad, {**entries, entry: b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"})
+    line = _cli_rc2(capsys, "plans", str(bad))
+    assert entry in line
