@@ -24,12 +24,13 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module", params=PHANTOMS)
-def scored(request, tmp_path_factory) -> tuple[str, dict]:
+def scored(request) -> tuple[str, dict]:
+    """``surgiplan score --json`` of the phantom's demo plans (the session's cached phantom,
+    shared with the training tests: what ``surgiplan sample`` writes)."""
+    from surgiplan.training.cases import phantom_bundle
+
     name = request.param
-    out = tmp_path_factory.mktemp(name)
-    done = _cli("sample", name, "--out", str(out))
-    assert done.returncode == 0, done.stderr
-    done = _cli("score", str(out / f"{name}.surgiplan"), "--json")
+    done = _cli("score", str(phantom_bundle(name)), "--json")
     assert done.returncode == 0, done.stderr
     return name, json.loads(done.stdout)
 
