@@ -149,20 +149,22 @@ def make_case(folder: Path) -> Path:
     showing it (its 3D display surfaces cached in the bundle)."""
     from surgiplan.io.bundle import load_bundle, save_bundle
     from surgiplan.ui.case_io import scene_3d
+    from surgiplan.ui.display_meshes import display_cache_entries
 
     case = folder / "abdomen.surgiplan"
     subprocess.run([sys.executable, "-m", "surgiplan", "twin", "build", str(SCAN), "--out",
                     str(case), "--preset", "ct-bone-skin-vessels"], check=True, cwd=ROOT,
                    capture_output=True, timeout=900)
     twin = load_bundle(case)
-    twin.bundle_extras.update(scene_3d(twin).cache_entries)  # as the app does
+    made = scene_3d(twin).made
+    twin.bundle_extras.update(display_cache_entries(twin, made))  # as the app's save does
     save_bundle(twin, case, overwrite_changes=True)
     return case
 
 
 def _child_reopen() -> None:
     """In a child: reopen a case in the shown, idle app until its 3D view is complete."""
-    from PySide6.QtCore import QTimer
+    from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
     from surgiplan.ui.autosave import Autosave
@@ -170,7 +172,8 @@ def _child_reopen() -> None:
 
     case = Path(sys.argv[2])
     app = QApplication([])
-    window = MainWindow(autosave=Autosave(Path(sys.argv[3])))
+    settings = QSettings(str(Path(sys.argv[3]) / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(autosave=Autosave(Path(sys.argv[3])), settings=settings)  # fresh
     window.show()
     deadline = time.perf_counter() + 20.0
     while time.perf_counter() < deadline and window.view3d._plotter is None:
@@ -207,7 +210,12 @@ def _child_reopen() -> None:
     last[0] = start
     timer.start()
     window.open_path(case)
-    app.exec()
+    if os.environ.get("BENCH_PROFILE"):
+        import cProfile
+
+        cProfile.runctx("app.exec()", globals(), locals(), os.environ["BENCH_PROFILE"])
+    else:
+        app.exec()
     window.dirty = False
     window.close()
     print(json.dumps({**result, "max_gap_ms": 1000 * max(gaps), "jobs": jobs,

@@ -21,9 +21,7 @@ from surgiplan.progress import CancelToken, ProgressCallback, check, report
 from surgiplan.ui.display_meshes import (
     Scene3D,
     cached_display_meshes,
-    display_cache_entries,
     display_smoothed,
-    layer_keys,
     mesh_to_polydata,
 )
 from surgiplan.ui.windowing import default_window
@@ -140,8 +138,7 @@ def scene_3d(twin: Twin, *, names: list[str] | None = None, with_volume: bool = 
         scene.volume = display_volume(twin.image, progress=_part(progress, 0.0, 0.2),
                                       cancel=cancel)
     if len(twin.segmentation):
-        keys = layer_keys(twin.segmentation)
-        shown = cached_display_meshes(twin, names, keys)  # from the bundle, still valid
+        shown = cached_display_meshes(twin, names)  # from the bundle, still valid
         todo = [n for n in (twin.segmentation.names() if names is None else names)
                 if n not in shown]
         made = display_surfaces(twin, names=todo, progress=_part(progress, 0.2, 0.8),
@@ -152,8 +149,7 @@ def scene_3d(twin: Twin, *, names: list[str] | None = None, with_volume: bool = 
             check(cancel)
             scene.surfaces[name] = mesh_to_polydata(mesh, normals=True)
             report(progress, 0.8 + 0.2 * (n + 1) / len(shown), "3D surfaces")
-        if made:
-            scene.cache_entries = display_cache_entries(twin, made, keys)
+        scene.made = made
     elif scene.volume is not None:
         mesh = scan_surface(scene.volume, progress=_part(progress, 0.2, 0.9), cancel=cancel)
         check(cancel)

@@ -79,33 +79,31 @@ class Scene3D:
     volume: ImageVolume | None = None
     surfaces: dict[str, pv.PolyData] = field(default_factory=dict)  # structure name -> mesh
     scan_surface: pv.PolyData | None = None  # iso-surface when the twin has no structures
-    cache_entries: dict[str, bytes] = field(default_factory=dict)  # for twin.bundle_extras
+    # the smoothed display surfaces made (not read from the bundle's cache): kept by the
+    # window and written into the bundle's display cache when the case is saved
+    made: dict[str, SurfaceMesh] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------- display cache
 # The smoothed display surfaces travel in the case bundle (``display/`` entries, kept by the
-# bundle's extras mechanism), keyed by a hash of the structure's label layer, label value and
-# grid: a reopened case shows them without meshing; an edited structure's key no longer matches.
+# bundle's extras mechanism), keyed by a hash of the structure's voxels and the grid: a
+# reopened case shows them without meshing; an edited structure's key no longer matches.
 DISPLAY_FOLDER = "display/"
 DISPLAY_INDEX = f"{DISPLAY_FOLDER}index.json"
 
 
-def layer_keys(segmentation) -> list[str]:
-    """SHA-256 of every label layer's voxels and the grid (one per layer)."""
+def structure_keys(segmentation) -> dict[str, str]:
+    """SHA-256 of each structure's voxels (packed mask) and the grid, by structure name."""
     import hashlib
 
     geo = segmentation.geometry
     grid = repr((geo.size, geo.spacing_mm, geo.origin_lps, np.round(geo.direction, 9).tolist()))
-    keys = []
-    for layer in segmentation.layers:
+    keys = {}
+    for s in segmentation.structures:
         digest = hashlib.sha256(grid.encode())
-        digest.update(np.ascontiguousarray(layer).view(np.uint8).data)
-        keys.append(digest.hexdigest())
+        digest.update(np.packbits(segmentation.layers[s.layer] == s.label).data)
+        keys[s.name] = digest.hexdigest()
     return keys
-
-
-def _structure_key(layer_key: str, label: int) -> str:
-    return f"{layer_key}:{int(label)}"
 
 
 def _entry_name(name: str) -> str:
@@ -114,8 +112,7 @@ def _entry_name(name: str) -> str:
     return f"{DISPLAY_FOLDER}{hashlib.sha256(name.encode()).hexdigest()[:20]}.vtp"
 
 
-def cached_display_meshes(twin, names: list[str] | None = None,
-                          keys: list[str] | None = None) -> dict[str, SurfaceMesh]:
+def cached_display_meshes(twin, names: list[str] | None = None) -> dict[str, SurfaceMesh]:
     """Display surfaces stored in ``twin.bundle_extras`` whose key still matches the voxels."""
     import json
 
@@ -123,12 +120,12 @@ def cached_display_meshes(twin, names: list[str] | None = None,
 
     raw = twin.bundle_extras.get(DISPLAY_INDEX)
     if not raw:
-        return {}
+        return {}  # nothing cached: no need to hash the voxels
     try:
         index = json.loads(raw)
     except ValueError:
         return {}
-    keys = layer_keys(twin.segmentation) if keys is None else keys
+    keys = structure_keys(twin.segmentation)
     wanted = twin.segmentation.names() if names is None else names
     found: dict[str, SurfaceMesh] = {}
     for s in twin.structures:
@@ -136,8 +133,7 @@ def cached_display_meshes(twin, names: list[str] | None = None,
         if s.name not in wanted or not isinstance(record, dict):
             continue
         entry = record.get("entry")
-        if record.get("key") != _structure_key(keys[s.layer], s.label) or \
-                entry not in twin.bundle_extras:
+        if record.get("key") != keys[s.name] or entry not in twin.bundle_extras:
             continue
         try:
             found[s.name] = vtp_to_mesh(twin.bundle_extras[entry], path=entry)
@@ -146,15 +142,14 @@ def cached_display_meshes(twin, names: list[str] | None = None,
     return found
 
 
-def display_cache_entries(twin, meshes: dict[str, SurfaceMesh],
-                          keys: list[str] | None = None) -> dict[str, bytes]:
+def display_cache_entries(twin, meshes: dict[str, SurfaceMesh]) -> dict[str, bytes]:
     """Bundle entries storing ``meshes`` (display surfaces) with their keys, merged into the
     twin's current display index."""
     import json
 
     from surgiplan.io.bundle import mesh_to_vtp
 
-    keys = layer_keys(twin.segmentation) if keys is None else keys
+    keys = structure_keys(twin.segmentation)
     raw = twin.bundle_extras.get(DISPLAY_INDEX)
     try:
         index = json.loads(raw) if raw else {}
@@ -168,6 +163,6 @@ def display_cache_entries(twin, meshes: dict[str, SurfaceMesh],
             continue
         entry = _entry_name(s.name)
         entries[entry] = mesh_to_vtp(meshes[s.name])
-        index[s.name] = {"key": _structure_key(keys[s.layer], s.label), "entry": entry}
+        index[s.name] = {"key": keys[s.name], "entry": entry}
     entries[DISPLAY_INDEX] = json.dumps(index, sort_keys=True).encode()
     return entries

@@ -142,6 +142,7 @@ class MainWindow(QMainWindow):
         self._autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
         self._autosave_timer.timeout.connect(self.autosave_now)
         self._pending_surfaces: set[str] = set()
+        self._display_made: dict = {}
         self._surface_serials: dict[str, int] = {}
         self._surface_timer = QTimer(self, singleShot=True, interval=SURFACE_DELAY_MS)
         self._surface_timer.timeout.connect(self._flush_surfaces)
@@ -491,6 +492,7 @@ class MainWindow(QMainWindow):
         self.twin = twin
         self.case_path = case_path
         self.dirty = dirty
+        self._display_made: dict = {}  # display surfaces made this session (name -> mesh)
         if twin is not None and window is None:
             window = default_window(twin.image)
         for view in self.slice_views.values():
@@ -517,7 +519,7 @@ class MainWindow(QMainWindow):
         def done(scene) -> None:
             if twin is self.twin:
                 self.view3d.set_scene(scene, twin.structures, modality=twin.image.modality)
-                twin.bundle_extras.update(scene.cache_entries)
+                self._display_made.update(scene.made)
 
         self.runner.submit("Preparing 3D view", partial(case_io.scene_3d, twin),
                            on_done=done, on_error=self.report_error)
@@ -534,7 +536,7 @@ class MainWindow(QMainWindow):
     def _surfaces_ready(self, twin: Twin, scene) -> None:
         if twin is self.twin:
             self.view3d.set_surfaces(scene.surfaces, twin.structures)
-            twin.bundle_extras.update(scene.cache_entries)
+            self._display_made.update(scene.made)
 
     def queue_surfaces(self, name: str) -> None:
         """Re-mesh only structure ``name`` in a worker soon; quick successive edits coalesce."""
@@ -563,7 +565,7 @@ class MainWindow(QMainWindow):
                  if self._surface_serials.get(n) == serial and n in twin.segmentation.names()}
         if fresh:
             self.view3d.set_surfaces(fresh, twin.structures)
-            twin.bundle_extras.update(scene.cache_entries)  # display cache saved with the case
+            self._display_made.update({n: m for n, m in scene.made.items() if n in fresh})
 
     def _build_segment_dock(self) -> None:
         """The Segment dock with its Edit/Segment menus and File import/export (issue 4)."""
@@ -734,9 +736,29 @@ class MainWindow(QMainWindow):
             self._add_recent(self.case_path)
             self.statusBar().showMessage(f"Saved {self.case_path}", 5000)
 
-        self.runner.submit(f"Saving {path.name}",
-                           lambda **_k: save_bundle(twin, path, overwrite_changes=overwrite),
+        cache = self._display_cache_job(twin)
+
+        def save(**_k) -> Path:
+            cache()
+            return save_bundle(twin, path, overwrite_changes=overwrite)
+
+        self.runner.submit(f"Saving {path.name}", save,
                            on_done=saved, on_error=partial(save_failed, self, path))
+
+    def _display_cache_job(self, twin: Twin):
+        """A callable (for the save worker) that puts the 3D display surfaces made this
+        session into ``twin.bundle_extras`` (keyed by the voxels they were made from; a
+        structure with a re-mesh pending is left out)."""
+        from surgiplan.ui.display_meshes import display_cache_entries
+
+        made = {n: m for n, m in self._display_made.items()
+                if n not in self._pending_surfaces and n in twin.segmentation.names()}
+
+        def run() -> None:
+            if made:
+                twin.bundle_extras.update(display_cache_entries(twin, made))
+
+        return run
 
     def _update_title(self) -> None:
         name = self.case_path.name if self.case_path else (
@@ -889,6 +911,7 @@ class MainWindow(QMainWindow):
             if not name:
                 return False
             path = Path(name).with_suffix(case_io.CASE_SUFFIX)
+        self._display_cache_job(self.twin)()
         if not save_blocking(self, path):
             return False
         self.dirty = False

@@ -198,3 +198,22 @@ def test_volume_rendering_is_not_hidden_by_the_skin(qtbot, window):
     assert mapper.GetSampleDistance() <= min(view._image.geometry.spacing_mm) / 2 + 1e-6
     view.volume_combo.setCurrentText("No volume")
     assert view.surface_opacity_of("body") == SKIN_OPACITY_3D
+
+
+def test_3d_display_surfaces_are_cached_in_the_bundle_and_checked(tmp_path):
+    from surgiplan.io.bundle import load_bundle
+    from surgiplan.ui.case_io import scene_3d
+    from surgiplan.ui.display_meshes import display_cache_entries
+
+    twin = make_twin()
+    first = scene_3d(twin, with_volume=False)
+    assert set(first.made) == {"tumour", "body"}
+    twin.bundle_extras.update(display_cache_entries(twin, first.made))
+    reopened = load_bundle(save_bundle(twin, tmp_path / "c.surgiplan"))
+    again = scene_3d(reopened, with_volume=False)
+    assert again.made == {} and set(again.surfaces) == {"tumour", "body"}  # no meshing
+    assert again.surfaces["tumour"].n_points == first.surfaces["tumour"].n_points
+    mask = reopened.segmentation.mask("tumour")
+    mask[:, :, : mask.shape[2] // 2] = False  # an edit: its cached surface no longer fits
+    reopened.set_structure_mask("tumour", mask)
+    assert set(scene_3d(reopened, with_volume=False).made) == {"tumour"}
