@@ -217,3 +217,14 @@ def test_3d_display_surfaces_are_cached_in_the_bundle_and_checked(tmp_path):
     mask[:, :, : mask.shape[2] // 2] = False  # an edit: its cached surface no longer fits
     reopened.set_structure_mask("tumour", mask)
     assert set(scene_3d(reopened, with_volume=False).made) == {"tumour"}
+
+
+def test_import_warnings_reach_the_report():
+    from surgiplan.plans.model import Plan
+    from surgiplan.plans.planset import PlanSet
+    from surgiplan.ui.report.content import build_content
+
+    twin = make_twin()
+    twin.image.warnings.append("gantry tilt 12.0 deg: resampled onto a regular grid")
+    content = build_content(twin, PlanSet([Plan(name="empty")]))
+    assert any("gantry tilt" in w and w.startswith("Import") for w in content.warnings)

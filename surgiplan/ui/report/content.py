@@ -241,8 +241,10 @@ def build_content(twin: Twin, plan_set: PlanSet, plan_name: str | None = None, *
     for item in plan.interventions:
         prov = (item.result or {}).get("provenance") or {}
         hashes += [(f"{item.label}: {k}", v) for k, v in prov.get("input_hashes", {}).items()]
-    warnings = [f"{i.label}: {w}" for i in plan.interventions
-                for w in (i.result or {}).get("warnings", [])]
+    imported = [*twin.image.warnings, *getattr(twin.provenance, "import_warnings", [])]
+    warnings = [f"Import: {w}" for w in dict.fromkeys(imported)]  # gantry tilt, gaps...
+    warnings += [f"{i.label}: {w}" for i in plan.interventions
+                 for w in (i.result or {}).get("warnings", [])]
     if not plan.scored:
         warnings.append("The plan is not scored: metrics are missing.")
     safety = plan_safety(plan.name, [result_from_json(i.result) for i in plan.interventions
