@@ -120,12 +120,13 @@ SPEC = SimulatorSpec(
 )
 
 
-DISCRETISATION_SD_VOXELS = 0.2
-DISCRETISATION_SHIFT_MEAN_VOXELS = 0.05
-DISCRETISATION_SHIFT_SD_VOXELS = 0.10
-NORMAL_SD_DEG = 0.5
-ENTRY_SKIN_TOLERANCE_MM = 3.0
-BREACH_CONCERN_PROBABILITY = 0.05
+# Systematic error terms (see the module docstring); voxel = the largest grid spacing.
+DISCRETISATION_SD_VOXELS = 0.2  # per-draw map error at the closest point (RMS, voxels)
+DISCRETISATION_SHIFT_MEAN_VOXELS = 0.05  # per-plan clearance shift for P(breach): mean
+DISCRETISATION_SHIFT_SD_VOXELS = 0.10  # ... and SD (voxels)
+NORMAL_SD_DEG = 0.5  # smooth skin normal error per tangential axis (deg)
+ENTRY_SKIN_TOLERANCE_MM = 3.0  # an entry farther from the outer skin has no skin normal
+BREACH_CONCERN_PROBABILITY = 0.05  # P(breach) at or above this is a caution concern
 SYSTEMATIC_SOURCES = {
     "discretisation_sd_voxels": "measured: voxel distance map vs exact spheres (simulator.py)",
     "discretisation_shift_voxels": "calibrated: the shift that maps the voxel map's breach "

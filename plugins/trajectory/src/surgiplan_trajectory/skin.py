@@ -12,8 +12,8 @@ about 2 degrees everywhere (median 0.5; tests/verification/test_trajectory_accur
 Only the *outer* skin is used (a vertex whose point ``OUTSIDE_PROBE_MM`` out along its normal
 is inside the image and in no structure), so neither an inner skin boundary (a scalp shell's
 skull side) nor the cap where the field of view cuts the body gives a normal; the averaging
-runs on the outer skin's own faces. A point off the mesh takes the normal of its nearest
-outer-skin vertex.
+runs on the outer skin's own faces. A point takes the normal of the nearest averaging
+window's centre (see ``smoothed_vertex_normals``).
 """
 
 from __future__ import annotations
