@@ -13,8 +13,11 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QEvent, QObject, Signal
 from PySide6.QtWidgets import (
+    QAbstractScrollArea,
+    QAbstractSpinBox,
+    QApplication,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -28,6 +31,42 @@ from surgiplan.simulation.spec import VALUE_LIMIT, Parameter, ParamType, check_v
 
 FLOAT_LIMIT = VALUE_LIMIT  # spin boxes need finite bounds; an open range is shown as +-2e9
 INT_LIMIT = int(VALUE_LIMIT)  # within QSpinBox's 32-bit range
+
+
+class WheelGuard(QObject):
+    """Application event filter: the mouse wheel over a spin box or combo box changes its value
+    only when the field has keyboard focus; otherwise the wheel scrolls the enclosing panel
+    (scrolling a form must never change a plan parameter unnoticed)."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() != QEvent.Type.Wheel or not isinstance(watched, QWidget):
+            return False
+        field = watched
+        if not isinstance(field, QAbstractSpinBox | QComboBox):
+            field = watched.parentWidget()
+            if not isinstance(field, QAbstractSpinBox | QComboBox):
+                return False
+        if field.hasFocus():
+            return False
+        scroll = field.parentWidget()
+        while scroll is not None and not isinstance(scroll, QAbstractScrollArea):
+            scroll = scroll.parentWidget()
+        if scroll is not None:
+            QApplication.sendEvent(scroll.verticalScrollBar(), event)
+        return True
+
+
+_WHEEL_GUARD: WheelGuard | None = None
+
+
+def install_wheel_guard() -> None:
+    """Install the :class:`WheelGuard` on the application once (no-op without one)."""
+    global _WHEEL_GUARD
+    app = QApplication.instance()
+    if app is None or _WHEEL_GUARD is not None:
+        return
+    _WHEEL_GUARD = WheelGuard()
+    app.installEventFilter(_WHEEL_GUARD)
 
 
 def decimals_for(param: Parameter) -> int:
@@ -131,6 +170,7 @@ class ParameterForm(QWidget):
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._params: list[Parameter] = []
         self._editors: dict[str, QWidget] = {}
+        install_wheel_guard()
         self.set_parameters(parameters)
 
     @property

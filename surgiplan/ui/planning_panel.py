@@ -84,6 +84,8 @@ from surgiplan.ui.trajectory_tools import (
     PathDecoration,
     PlacementTool,
     TrajectoryPlan,
+    format_lps,
+    grade_letter,
     level_color,
 )
 
@@ -189,6 +191,13 @@ def format_interval(ci: tuple[float, float] | None, unit: str) -> str:
     return f"[{format_value(ci[0], '')}, {format_value(ci[1], '')}] {unit}".rstrip()
 
 
+def metric_value_text(m: Metric) -> str:
+    """A metric's value cell: the Gertzbein-Robbins grade as its letter, else value + unit."""
+    if m.key == "gertzbein_grade":
+        return grade_letter(m.value)
+    return format_value(m.value, m.unit)
+
+
 def metric_interval_text(m: Metric) -> str:
     """A metric's interval cell: "[lo, hi] unit (prediction)", "none: reason", or why the
     value is not assessable."""
@@ -198,6 +207,8 @@ def metric_interval_text(m: Metric) -> str:
         return f"not assessable: {m.not_assessable}{share}"
     if m.ci95 is None:
         return f"none: {m.no_interval_reason}" if m.no_interval_reason else "—"
+    if m.key == "gertzbein_grade":
+        return f"[{grade_letter(m.ci95[0])}, {grade_letter(m.ci95[1])}] ({m.interval_kind})"
     return f"{format_interval(m.ci95, m.unit)} ({m.interval_kind})"
 
 
@@ -220,7 +231,11 @@ def worst_level(result: SimulationResult) -> Level | None:
 
 
 def set_scrolled_body(widget: QWidget, body: QWidget) -> None:
-    """Lay ``body`` out as ``widget``'s whole content, scrollable, without margins."""
+    """Lay ``body`` out as ``widget``'s whole content, scrollable, without margins (the wheel
+    changes a field's value only when it has focus: :func:`install_wheel_guard`)."""
+    from surgiplan.ui.parameter_form import install_wheel_guard
+
+    install_wheel_guard()
     scroll = QScrollArea()
     scroll.setWidgetResizable(True)
     scroll.setWidget(body)
@@ -299,7 +314,7 @@ def fill_metrics_table(table: QTableWidget, result: SimulationResult) -> None:
         row = table.rowCount()
         table.insertRow(row)
         color = level_color(levels[m.structure], 120) if m.structure in levels else None
-        value = "not assessable" if m.not_assessable else format_value(m.value, m.unit)
+        value = "not assessable" if m.not_assessable else metric_value_text(m)
         cells = [m.title, m.structure or "", value, metric_interval_text(m)]
         for col, text in enumerate(cells):
             table.setItem(row, col, _item(text, color=color, tooltip=m.key))
@@ -673,16 +688,11 @@ class PlanningPanel(QWidget):
             self.rescore_live()
             if not dragging:
                 self.run_full()
-        self._repaint_views()
-        if self.plan.complete() and not self.probe_toggle.isChecked() and \
-                not getattr(self, "_probe_shown_once", False):
-            self._probe_shown_once = True
-            self.probe_toggle.setChecked(True)
+        self._repaint_views()  # the probe's-eye dock opens only on request: opening it
+        # while placing would resize the slice views under the cursor (issue 15, item 2)
 
     def _points_text(self) -> str:
-        def fmt(p) -> str:
-            return "—" if p is None else f"L {p[0]:.1f}  P {p[1]:.1f}  S {p[2]:.1f} mm"
-
+        fmt = format_lps
         text = f"Entry: {fmt(self.plan.entry_lps)}\nTarget: {fmt(self.plan.target_lps)}"
         if self.plan.complete():
             text += f"\nLength {self.plan.length_mm():.1f} mm"

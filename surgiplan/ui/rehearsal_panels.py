@@ -64,7 +64,12 @@ from surgiplan.ui.planning_panel import (
     wrapped_label,
 )
 from surgiplan.ui.rehearsal_3d import Rehearsal3D
-from surgiplan.ui.trajectory_tools import PathDecoration, PlacementTool, TrajectoryPlan
+from surgiplan.ui.trajectory_tools import (
+    PathDecoration,
+    PlacementTool,
+    TrajectoryPlan,
+    format_lps,
+)
 
 if TYPE_CHECKING:
     from surgiplan.ui.main_window import MainWindow
@@ -73,11 +78,8 @@ LIVE_BUDGET_MS = 50.0  # a live score slower than this is shown, with a note
 
 
 def format_point(point_lps) -> str:
-    """``L x  P y  S z mm`` (or a dash)."""
-    if point_lps is None:
-        return "—"
-    p = point_lps
-    return f"L {p[0]:.1f}  P {p[1]:.1f}  S {p[2]:.1f} mm"
+    """``R x  A y  S z mm``: patient directions (:func:`format_lps`), or a dash."""
+    return format_lps(point_lps)
 
 
 def named_combo(name: str) -> QComboBox:

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from surgiplan.model.structures import Role
 from surgiplan.simulation import ResectionInput, SimulationResult
 from surgiplan.ui.planning_panel import wrapped_label
-from surgiplan.ui.rehearsal_panels import RehearsalPanel, mm_spin, named_combo
+from surgiplan.ui.rehearsal_panels import RehearsalPanel, format_point, mm_spin, named_combo
 from surgiplan.ui.rehearsal_tools import CutPlane, PlaneDecoration, PlaneTool
 
 NO_TARGET = "(none)"
@@ -212,7 +212,7 @@ class ResectionPanel(RehearsalPanel):
         if not self.plane.is_set():
             return
         p, n = self.plane.point_lps, self.plane.normal_lps
-        self.plane_label.setText(f"Plane: L {p[0]:.1f}  P {p[1]:.1f}  S {p[2]:.1f} mm, "
+        self.plane_label.setText(f"Plane: {format_point(p)}, "
                                  f"normal ({n[0]:.2f}, {n[1]:.2f}, {n[2]:.2f})")
         self._show_handle()
         self.rescore_live()

@@ -44,7 +44,12 @@ from surgiplan.ui.jobs import JobRunner
 from surgiplan.ui.plan_graphics import add_intervention_actors, axis_lps, level_of
 from surgiplan.ui.slice_planes import Plane
 from surgiplan.ui.slice_view import SliceView
-from surgiplan.ui.trajectory_tools import LEVEL_RGB, PathDecoration, TrajectoryPlan
+from surgiplan.ui.trajectory_tools import (
+    LEVEL_RGB,
+    PathDecoration,
+    TrajectoryPlan,
+    grade_letter,
+)
 from surgiplan.ui.view3d import View3D
 
 BANNER = "READ-ONLY REVIEW"
@@ -127,10 +132,12 @@ def numbers_html(item: Intervention) -> str:
             rows.append(f"<tr><td>{escape(m.title)}</td><td align='right' style='color:#ffb020'>"
                         f"<b>not assessable</b> ({escape(m.not_assessable)})</td></tr>")
             continue
+        show = grade_letter if m.key == "gertzbein_grade" else _mm  # A..E, not 0..4
+        unit = "" if m.key == "gertzbein_grade" else m.unit
         ci = ("" if m.ci95 is None else
-              f"&nbsp; (95 % {m.interval_kind} {_mm(m.ci95[0])} to {_mm(m.ci95[1])})")
-        rows.append(f"<tr><td>{escape(m.title)}</td><td align='right'><b>{_mm(m.value)}</b> "
-                    f"{m.unit}{ci}</td></tr>")
+              f"&nbsp; (95 % {m.interval_kind} {show(m.ci95[0])} to {show(m.ci95[1])})")
+        rows.append(f"<tr><td>{escape(m.title)}</td><td align='right'><b>{show(m.value)}</b> "
+                    f"{unit}{ci}</td></tr>")
     table = f"<table cellspacing='6'>{''.join(rows)}</table>" if rows else ""
     warn = "".join(f"<p style='color:#ffb020'>⚠ {w}</p>" for w in result.warnings)
     return "".join(lines) + table + warn

@@ -35,6 +35,28 @@ LEVEL_RGB: dict[Level | None, tuple[int, int, int]] = {
 POINTS = ("entry", "target")
 
 
+def format_lps(point_lps, *, decimals: int = 1) -> str:
+    """A point as patient directions, e.g. ``R 27.7  A 12.0  S 40.1 mm`` (LPS: +x left,
+    +y posterior, +z superior; a negative x is to the patient's right); "—" for None."""
+    if point_lps is None:
+        return "—"
+    parts = []
+    for value, (plus, minus) in zip(np.asarray(point_lps, float).reshape(3),
+                                    (("L", "R"), ("P", "A"), ("S", "I")), strict=True):
+        parts.append(f"{plus if value >= 0 else minus} {abs(value):.{decimals}f}")
+    return "  ".join(parts) + " mm"
+
+
+GRADE_LETTERS = "ABCDE"  # the Gertzbein-Robbins grade metric is 0..4 for A..E
+
+
+def grade_letter(value: float | None) -> str:
+    """A Gertzbein-Robbins grade number (0..4, may be fractional in an interval) as A..E."""
+    if value is None or not np.isfinite(value):
+        return "—"
+    return GRADE_LETTERS[int(np.clip(round(value), 0, len(GRADE_LETTERS) - 1))]
+
+
 def level_color(level: Level | str | None, alpha: int = 255) -> QColor:
     r, g, b = LEVEL_RGB[None if level is None else Level(level)]
     return QColor(r, g, b, alpha)
