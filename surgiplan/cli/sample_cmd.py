@@ -12,11 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from surgiplan.phantoms.sample_case import write_sample
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from surgiplan.phantoms.generate import PHANTOM_NAMES
+    from surgiplan.phantoms.names import PHANTOM_NAMES
 
     names = "|".join(PHANTOM_NAMES)
     parser = subparsers.add_parser(
@@ -30,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from surgiplan.phantoms.sample_case import write_sample
+
     bundle = write_sample(args.name, args.out, seed=args.seed, progress=_stderr_progress())
     print(bundle)
     return 0

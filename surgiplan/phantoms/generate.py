@@ -21,6 +21,7 @@ from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.structures import Segmentation
 from surgiplan.model.volume import ImageVolume
 from surgiplan.phantoms import anatomy_head, anatomy_liver, anatomy_spine
+from surgiplan.phantoms.names import PHANTOM_NAMES as LIGHT_NAMES
 from surgiplan.phantoms.render import RenderedPhantom, render_phantom
 from surgiplan.phantoms.spec import PhantomSpec
 from surgiplan.phantoms.truth import Truth, TruthStructure
@@ -32,6 +33,7 @@ BUILDERS: dict[str, Callable[[], PhantomSpec]] = {
     "liver": anatomy_liver.build,
 }
 PHANTOM_NAMES = tuple(BUILDERS)
+assert PHANTOM_NAMES == LIGHT_NAMES, "surgiplan/phantoms/names.py lists other phantoms"
 LABELS_SCHEMA = "surgiplan.labels/1"
 CT_RANGE_HU = (-1024.0, 3071.0)  # what a 12-bit CT scanner stores
 
