@@ -99,4 +99,7 @@ def target_name(context: SimulationContext, inputs: AblationInput) -> str:
         raise BadInputError("the case has no structure with the role target",
                             action="name the tumour with --target or mark it as a target")
     tip = np.asarray(inputs.tip_lps, float)[None]
+    holding = [s for s in targets if s.name in context.structures_at(tip)[0]]
+    if len(holding) == 1:  # the tip's own voxel: no distance map needed (live scoring)
+        return holding[0].name
     return min(targets, key=lambda s: float(context.signed_distance_mm(s.name, tip)[0])).name
