@@ -25,8 +25,11 @@ from surgiplan.model.structures import Segmentation, Structure, checked_property
 from surgiplan.model.surface import SurfaceMesh
 from surgiplan.model.volume import ImageVolume
 
-# Full-grid distance maps kept in a twin's cache (each is 4 bytes per voxel).
+# Distance-map cache budget: at least DISTANCE_CACHE_MAPS full-grid float32 maps, and at least
+# DISTANCE_CACHE_MIN_BYTES, so that every critical structure of an ordinary case stays cached
+# (live re-scoring samples them all on every drag) while a huge CT keeps only a couple.
 DISTANCE_CACHE_MAPS = 2
+DISTANCE_CACHE_MIN_BYTES = 1536 * 1024 * 1024
 
 
 @dataclass
@@ -241,8 +244,9 @@ class Twin:
 
     @property
     def distance_cache_bytes(self) -> int:
-        """Budget of the distance-map cache: DISTANCE_CACHE_MAPS full-grid float32 maps."""
-        return DISTANCE_CACHE_MAPS * 4 * self.geometry.n_voxels
+        """Budget of the distance-map cache: DISTANCE_CACHE_MAPS full-grid float32 maps, and at
+        least DISTANCE_CACHE_MIN_BYTES."""
+        return max(DISTANCE_CACHE_MAPS * 4 * self.geometry.n_voxels, DISTANCE_CACHE_MIN_BYTES)
 
     def _trim_distance_cache(self) -> None:
         """Drop least recently used maps beyond the budget (the newest map always stays)."""
