@@ -123,10 +123,13 @@ def optimise_probe(
     shafts = tips - length * d
     batch = ZoneBatch.from_probes(tips[:, None], shafts[:, None], sizes[:, None, 0],
                                   sizes[:, None, 1], sizes[:, None, 2])
-    from surgiplan_ablation.simulator import scene_roi
+    from surgiplan_ablation.simulator import _nearest_first, scene_roi
 
-    scene = build_scene(context, target, scene_roi(context, target, [batch]),
-                        vessel_min_diameter_mm=parameters["heat_sink_min_diameter_mm"])
+    scene = _nearest_first(build_scene(
+        context, target, scene_roi(context, target, [batch]),
+        vessel_min_diameter_mm=parameters["heat_sink_min_diameter_mm"]),
+        ZoneBatch.from_probes(tips[:1, None], shafts[:1, None], sizes[:1, None, 0],
+                              sizes[:1, None, 1], sizes[:1, None, 2]))
     check(cancel)
     report(progress, 0.3, f"scoring {len(batch)} candidate zones")
     t0 = time.perf_counter()
