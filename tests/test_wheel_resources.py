@@ -10,6 +10,7 @@ check touches must come from the installed wheels (the test asserts the paths)."
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -44,9 +45,13 @@ print(json.dumps({
 def installed(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("wheels")
     wheels, target = base / "wheels", base / "site"
-    for project in PROJECTS:
+    for n, project in enumerate(PROJECTS):
+        copy = base / f"src{n}"  # pip builds in the project folder: keep the tree clean
+        shutil.copytree(project, copy, ignore=shutil.ignore_patterns(
+            ".venv", "plugins", "tests", "bench", "sample_scans", ".git", "build", "*.egg-info",
+            "__pycache__", "installer", "docs"))
         done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
-                               "-q", "-w", str(wheels), str(project)],
+                               "-q", "-w", str(wheels), str(copy)],
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q",
