@@ -26,7 +26,13 @@ from PySide6.QtWidgets import (
 )
 
 from surgiplan.model.structures import Role
-from surgiplan.simulation import Metric, SimulationResult, StructureLevel, level_for
+from surgiplan.simulation import (
+    IntervalKind,
+    Metric,
+    SimulationResult,
+    StructureLevel,
+    level_for,
+)
 from surgiplan.ui.planning_panel import worst_level, wrapped_label
 from surgiplan.ui.rehearsal_panels import (
     TrajectoryRehearsalPanel,
@@ -51,8 +57,13 @@ def live_metrics(score: Any, margins_mm: dict[str, float]
     metrics = [Metric("breach_mm", "Largest breach outside bone", "mm", score.breach_mm)]
     for d, value in score.breach_by_direction_mm.items():
         metrics.append(Metric(f"breach_{d}_mm", f"{d.capitalize()} breach", "mm", value))
-    metrics.append(Metric("gertzbein_grade", f"Gertzbein-Robbins grade {score.grade} "
-                          "(0=A ... 4=E)", "", float(GRADES.index(score.grade))))
+    if score.grade in GRADES:
+        metrics.append(Metric("gertzbein_grade", f"Gertzbein-Robbins grade {score.grade} "
+                              "(0=A ... 4=E)", "", float(GRADES.index(score.grade)),
+                              interval=IntervalKind.NONE, no_interval_reason="nominal (live)"))
+    else:  # the screw leaves the image: no grade
+        metrics.append(Metric.unassessable("gertzbein_grade", "Gertzbein-Robbins grade", "",
+                                           "the screw leaves the image"))
     for band, value in score.hu_share_pct.items():
         metrics.append(Metric(f"{band}_share_pct", f"Share in {band.replace('_', ' ')}", "%",
                               value))
