@@ -886,6 +886,11 @@ class MainWindow(QMainWindow):
         return QMessageBox.StandardButton(box.exec())
 
     def closeEvent(self, event) -> None:
+        from surgiplan.ui.rehearsal_panels import confirm_unsaved_rehearsals
+
+        if self.twin is not None and not confirm_unsaved_rehearsals(self):
+            event.ignore()  # unsaved rehearsals: Cancel (Save made them plans: case dirty)
+            return
         if self.dirty and self.twin is not None:
             answer = self.ask_unsaved()
             if answer == QMessageBox.StandardButton.Cancel:

@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
@@ -43,8 +44,8 @@ from surgiplan.plans import Intervention, Plan, PlanSet, PlanStatus, plan_set_of
 from surgiplan.plans.store import store_in_twin
 from surgiplan.simulation.result import SimulationResult
 from surgiplan.simulation.uncertainty import UncertaintyModel
-from surgiplan.ui.plan_graphics import plan_level
-from surgiplan.ui.trajectory_tools import level_color
+from surgiplan.ui.plan_graphics import add_intervention_actors, axis_lps, level_of, plan_level
+from surgiplan.ui.trajectory_tools import PathDecoration, TrajectoryPlan, level_color
 
 if TYPE_CHECKING:
     from surgiplan.ui.compare_window import CompareWindow
@@ -94,6 +95,9 @@ class PlansPanel(QWidget):
         self.compare_windows: list[CompareWindow] = []
         self.review_windows: list[ReviewWindow] = []
         self._score_job = None
+        self._shown: list[tuple[TrajectoryPlan, PathDecoration]] = []  # selected plan's axes
+        self._shown_actors: list[str] = []
+        self._shown_key: tuple | None = None
         self._build()
         self._connect()
         self._refresh()
@@ -114,7 +118,8 @@ class PlansPanel(QWidget):
         layout.addWidget(self.table, 2)
         grid = QGridLayout()
         self.buttons: dict[str, QPushButton] = {}
-        specs = [("new", "New from trajectory"), ("duplicate", "Duplicate"),
+        specs = [("new", "New from trajectory"), ("new_rehearsal", "New from Rehearse tab"),
+                 ("duplicate", "Duplicate"),
                  ("rename", "Rename…"), ("delete", "Delete"), ("undo", "Undo"), ("redo", "Redo"),
                  ("draft", "Back to draft"), ("propose", "Propose"), ("approve", "Approve…"),
                  ("rescore", "Re-score"), ("markups", "Export .mrk.json…"),
@@ -146,6 +151,7 @@ class PlansPanel(QWidget):
     def _connect(self) -> None:
         b = self.buttons
         b["new"].clicked.connect(lambda: self._guard(self.new_from_trajectory))
+        b["new_rehearsal"].clicked.connect(lambda: self._guard(self.new_from_rehearsal))
         b["duplicate"].clicked.connect(lambda: self._guard(self.duplicate_selected))
         b["rename"].clicked.connect(lambda: self._guard(self.rename_selected))
         b["delete"].clicked.connect(lambda: self._guard(self.delete_selected))
@@ -187,6 +193,9 @@ class PlansPanel(QWidget):
                 self.window.report_error(exc)
         if self.plan_set is not None:
             self.plan_set.events.connect(self._plans_event)
+        history = getattr(self.window, "edit_history", None)
+        if history is not None:
+            history.watch_plans(self.plan_set)
         self._refresh()
 
     def _plans_event(self, event: str, /, **payload: Any) -> None:
@@ -265,6 +274,62 @@ class PlansPanel(QWidget):
         self.notes_edit.blockSignals(False)
         self.detail_label.setText("" if plan is None else self._detail(plan))
         self._update_enabled()
+        try:
+            self.show_in_views(plan if len(self.selected_names()) == 1 else None)
+        except Exception as exc:  # drawing must never block the list
+            self._say(f"Could not draw {plan.name if plan else 'the plan'}: {exc}")
+
+    def show_in_views(self, plan: Plan | None, *, go_to: bool = True) -> None:
+        """Draw ``plan``'s interventions in the slice views (axis with E/T markers in the
+        plan's level colours) and in 3D; the slices move to its first target when the
+        selection changed (``go_to``). None clears the drawing."""
+        key = None if plan is None else (plan.id, plan.modified_utc)
+        if key == self._shown_key:
+            return
+        moved = plan is not None and (self._shown_key or (None,))[0] != plan.id
+        self._shown_key = key
+        views = list(getattr(self.window, "slice_views", {}).values())
+        for _path, decoration in self._shown:
+            for view in views:
+                view.remove_decoration(decoration)
+        self._shown = []
+        plotter = self._plotter()
+        for name in self._shown_actors:
+            plotter.remove_actor(name, render=False)
+        self._shown_actors = []
+        if plan is not None:
+            for item in plan.interventions:
+                axis = axis_lps(item)
+                if axis is not None:
+                    path = TrajectoryPlan()
+                    path.entry_lps, path.target_lps = axis
+                    path.level = level_of(item)
+                    decoration = PathDecoration(path)
+                    for view in views:
+                        view.add_decoration(decoration)
+                    self._shown.append((path, decoration))
+                if plotter is not None:
+                    self._shown_actors += add_intervention_actors(plotter, item,
+                                                                  prefix="plans_selected")
+            if go_to and moved and self._shown:
+                self.window.set_cursor(self._shown[0][0].target_lps)
+        for view in views:
+            view.update()
+        if plotter is not None:
+            plotter.interactor.update()
+
+    def shown_axes(self) -> list[tuple]:
+        """(entry, target) LPS mm of every axis drawn for the selected plan."""
+        return [(p.entry_lps, p.target_lps) for p, _d in self._shown]
+
+    def _plotter(self) -> Any:
+        view3d = getattr(self.window, "view3d", None)
+        if view3d is None or self.twin is None:
+            return None
+        try:
+            return view3d.plotter
+        except Exception:
+            return None
 
     def _detail(self, plan: Plan) -> str:
         steps = "; ".join(f"{i.label} ({i.kind})" for i in plan.interventions) or "none"
@@ -282,7 +347,8 @@ class PlansPanel(QWidget):
         editable = has_set and not self.read_only
         plan = self.selected_plan() if n else None
         enabled = {
-            "new": editable, "duplicate": editable and n == 1, "rename": editable and n == 1,
+            "new": editable, "new_rehearsal": editable, "duplicate": editable and n == 1,
+            "rename": editable and n == 1,
             "delete": editable and n >= 1,
             "undo": editable and self.plan_set.can_undo if has_set else False,
             "redo": editable and self.plan_set.can_redo if has_set else False,
@@ -345,17 +411,29 @@ class PlansPanel(QWidget):
             item = item.with_result(result)
         return self.new_plan(name, [item])
 
+    def new_from_rehearsal(self) -> Plan:
+        """A new plan holding the rehearsal (implant, ablation or resection) of the Rehearse
+        dock's current tab, with its parameters and last full result."""
+        from surgiplan.errors import BadInputError
+
+        tabs = getattr(self.window, "rehearsal_tabs", None)
+        panel = tabs.currentWidget() if tabs is not None else None
+        if panel is None:
+            raise BadInputError("there is no Rehearse dock", action="use the Planning tab")
+        return panel.save_as_plan()
+
     def add_intervention(self, kind: str, inputs: Any, result: SimulationResult | None = None,
                          *, label: str | None = None, simulator_id: str | None = None,
                          parameters: dict[str, Any] | None = None,
                          uncertainty: UncertaintyModel | None = None,
-                         plan: str | None = None) -> Plan:
+                         plan: str | None = None, new_plan: bool = False) -> Plan:
         """Add an intervention (``inputs``: the kind's input model, LPS mm) with its result
-        to plan ``plan``, else the selected plan, else a new plan; returns the plan."""
+        to plan ``plan``, else the selected plan, else (or with ``new_plan``) a new plan;
+        returns the plan."""
         plan_set = self._plan_set()
         if inputs.kind != kind:
             raise ValueError(f"inputs are for {inputs.kind}, not {kind}")
-        target = plan_set.get(plan) if plan else self.selected_plan()
+        target = plan_set.get(plan) if plan else None if new_plan else self.selected_plan()
         taken = {i.label for i in target.interventions} if target else set()
         base = label or str(kind).capitalize()
         name, n = base, 2
@@ -515,6 +593,150 @@ class PlansPanel(QWidget):
         return review
 
 
+def _points(plan: TrajectoryPlan) -> tuple:
+    return tuple(None if p is None else tuple(float(v) for v in p)
+                 for p in (plan.entry_lps, plan.target_lps))
+
+
+class EditHistory:
+    """The window's one undo order (Edit > Undo, Ctrl+Z) across the segmentation edits, the
+    plan edits (the PlanSet's snapshots) and moves of the working trajectories (planning,
+    implant and ablation ends, LPS mm). Each entry delegates to its own history; a
+    trajectory move restores the ends and re-scores (changed + released)."""
+
+    def __init__(self, window: MainWindow) -> None:
+        self.window = window
+        self.done: list[tuple] = []
+        self.undone: list[tuple] = []
+        self._replaying = False
+        self._travelled = False
+        self._plan_set: PlanSet | None = None
+        self._last: dict[int, tuple] = {}
+
+    # ------------------------------------------------------------------ recording
+    def record(self, entry: tuple) -> None:
+        if not self._replaying:
+            self.done.append(entry)
+            self.undone.clear()
+            self.update_actions()
+
+    def watch_plans(self, plan_set: PlanSet | None) -> None:
+        if self._plan_set is not None:
+            self._plan_set.events.disconnect(self._plans_event)
+        self._plan_set = plan_set
+        if plan_set is not None:
+            plan_set.events.connect(self._plans_event)
+        self.done, self.undone = [], []  # another case: nothing of the old one to undo
+        self._last = dict.fromkeys(self._last, (None, None))  # panels forget their ends
+        self.update_actions()
+
+    def _plans_event(self, event: str, /, **_payload: Any) -> None:
+        if event == "plans_reset":
+            self._travelled = True  # an undo/redo of the plan set itself, not a new change
+        elif event == "history_changed":
+            if not self._travelled:
+                self.record(("plans", self._plan_set))
+            self._travelled = False
+            self.update_actions()
+
+    def watch_points(self, plan: TrajectoryPlan) -> None:
+        """Record every finished move (not each drag step) of ``plan``'s ends."""
+        self._last[id(plan)] = _points(plan)
+
+        def moved(dragging: bool = False) -> None:
+            now, before = _points(plan), self._last.get(id(plan))
+            if dragging or now == before:
+                return
+            self._last[id(plan)] = now
+            if before is not None and any(p is not None for p in before + now):
+                self.record(("points", plan, before, now))
+
+        plan.changed.connect(moved)
+        plan.released.connect(moved)
+
+    def segment_event(self, name: str, _payload: Any = None) -> None:
+        if name == "structure_changed" and not self._replaying:
+            self.record(("segment",))
+
+    # ------------------------------------------------------------------ replaying
+    def undo(self) -> str:
+        return self._travel(self.done, self.undone, undo=True)
+
+    def redo(self) -> str:
+        return self._travel(self.undone, self.done, undo=False)
+
+    def _travel(self, source: list[tuple], target: list[tuple], *, undo: bool) -> str:
+        while source:
+            entry = source.pop()
+            label = self._apply(entry, undo=undo)
+            if label:
+                target.append(entry)
+                self.window.statusBar().showMessage(
+                    f"{'Undone' if undo else 'Redone'}: {label}", 5000)
+                self.update_actions()
+                return label
+        self.update_actions()
+        return ""
+
+    def _apply(self, entry: tuple, *, undo: bool) -> str:
+        self._replaying = True
+        try:
+            if entry[0] == "plans":
+                plan_set = entry[1]
+                if plan_set is not self._plan_set:
+                    return ""
+                return plan_set.undo() if undo else plan_set.redo()
+            if entry[0] == "points":
+                plan, before, after = entry[1:]
+                entry_lps, target_lps = before if undo else after
+                plan.entry_lps = None if entry_lps is None else np.array(entry_lps)
+                plan.target_lps = None if target_lps is None else np.array(target_lps)
+                self._last[id(plan)] = _points(plan)
+                plan.changed.emit(False)
+                if plan.complete():
+                    plan.released.emit()
+                return "trajectory move"
+            panel = getattr(self.window, "segment_panel", None)
+            editor = getattr(panel, "editor", None)
+            if editor is None:
+                return ""
+            label = editor.undo() if undo else editor.redo()
+            panel._update_undo()
+            return f"segmentation {label}" if label else ""
+        finally:
+            self._replaying = False
+
+    def update_actions(self) -> None:
+        actions = getattr(self, "actions", ())
+        for action, stack, verb in zip(actions, (self.done, self.undone), ("Undo", "Redo"),
+                                       strict=False):
+            action.setEnabled(bool(stack))
+            action.setText(f"&{verb}")
+
+
+def install_edit_history(window: MainWindow, panel: PlansPanel) -> EditHistory | None:
+    """Route Edit > Undo/Redo (Ctrl+Z, Ctrl+Shift+Z, Ctrl+Y) through one
+    :class:`EditHistory` (segmentation, plans and trajectory moves, in the order made)."""
+    segment = getattr(window, "segment_panel", None)
+    actions = getattr(segment, "undo_actions", None)
+    if getattr(window, "edit_history", None) is not None or not actions:
+        return getattr(window, "edit_history", None)
+    history = EditHistory(window)
+    for action, slot in zip(actions, (history.undo, history.redo), strict=True):
+        action.triggered.disconnect()
+        action.triggered.connect(lambda _=False, slot=slot: slot())
+    segment.undo_actions = ()  # the segment panel no longer greys the shared actions
+    history.actions = actions
+    for attr in ("planning_panel", "implant_panel", "ablation_panel"):
+        plan = getattr(getattr(window, attr, None), "plan", None)
+        if isinstance(plan, TrajectoryPlan):
+            history.watch_points(plan)
+    window.twin_event.connect(history.segment_event)
+    history.watch_plans(panel.plan_set)
+    window.edit_history = history
+    return history
+
+
 def install_plans_panel(window: MainWindow) -> PlansPanel:
     """Add the Plans dock (a tab beside the Planning dock) to ``window``."""
     panel = PlansPanel(window)
@@ -533,4 +755,5 @@ def install_plans_panel(window: MainWindow) -> PlansPanel:
     if structures is not None:
         structures.raise_()
     window.plans_dock = dock
+    install_edit_history(window, panel)
     return panel

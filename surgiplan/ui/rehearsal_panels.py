@@ -16,6 +16,7 @@ its 3D actors (rehearsal_3d.py).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from functools import partial
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QPushButton,
     QTabWidget,
     QVBoxLayout,
@@ -184,7 +186,32 @@ class RehearsalPanel(QWidget):
         for w in (self.status_label, self.levels_table, self.metrics_table,
                   self.warnings_label):
             v.addWidget(w)
+        row = QHBoxLayout()
+        self.save_new_button = QPushButton("Save as new plan")
+        self.save_new_button.setObjectName(f"{self.kind}_save_new_plan")
+        self.save_new_button.setToolTip("Save this rehearsal (placement, parameters, last full "
+                                        "result) as a new draft plan in the Plans tab")
+        self.save_add_button = QPushButton("Add to selected plan")
+        self.save_add_button.setObjectName(f"{self.kind}_add_to_plan")
+        self.save_new_button.clicked.connect(lambda: self._guarded(self.save_as_plan))
+        self.save_add_button.clicked.connect(
+            lambda: self._guarded(partial(self.save_as_plan, new=False)))
+        row.addWidget(self.save_new_button)
+        row.addWidget(self.save_add_button)
+        v.addLayout(row)
         return box
+
+    def _guarded(self, action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except Exception as exc:
+            self.window.report_error(exc)
+            return None
+
+    def save_as_plan(self, *, new: bool = True) -> Any:
+        """Store the rehearsal (inputs LPS mm, parameters, uncertainty, the last full result)
+        as a new plan, or in the plan selected in the Plans tab (``new=False``); returns it."""
+        return save_rehearsal(self.window, self, self.kind, new=new)
 
     # ------------------------------------------------------------------ simulator
     def ensure_simulator(self) -> Any:
@@ -440,6 +467,89 @@ class TrajectoryRehearsalPanel(RehearsalPanel):
         """Forget the placed ends and their traffic light."""
         self.plan.entry_lps = self.plan.target_lps = None
         self.plan.set_level(None)
+
+
+def save_rehearsal(window: MainWindow, panel: Any, kind: str, *, new: bool = True) -> Any:
+    """Save ``panel``'s rehearsal (planning or rehearsal panel) through the Plans panel."""
+    from surgiplan.errors import BadInputError
+
+    plans = getattr(window, "plans_panel", None)
+    inputs = panel_inputs(panel)
+    if plans is None or inputs is None:
+        raise BadInputError(f"the {kind} rehearsal is not placed yet",
+                            action="place it in the slice views first")
+    result = panel.result
+    full = result is not None and result.ok and result.provenance is not None
+    spec = getattr(getattr(panel, "simulator", None), "spec", None)
+    entry = panel.entry() if hasattr(panel, "entry") else None
+    simulator_id = entry.spec.id if entry is not None else spec.id if spec else None
+    plan = plans.add_intervention(kind, inputs, result if full else None,
+                                  label="Trajectory" if kind == "trajectory" else None,
+                                  simulator_id=simulator_id, parameters=panel.form.values(),
+                                  uncertainty=panel.uncertainty(), new_plan=new)
+    plans.select(plan.name)
+    window.statusBar().showMessage(f"Saved the {kind} rehearsal in {plan.name}", 5000)
+    return plan
+
+
+def panel_inputs(panel: Any) -> Any:
+    """The panel's current simulator input, or None when nothing (valid) is placed."""
+    plan = getattr(panel, "plan", None)
+    if plan is not None and hasattr(plan, "complete") and not plan.complete():
+        return None
+    try:
+        return panel.inputs()
+    except Exception:
+        return None
+
+
+def working_rehearsals(window: MainWindow) -> list[tuple[str, Any]]:
+    """``(kind, panel)`` of every rehearsal panel of the window (trajectory first)."""
+    names = (("trajectory", "planning_panel"), ("implant", "implant_panel"),
+             ("ablation", "ablation_panel"), ("resection", "resection_panel"))
+    return [(kind, getattr(window, attr)) for kind, attr in names if hasattr(window, attr)]
+
+
+def unsaved_rehearsals(window: MainWindow) -> list[tuple[str, Any]]:
+    """The placed rehearsals whose exact input is in no plan of the case (would be lost)."""
+    plans = getattr(window, "plans_panel", None)
+    saved = {json.dumps(i.inputs, sort_keys=True)
+             for p in (plans.plans() if plans is not None else []) for i in p.interventions}
+    out = []
+    for kind, panel in working_rehearsals(window):
+        inputs = panel_inputs(panel)
+        if inputs is not None and json.dumps(inputs.model_dump(mode="json"),
+                                             sort_keys=True) not in saved:
+            out.append((kind, panel))
+    return out
+
+
+def ask_save_rehearsals(window: MainWindow, kinds: list[str]) -> QMessageBox.StandardButton:
+    """Ask Save (as plans) / Discard / Cancel for unsaved rehearsals; tests replace this."""
+    buttons = (QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+               | QMessageBox.StandardButton.Cancel)
+    box = QMessageBox(QMessageBox.Icon.Question, "Unsaved rehearsals",
+                      f"These rehearsals are not saved as plans: {', '.join(kinds)}. Save each "
+                      "as a new plan?", buttons, window)
+    box.setObjectName("unsaved_rehearsals")
+    box.setDefaultButton(QMessageBox.StandardButton.Save)
+    return QMessageBox.StandardButton(box.exec())
+
+
+def confirm_unsaved_rehearsals(window: MainWindow) -> bool:
+    """Before closing: True to go on. Unsaved rehearsals are saved as new plans (the case is
+    then dirty and the window asks to save it), discarded, or the close is cancelled."""
+    unsaved = unsaved_rehearsals(window) if getattr(window, "ask_rehearsals_on_close",
+                                                    True) else []
+    if not unsaved:
+        return True
+    answer = ask_save_rehearsals(window, [k for k, _ in unsaved])
+    if answer == QMessageBox.StandardButton.Cancel:
+        return False
+    if answer == QMessageBox.StandardButton.Save:
+        for kind, panel in unsaved:
+            save_rehearsal(window, panel, kind)
+    return True
 
 
 def install_rehearsals(window: MainWindow) -> QTabWidget:

@@ -94,6 +94,7 @@ def window(qtbot, tmp_path):
 
     def before_close(w) -> None:
         w.dirty = False
+        w.ask_rehearsals_on_close = False  # unsaved rehearsals would ask (a modal box)
         for box in list(w.error_dialogs):
             box.close()
 
