@@ -32,6 +32,10 @@ class PathSearchRequest:
     top_k: int = 10
     entry_region_centre_lps: PointLPS | None = None
     entry_region_radius_mm: float | None = None
+    # no-go zones: entries inside a sphere (x, y, z, radius; LPS mm, e.g. drawn over the
+    # eyebrow) and paths crossing a named structure (orbit, face, sinus, ear) are rejected
+    no_go_spheres_lps: tuple[tuple[float, float, float, float], ...] = ()
+    no_go_structures: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         from surgiplan.errors import BadInputError
@@ -42,6 +46,9 @@ class PathSearchRequest:
             (0 < self.max_angle_deg <= 90, "the maximum angle must be in (0, 90] degrees"),
             (0 < self.diameter_mm <= 20, "the tool diameter must be in (0, 20] mm"),
             (self.top_k >= 1, "top K must be at least 1"),
+            (all(len(z) == 4 and all(math.isfinite(v) for v in z) and z[3] > 0
+                 for z in self.no_go_spheres_lps),
+             "each no-go sphere must be 4 finite numbers (x, y, z, radius > 0 mm)"),
         ]
         for ok, problem in checks:
             if not ok:

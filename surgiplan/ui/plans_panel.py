@@ -612,6 +612,7 @@ class EditHistory:
         self._travelled = False
         self._plan_set: PlanSet | None = None
         self._last: dict[int, tuple] = {}
+        self._segment_seen: set[int] = set()
 
     # ------------------------------------------------------------------ recording
     def record(self, entry: tuple) -> None:
@@ -627,6 +628,7 @@ class EditHistory:
         if plan_set is not None:
             plan_set.events.connect(self._plans_event)
         self.done, self.undone = [], []  # another case: nothing of the old one to undo
+        self._segment_seen = set()
         self._last = dict.fromkeys(self._last, (None, None))  # panels forget their ends
         self.update_actions()
 
@@ -654,9 +656,18 @@ class EditHistory:
         plan.changed.connect(moved)
         plan.released.connect(moved)
 
-    def segment_event(self, name: str, _payload: Any = None) -> None:
-        if name == "structure_changed" and not self._replaying:
-            self.record(("segment",))
+    def _segment_history(self) -> Any:
+        editor = getattr(getattr(self.window, "segment_panel", None), "editor", None)
+        return None if editor is None else editor.history
+
+    def segment_event(self, *_args: Any) -> None:
+        """A segmentation step newly on top of its history (by identity) is recorded once."""
+        history = self._segment_history()
+        top = history._done[-1] if history is not None and history._done else None
+        if top is not None and id(top) not in self._segment_seen and not self._replaying:
+            self._segment_seen.add(id(top))
+            self.record(("segment", top))
+        self.update_actions()
 
     # ------------------------------------------------------------------ replaying
     def undo(self) -> str:
@@ -696,22 +707,38 @@ class EditHistory:
                 if plan.complete():
                     plan.released.emit()
                 return "trajectory move"
-            panel = getattr(self.window, "segment_panel", None)
-            editor = getattr(panel, "editor", None)
-            if editor is None:
-                return ""
-            label = editor.undo() if undo else editor.redo()
-            panel._update_undo()
-            return f"segmentation {label}" if label else ""
+            return self._segment_step(entry[1], undo=undo)
         finally:
             self._replaying = False
 
+    def _segment_step(self, step: Any, *, undo: bool) -> str:
+        """Undo/redo segmentation ``step`` if it is the next one of the editor's history."""
+        panel = getattr(self.window, "segment_panel", None)
+        history = self._segment_history()
+        if history is None:
+            return ""
+        stack = history._done if undo else history._undone
+        if not stack or stack[-1] is not step:
+            return ""
+        label = panel.editor.undo() if undo else panel.editor.redo()
+        panel._update_undo()
+        return label or ""
+
+    def _label(self, entry: tuple | None, *, undo: bool) -> str:
+        if entry is None:
+            return ""
+        if entry[0] == "plans" and entry[1] is not None:
+            return entry[1].undo_label if undo else entry[1].redo_label
+        return "trajectory move" if entry[0] == "points" else entry[1].label
+
     def update_actions(self) -> None:
+        """Edit > Undo/Redo enabled and named after the next step of the joint order."""
         actions = getattr(self, "actions", ())
         for action, stack, verb in zip(actions, (self.done, self.undone), ("Undo", "Redo"),
                                        strict=False):
+            label = self._label(stack[-1] if stack else None, undo=verb == "Undo")
             action.setEnabled(bool(stack))
-            action.setText(f"&{verb}")
+            action.setText(f"&{verb} {label}".rstrip())
 
 
 def install_edit_history(window: MainWindow, panel: PlansPanel) -> EditHistory | None:
@@ -725,8 +752,14 @@ def install_edit_history(window: MainWindow, panel: PlansPanel) -> EditHistory |
     for action, slot in zip(actions, (history.undo, history.redo), strict=True):
         action.triggered.disconnect()
         action.triggered.connect(lambda _=False, slot=slot: slot())
-    segment.undo_actions = ()  # the segment panel no longer greys the shared actions
     history.actions = actions
+    segment_update = segment._update_undo
+
+    def update_after_segment() -> None:  # the segment panel names the actions; we decide last
+        segment_update()
+        history.segment_event()
+
+    segment._update_undo = update_after_segment
     for attr in ("planning_panel", "implant_panel", "ablation_panel"):
         plan = getattr(getattr(window, attr, None), "plan", None)
         if isinstance(plan, TrajectoryPlan):

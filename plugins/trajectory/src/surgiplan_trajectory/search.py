@@ -134,14 +134,53 @@ def unknown_clearance(context: SimulationContext, entries: np.ndarray, target: n
     return (edge < 0) | (cut & (np.abs(clearance + radius_mm) > edge))
 
 
-def _reasons(length, angle, clearance, unknown, request) -> tuple[np.ndarray, dict[str, int]]:
+def _reasons(length, angle, clearance, unknown, request, no_go=None
+             ) -> tuple[np.ndarray, dict[str, int]]:
     too_long = length > request.max_length_mm
     too_steep = angle > request.max_angle_deg
     breach = clearance < 0
-    feasible = ~(too_long | too_steep | breach | unknown)
+    no_go = np.zeros_like(breach) if no_go is None else no_go
+    feasible = ~(too_long | too_steep | breach | unknown | no_go)
     return feasible, {"too_long": int(too_long.sum()), "too_steep": int(too_steep.sum()),
                       "breach": int(breach.sum()), "not_assessable": int(unknown.sum()),
-                      "feasible": int(feasible.sum())}
+                      "no_go": int(no_go.sum()), "feasible": int(feasible.sum())}
+
+
+def no_go_mask(context: SimulationContext, request: PathSearchRequest, entries: np.ndarray,
+               target: np.ndarray, radius_mm: float, parameters: dict[str, Any]) -> np.ndarray:
+    """True for entries inside a no-go sphere or whose path (tool surface) enters a no-go
+    structure (its signed distance map, the same kernel as the clearance)."""
+    from surgiplan.errors import BadInputError
+
+    hit = np.zeros(len(entries), dtype=bool)
+    for *centre, r in request.no_go_spheres_lps:
+        hit |= np.linalg.norm(entries - np.asarray(centre, float), axis=1) <= r
+    names = {s.name for s in context.structures}
+    maps = []
+    for name in request.no_go_structures:
+        if name not in names:
+            raise BadInputError(f"no-go structure {name!r} is not in the case",
+                                action=f"choose one of {sorted(names)}")
+        maps.append(context.distance_map(name))
+    if maps:
+        combined = np.minimum.reduce(maps) if len(maps) > 1 else maps[0]
+        inside, _, _ = score_paths(combined, lps_to_zyx_matrix(context.geometry), entries,
+                                   target, radius_mm=radius_mm,
+                                   band_mm=float(parameters["risk_band_mm"]),
+                                   n_samples=int(parameters["path_samples"]))
+        hit |= inside < 0
+    return hit
+
+
+def thin_critical_warning(context: SimulationContext) -> list[str]:
+    """A warning when fewer than two critical structures guide the search."""
+    critical = [s.name for s in context.by_role(Role.CRITICAL)]
+    if len(critical) >= 2:
+        return []
+    listed = ", ".join(critical) or "none"
+    return [f"only {len(critical)} critical structure(s) ({listed}) guide the search: it "
+            "avoids nothing else (orbit, face, sinus, ear, vessels); segment them as critical "
+            "or add no-go zones"]
 
 
 def search_paths(
@@ -180,7 +219,8 @@ def search_paths(
     length = np.linalg.norm(vec, axis=1)
     angle = entry_angles_deg(vec / np.maximum(length, 1e-9)[:, None], normals)
     unknown = unknown_clearance(context, entries, target, clearance, radius)
-    feasible, rejected = _reasons(length, angle, clearance, unknown, request)
+    no_go = no_go_mask(context, request, entries, target, radius, parameters)
+    feasible, rejected = _reasons(length, angle, clearance, unknown, request, no_go)
     check(cancel)
     pareto = np.zeros(len(ids), dtype=bool)
     if feasible.any():
@@ -198,7 +238,7 @@ def search_paths(
         time_s=time.perf_counter() - started, candidates=top, pareto=front,
         heatmaps=[DisplayScalars("risk", skin, "", entries, heat_risk, ids),
                   DisplayScalars("clearance", skin, "mm", entries, clearance, ids)],
-        rejected=rejected)
+        rejected=rejected, warnings=thin_critical_warning(context))
 
 
 def _candidate(rows: dict, i: int, rank: int, exact: dict | None = None) -> PathCandidate:
@@ -211,10 +251,12 @@ def _candidate(rows: dict, i: int, rank: int, exact: dict | None = None) -> Path
 
 
 def _top_candidates(context, rows, feasible, request, radius, cancel) -> list[PathCandidate]:
-    """Best by risk then clearance, spread apart, each re-checked on the exact meshes."""
+    """Best by risk, then clearance (to 0.1 mm), then the shorter path, then the smaller
+    skin angle; spread apart, each re-checked on the exact meshes. (Ties on clearance are
+    common when the nearest critical structure is far: length then decides.)"""
     order = np.flatnonzero(feasible)
-    keys = (rows["length"][order], rows["angle"][order], -rows["clearance"][order],
-            rows["risk"][order])
+    keys = (rows["angle"][order], np.round(rows["length"][order], 0),
+            -np.round(rows["clearance"][order], 1), rows["risk"][order])
     order = order[np.lexsort(keys)]
     functions = mesh_distance_functions(context)
     chosen: list[PathCandidate] = []
