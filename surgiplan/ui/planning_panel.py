@@ -35,10 +35,12 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDockWidget,
+    QDoubleSpinBox,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
@@ -439,6 +441,29 @@ class PlanningPanel(QWidget):
         v = QVBoxLayout(box)
         self.search_form = ParameterForm(SEARCH_PARAMETERS)
         v.addWidget(self.search_form)
+        self.nogo_edit = QLineEdit()
+        self.nogo_edit.setObjectName("nogo_structures")
+        self.nogo_edit.setPlaceholderText("no-go structures, e.g. orbit, sinus, ear")
+        self.nogo_edit.setToolTip("Structures no path may cross (comma-separated names); the "
+                                  "case's orbit/eye/face/sinus/ear/nose structures are filled "
+                                  "in on open")
+        v.addWidget(self.nogo_edit)
+        row = QHBoxLayout()
+        self.nogo_radius = QDoubleSpinBox()
+        self.nogo_radius.setRange(2.0, 80.0)
+        self.nogo_radius.setValue(20.0)
+        self.nogo_radius.setSuffix(" mm")
+        self.nogo_add = QPushButton("No-go zone at cursor")
+        self.nogo_add.setToolTip("No entry within this radius of the crosshair (click the skin "
+                                 "over the eyebrow, face, ear first)")
+        self.nogo_clear = QPushButton("Clear zones")
+        for w in (self.nogo_add, self.nogo_radius, self.nogo_clear):
+            row.addWidget(w)
+        v.addLayout(row)
+        self.nogo_spheres: list[tuple[float, float, float, float]] = []
+        self.nogo_add.clicked.connect(self.add_nogo_at_cursor)
+        self.nogo_clear.clicked.connect(lambda: (self.nogo_spheres.clear(),
+                                                 self._say_nogo()))
         row = QHBoxLayout()
         self.search_button = QPushButton("Find safest entries")
         self.search_button.setObjectName("search_button")
@@ -594,6 +619,8 @@ class PlanningPanel(QWidget):
         self.context = None if twin is None else SimulationContext(twin)
         self.result = self.search_result = None
         self.pinned = []
+        self.nogo_spheres = []
+        self._suggest_nogo()
         self.plan.entry_lps = self.plan.target_lps = None
         self.plan.set_level(None)
         self.planning3d.clear()
@@ -845,13 +872,38 @@ class PlanningPanel(QWidget):
         return dialog
 
     # ------------------------------------------------------------------ search
+    def add_nogo_at_cursor(self) -> None:
+        """A no-go entry zone: a sphere (the radius box) at the crosshair, LPS mm."""
+        point = self.window.slice_views["axial"].cursor_lps
+        if point is not None:
+            self.nogo_spheres.append((*(float(x) for x in point),
+                                      float(self.nogo_radius.value())))
+        self._say_nogo()
+
+    def _say_nogo(self) -> None:
+        zones = "; ".join(f"{format_lps(z[:3])} r {z[3]:.0f} mm" for z in self.nogo_spheres)
+        self.search_label.setText(f"No-go entry zones: {zones or 'none'}")
+
+    def nogo_structures(self) -> tuple[str, ...]:
+        return tuple(n.strip() for n in self.nogo_edit.text().split(",") if n.strip())
+
+    def _suggest_nogo(self) -> None:
+        """Fill the no-go structures with the case's orbit/face/sinus/ear-like structures."""
+        words = ("orbit", "eye", "globe", "face", "sinus", "ear", "nose", "optic")
+        names = [] if self.twin is None else [
+            s.name for s in self.twin.structures
+            if any(w in s.name.lower() for w in words) and s.role is not Role.TARGET]
+        self.nogo_edit.setText(", ".join(names))
+
     def search_request(self) -> PathSearchRequest:
         v = self.search_form.values()
         return PathSearchRequest(target_lps=tuple(float(x) for x in self.plan.target_lps),
                                  max_length_mm=v["max_length_mm"],
                                  max_angle_deg=v["max_angle_deg"],
                                  diameter_mm=float(self.tool_form.values()["diameter_mm"]),
-                                 top_k=int(v["top_k"]))
+                                 top_k=int(v["top_k"]),
+                                 no_go_structures=self.nogo_structures(),
+                                 no_go_spheres_lps=tuple(self.nogo_spheres))
 
     def start_search(self) -> None:
         """Search the safest entries for the placed target in a worker (progress, cancel)."""

@@ -71,6 +71,15 @@ def test_place_save_undo_select_wheel_and_close(qtbot, window, entries, tmp_path
     assert np.all(np.abs(panel.plan.target_lps - target_lps) <= voxel_mm(twin))
     artefact(window, tmp_path, "1_placed")
 
+    # 5: no-go structures and a zone at the crosshair go into the search request
+    panel.nogo_edit.setText("tumour, body")
+    panel.add_nogo_at_cursor()
+    request = panel.search_request()
+    assert request.no_go_structures == ("tumour", "body")
+    assert len(request.no_go_spheres_lps) == 1 and request.no_go_spheres_lps[0][3] == 20.0
+    panel.nogo_clear.click()
+    panel.nogo_edit.clear()
+
     # 10: the wheel over an unfocused parameter scrolls; with focus it changes the value
     spin = panel.tool_form.editor("diameter_mm")
     before = spin.value()

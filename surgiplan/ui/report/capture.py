@@ -91,10 +91,44 @@ def show_plan(window: MainWindow, plan: Plan) -> tuple[PlanMarks, np.ndarray | N
     return marks, focus, first
 
 
+FOREIGN_ACTOR_PREFIXES = ("planning:", "rehearsal:", "plans_selected", "review")
+
+
+def hide_foreign(window: MainWindow):
+    """Hide what is not the reported plan: the slice views' decorations (the working
+    trajectory, rehearsals, the selected plan) and the 3D actors and colour bars of the
+    planning, rehearsal and plan-selection layers (the search heat-map). Returns a function
+    that shows them again."""
+    saved = {view: list(view._decorations) for view in window.slice_views.values()}
+    for view in saved:
+        view._decorations.clear()
+    hidden = []
+    try:
+        plotter = window.view3d.plotter
+        actors = [a for n, a in plotter.actors.items() if n.startswith(FOREIGN_ACTOR_PREFIXES)]
+        actors += list(plotter.scalar_bars.values())
+    except Exception:  # no 3D view (a broken GL context): the slices are still cleaned
+        actors = []
+    for actor in actors:
+        if actor.GetVisibility():
+            actor.SetVisibility(False)
+            hidden.append(actor)
+
+    def restore() -> None:
+        for view, decorations in saved.items():
+            view._decorations[:0] = [d for d in decorations if d not in view._decorations]
+            view.update()
+        for actor in hidden:
+            actor.SetVisibility(True)
+
+    return restore
+
+
 def capture_plan_views(window: MainWindow, plan: Plan) -> dict[str, QImage]:
     """The report's images of ``plan`` (keys: 3d, axial, coronal, sagittal, probe)."""
     cursor = next(iter(window.slice_views.values())).cursor_lps
     layout = window.view_grid.layout_name or "four-up"
+    restore = hide_foreign(window)  # only this plan's own objects on a page to be signed
     marks, focus, first = show_plan(window, plan)
     images: dict[str, QImage] = {}
     try:
@@ -114,6 +148,7 @@ def capture_plan_views(window: MainWindow, plan: Plan) -> dict[str, QImage]:
                                           float(plan.interventions[0].inputs["diameter_mm"]))
     finally:
         marks.clear()
+        restore()
         window.set_layout(layout)
         if cursor is not None:
             window.set_cursor(cursor)
