@@ -107,13 +107,35 @@ def test_place_save_undo_select_wheel_and_close(qtbot, window, entries, tmp_path
     assert rehearsal_panels.unsaved_rehearsals(window) == []
     artefact(window, tmp_path, "2_saved_and_selected")
 
+    # 8: approve (the dialog answered), write the PDF: only the plan's own objects are drawn
+    from pypdf import PdfReader
+
+    from surgiplan.ui.report.capture import capture_plan_views
+    from surgiplan.ui.report.export import export_report
+
+    monkeypatch.setattr(plans_module, "ask_text", lambda *a, **k: "Dr Test, neurosurgeon")
+    qtbot.mouseClick(plans.buttons["approve"], Qt.MouseButton.LeftButton)
+    name = plans.plans()[0].name
+    assert plans.plans()[0].approved_by == "Dr Test, neurosurgeon"
+    working = list(view._decorations)
+    images = capture_plan_views(window, plans.plans()[0])
+    folder = Path(os.environ.get("SURGIPLAN_TEST_ARTEFACTS", tmp_path))
+    images["axial"].save(str(folder / "rehearse_flow_report_axial.png"))
+    assert view._decorations == working  # the working trajectory is back after the capture
+    pdf = export_report(window, tmp_path / "report.pdf", plan=name)
+    text = " ".join(" ".join(p.extract_text() for p in PdfReader(pdf).pages).split())
+    assert name in text and "Dr Test" in text
+    undo_plan_edits = 2  # the approval, then the new plan
+
     # 3: Ctrl+Z / Edit > Undo reach the plan edit, then a trajectory move
     undo, redo = window.edit_history.actions
     assert undo.isEnabled()
-    undo.trigger()
+    for _ in range(undo_plan_edits):
+        undo.trigger()
     assert plans.plans() == []
-    redo.trigger()
-    assert len(plans.plans()) == 1
+    for _ in range(undo_plan_edits):
+        redo.trigger()
+    assert len(plans.plans()) == 1 and plans.plans()[0].approved_by
     placed = panel.plan.target_lps.copy()
     moved_lps = placed + np.array([0.0, 8.0, 0.0])
     send_drag(view, Qt.MouseButton.LeftButton, view.lps_to_screen(placed),
