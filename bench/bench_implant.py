@@ -18,7 +18,7 @@ import numpy as np
 from scipy.ndimage import map_coordinates
 
 from bench.timing import best_time
-from surgiplan.model.twin import Twin
+from surgiplan.twin import Twin
 from surgiplan.phantoms import make_phantom
 from surgiplan.simulation import SimulationContext, UncertaintyModel, load_simulator
 

@@ -54,7 +54,7 @@ def make_big_case(folder: Path, size_xyz: tuple[int, int, int]) -> Path:
     a critical vessel, saved as a case bundle; returns its path."""
     from surgiplan.io.bundle import save_bundle
     from surgiplan.model.geometry import ImageGeometry
-    from surgiplan.model.twin import Twin
+    from surgiplan.twin import Twin
     from surgiplan.model.volume import ImageVolume
 
     path = folder / f"big-{'x'.join(map(str, size_xyz))}.surgiplan"

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from surgiplan.model.twin import Twin
+from surgiplan.twin import Twin
 from surgiplan.phantoms import make_phantom
 from surgiplan.simulation import SimulationContext, UncertaintyModel, load_simulator
 

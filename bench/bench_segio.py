@@ -23,7 +23,7 @@ from bench.timing import best_time
 def _twin(folder: Path):
     from surgiplan.io.dicom_write import write_series
     from surgiplan.model.geometry import ImageGeometry
-    from surgiplan.model.twin import Twin
+    from surgiplan.twin import Twin
     from surgiplan.model.volume import ImageVolume
 
     geometry = ImageGeometry((512, 512, 60), (0.8, 0.8, 2.5), (-200.0, -200.0, 0.0))

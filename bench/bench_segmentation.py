@@ -21,7 +21,7 @@ SCAN = Path(__file__).resolve().parents[2] / "shared" / "scans" / "abdomen-ct-co
 
 def _twin():
     from surgiplan.io.twin_build import load_image
-    from surgiplan.model.twin import Twin
+    from surgiplan.twin import Twin
 
     twin = Twin(load_image(SCAN))
     twin.add_structure("paint", np.zeros(twin.geometry.shape_zyx, bool), role="target")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.timing import best_time
-from surgiplan.model.twin import Twin
+from surgiplan.twin import Twin
 from surgiplan.phantoms import make_phantom
 from surgiplan.processing.distance import sample_volume
 from surgiplan.simulation import (

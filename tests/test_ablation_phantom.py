@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from surgiplan.model.twin import Twin
 from surgiplan.phantoms import make_phantom
 from surgiplan.phantoms.primitives import Ellipsoid
 from surgiplan.simulation import (
@@ -22,6 +21,7 @@ from surgiplan.simulation import (
     load_simulator,
     run_simulation,
 )
+from surgiplan.twin import Twin
 
 CENTRE = np.array([-65.0, -25.0, 20.0])  # "tumour 1" of the liver phantom
 RADIUS = 12.0

@@ -13,7 +13,6 @@ import pytest
 from surgiplan.cli.main import main
 from surgiplan.io.bundle import save_bundle
 from surgiplan.io.twin_build import build_twin
-from surgiplan.model.twin import Twin
 from surgiplan.phantoms import generate_phantom, make_phantom
 from surgiplan.simulation import (
     AblationInput,
@@ -23,6 +22,7 @@ from surgiplan.simulation import (
     run_simulation,
     validate_result,
 )
+from surgiplan.twin import Twin
 from tests.conftest import real_scan
 
 CENTRE = np.array([-65.0, -25.0, 20.0])  # tumour 1 of the liver phantom, radius 12 mm

@@ -19,9 +19,9 @@ from surgiplan.errors import BadInputError, CancelledError
 from surgiplan.io.bundle import load_bundle, save_bundle
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.surface import SurfaceMesh
-from surgiplan.model.twin import Provenance, Twin
 from surgiplan.model.volume import ImageVolume
 from surgiplan.progress import CancelToken
+from surgiplan.twin import Provenance, Twin
 
 PATIENT = {"name": "DOE^JOHNATHAN", "id": "MRN-88213377", "birth_date": "19571231", "sex": "M"}
 _C, _S = np.cos(np.radians(15)), np.sin(np.radians(15))

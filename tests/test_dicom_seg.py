@@ -13,8 +13,8 @@ from scipy.spatial.transform import Rotation
 from surgiplan.errors import BadInputError
 from surgiplan.io.dicom_seg import anatomy_code, read_dicom_seg, write_dicom_seg
 from surgiplan.model.geometry import ImageGeometry
-from surgiplan.model.twin import Twin
 from surgiplan.model.volume import ImageVolume
+from surgiplan.twin import Twin
 from tests.conftest import real_scan
 
 OBLIQUE = ImageGeometry((40, 36, 24), (0.8, 0.9, 2.0), (10.0, -20.0, 30.0),

@@ -70,8 +70,8 @@ def test_poses_place_head_at_entry_and_keep_roll_under_perturbation():
 def test_cli_simulate_implant_json(tmp_path, capsys):
     from surgiplan.cli.main import main
     from surgiplan.io.bundle import save_bundle
-    from surgiplan.model.twin import Twin
     from surgiplan.phantoms import make_phantom
+    from surgiplan.twin import Twin
 
     image, seg, _ = make_phantom("spine")
     case = tmp_path / "spine.surgiplan"

@@ -7,10 +7,10 @@ import pytest
 from surgiplan_implant.pose import apply_pose
 from surgiplan_implant.simulator import ImplantSimulator
 
-from surgiplan.model.twin import Twin
 from surgiplan.phantoms import make_phantom
 from surgiplan.simulation import SimulationContext, UncertaintyModel, discover
 from surgiplan.simulation.runner import run_simulation
+from surgiplan.twin import Twin
 
 CONV = np.radians(10.0)  # the phantom's pedicles converge 10 deg (anatomy_spine.py)
 AXIS_POSTERIOR = np.array([np.sin(CONV), np.cos(CONV), 0.0])  # left L4 pedicle axis

@@ -16,10 +16,10 @@ import pytest
 from surgiplan_implant.simulator import ImplantSimulator
 
 from surgiplan.errors import BadInputError
-from surgiplan.model.twin import Twin
 from surgiplan.phantoms import make_phantom
 from surgiplan.simulation import Level, SimulationContext, UncertaintyModel, validate_result
 from surgiplan.simulation.runner import run_simulation
+from surgiplan.twin import Twin
 
 SCANS = Path("/work/shared/scans")
 THIN = SCANS / "liver-ct-3slice-seg"

@@ -10,7 +10,6 @@ import pytest
 
 from surgiplan.io.bundle import load_bundle, save_bundle
 from surgiplan.model.geometry import ImageGeometry
-from surgiplan.model.twin import Twin
 from surgiplan.model.volume import ImageVolume
 from surgiplan.plans.measurements import (
     Measurement,
@@ -21,6 +20,7 @@ from surgiplan.plans.measurements import (
     store_measurements,
     write_markups,
 )
+from surgiplan.twin import Twin
 
 
 def make_twin() -> Twin:

@@ -9,8 +9,8 @@ import trimesh
 from surgiplan.errors import BadInputError
 from surgiplan.io.mesh_export import MESH_FORMATS, export_structure_meshes, write_mesh
 from surgiplan.model.geometry import ImageGeometry
-from surgiplan.model.twin import Twin
 from surgiplan.model.volume import ImageVolume
+from surgiplan.twin import Twin
 
 CENTRE_LPS = np.array([30.0, -40.0, 100.0])
 RADIUS_MM = 9.0

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from surgiplan.errors import BadInputError
-from surgiplan.model import ImageGeometry, ImageVolume, Role, Segmentation, Twin
+from surgiplan.model import ImageGeometry, ImageVolume, Role, Segmentation
 from surgiplan.model.geometry import orientation_letters
+from surgiplan.twin import Twin
 
 
 def _rotation(axis: int, degrees: float) -> np.ndarray:

@@ -9,9 +9,9 @@ import pytest
 
 from surgiplan.errors import BadInputError
 from surgiplan.model.structures import Role
-from surgiplan.model.twin import Twin
 from surgiplan.phantoms import make_phantom
 from surgiplan.simulation import PathSearchRequest, SimulationContext, load_simulator
+from surgiplan.twin import Twin
 from tests.ui.conftest import make_twin
 
 TUMOUR_LPS = (-28.0, 20.0, 42.0)

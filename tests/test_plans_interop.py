@@ -11,12 +11,12 @@ import trimesh
 from surgiplan.errors import BadInputError
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.surface import SurfaceMesh
-from surgiplan.model.twin import Twin
 from surgiplan.model.volume import ImageVolume
 from surgiplan.plans.exports import export_stl, implant_mesh_lps, mesh_mask
 from surgiplan.plans.model import Intervention, Plan
 from surgiplan.plans.slicer_markups import MARKUP_TYPES, MarkupsFile, read_markups, write_markups
 from surgiplan.simulation import ImplantInput, SimulationContext, TrajectoryInput
+from surgiplan.twin import Twin
 
 ENTRY, TARGET = (-53.4, -37.8, 74.4), (-28.0, 20.0, 42.0)
 

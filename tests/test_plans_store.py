@@ -12,7 +12,6 @@ import pytest
 from surgiplan.errors import BadInputError
 from surgiplan.io.bundle import load_bundle, save_bundle
 from surgiplan.model.geometry import ImageGeometry
-from surgiplan.model.twin import Twin
 from surgiplan.model.volume import ImageVolume
 from surgiplan.plans.audit import AuditLog
 from surgiplan.plans.model import Intervention, Plan, PlanStatus
@@ -29,6 +28,7 @@ from surgiplan.plans.store import (
     write_plans,
 )
 from surgiplan.simulation import AblationInput, TrajectoryInput
+from surgiplan.twin import Twin
 
 PATIENT = {"PatientName": "DOE^JANE", "PatientID": "MRN-884213", "PatientBirthDate": "19610203"}
 

@@ -7,12 +7,12 @@ import pytest
 
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.structures import Role
-from surgiplan.model.twin import Twin
 from surgiplan.model.volume import ImageVolume
 from surgiplan.segmentation.anatomy_names import anatomy_names, anatomy_regions, lookup_anatomy
 from surgiplan.segmentation.editor import SegmentEditor
 from surgiplan.segmentation.history import LayerDelta
 from surgiplan.segmentation.presets import PRESETS, apply_preset
+from surgiplan.twin import Twin
 from tests.conftest import real_scan
 
 GEOM = ImageGeometry((40, 30, 20), (0.8, 0.8, 1.5), (0.0, 0.0, 0.0))

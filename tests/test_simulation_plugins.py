@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from surgiplan.model.geometry import ImageGeometry
-from surgiplan.model.twin import Twin
 from surgiplan.model.volume import ImageVolume
 from surgiplan.simulation import (
     SimulationContext,
@@ -25,6 +24,7 @@ from surgiplan.simulation import (
     submit,
 )
 from surgiplan.simulation.discovery import GROUP
+from surgiplan.twin import Twin
 from tests.plugins_fixtures import FIXTURES, TEST_PLUGINS, install_entry_points
 
 PROJECT = FIXTURES.parents[1]

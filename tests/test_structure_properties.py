@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from surgiplan.model import ImageGeometry, ImageVolume, Segmentation, Structure, Twin
+from surgiplan.model import ImageGeometry, ImageVolume, Segmentation, Structure
+from surgiplan.twin import Twin
 
 
 @pytest.fixture

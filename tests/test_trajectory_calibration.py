@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 
 from surgiplan.model.geometry import ImageGeometry
-from surgiplan.model.twin import Twin
 from surgiplan.model.volume import ImageVolume
 from surgiplan.simulation import (
     SimulationContext,
@@ -14,6 +13,7 @@ from surgiplan.simulation import (
     UncertaintyModel,
     load_simulator,
 )
+from surgiplan.twin import Twin
 
 N_PLANS = 20
 TRIALS_PER_PLAN = 200

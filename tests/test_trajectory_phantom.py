@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from surgiplan.model.twin import Twin
 from surgiplan.phantoms import make_phantom
 from surgiplan.simulation import (
     Level,
@@ -18,6 +17,7 @@ from surgiplan.simulation import (
     UncertaintyModel,
     load_simulator,
 )
+from surgiplan.twin import Twin
 
 HEAD_CENTRE = np.array([2.0, 12.0, 40.0])
 TUMOUR_LPS = (-28.0, 20.0, 42.0)

@@ -56,9 +56,9 @@ from surgiplan.io.source_series import SourceSeries
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.structures import Role, Segmentation, Structure
 from surgiplan.model.surface import SurfaceMesh
-from surgiplan.model.twin import Provenance, Twin
 from surgiplan.model.volume import ImageVolume
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
+from surgiplan.twin import Provenance, Twin
 
 FORMAT = "surgiplan.case"
 SCHEMA_VERSION = 1

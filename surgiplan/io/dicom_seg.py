@@ -40,8 +40,8 @@ from surgiplan.io.labelmaps import label_map_onto_image
 from surgiplan.io.source_series import SourceSeries
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.structures import Role, Segmentation, Structure
-from surgiplan.model.twin import Twin
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
+from surgiplan.twin import Twin
 
 MANUFACTURER = "SurgiPlan"
 _DESCRIPTION = re.compile(r"SurgiPlan role=(\w+) margin_mm=([0-9.eE+-]+)")

@@ -20,8 +20,8 @@ import numpy as np
 from surgiplan.errors import BadInputError
 from surgiplan.io.atomic import write_bytes_atomic
 from surgiplan.model.surface import SurfaceMesh
-from surgiplan.model.twin import Twin
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
+from surgiplan.twin import Twin
 
 MESH_FORMATS = ("stl", "obj", "ply", "vtp")
 Frame = Literal["LPS", "RAS"]

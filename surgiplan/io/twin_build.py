@@ -40,9 +40,9 @@ from surgiplan.io.labelmaps import (
     read_volume_file,
 )
 from surgiplan.model.structures import Role, Segmentation, Structure
-from surgiplan.model.twin import Provenance, Twin
 from surgiplan.model.volume import ImageVolume
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
+from surgiplan.twin import Provenance, Twin
 
 LABEL_NAMES_FILE = "labels.json"
 

@@ -29,8 +29,8 @@ from surgiplan.io.labelmaps import LABELS_SCHEMA, write_label_map
 from surgiplan.io.mesh_export import MESH_FORMATS, Frame, export_structure_meshes
 from surgiplan.io.source_series import SourceSeries
 from surgiplan.model.structures import Segmentation, Structure
-from surgiplan.model.twin import Twin
 from surgiplan.progress import CancelToken, ProgressCallback
+from surgiplan.twin import Twin
 
 EXPORT_FORMATS = ("seg.nrrd", "nifti", "nrrd", "dicom-seg", "dicom", *MESH_FORMATS)
 LABEL_NAMES_FILE = "labels.json"

@@ -20,7 +20,6 @@ from collections.abc import Callable
 import numpy as np
 
 from surgiplan.errors import BadInputError
-from surgiplan.model.twin import Twin
 from surgiplan.plans.model import Intervention, Plan
 from surgiplan.plans.planset import PlanSet
 from surgiplan.plans.scoring import score_plan
@@ -32,6 +31,7 @@ from surgiplan.simulation import (
     TrajectoryInput,
     load_simulator,
 )
+from surgiplan.twin import Twin
 
 DEMO_AUTHOR = "SurgiPlan demo"
 

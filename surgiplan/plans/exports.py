@@ -19,12 +19,12 @@ from surgiplan.io.mesh_export import Frame, file_stem, write_mesh
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.structures import Role, Segmentation
 from surgiplan.model.surface import SurfaceMesh
-from surgiplan.model.twin import Twin
 from surgiplan.plans.model import Intervention, Plan
 from surgiplan.plans.scoring import score_intervention
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
 from surgiplan.simulation.context import SimulationContext
 from surgiplan.simulation.spec import Kind
+from surgiplan.twin import Twin
 
 
 @dataclass(frozen=True)

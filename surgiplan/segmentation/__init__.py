@@ -4,7 +4,7 @@ Every tool is a plain function on numpy arrays ``(nz, ny, nx)`` + an
 :class:`~surgiplan.model.geometry.ImageGeometry` (LPS mm). Sizes are in mm, never voxels.
 Tools return a boolean mask on the whole grid, or a :class:`MaskRegion` (a sub-mask placed in
 the grid by a box) when the result is local (brushes, region-grow previews). The
-:class:`SegmentEditor` applies results to a :class:`~surgiplan.model.twin.Twin` as undoable
+:class:`SegmentEditor` applies results to a :class:`~surgiplan.twin.Twin` as undoable
 steps that store only the changed bounding box (compressed), never full copies.
 
 Public API (module: signatures)

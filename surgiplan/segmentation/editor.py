@@ -17,7 +17,6 @@ import numpy as np
 
 from surgiplan.errors import BadInputError
 from surgiplan.model.structures import Role, Structure
-from surgiplan.model.twin import Twin
 from surgiplan.segmentation.brush import disc_region, sphere_region
 from surgiplan.segmentation.history import (
     CompoundStep,
@@ -30,6 +29,7 @@ from surgiplan.segmentation.history import (
     _pack,
 )
 from surgiplan.segmentation.region import MaskRegion
+from surgiplan.twin import Twin
 
 _PROPERTY_NAMES = ("role", "color", "margin_mm", "visible", "opacity", "description")
 

@@ -21,7 +21,7 @@ from surgiplan.processing.crop import Box
 
 if TYPE_CHECKING:
     from surgiplan.model.structures import Structure
-    from surgiplan.model.twin import Twin
+    from surgiplan.twin import Twin
 
 _ZLIB_LEVEL = 1  # fast; label boxes compress > 20x even at this level
 

@@ -36,8 +36,8 @@ from surgiplan.segmentation.morphology import fill_holes, grow_mask, shrink_mask
 from surgiplan.segmentation.threshold import body_mask, mr_head_mask, otsu_threshold
 
 if TYPE_CHECKING:
-    from surgiplan.model.twin import Twin
     from surgiplan.segmentation.editor import SegmentEditor
+    from surgiplan.twin import Twin
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ import numpy as np
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.structures import Role
 from surgiplan.model.surface import SurfaceMesh
-from surgiplan.model.twin import Twin
 from surgiplan.model.volume import ImageVolume
 from surgiplan.processing.distance import sample_volume
+from surgiplan.twin import Twin
 
 
 @dataclass(frozen=True)

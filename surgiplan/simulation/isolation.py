@@ -176,9 +176,9 @@ def _receive_from_app(conn: Any) -> Any:
 
 def _context_from_snapshot(snapshot: dict[str, Any]) -> Any:
     from surgiplan.model.structures import Segmentation
-    from surgiplan.model.twin import Twin
     from surgiplan.model.volume import ImageVolume
     from surgiplan.simulation.context import SimulationContext
+    from surgiplan.twin import Twin
 
     image = ImageVolume(**snapshot["image"])
     seg = Segmentation(geometry=image.geometry, layers=snapshot["layers"],

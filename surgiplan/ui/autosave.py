@@ -13,7 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
-from surgiplan.model.twin import Twin
+from surgiplan.twin import Twin
 
 AUTOSAVE_NAME = "autosave.surgiplan"
 SESSION_NAME = "session.json"

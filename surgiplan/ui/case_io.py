@@ -15,9 +15,9 @@ import numpy as np
 from surgiplan.errors import BadInputError
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.surface import SurfaceMesh
-from surgiplan.model.twin import Provenance, Twin
 from surgiplan.model.volume import ImageVolume
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
+from surgiplan.twin import Provenance, Twin
 from surgiplan.ui.display_meshes import (
     Scene3D,
     cached_display_meshes,

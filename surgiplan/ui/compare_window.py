@@ -36,9 +36,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from surgiplan.model.twin import Twin
 from surgiplan.plans import Plan, compare_stored
 from surgiplan.plans.compare import NOT_DISTINGUISHABLE, Better, Cell, Comparison, Row
+from surgiplan.twin import Twin
 from surgiplan.ui.plan_graphics import add_intervention_actors, axis_lps, plan_level
 from surgiplan.ui.plans_panel import status_text
 from surgiplan.ui.trajectory_tools import level_color

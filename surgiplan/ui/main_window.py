@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from surgiplan.model.twin import Twin
+from surgiplan.twin import Twin
 from surgiplan.ui import case_io, pyside_guard
 from surgiplan.ui.autosave import AUTOSAVE_NAME, Autosave
 from surgiplan.ui.data_panel import DataPanel

@@ -52,7 +52,6 @@ from PySide6.QtWidgets import (
 )
 
 from surgiplan.model.structures import Role
-from surgiplan.model.twin import Twin
 from surgiplan.simulation import (
     Kind,
     Metric,
@@ -78,6 +77,7 @@ from surgiplan.simulation.uncertainty import (
     SEEG_ROBOT_PROFILE,
     ErrorProfile,
 )
+from surgiplan.twin import Twin
 from surgiplan.ui.parameter_form import ParameterForm
 from surgiplan.ui.planning_3d import Planning3D
 from surgiplan.ui.probe_view import ProbeView

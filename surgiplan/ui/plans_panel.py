@@ -39,11 +39,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from surgiplan.model.twin import Twin
 from surgiplan.plans import Intervention, Plan, PlanSet, PlanStatus, plan_set_of_twin
 from surgiplan.plans.store import store_in_twin
 from surgiplan.simulation.result import SimulationResult
 from surgiplan.simulation.uncertainty import UncertaintyModel
+from surgiplan.twin import Twin
 from surgiplan.ui.plan_graphics import add_intervention_actors, axis_lps, level_of, plan_level
 from surgiplan.ui.trajectory_tools import PathDecoration, TrajectoryPlan, level_color
 

@@ -20,8 +20,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 from scipy import ndimage
 
 from surgiplan.model.structures import Role
-from surgiplan.model.twin import Twin
 from surgiplan.processing.distance import sample_volume
+from surgiplan.twin import Twin
 from surgiplan.ui.overlay import blend_labels, layer_lookups
 from surgiplan.ui.windowing import to_grey
 

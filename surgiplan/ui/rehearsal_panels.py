@@ -38,7 +38,6 @@ from PySide6.QtWidgets import (
 )
 
 from surgiplan.model.structures import Role
-from surgiplan.model.twin import Twin
 from surgiplan.simulation import (
     Metric,
     SimulationContext,
@@ -50,6 +49,7 @@ from surgiplan.simulation import (
     run_simulation,
 )
 from surgiplan.simulation.uncertainty import SEEG_ROBOT_PROFILE, ErrorProfile
+from surgiplan.twin import Twin
 from surgiplan.ui.parameter_form import ParameterForm
 from surgiplan.ui.planning_panel import (
     UNCERTAINTY_PARAMETERS,

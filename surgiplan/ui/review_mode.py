@@ -36,10 +36,10 @@ from PySide6.QtWidgets import (
 )
 
 from surgiplan.errors import BadInputError
-from surgiplan.model.twin import Twin
 from surgiplan.plans import Intervention, Plan, PlanStatus
 from surgiplan.plans.scoring import result_from_json
 from surgiplan.simulation.result import Level
+from surgiplan.twin import Twin
 from surgiplan.ui.jobs import JobRunner
 from surgiplan.ui.plan_graphics import add_intervention_actors, axis_lps, level_of
 from surgiplan.ui.slice_planes import Plane

@@ -32,7 +32,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from surgiplan.model.twin import Twin
+from surgiplan.twin import Twin
 from surgiplan.ui import pyside_guard  # noqa: F401  (PySide6 6.12 emit refcount work-around)
 from surgiplan.ui.overlay import LayerLookup, blend_labels, layer_lookups
 from surgiplan.ui.slice_planes import Plane, PlaneMapping, plane_mapping

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from surgiplan.model.structures import Role, Structure
-from surgiplan.model.twin import Twin
+from surgiplan.twin import Twin
 
 COLUMNS = ("Show", "Colour", "Name", "Role", "Opacity", "Margin mm", "Volume ml")
 NAME_COLUMN, VOLUME_COLUMN = 2, 6

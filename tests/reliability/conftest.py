@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from surgiplan.model.geometry import ImageGeometry
-from surgiplan.model.twin import Twin
 from surgiplan.model.volume import ImageVolume
 from surgiplan.simulation import TrajectoryInput
+from surgiplan.twin import Twin
 from tests.plugins_fixtures import install_entry_points
 from tests.reliability.hostile import HOSTILE, HOSTILE_PLUGINS
 

@@ -14,8 +14,8 @@ import numpy as np
 
 from surgiplan.io.bundle import MANIFEST, MANIFEST_HASH_PREFIX, save_bundle
 from surgiplan.model.geometry import ImageGeometry
-from surgiplan.model.twin import Twin
 from surgiplan.model.volume import ImageVolume
+from surgiplan.twin import Twin
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,8 +12,8 @@ import numpy as np
 from surgiplan.io.bundle import SEGMENTATION_ENTRY, load_bundle, save_bundle
 from surgiplan.io.bundle_guard import read_nrrd_layers
 from surgiplan.model.geometry import ImageGeometry
-from surgiplan.model.twin import Twin
 from surgiplan.model.volume import ImageVolume
+from surgiplan.twin import Twin
 
 
 def _twin(rng) -> Twin:

@@ -18,8 +18,8 @@ from surgiplan.errors import BadInputError
 from surgiplan.io.atomic import remove_stale_temps
 from surgiplan.io.bundle import load_bundle, save_bundle
 from surgiplan.model.geometry import ImageGeometry
-from surgiplan.model.twin import Twin
 from surgiplan.model.volume import ImageVolume
+from surgiplan.twin import Twin
 
 KILLS = 120
 MARGINS = (1.0, 2.0, 3.0, 4.0)

@@ -10,8 +10,8 @@ import pytest
 
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.structures import Role
-from surgiplan.model.twin import Twin
 from surgiplan.model.volume import ImageVolume
+from surgiplan.twin import Twin
 
 # Where the test twin's bright marker and structures sit (LPS mm).
 MARKER_LPS = np.array([20.0, -15.0, 25.0])  # patient left, anterior, superior of centre

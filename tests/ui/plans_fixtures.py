@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from surgiplan.model.structures import Role
-from surgiplan.model.twin import Twin
 from surgiplan.plans import Intervention, Plan, PlanSet, score_plan, store_in_twin
 from surgiplan.simulation import SimulationContext, TrajectoryInput, UncertaintyModel
+from surgiplan.twin import Twin
 from tests.ui.conftest import TUMOUR_LPS, make_twin
 
 VESSEL_LPS = np.array([-30.0, 10.0, -10.0])  # right of the tumour: the lateral path hits it

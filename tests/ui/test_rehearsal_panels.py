@@ -11,8 +11,8 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 
 from surgiplan.model.structures import Segmentation
-from surgiplan.model.twin import Twin
 from surgiplan.phantoms import make_phantom
+from surgiplan.twin import Twin
 from tests.ui.test_main_window import send_drag, show
 
 # spine phantom: the left L4 pedicle (see tests/test_implant_phantom.py)

@@ -261,10 +261,10 @@ def spine_case():
     import tempfile
     from pathlib import Path
 
-    from surgiplan.model.twin import Twin
     from surgiplan.phantoms import make_phantom
     from surgiplan.phantoms.truth import load_truth
     from surgiplan.simulation import SimulationContext
+    from surgiplan.twin import Twin
 
     image, seg, truth = make_phantom("spine")
     with tempfile.TemporaryDirectory() as tmp:

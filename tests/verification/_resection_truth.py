@@ -20,9 +20,9 @@ import numpy as np
 from scipy import ndimage
 from scipy.stats import qmc
 
-from surgiplan.model.twin import Twin
 from surgiplan.phantoms import make_phantom
 from surgiplan.simulation import SimulationContext
+from surgiplan.twin import Twin
 
 OFFSET_MAX_MM = 8.0  # QMC points reach this far outside the liver (boundary offsets)
 

@@ -25,7 +25,6 @@ import pytest
 
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.structures import Segmentation
-from surgiplan.model.twin import Twin
 from surgiplan.model.volume import ImageVolume
 from surgiplan.phantoms import make_phantom
 from surgiplan.simulation import (
@@ -35,6 +34,7 @@ from surgiplan.simulation import (
     load_simulator,
     validate_result,
 )
+from surgiplan.twin import Twin
 from tests.verification import _ablation_truth as T
 
 CENTRE = np.array([-65.0, -25.0, 20.0])

@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from surgiplan.model.twin import Twin
 from surgiplan.phantoms import make_phantom
 from surgiplan.simulation import (
     AblationInput,
@@ -26,6 +25,7 @@ from surgiplan.simulation import (
     run_simulation,
     validate_result,
 )
+from surgiplan.twin import Twin
 from tests.verification import _ablation_truth as T
 
 N_PLANS = 30

@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import surgiplan.model.twin as twin_module
-from surgiplan.model.twin import Twin
+import surgiplan.twin as twin_module
 from surgiplan.phantoms import load_truth, make_phantom
 from surgiplan.simulation import (
     IntervalKind,
@@ -23,6 +22,7 @@ from surgiplan.simulation import (
     validate_result,
 )
 from surgiplan.simulation.uncertainty import SEEG_ROBOT_PROFILE
+from surgiplan.twin import Twin
 
 from . import _trajectory_truth as ref
 

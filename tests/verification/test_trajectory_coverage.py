@@ -24,7 +24,6 @@ import pytest
 import surgiplan_trajectory.simulator as trajectory_module
 
 from surgiplan.model.geometry import ImageGeometry
-from surgiplan.model.twin import Twin
 from surgiplan.model.volume import ImageVolume
 from surgiplan.simulation import (
     SimulationContext,
@@ -33,6 +32,7 @@ from surgiplan.simulation import (
     load_simulator,
     validate_result,
 )
+from surgiplan.twin import Twin
 
 from . import _trajectory_truth as ref
 

@@ -22,7 +22,6 @@ from typing import Any
 
 from surgiplan import __version__
 from surgiplan.errors import BadInputError
-from surgiplan.model.twin import Twin
 from surgiplan.plans.compare import (
     Comparison,
     Threshold,
@@ -34,6 +33,7 @@ from surgiplan.plans.model import Plan, PlanStatus, utc_now
 from surgiplan.plans.planset import PlanSet
 from surgiplan.plans.scoring import result_from_json
 from surgiplan.simulation.result import Metric
+from surgiplan.twin import Twin
 
 LIBRARIES = ("numpy", "scipy", "SimpleITK", "pydicom", "vtk", "pyvista", "PySide6", "pydantic",
              "trimesh")

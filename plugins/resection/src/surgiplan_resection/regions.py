@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from surgiplan.model.structures import Role, Structure
-from surgiplan.model.twin import Twin
 from surgiplan.simulation import ResectionInput, SimulationContext
+from surgiplan.twin import Twin
 from surgiplan_resection.simulator import (
     REMNANT_COLOR,
     SPEC,

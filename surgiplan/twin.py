@@ -13,14 +13,12 @@ invalidated only for the structure that changed. Changes emit events on ``twin.e
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from surgiplan import __version__
 from surgiplan.model.events import EventEmitter
+from surgiplan.model.provenance import Provenance
 from surgiplan.model.structures import Segmentation, Structure, checked_property
 from surgiplan.model.surface import SurfaceMesh
 from surgiplan.model.volume import ImageVolume
@@ -30,41 +28,6 @@ from surgiplan.model.volume import ImageVolume
 # (live re-scoring samples them all on every drag) while a huge CT keeps only a couple.
 DISTANCE_CACHE_MAPS = 2
 DISTANCE_CACHE_MIN_BYTES = 1536 * 1024 * 1024
-
-
-@dataclass
-class Provenance:
-    """Where a twin came from: enough to reproduce it and to check its inputs were unchanged."""
-
-    source_series_uids: list[str] = field(default_factory=list)
-    source_files_sha256: dict[str, str] = field(default_factory=dict)
-    software: str = f"SurgiPlan {__version__}"
-    created_utc: str = field(
-        default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds")
-    )
-    import_warnings: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source_series_uids": list(self.source_series_uids),
-            "source_files_sha256": dict(self.source_files_sha256),
-            "software": self.software,
-            "created_utc": self.created_utc,
-            "import_warnings": list(self.import_warnings),
-            "notes": list(self.notes),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Provenance:
-        return cls(
-            source_series_uids=list(data.get("source_series_uids", [])),
-            source_files_sha256=dict(data.get("source_files_sha256", {})),
-            software=str(data.get("software", "")),
-            created_utc=str(data.get("created_utc", "")),
-            import_warnings=list(data.get("import_warnings", [])),
-            notes=list(data.get("notes", [])),
-        )
 
 
 class Twin:
