@@ -58,6 +58,31 @@ def live_metrics(scores: dict[str, Any]) -> list[Metric]:
     return metrics
 
 
+SKIN_STEP_MM = 0.5
+SKIN_REACH_MM = 400.0
+
+
+def skin_entry_lps(twin: Any, tip_lps: np.ndarray, shaft_lps: np.ndarray) -> np.ndarray:
+    """Where the line from the tip through ``shaft_lps`` leaves the skin (the outermost
+    skin-structure voxel along it, LPS mm): an entry is always on the skin surface. Without a
+    skin structure, or when the line never meets it, ``shaft_lps`` is returned."""
+    from scipy.ndimage import map_coordinates
+
+    skins = [] if twin is None else [s.name for s in twin.structures if s.role is Role.SKIN]
+    axis = shaft_lps - tip_lps
+    norm = float(np.linalg.norm(axis))
+    if not skins or norm < 1e-6:
+        return shaft_lps
+    steps = np.arange(0.0, SKIN_REACH_MM, SKIN_STEP_MM)
+    points = tip_lps + steps[:, None] * (axis / norm)
+    ijk = twin.geometry.lps_to_index(points)
+    mask = twin.segmentation.mask(skins[0])
+    inside = map_coordinates(mask.astype(np.uint8), ijk[:, ::-1].T, order=0, cval=0) > 0
+    if not inside.any():
+        return shaft_lps
+    return points[np.flatnonzero(inside)[-1]]
+
+
 class AblationPanel(TrajectoryRehearsalPanel):
     """Ablation rehearsal (see the module docstring)."""
 
@@ -333,4 +358,5 @@ class AblationPanel(TrajectoryRehearsalPanel):
         if c.device_id != CUSTOM:
             self.set_device(c.device_id, c.settings["power_w"], c.settings["time_min"])
         self.live, self._live_ready = None, False
-        self.set_probe(np.asarray(c.tip_lps), np.asarray(c.shaft_lps))
+        tip = np.asarray(c.tip_lps, float)
+        self.set_probe(tip, skin_entry_lps(self.twin, tip, np.asarray(c.shaft_lps, float)))

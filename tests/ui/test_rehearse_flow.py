@@ -186,3 +186,18 @@ def test_rehearsal_saves_as_a_plan_from_its_panel(qtbot, window, kind):
     plans = window.plans_panel.plans()
     assert len(plans) == 1 and plans[0].interventions[0].kind == kind
     assert rehearsal_panels.unsaved_rehearsals(window) == []
+
+
+def test_use_best_entry_lands_on_the_skin():
+    """Item 6: the optimiser keeps its path length; the panel moves the entry along the
+    probe's line to where it leaves the skin (within a voxel of the analytic ellipsoid)."""
+    from surgiplan.ui.ablation_panel import skin_entry_lps
+    from tests.ui.conftest import make_twin
+
+    twin = make_twin()
+    tip = np.array([-15.0, 10.0, -10.0])
+    skin_y = -38.0 * np.sqrt(1 - (15 / 34) ** 2 - (10 / 45) ** 2)  # body ellipsoid, anterior
+    for shaft_y in (-10.0, -60.0):  # inside the body, and 13-19 mm off it
+        entry = skin_entry_lps(twin, tip, np.array([-15.0, shaft_y, -10.0]))
+        assert abs(entry[1] - skin_y) <= max(twin.geometry.spacing_mm)
+        assert np.allclose(entry[[0, 2]], tip[[0, 2]])
