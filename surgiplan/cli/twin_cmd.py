@@ -34,8 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "label set by version: totalsegmentator-v1, totalsegmentator-v2, "
                        "totalsegmentator-v2-mr; default: labels.json next to the label file")
     build.add_argument("--preset", metavar="NAME",
-                       help="assisted segmentation preset to run: ct-bone-skin-vessels or "
-                       "mr-head (starting points to correct)")
+                       help="assisted segmentation preset to run: ct-bone-skin-vessels, "
+                       "ct-spine (vertebrae by level, spinal canal) or mr-head (starting "
+                       "points to correct)")
     build.add_argument("--include-identifiers", action="store_true",
                        help="also store the patient's name, ID, birth date, the original "
                        "series UIDs and description in the bundle (logged); default: "

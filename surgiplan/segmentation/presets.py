@@ -111,6 +111,29 @@ def _ct_bone_skin_vessels(volume: ImageVolume, progress: ProgressCallback | None
             PresetStructure("vessels", Role.CRITICAL, vessels, note)]
 
 
+def _ct_spine(volume: ImageVolume, progress: ProgressCallback | None,
+              cancel: CancelToken | None) -> list[PresetStructure]:
+    """Skin, the spinal canal (critical), one bone structure per vertebra named by level
+    (``surgiplan.segmentation.spine``) and the sacrum."""
+    from surgiplan.segmentation.spine import METHOD, segment_spine
+
+    image, geometry = volume.array, volume.geometry
+    _step(progress, cancel, 0.0, "skin")
+    body = body_mask(image, geometry)
+    _step(progress, cancel, 0.4, "vertebrae and canal")
+    spine = segment_spine(image, geometry, body)
+    report(progress, 1.0, "preset done")
+    note = (f"automatic ({METHOD}; levels from the {spine.level_source}); quality: "
+            f"{spine.quality}: check and correct")
+    out = [PresetStructure("skin", Role.SKIN, body, note),
+           PresetStructure("spinal canal", Role.CRITICAL, spine.canal, note)]
+    out += [PresetStructure(name, Role.BONE, mask, note)
+            for name, mask in spine.vertebrae.items()]
+    if spine.sacrum is not None:
+        out.append(PresetStructure("sacrum", Role.BONE, spine.sacrum, note))
+    return out
+
+
 def mr_brain_mask(image: np.ndarray, geometry: ImageGeometry, head: np.ndarray) -> np.ndarray:
     """Brain for the MR head preset (a skull-stripping heuristic, see the module docstring)."""
     inner = shrink_mask(head, geometry, 4.0)
@@ -138,6 +161,8 @@ PRESETS: dict[str, Preset] = {
     p.name: p for p in (
         Preset("ct-bone-skin-vessels", "CT", "CT: bone + skin + contrast vessels",
                _ct_bone_skin_vessels),
+        Preset("ct-spine", "CT", "CT spine: vertebrae by level + spinal canal + skin",
+               _ct_spine),
         Preset("mr-head", "MR", "MR head: head + brain mask", _mr_head),
     )
 }

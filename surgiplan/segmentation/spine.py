@@ -1,0 +1,331 @@
+"""Spine on CT (HU): the spinal canal and one bone structure per vertebra, named by level.
+
+A STARTING POINT the user checks and corrects (``relabel_levels`` renames the whole column
+from one corrected level). Patient axes: the grid's k axis must run along S (axial CT).
+
+1. Canal centre line: in each axial slice, the holes enclosed by bone (>= ``BONE_HU``) of
+   30-700 mm2 whose mean is under ``CANAL_HU`` (CSF, cord and fat, not marrow); the one
+   nearest the body's midline behind its centre. Slices with an open ring are interpolated
+   (median-filtered over 5 slices first).
+2. Canal: voxels under ``CANAL_HU``, not bone, within ``CANAL_RADIUS_MM`` of the centre line,
+   the 2D component that holds the centre in each slice.
+3. Spine bone: bone in a box around the centre line (+-``HALF_WIDTH_MM`` left-right, from
+   ``ANTERIOR_MM`` in front to ``POSTERIOR_MM`` behind), marrow filled per axial slice (the
+   holes of the ring except the canal); the islands touching the vertebral-body column.
+4. Bodies: the islands of bone in the vertebral-body column (the discs part them, tilted or
+   not); an island taller than ``MAX_BODY_MM`` is cut at the disc minima
+   (``scipy.signal.find_peaks``) of the column's mean HU along S. Each is one marker.
+5. Vertebrae: a marker watershed (SimpleITK ``MorphologicalWatershedFromMarkers``) of the smoothed,
+   negated HU within the spine bone, so the dark joint gaps (discs, facets) become the
+   boundaries and each posterior arch goes to the body it is joined to through its pedicles.
+6. Levels: counted up from the sacrum (the lowest segment whose bone at the body's depth is
+   wider than ``SACRUM_WIDTH_MM``, the alae) as L5, L4, ... L1, T12, ...; without a sacrum
+   in view, from the last rib-bearing vertebra (bone beyond ``RIB_REACH_MM`` from the midline
+   in its slab) as T12. With neither, the segments are named "vertebra 1".. from the bottom.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage, signal
+
+from surgiplan.errors import BadInputError
+from surgiplan.model.geometry import ImageGeometry
+from surgiplan.segmentation.morphology import fill_holes
+
+BONE_HU = 180.0
+CORTEX_HU = 300.0
+PEDICLE_FRONT_MM = 8.0
+MAX_BODY_MM = 40.0
+CANAL_HU = 90.0
+CANAL_RADIUS_MM = 11.0
+HALF_WIDTH_MM = 48.0
+ANTERIOR_MM = 62.0
+POSTERIOR_MM = 55.0
+SACRUM_WIDTH_MM = 85.0
+RIB_REACH_MM = 58.0
+LEVELS = ([f"C{i}" for i in range(1, 8)] + [f"T{i}" for i in range(1, 13)]
+          + [f"L{i}" for i in range(1, 6)])
+METHOD = ("canal from bone-enclosed holes, vertebral bodies between disc minima, marker "
+          "watershed (SimpleITK) of the HU within the spine bone; levels counted from the "
+          "sacrum or the last rib-bearing vertebra")
+
+
+@dataclass
+class SpineResult:
+    """The canal, the vertebrae (level name -> mask, bottom to top) and how levels were set."""
+
+    canal: np.ndarray = field(repr=False)
+    vertebrae: dict[str, np.ndarray] = field(repr=False)
+    sacrum: np.ndarray | None = field(repr=False)
+    level_source: str
+    quality: str
+
+
+def _axial_check(geometry: ImageGeometry) -> None:
+    if abs(float(geometry.direction[2, 2])) < 0.9:
+        raise BadInputError("the spine preset needs an axial CT (slices across S)",
+                            action="reformat the scan to axial slices first")
+
+
+def _canal_points(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray) -> np.ndarray:
+    """(nz, 2) canal centre (row j, column i) per slice; NaN where no closed ring is found."""
+    sx, sy = geometry.spacing_mm[0], geometry.spacing_mm[1]
+    pixel = sx * sy
+    out = np.full((image.shape[0], 2), np.nan)
+    for k in range(image.shape[0]):
+        if not body[k].any():
+            continue
+        bone = (image[k] >= BONE_HU) & body[k]
+        holes = ndimage.binary_fill_holes(bone) & ~bone
+        labels, n = ndimage.label(holes)
+        if n == 0:
+            continue
+        idx = np.arange(1, n + 1)
+        area = ndimage.sum_labels(np.ones_like(labels), labels, idx) * pixel
+        mean = ndimage.mean(image[k], labels, idx)
+        centres = np.array(ndimage.center_of_mass(holes, labels, idx))
+        bj, bi = ndimage.center_of_mass(body[k])
+        ok = ((area >= 30) & (area <= 700) & (mean < CANAL_HU) & (centres[:, 0] > bj)
+              & (np.abs(centres[:, 1] - bi) * sx < 60))
+        if ok.any():
+            cand = centres[ok]
+            out[k] = cand[np.argmin(np.abs(cand[:, 1] - bi))]
+    return out
+
+
+def _centre_line(points: np.ndarray) -> np.ndarray:
+    """Fill the NaN slices by interpolation after a 5-slice running median (outliers out)."""
+    found = np.flatnonzero(~np.isnan(points[:, 0]))
+    if len(found) < 3:
+        raise BadInputError("no spinal canal found (no closed vertebral ring in the axial "
+                            "slices)", action="check that the CT shows the spine")
+    line = np.empty_like(points)
+    for c in range(2):
+        smooth = ndimage.median_filter(points[found, c], size=5, mode="nearest")
+        keep = np.abs(points[found, c] - smooth) < 8
+        line[:, c] = np.interp(np.arange(len(points)), found[keep], points[found[keep], c])
+    return line
+
+
+def _disc_around(mask_shape: tuple[int, int, int], line: np.ndarray, geometry: ImageGeometry,
+                 radius_mm: float) -> np.ndarray:
+    """Per-slice discs of ``radius_mm`` around the centre line."""
+    sx, sy = geometry.spacing_mm[0], geometry.spacing_mm[1]
+    jj, ii = np.ogrid[:mask_shape[1], :mask_shape[2]]
+    out = np.zeros(mask_shape, bool)
+    for k in range(mask_shape[0]):
+        out[k] = ((jj - line[k, 0]) * sy) ** 2 + ((ii - line[k, 1]) * sx) ** 2 <= radius_mm ** 2
+    return out
+
+
+def canal_mask(image: np.ndarray, geometry: ImageGeometry, line: np.ndarray,
+               bone: np.ndarray) -> np.ndarray:
+    """The spinal canal around the centre line (see the module docstring, step 2)."""
+    near = _disc_around(image.shape, line, geometry, CANAL_RADIUS_MM)
+    soft = near & (image < CANAL_HU) & ~bone
+    out = np.zeros_like(soft)
+    for k in range(image.shape[0]):
+        labels, _ = ndimage.label(soft[k])
+        j, i = np.rint(line[k]).astype(int)
+        value = labels[j, i]
+        if value:
+            out[k] = labels == value
+    return out
+
+
+def _box(line: np.ndarray, geometry: ImageGeometry, shape: tuple[int, int, int]
+         ) -> tuple[slice, slice]:
+    sx, sy = geometry.spacing_mm[0], geometry.spacing_mm[1]
+    j0 = int(max(0, np.floor(line[:, 0].min() - ANTERIOR_MM / sy)))
+    j1 = int(min(shape[1], np.ceil(line[:, 0].max() + POSTERIOR_MM / sy) + 1))
+    i0 = int(max(0, np.floor(line[:, 1].min() - HALF_WIDTH_MM / sx)))
+    i1 = int(min(shape[2], np.ceil(line[:, 1].max() + HALF_WIDTH_MM / sx) + 1))
+    return slice(j0, j1), slice(i0, i1)
+
+
+def _body_column(shape: tuple[int, int, int], line: np.ndarray, geometry: ImageGeometry
+                 ) -> np.ndarray:
+    """The vertebral-body column: a 13 mm disc 28 mm in front of the canal centre."""
+    front = line.copy()
+    front[:, 0] -= 28.0 / geometry.spacing_mm[1]
+    return _disc_around(shape, front, geometry, 13.0)
+
+
+def _disc_slices(image: np.ndarray, column: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
+    """Slice indices of the intervertebral discs: minima of the column's mean HU along S."""
+    sums = (np.where(column, image, 0).astype(np.float64)).sum(axis=(1, 2))
+    mean = sums / np.maximum(column.sum(axis=(1, 2)), 1)
+    mean = ndimage.gaussian_filter1d(mean, 0.7)
+    distance = max(2, round(20.0 / geometry.spacing_mm[2]))
+    peaks, _ = signal.find_peaks(-mean, distance=distance, prominence=60.0)
+    return peaks
+
+
+def _markers(image: np.ndarray, column: np.ndarray, discs: np.ndarray,
+             geometry: ImageGeometry) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Label image of body markers (1..n bottom to top) and each one's slice range.
+
+    The markers are the islands of the body column's bone (opened in-plane, >= 1.5 ml): the
+    discs part them even when tilted; an island taller than ``MAX_BODY_MM`` (bodies bridged
+    by osteophytes or partial volume) is cut at the disc minima inside it.
+    """
+    core = ndimage.binary_opening(column & (image >= BONE_HU), structure=np.ones((1, 3, 3)))
+    labels, n = ndimage.label(core)
+    sizes = np.bincount(labels.ravel(), minlength=n + 1) * geometry.voxel_volume_mm3 / 1000.0
+    parts: list[np.ndarray] = []
+    for value in np.flatnonzero(sizes[1:] >= 1.5) + 1:
+        part = labels == value
+        ks = np.flatnonzero(part.any(axis=(1, 2)))
+        cuts = [int(d) for d in discs if ks[0] < d < ks[-1]]
+        if (ks[-1] - ks[0] + 1) * geometry.spacing_mm[2] <= MAX_BODY_MM or not cuts:
+            parts.append(part)
+            continue
+        for a, b in zip([ks[0] - 1, *cuts], [*cuts, ks[-1] + 1], strict=True):
+            piece = np.zeros_like(part)
+            piece[a + 1:b] = part[a + 1:b]
+            if piece.sum() * geometry.voxel_volume_mm3 >= 1500.0:
+                parts.append(piece)
+    parts.sort(key=lambda m: float(np.flatnonzero(m.any(axis=(1, 2))).mean()))
+    markers = np.zeros(image.shape, np.int32)
+    ranges: list[tuple[int, int]] = []
+    for number, part in enumerate(parts, start=1):
+        markers[part] = number
+        ks = np.flatnonzero(part.any(axis=(1, 2)))
+        ranges.append((int(ks[0]), int(ks[-1])))
+    return markers, ranges
+
+
+def _spine_bone(image: np.ndarray, body: np.ndarray, canal: np.ndarray, column: np.ndarray,
+                line: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
+    """Bone in the box: in front of the pedicles only what the cortex (>= ``CORTEX_HU``)
+    encloses per slice (so contrast vessels against the body stay out), behind them
+    >= ``BONE_HU``; marrow filled per slice (not the canal); islands touching the column."""
+    jj = np.arange(image.shape[1])[None, :, None]
+    posterior = jj >= (line[:, 0] - PEDICLE_FRONT_MM / geometry.spacing_mm[1])[:, None, None]
+    cortex = fill_holes((image >= CORTEX_HU) & body, per_slice_axis=0)
+    bone = cortex | ((image >= BONE_HU) & body & posterior)
+    filled = fill_holes(bone, per_slice_axis=0) & ~canal
+    labels, n = ndimage.label(filled)
+    if n == 0:
+        return filled
+    touching = np.unique(labels[column & filled])
+    return np.isin(labels, touching[touching > 0])
+
+
+def _row_width_mm(bone_slab: np.ndarray, j: int, i: int, sx: float) -> float:
+    """Width (mm) of the contiguous bone run through column ``i`` of row ``j`` (max over the
+    slab's slices)."""
+    best = 0
+    for row in bone_slab[:, j, :]:
+        labels, _ = ndimage.label(row)
+        if 0 <= i < len(row) and labels[i]:
+            best = max(best, int((labels == labels[i]).sum()))
+    return best * sx
+
+
+def _level_names(image: np.ndarray, body: np.ndarray, ranges: list[tuple[int, int]],
+                 line: np.ndarray, geometry: ImageGeometry) -> tuple[list[str], str, int]:
+    """Level names bottom to top, how they were set, and the number of sacral segments."""
+    sx = geometry.spacing_mm[0]
+    full_bone = (image >= BONE_HU) & body
+    sacral = 0
+    for a, b in ranges:
+        k = (a + b) // 2
+        j = round(line[k, 0] - 20.0 / geometry.spacing_mm[1])
+        slab = fill_holes(full_bone[a:b + 1], per_slice_axis=0)
+        if _row_width_mm(slab, j, round(line[k, 1]), sx) >= SACRUM_WIDTH_MM:
+            sacral += 1
+        else:
+            break
+    n = len(ranges)
+    if sacral:
+        names = ["S"] * sacral + [LEVELS[len(LEVELS) - 1 - t] if t < len(LEVELS) else f"V{t}"
+                                  for t in range(n - sacral)]
+        return names, "sacrum", sacral
+    ribbed = [_has_ribs(full_bone, a, b, line, geometry) for a, b in ranges]
+    if any(ribbed):
+        last = int(np.flatnonzero(ribbed)[0])  # lowest rib-bearing segment is T12
+        t12 = LEVELS.index("T12")
+        names = [LEVELS[t12 + (last - s)] if 0 <= t12 + (last - s) < len(LEVELS) else f"V{s + 1}"
+                 for s in range(n)]
+        return names, "last rib", 0
+    return [f"vertebra {s + 1}" for s in range(n)], "none", 0
+
+
+def _has_ribs(bone: np.ndarray, a: int, b: int, line: np.ndarray, geometry: ImageGeometry
+              ) -> bool:
+    """Bone beyond ``RIB_REACH_MM`` left and right of the canal, behind the body's front, in
+    the segment's middle slices."""
+    sx, sy = geometry.spacing_mm[0], geometry.spacing_mm[1]
+    hits = 0
+    for k in range(a + 1, b):
+        j0 = int(max(0, line[k, 0] - 30 / sy))
+        j1 = int(min(bone.shape[1], line[k, 0] + 25 / sy))
+        i = line[k, 1]
+        lo = int(max(0, i - (RIB_REACH_MM + 25) / sx))
+        hi = int(min(bone.shape[2], i + (RIB_REACH_MM + 25) / sx))
+        left = bone[k, j0:j1, int(i + RIB_REACH_MM / sx):hi].any()
+        right = bone[k, j0:j1, lo:int(i - RIB_REACH_MM / sx)].any()
+        hits += int(left and right)
+    return hits >= 1
+
+
+def _watershed(markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Each ``mask`` voxel gets the marker nearest along paths within the mask: a SimpleITK
+    marker watershed on a flat landscape (flooding in first-in first-out order)."""
+    import SimpleITK as sitk
+
+    elevation = np.where(mask, 0, 1).astype(np.uint8)
+    seeds = np.where(mask, markers, 0).astype(np.uint16)
+    out = sitk.MorphologicalWatershedFromMarkers(
+        sitk.GetImageFromArray(elevation), sitk.GetImageFromArray(seeds),
+        markWatershedLine=False, fullyConnected=False)
+    return np.where(mask, sitk.GetArrayFromImage(out), 0)
+
+
+def segment_spine(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray) -> SpineResult:
+    """Canal and per-vertebra masks on a CT in HU (see the module docstring)."""
+    _axial_check(geometry)
+    line = _centre_line(_canal_points(image, geometry, body))
+    rows, cols = _box(line, geometry, image.shape)
+    sub = np.ascontiguousarray(image[:, rows, cols])
+    sub_body = body[:, rows, cols]
+    sub_line = line - np.array([rows.start, cols.start])
+    raw_bone = (sub >= BONE_HU) & sub_body
+    canal = canal_mask(sub, geometry, sub_line, raw_bone)
+    column = _body_column(sub.shape, sub_line, geometry)
+    bone = _spine_bone(sub, sub_body, canal, column, sub_line, geometry)
+    discs = _disc_slices(sub, column & sub_body, geometry)
+    markers, ranges = _markers(np.where(bone, sub, -1000), column, discs, geometry)
+    if not ranges:
+        raise BadInputError("no vertebra found between the discs",
+                            action="check that the CT shows the spine")
+    labels = _watershed(markers, bone)
+    names, source, sacral = _level_names(sub, sub_body, ranges, sub_line, geometry)
+
+    def full(mask: np.ndarray) -> np.ndarray:
+        out = np.zeros(image.shape, bool)
+        out[:, rows, cols] = mask
+        return out
+
+    vertebrae = {name: full(labels == s + 1) for s, name in enumerate(names) if name != "S"}
+    sacrum = full(np.isin(labels, np.arange(1, sacral + 1))) if sacral else None
+    quality = "automatic, unreviewed" + ("" if source != "none" else "; levels unknown")
+    return SpineResult(full(canal), vertebrae, sacrum, source, quality)
+
+
+def relabel_levels(names_bottom_to_top: list[str], index: int, level: str) -> list[str]:
+    """New names for a column of vertebrae when the one at ``index`` (0 = lowest) is ``level``:
+    every other vertebra shifts with it (the one-click level correction)."""
+    if level not in LEVELS:
+        raise BadInputError(f"unknown vertebral level {level!r}",
+                            action="use a level such as L3 or T12")
+    base = LEVELS.index(level) + index
+    out = []
+    for s in range(len(names_bottom_to_top)):
+        t = base - s
+        out.append(LEVELS[t] if 0 <= t < len(LEVELS) else f"vertebra {s + 1}")
+    return out
