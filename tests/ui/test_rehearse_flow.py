@@ -127,6 +127,20 @@ def test_place_save_undo_select_wheel_and_close(qtbot, window, entries, tmp_path
     assert name in text and "Dr Test" in text
     undo_plan_edits = 2  # the approval, then the new plan
 
+    # review mode (button): every stored metric of the plan shows a value
+    qtbot.mouseClick(plans.buttons["review"], Qt.MouseButton.LeftButton)
+    review = plans.review_windows[-1]
+    qtbot.waitUntil(review.isVisible, timeout=5000)
+    review.go_to(1)
+    shown = review.numbers_label.text()
+    result = plans.plans()[0].interventions[0].result
+    assert result is not None
+    for metric in result["metrics"]:
+        row = shown.split(metric["title"], 1)[1].split("</tr>", 1)[0]
+        assert "not assessable" in row or f"<b>{metric['value']:.1f}</b>" in row, row
+    review.grab().save(str(folder / "rehearse_flow_review.png"))
+    review.close()
+
     # 3: Ctrl+Z / Edit > Undo reach the plan edit, then a trajectory move
     undo, redo = window.edit_history.actions
     assert undo.isEnabled()
