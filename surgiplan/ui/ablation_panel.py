@@ -39,6 +39,7 @@ from surgiplan.ui.rehearsal_panels import (
     mm_spin,
     named_combo,
 )
+from surgiplan.ui.rehearsal_tools import MeshOutlineDecoration
 
 CUSTOM = "custom"
 ZONE_RGB = (1.0, 0.55, 0.1)
@@ -101,6 +102,9 @@ class AblationPanel(TrajectoryRehearsalPanel):
         self.optimisation = None
         super().__init__(window, parent)
         self.plan.diameter_mm = 2.0
+        self.zone_outline = MeshOutlineDecoration()
+        for view in window.slice_views.values():
+            view.add_decoration(self.zone_outline)
 
     # ------------------------------------------------------------------ construction
     def _inputs_box(self) -> QGroupBox:
@@ -164,6 +168,8 @@ class AblationPanel(TrajectoryRehearsalPanel):
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
         super().reset()
+        if hasattr(self, "zone_outline"):
+            self.zone_outline.set_meshes([])
         self.live, self._live_ready, self.optimisation = None, False, None
         self._live_gen += 1
         self.cancel_optimise()
@@ -300,12 +306,16 @@ class AblationPanel(TrajectoryRehearsalPanel):
                                               p.diameter_mm / 2))
         self.scene3d.remove("result")
         self.scene3d.show_geometry(geometry, part="live")
+        self.zone_outline.set_meshes(geometry.meshes)
         for view in self.window.slice_views.values():
             view.update()
 
     def show_geometry(self, result: SimulationResult) -> None:
         self.scene3d.remove("live")
         self.scene3d.show_geometry(result.geometry, part="result")
+        self.zone_outline.set_meshes(result.geometry.meshes)  # the zone on the 2D slices
+        for view in self.window.slice_views.values():
+            view.update()
 
     # ------------------------------------------------------------------ optimisation
     def optimise(self) -> None:

@@ -195,3 +195,74 @@ class PlaneDecoration:
             p.setPen(color)
             p.drawText(b + QPointF(9, -7), "removed side")
         p.restore()
+
+
+def mesh_section_lps(vertices_lps: np.ndarray, faces: np.ndarray, origin_lps: np.ndarray,
+                     normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Segments ``(a, b)`` (each ``(n, 3)``, LPS mm) where a triangle mesh crosses a plane."""
+    v = np.asarray(vertices_lps, float)
+    f = np.asarray(faces, np.int64).reshape(-1, 3)
+    d = (v - np.asarray(origin_lps, float)) @ np.asarray(normal, float)
+    tri = d[f]
+    crossing = (tri.min(axis=1) < 0) & (tri.max(axis=1) > 0)
+    f, tri = f[crossing], tri[crossing]
+    points, hits = [], []
+    for i, j in ((0, 1), (1, 2), (2, 0)):
+        di, dj = tri[:, i], tri[:, j]
+        hit = (di < 0) != (dj < 0)
+        t = np.where(hit, di / np.where(hit, di - dj, 1.0), 0.0)
+        points.append(v[f[:, i]] + t[:, None] * (v[f[:, j]] - v[f[:, i]]))
+        hits.append(hit)
+    points, hits = np.stack(points, axis=1), np.stack(hits, axis=1)
+    two = hits.sum(axis=1) == 2
+    order = np.argsort(~hits[two], axis=1, kind="stable")[:, :2]
+    rows = np.arange(int(two.sum()))
+    return points[two][rows, order[:, 0]], points[two][rows, order[:, 1]]
+
+
+def view_plane_lps(view: SliceView) -> tuple[np.ndarray, np.ndarray]:
+    """(a point, the unit normal) of the plane a slice view shows, LPS mm."""
+    k = view.slice_index
+    o = view.mapping.pixel_to_lps(0.0, 0.0, k)
+    u = view.mapping.pixel_to_lps(1.0, 0.0, k) - o
+    w = view.mapping.pixel_to_lps(0.0, 1.0, k) - o
+    n = np.cross(u, w)
+    return o, n / np.linalg.norm(n)
+
+
+class MeshOutlineDecoration:
+    """Draws where display meshes (ablation zone, resection cut; LPS mm) cross a slice view's
+    plane, as outlines in each mesh's colour with its label (register with
+    ``add_decoration``)."""
+
+    def __init__(self) -> None:
+        self.meshes: list[tuple[np.ndarray, np.ndarray, QColor, str]] = []
+
+    def set_meshes(self, meshes) -> None:
+        """``meshes``: DisplayMesh objects (vertices_lps, faces, color, label)."""
+        self.meshes = []
+        for m in meshes:
+            rgb = getattr(m, "color", None) or (1.0, 0.55, 0.1)
+            color = QColor.fromRgbF(*[float(c) for c in rgb[:3]])
+            self.meshes.append((np.asarray(m.vertices_lps, float),
+                                np.asarray(m.faces, np.int64), color,
+                                str(getattr(m, "label", "") or "")))
+
+    def __call__(self, view: SliceView, p: QPainter) -> None:
+        if not self.meshes or view.mapping is None:
+            return
+        origin, normal = view_plane_lps(view)
+        p.save()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        for vertices, faces, color, name in self.meshes:
+            a, b = mesh_section_lps(vertices, faces, origin, normal)
+            if not len(a):
+                continue
+            p.setPen(QPen(color, 2.0))
+            for pa, pb in zip(a, b, strict=True):
+                p.drawLine(view.lps_to_screen(pa), view.lps_to_screen(pb))
+            if name:
+                top = min((view.lps_to_screen(q) for q in a), key=lambda q: q.y())
+                p.drawText(top + QPointF(4, -4), name.replace("_", " "))
+        p.restore()
+

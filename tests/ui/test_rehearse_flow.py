@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from surgiplan.ui import plans_panel as plans_module
 from surgiplan.ui import rehearsal_panels
+from surgiplan.ui.rehearsal_tools import mesh_section_lps
 from tests.ui.test_main_window import send_drag
 from tests.ui.test_planning_panel import entries as entries
 from tests.ui.test_planning_panel import open_planning
@@ -205,6 +206,29 @@ def test_rehearsal_saves_as_a_plan_from_its_panel(qtbot, window, kind):
     plans = window.plans_panel.plans()
     assert len(plans) == 1 and plans[0].interventions[0].kind == kind
     assert rehearsal_panels.unsaved_rehearsals(window) == []
+    if kind == "ablation":  # item 7: the zone is outlined on the 2D slices
+        qtbot.waitUntil(lambda: bool(panel.zone_outline.meshes), timeout=60_000)
+        window.set_cursor(TUMOUR_LPS)
+        qtbot.wait(50)
+        view = window.slice_views["axial"]
+        from surgiplan.ui.rehearsal_tools import view_plane_lps
+        vertices, faces, _c, _n = panel.zone_outline.meshes[0]
+        a, _b = mesh_section_lps(vertices, faces, *view_plane_lps(view))
+        assert len(a) > 8
+        folder = Path(os.environ.get("SURGIPLAN_TEST_ARTEFACTS", "/tmp"))
+        view.grab().save(str(folder / "rehearse_flow_ablation_zone_axial.png"))
+
+
+def test_mesh_section_of_a_sphere_is_its_circle():
+    import pyvista as pv
+
+    sphere = pv.Sphere(radius=10.0, theta_resolution=60, phi_resolution=60)
+    faces = sphere.faces.reshape(-1, 4)[:, 1:]
+    a, b = mesh_section_lps(np.asarray(sphere.points), faces, np.array([0.0, 0.0, 6.0]),
+                            np.array([0.0, 0.0, 1.0]))
+    radii = np.linalg.norm(np.vstack([a, b])[:, :2], axis=1)
+    assert len(a) > 40 and np.allclose(np.vstack([a, b])[:, 2], 6.0)
+    assert np.all(np.abs(radii - 8.0) < 0.1)  # sqrt(10^2 - 6^2)
 
 
 def test_use_best_entry_lands_on_the_skin():

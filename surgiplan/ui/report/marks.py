@@ -47,6 +47,8 @@ class PlanMarks:
         self.markers: list[Marker] = []
         self._actors: list[str] = []
         self._decorating = False
+        self.outline = None
+        self._outline_meshes: list[DisplayMesh] = []
 
     # ------------------------------------------------------------------ adding
     def add_path(self, entry_lps, target_lps, *, diameter_mm: float = 1.0,
@@ -80,6 +82,14 @@ class PlanMarks:
         poly = pv.PolyData(np.asarray(mesh.vertices_lps, float), faces)
         self._add_actor(f"{self.prefix}:mesh{len(self._actors)}", poly,
                         color=mesh.color or (1.0, 0.55, 0.1), opacity=max(mesh.opacity, 0.35))
+        if self.outline is None:  # and its outline on the 2D slices (ablation zone, cut)
+            from surgiplan.ui.rehearsal_tools import MeshOutlineDecoration
+
+            self.outline = MeshOutlineDecoration()
+            for view in self.window.slice_views.values():
+                view.add_decoration(self.outline)
+        self._outline_meshes.append(mesh)
+        self.outline.set_meshes(self._outline_meshes)
 
     def set_markers(self, markers: list[Marker]) -> None:
         """Numbered markers (1, 2, ...) in slices and 3D; replaces earlier markers."""
@@ -104,6 +114,10 @@ class PlanMarks:
                 view.remove_decoration(decoration)
         self.paths = []
         self.markers = []
+        if self.outline is not None:
+            for view in self.window.slice_views.values():
+                view.remove_decoration(self.outline)
+            self.outline, self._outline_meshes = None, []
         if self._decorating:
             for view in self.window.slice_views.values():
                 view.remove_decoration(self._paint_markers)
