@@ -5,6 +5,9 @@ executable must be found (``SURGIPLAN_TOTALSEG_BIN``, else the PATH, else next t
 Python), and its weights folder (``TOTALSEG_WEIGHTS_PATH``, else
 ``$TOTALSEG_HOME_DIR/nnunet/results``, else ``~/.totalsegmentator/nnunet/results``) must hold
 at least one ``Dataset*`` model folder. A GPU is not needed (``device="cpu"`` works, slowly).
+By default the task follows the image's modality (``total_mr`` for MR, ``total`` otherwise)
+and the device is ``gpu`` when an NVIDIA GPU is present (``nvidia-smi`` on the PATH and a
+``/dev/nvidia0`` device), else ``cpu``.
 
 No download at run time: the child runs with HTTP(S) proxies pointed at a closed local port
 (so TotalSegmentator's weight download and usage statistics fail instead of reaching the
@@ -98,6 +101,18 @@ def offline_environment(env: dict[str, str] | None = None) -> dict[str, str]:
     return out
 
 
+def task_for(modality: str) -> str:
+    """TotalSegmentator's task for an image modality: ``total_mr`` for MR, else ``total``."""
+    return "total_mr" if modality.upper() == "MR" else "total"
+
+
+def default_device(env: dict[str, str] | None = None, *,
+                   device_node: Path = Path("/dev/nvidia0")) -> str:
+    """``"gpu"`` when an NVIDIA GPU is present (driver tool and device node), else ``"cpu"``."""
+    path = (env if env is not None else os.environ).get("PATH")
+    return "gpu" if shutil.which("nvidia-smi", path=path) and device_node.exists() else "cpu"
+
+
 def command(exe: Path, image: Path, output: Path, *, task: str, device: str,
             fast: bool) -> list[str]:
     """The TotalSegmentator command line (multi-label output file)."""
@@ -166,8 +181,8 @@ def import_result(
 def run_totalsegmentator(
     image: ImageVolume,
     *,
-    task: str = "total",
-    device: str = "cpu",
+    task: str | None = None,
+    device: str | None = None,
     fast: bool = False,
     timeout_s: float = 3600.0,
     env: dict[str, str] | None = None,
@@ -177,8 +192,12 @@ def run_totalsegmentator(
 ) -> Segmentation:
     """Segment ``image`` with the local TotalSegmentator in a child process (offline).
 
-    Raises ``BadInputError`` with :func:`availability`'s reason when it cannot run.
+    ``task`` defaults to :func:`task_for` the image's modality, ``device`` to
+    :func:`default_device`. Raises ``BadInputError`` with :func:`availability`'s reason when
+    it cannot run.
     """
+    task = task or task_for(image.modality)
+    device = device or default_device(env)
     state = availability(env)
     if not state.available or state.executable is None:
         raise BadInputError(state.reason, action="See the SurgiPlan AI plug-in documentation")
