@@ -94,17 +94,22 @@ def load_entry(ep: metadata.EntryPoint) -> PluginEntry:
 
 def contract_problems(simulator: Any, spec: SimulatorSpec) -> list[str]:
     """What keeps ``simulator`` from honouring the contract (empty when it does)."""
-    problems = []
-    if spec.api_version != API_VERSION:
-        problems.append(f"written for simulator API v{spec.api_version}; this SurgiPlan "
-                        f"implements v{API_VERSION}")
+    problems = spec_problems(spec)
     if not callable(getattr(simulator, "run", None)):
         problems.append("has no run() method")
     if "search" in spec.capabilities and not callable(getattr(simulator, "search", None)):
         problems.append("declares the 'search' capability but has no search() method")
+    return problems + _profile_problems(getattr(simulator, "error_profile", None))
+
+
+def spec_problems(spec: SimulatorSpec) -> list[str]:
+    """What the spec alone shows is wrong (checked from a manifest without importing)."""
+    problems = []
+    if spec.api_version != API_VERSION:
+        problems.append(f"written for simulator API v{spec.api_version}; this SurgiPlan "
+                        f"implements v{API_VERSION}")
     if not spec.outputs:
         problems.append("declares no outputs")
-    problems += _profile_problems(getattr(simulator, "error_profile", None))
     return problems
 
 
@@ -253,22 +258,73 @@ def _isolated_entry(ep: metadata.EntryPoint, found: dict[str, Any]) -> PluginEnt
     return entry
 
 
+def manifest_entry(ep: metadata.EntryPoint, *, isolated: bool) -> PluginEntry:
+    """An entry from the manifest an entry point names (``package:file.json``): nothing of the
+    plug-in is imported; its ``simulator`` imports the real class on first use, in-process
+    (:class:`~surgiplan.simulation.manifest.LazySimulator`) or in its child (``isolated``)."""
+    from surgiplan.simulation.isolation import IsolatedSimulator
+    from surgiplan.simulation.manifest import LazySimulator, read_manifest
+
+    entry = PluginEntry(ep.name, ep.value, _distribution(ep), isolated=isolated)
+    try:
+        manifest = read_manifest(ep.value)
+    except Exception as exc:  # missing, unreadable or invalid manifest: disabled, never raised
+        entry.reason = f"failed to load its manifest: {_one_line(exc)}"
+        return entry
+    entry.spec = manifest.spec
+    entry.problems = spec_problems(manifest.spec) + _profile_problems(manifest.error_profile)
+    entry.enabled = not entry.problems
+    entry.reason = "; ".join(entry.problems)
+
+    def loaded(real: Any, drift: list[str]) -> None:  # the real spec replaces a stale one
+        entry.spec = getattr(real, "spec", entry.spec)
+        entry.problems += drift
+        entry.reason = "; ".join(entry.problems)
+
+    entry.simulator = IsolatedSimulator(manifest.spec, manifest.simulator,
+                                        error_profile=manifest.error_profile) if isolated \
+        else LazySimulator(manifest, label=f"simulator {manifest.spec.id}", on_load=loaded)
+    return entry
+
+
+_DISCOVERED: dict[tuple[Any, ...], list[PluginEntry]] = {}
+_DISCOVER_LOCK = threading.Lock()
+
+
 def discover(*, group: str = GROUP, trust: str | None = None,
              refresh: bool = False) -> list[PluginEntry]:
-    """Every installed simulator plug-in, loaded and checked; duplicates of an id are disabled.
+    """Every installed simulator plug-in, listed and checked; duplicates of an id are disabled.
 
-    Bundled plug-ins load in-process; third-party ones are checked in a child process (see the
-    module docstring; ``trust`` overrides ``SURGIPLAN_PLUGIN_TRUST``), the outcome cached until
-    their files change; ``refresh`` checks them again.
+    An entry point naming a manifest (``package:file.json``) is listed from it without
+    importing the plug-in (:mod:`surgiplan.simulation.manifest`); one naming a class is loaded
+    as before. Bundled plug-ins run in-process; third-party ones are checked and run in a child
+    process (see the module docstring; ``trust`` overrides ``SURGIPLAN_PLUGIN_TRUST``), the
+    check's outcome cached until their files change. The list is kept per process for the same
+    entry points and trust; ``refresh`` builds it (and checks third-party plug-ins) again.
     """
     try:
         eps = sorted(metadata.entry_points(group=group), key=lambda e: (e.name, e.value))
     except Exception as exc:  # a corrupt installation
         return [PluginEntry("?", "?", "?", reason=f"cannot list plug-ins: {_one_line(exc)}")]
     trusted = trusted_distributions(trust)
-    inside = [ep for ep in eps if _is_trusted(ep, trusted)]
-    outside = [ep for ep in eps if not _is_trusted(ep, trusted)]
-    by_key = {_key(ep): load_entry(ep) for ep in inside}
+    key = (group, trusted, tuple(_key(ep) for ep in eps))
+    with _DISCOVER_LOCK:
+        if refresh or key not in _DISCOVERED:
+            _DISCOVERED[key] = _discover(eps, trusted, refresh=refresh)
+        return list(_DISCOVERED[key])
+
+
+def _discover(eps: list[metadata.EntryPoint], trusted: frozenset[str] | None, *,
+              refresh: bool) -> list[PluginEntry]:
+    from surgiplan.simulation.manifest import is_manifest_value
+
+    listed = [ep for ep in eps if is_manifest_value(ep.value)]
+    by_key = {_key(ep): manifest_entry(ep, isolated=not _is_trusted(ep, trusted))
+              for ep in listed}
+    eps_classes = [ep for ep in eps if not is_manifest_value(ep.value)]
+    inside = [ep for ep in eps_classes if _is_trusted(ep, trusted)]
+    outside = [ep for ep in eps_classes if not _is_trusted(ep, trusted)]
+    by_key.update({_key(ep): load_entry(ep) for ep in inside})
     if outside:
         by_key.update(zip(map(_key, outside), _isolated_entries(outside, refresh=refresh),
                           strict=True))

@@ -417,8 +417,8 @@ def isolated_twin_of(simulator: Any) -> IsolatedSimulator:
     child): ``isolation="process"`` for a plug-in that is otherwise trusted."""
     if getattr(simulator, "isolated", False):
         return simulator
-    cls = type(simulator)
-    value = f"{cls.__module__}:{cls.__qualname__}"
+    cls = type(simulator)  # a manifest's lazy stand-in names the real class itself
+    value = getattr(simulator, "simulator_value", None) or f"{cls.__module__}:{cls.__qualname__}"
     with _HOSTS_LOCK:
         if value not in _HOSTS:
             _HOSTS[value] = IsolatedSimulator(simulator.spec, value,
