@@ -508,6 +508,7 @@ class MainWindow(QMainWindow):
             return
         self._bridge = TwinEventBridge(twin, self)
         self._bridge.event.connect(self._twin_event)
+        self._sync_docks()  # panels behind a tab stay idle on the new case
         for warning in twin.image.warnings:
             self.statusBar().showMessage(f"Import warning: {warning}", 15000)
         self.case_loaded.emit(twin)

@@ -277,8 +277,10 @@ class RehearsalPanel(QWidget):
         self.result = None
         self._focus_pending = True
         self.scene3d.clear()
-        if twin is not None:
+        if twin is not None:  # a new case is no parameter change: nothing runs until asked
+            self.uncertainty_form.blockSignals(True)
             self.uncertainty_form.set_values({"boundary_sd_mm": max(twin.geometry.spacing_mm)})
+            self.uncertainty_form.blockSignals(False)
         self.reset()
         self.show_result(None)
 

@@ -121,7 +121,9 @@ class ResectionPanel(RehearsalPanel):
             combo.addItems(names)
             combo.blockSignals(False)
         if len(self.structures(Role.TARGET)):
+            self.target_combo.blockSignals(True)  # a new case: nothing runs until asked
             self.target_combo.setCurrentIndex(1)
+            self.target_combo.blockSignals(False)
         self.plane_label.setText("Plane: —")
         self.create_label.setText("")
         if self.organ() and self.isVisible():
