@@ -39,10 +39,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_list(args: argparse.Namespace) -> int:
     from surgiplan.training.exercise import list_exercises
 
-    rows = [{"id": ex.id, "title": ex.title, "kind": str(ex.kind), "task": ex.task,
-             "case": ex.case.model_dump(exclude_none=True), "path": str(path),
-             "time_limit_s": None if ex.rubric.time is None else ex.rubric.time.limit_s}
-            for path, ex in list_exercises(args.folder)]
+    rows: list[dict[str, Any]] = [
+        {"id": ex.id, "title": ex.title, "kind": str(ex.kind), "task": ex.task,
+         "case": ex.case.model_dump(exclude_none=True), "path": str(path),
+         "time_limit_s": None if ex.rubric.time is None else ex.rubric.time.limit_s}
+        for path, ex in list_exercises(args.folder)]
     if args.json:
         json.dump({"exercises": rows}, sys.stdout, indent=2)
         print()

@@ -18,7 +18,7 @@ import json
 import zipfile
 import zlib
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -33,6 +33,14 @@ MAX_TOTAL_BYTES = 24 << 30
 MAX_JSON_DEPTH = 64
 NRRD_HEADER_SLACK = 1 << 20  # header bytes allowed on top of the voxel bytes
 DAMAGED = "The case file is damaged or was altered: open a backup copy"
+
+
+class ByteStream(Protocol):
+    """A binary stream read forwards (an open zip member or file)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
 
 
 def refuse(path: Path | str, entry: str, problem: str) -> BadInputError:
@@ -100,9 +108,9 @@ def _nrrd_dtype(header: dict[str, Any]) -> np.dtype:
     return np.dtype(_determine_datatype(header))
 
 
-def _fill_gzip(handle: IO[bytes], out: np.ndarray, where: str) -> None:
+def _fill_gzip(handle: ByteStream, out: np.ndarray, where: str) -> None:
     """Decompress a gzip stream into ``out`` (uint8, exact size); refuse more or fewer bytes."""
-    view = memoryview(out)
+    view = out.data  # memoryview of the uint8 buffer
 
     def sink(pos: int, piece: bytes) -> None:
         view[pos:pos + len(piece)] = piece
@@ -110,7 +118,7 @@ def _fill_gzip(handle: IO[bytes], out: np.ndarray, where: str) -> None:
     _inflate(handle, out.size, sink, where)
 
 
-def _inflate(handle: IO[bytes], n: int, sink: Any, where: str) -> None:
+def _inflate(handle: ByteStream, n: int, sink: Any, where: str) -> None:
     """Decompress a gzip stream of exactly ``n`` bytes, handing ``sink(offset, piece)`` pieces
     of at most PIECE_BYTES as they come; refuse a stream holding more or fewer bytes."""
     pos = 0
@@ -141,7 +149,7 @@ def _inflate(handle: IO[bytes], n: int, sink: Any, where: str) -> None:
                             action=DAMAGED)
 
 
-def read_nrrd_bounded(handle: IO[bytes], *, max_bytes: int, where: str,
+def read_nrrd_bounded(handle: ByteStream, *, max_bytes: int, where: str,
                       header: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """An attached raw or gzip NRRD, decoded into one array of the declared size (C order).
 
@@ -162,7 +170,7 @@ def read_nrrd_bounded(handle: IO[bytes], *, max_bytes: int, where: str,
     return array, header
 
 
-def read_nrrd_layers(handle: IO[bytes], *, max_bytes: int, where: str
+def read_nrrd_layers(handle: ByteStream, *, max_bytes: int, where: str
                      ) -> tuple[list[np.ndarray], dict[str, Any]]:
     """A 3D or 4D (layers on the first NRRD axis) one-byte label NRRD decoded straight into one
     ``(nz, ny, nx)`` array per layer: no interleaved copy of the whole volume is ever held."""
@@ -189,8 +197,8 @@ def read_nrrd_layers(handle: IO[bytes], *, max_bytes: int, where: str
     return layers, header
 
 
-def _fill_raw(handle: IO[bytes], raw: np.ndarray, where: str) -> None:
-    view, got = memoryview(raw), 0
+def _fill_raw(handle: ByteStream, raw: np.ndarray, where: str) -> None:
+    view, got = raw.data, 0
     while got < raw.size:
         more = handle.readinto(view[got:])
         if not more:
@@ -198,7 +206,7 @@ def _fill_raw(handle: IO[bytes], raw: np.ndarray, where: str) -> None:
         got += more
 
 
-def _checked_header(handle: IO[bytes], *, max_bytes: int, where: str,
+def _checked_header(handle: ByteStream, *, max_bytes: int, where: str,
                     header: dict[str, Any] | None = None
                     ) -> tuple[dict[str, Any], np.dtype, list[int], int]:
     """Header, dtype, sizes (NRRD order) and voxel bytes, checked before any voxel is read."""

@@ -149,11 +149,11 @@ def _enhanced_geometry(ds: Dataset, fields: dict[str, Any], invalid: list[str]) 
     rescales = [_frame_rescale(ds, f) for f in frames]
     if any(r is not None for r in rescales):
         own = (fields.get("rescale_slope", 1.0), fields.get("rescale_intercept", 0.0))
-        rescales = [own if r is None else r for r in rescales]
-        if len(set(rescales)) == 1:
-            fields["rescale_slope"], fields["rescale_intercept"] = rescales[0]
+        every = [own if r is None else r for r in rescales]
+        if len(set(every)) == 1:
+            fields["rescale_slope"], fields["rescale_intercept"] = every[0]
         else:
-            fields["frame_rescales"] = tuple(rescales)
+            fields["frame_rescales"] = tuple(every)
     attrs = tuple(_frame_attrs(ds, f) for f in frames)
     if any(attrs):
         fields["frame_attrs"] = attrs

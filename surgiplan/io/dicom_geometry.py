@@ -17,9 +17,10 @@ Slices that share positions are split into volumes by the attributes that tell t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -86,7 +87,8 @@ class SeriesPlan:
     volume: int = 1
 
 
-def _fail(series: SeriesInfo, problem: str, action: str, path: Path | None = None) -> None:
+def _fail(series: SeriesInfo, problem: str, action: str,
+          path: Path | None = None) -> NoReturn:
     raise BadInputError(problem, path=path or series.folder, action=action)
 
 
@@ -130,7 +132,7 @@ def classic_attrs(h: FileHeader) -> tuple[tuple[str, Any], ...]:
     return tuple((k, v) for k, v in pairs if v is not None)
 
 
-def _no_position(series: SeriesInfo, h: FileHeader) -> None:
+def _no_position(series: SeriesInfo, h: FileHeader) -> NoReturn:
     _fail(series, "has no valid ImagePositionPatient (missing or not 3 finite numbers), "
           "so the slice cannot be placed in patient space",
           "Export the series again from the scanner or PACS with full geometry", path=h.path)
@@ -161,9 +163,9 @@ def _file_slices(series: SeriesInfo, h: FileHeader, axes: tuple[np.ndarray, ...]
         positions = list(h.frame_positions or ())
         if any(p is None for p in positions):
             _no_position(series, h)
-        attrs = h.frame_attrs or ((),) * len(positions)
-        return [SliceRef(h, f, tuple(map(float, p)), float(np.asarray(p) @ normal),
-                         attrs=attrs[f]) for f, p in enumerate(positions)]
+        frame_attrs = h.frame_attrs or ((),) * len(positions)
+        return [SliceRef(h, f, _xyz(p), float(np.asarray(p) @ normal),
+                         attrs=frame_attrs[f]) for f, p in enumerate(positions)]
     if h.position_lps is None:
         _no_position(series, h)
     attrs = classic_attrs(h)
@@ -178,8 +180,13 @@ def _file_slices(series: SeriesInfo, h: FileHeader, axes: tuple[np.ndarray, ...]
     if h.frames > 1:
         return [SliceRef(h, f, p, float(np.asarray(p) @ normal), attrs=attrs)
                 for f, p in enumerate(_classic_frame_positions(series, h, normal))]
-    p = tuple(float(v) for v in h.position_lps)
+    p = _xyz(h.position_lps)
     return [SliceRef(h, 0, p, float(np.asarray(p) @ normal), attrs=attrs)]
+
+
+def _xyz(p: Sequence[float]) -> tuple[float, float, float]:
+    """A validated 3-number DICOM position as a float triple (LPS mm)."""
+    return float(p[0]), float(p[1]), float(p[2])
 
 
 def _mosaic_key(h: FileHeader) -> tuple:
@@ -197,7 +204,7 @@ def _cached_layout(h: FileHeader, axes: tuple[np.ndarray, ...],
     for layout in mosaics.values():
         if layout.key == key:
             return layout
-    return mosaic_layout(h, *axes, key=key)
+    return mosaic_layout(h, axes[0], axes[1], axes[2], key=key)
 
 
 def _slices(series: SeriesInfo, axes: tuple[np.ndarray, ...],
@@ -299,7 +306,8 @@ def _choose_volume(series: SeriesInfo, slices: list[SliceRef], volume: int | Non
 def _dedupe(slices: list[SliceRef], warnings: list[str]) -> list[SliceRef]:
     """Drop repeated copies of one image; pick one of several images at one position."""
     kept: list[SliceRef] = []
-    copies, clashes = [], []
+    copies: list[tuple[SliceRef, SliceRef]] = []
+    clashes: list[tuple[SliceRef, SliceRef]] = []
     for s in slices:
         prev = kept[-1] if kept else None
         if prev is None or abs(s.depth_mm - prev.depth_mm) > SAME_POSITION_MM:
@@ -413,7 +421,8 @@ def plan_series(series: SeriesInfo, volume: int | None = None) -> SeriesPlan:
     rel = np.asarray([s.position_lps for s in slices]) - first
     offsets = np.stack([rel @ row, rel @ col], axis=1)
     _tilt_warning(series, warnings)
-    extra = {"plane": plane, "mosaics": mosaics, "volumes": volumes, "volume": index}
+    extra: dict[str, Any] = {"plane": plane, "mosaics": mosaics, "volumes": volumes,
+                             "volume": index}
     if len(slices) == 1:
         step = _single_slice_step(series, warnings)
         geo = _grid(plane, first, row, col, normal, (sx, sy, step), 1)

@@ -47,8 +47,13 @@ class MosaicLayout:
                 slice(c * self.tile_columns, (c + 1) * self.tile_columns))
 
     def position(self, tile: int) -> tuple[float, float, float]:
-        return tuple(float(a + tile * b) for a, b in zip(self.first_lps, self.step_lps,
-                                                          strict=True))
+        (x0, y0, z0), (dx, dy, dz) = self.first_lps, self.step_lps
+        return float(x0 + tile * dx), float(y0 + tile * dy), float(z0 + tile * dz)
+
+
+def _xyz(v: np.ndarray) -> tuple[float, float, float]:
+    """A 3-vector (LPS mm) as a float triple."""
+    return float(v[0]), float(v[1]), float(v[2])
 
 
 def _refuse(h: FileHeader, problem: str) -> BadInputError:
@@ -137,5 +142,5 @@ def mosaic_layout(h: FileHeader, row: np.ndarray, col: np.ndarray,
     corner = (np.asarray(h.position_lps) + row * sx * (h.columns - tile_cols) / 2.0
               + col * sy * (h.rows - tile_rows) / 2.0)
     step = math.copysign(1.0, cos) * spacing * normal
-    return MosaicLayout(n, per_row, tile_rows, tile_cols, tuple(float(v) for v in corner),
-                        tuple(float(v) for v in step), tuple(notes), key)
+    return MosaicLayout(n, per_row, tile_rows, tile_cols, _xyz(corner), _xyz(step),
+                        tuple(notes), key)

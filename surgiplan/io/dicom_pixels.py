@@ -65,7 +65,8 @@ def check_declared(h: FileHeader) -> None:
 def _check_uncompressed_length(h: FileHeader, expected: int) -> None:
     if h.pixel_length == UNDEFINED:
         raise _refuse(h, "has uncompressed pixel data of undefined length (damaged file)")
-    present = h.file_size - h.pixel_offset if h.pixel_offset >= 0 else expected
+    offset = -1 if h.pixel_offset is None else h.pixel_offset  # -1: position unknown
+    present = h.file_size - offset if offset >= 0 else expected
     have = min(present, h.pixel_length if h.pixel_length is not None else present)
     if have < expected:
         raise _refuse(h, f"pixel data is truncated ({have} of {expected} bytes present)",
@@ -174,7 +175,7 @@ def read_stored_plane(h: FileHeader, frame: int, scratch: np.ndarray) -> np.ndar
             h.pixel_offset >= 0):
         with open(h.path, "rb") as fp:
             fp.seek(h.pixel_offset + frame * frame_bytes(h))
-            got = fp.readinto(memoryview(scratch).cast("B"))
+            got = fp.readinto(scratch.data.cast("B"))
         if got != scratch.nbytes:
             raise _refuse(h, f"pixel data is truncated ({got} of {scratch.nbytes} bytes read)",
                           "Copy the file again; it was cut short")

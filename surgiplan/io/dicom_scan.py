@@ -147,7 +147,8 @@ def _dicomdir_files(path: Path, problems: list[ScanProblem]) -> list[Path]:
     except Exception as exc:  # pydicom raises many types on damaged files
         problems.append(ScanProblem(path, f"damaged DICOMDIR ({type(exc).__name__})"))
         return []
-    found, missing = [], []
+    found: list[Path] = []
+    missing: list[Path] = []
     for record in records:
         file_id = record.get("ReferencedFileID")
         if not file_id:

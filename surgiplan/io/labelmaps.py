@@ -63,7 +63,7 @@ def geometry_from_matrix(
             path=path, action="Re-export the file with a valid orientation and spacing",
         )
     try:
-        return ImageGeometry(tuple(size), tuple(spacing), tuple(m[:3, 3]), axes / spacing)
+        return ImageGeometry(size, tuple(spacing), tuple(m[:3, 3]), axes / spacing)
     except ValueError as exc:
         raise BadInputError(
             f"the voxel grid is sheared or otherwise not a rectangular grid ({exc})",
@@ -166,6 +166,8 @@ def read_nifti(path: str | Path) -> tuple[np.ndarray, ImageGeometry]:
 
     try:
         image = nib.load(str(path))
+        if not isinstance(image, nib.Nifti1Image):  # Nifti2Image is a subclass
+            raise ValueError(f"it is a {type(image).__name__}, not a NIfTI-1/2 image")
         data = np.asanyarray(image.dataobj)
     except (OSError, ValueError, nib.filebasedimages.ImageFileError) as exc:
         raise BadInputError(f"not a readable NIfTI file ({exc})", path=path,

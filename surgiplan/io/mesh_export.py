@@ -64,34 +64,36 @@ def _polydata(mesh: SurfaceMesh, statement: str, frame: Frame):
 
 
 def _writer(fmt: str, statement: str, *, binary: bool):
+    """A VTK poly-data writer for ``fmt`` (its class differs per format)."""
     if fmt == "stl":
         from vtkmodules.vtkIOGeometry import vtkSTLWriter
 
-        writer = vtkSTLWriter()
-        writer.SetHeader(statement)  # the ASCII solid name / the 80-byte binary header
-        writer.SetFileType(2 if binary else 1)
-    elif fmt == "obj":
+        stl = vtkSTLWriter()
+        stl.SetHeader(statement)  # the ASCII solid name / the 80-byte binary header
+        stl.SetFileType(2 if binary else 1)
+        return stl
+    if fmt == "obj":
         from vtkmodules.vtkIOGeometry import vtkOBJWriter
 
-        writer = vtkOBJWriter()
-    elif fmt == "ply":
+        return vtkOBJWriter()
+    if fmt == "ply":
         from vtkmodules.vtkIOPLY import vtkPLYWriter
 
-        writer = vtkPLYWriter()
-        writer.AddComment(statement)
-        writer.SetFileType(2 if binary else 1)
-    elif fmt == "vtp":
+        ply = vtkPLYWriter()
+        ply.AddComment(statement)
+        ply.SetFileType(2 if binary else 1)
+        return ply
+    if fmt == "vtp":
         from vtkmodules.vtkIOXML import vtkXMLPolyDataWriter
 
-        writer = vtkXMLPolyDataWriter()
+        vtp = vtkXMLPolyDataWriter()
         if binary:
-            writer.SetDataModeToBinary()
+            vtp.SetDataModeToBinary()
         else:
-            writer.SetDataModeToAscii()
-    else:
-        raise BadInputError(f"unknown mesh format {fmt!r}",
-                            action=f"Use one of {', '.join(MESH_FORMATS)}")
-    return writer
+            vtp.SetDataModeToAscii()
+        return vtp
+    raise BadInputError(f"unknown mesh format {fmt!r}",
+                        action=f"Use one of {', '.join(MESH_FORMATS)}")
 
 
 def mesh_bytes(mesh: SurfaceMesh, fmt: str, *, name: str = "", frame: Frame = "LPS",

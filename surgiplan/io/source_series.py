@@ -67,6 +67,17 @@ class SourceSeries(BaseModel):
 
 
 # ---------------------------------------------------------------------------- from DICOM headers
+def _floats3(values: Sequence[Any]) -> tuple[float, float, float]:
+    """A DICOM 3-value DS (e.g. ImagePositionPatient, LPS mm) as floats."""
+    return float(values[0]), float(values[1]), float(values[2])
+
+
+def _floats6(values: Sequence[Any]) -> tuple[float, float, float, float, float, float]:
+    """A DICOM 6-value DS (ImageOrientationPatient direction cosines) as floats."""
+    return (float(values[0]), float(values[1]), float(values[2]),
+            float(values[3]), float(values[4]), float(values[5]))
+
+
 def _text(ds: Any, keyword: str) -> str:
     value = ds.get(keyword, "")
     return "" if value is None else str(value)
@@ -87,8 +98,7 @@ def from_headers(headers: Sequence[Any], *, deidentified: bool = False) -> Sourc
         return None
     if any("ImagePositionPatient" not in h or "SOPInstanceUID" not in h for h in headers):
         return None
-    instances = {str(h.SOPInstanceUID): tuple(float(v) for v in h.ImagePositionPatient)
-                 for h in headers}
+    instances = {str(h.SOPInstanceUID): _floats3(h.ImagePositionPatient) for h in headers}
     normal = np.cross(*np.asarray(first.ImageOrientationPatient, float).reshape(2, 3))
     order = sorted(instances, key=lambda uid: float(np.dot(instances[uid], normal)))
     thickness = first.get("SliceThickness")
@@ -98,8 +108,8 @@ def from_headers(headers: Sequence[Any], *, deidentified: bool = False) -> Sourc
         series_uid=str(first.SeriesInstanceUID),
         frame_of_reference_uid=str(first.FrameOfReferenceUID),
         rows=int(first.Rows), columns=int(first.Columns),
-        pixel_spacing_mm=tuple(float(v) for v in first.PixelSpacing),
-        orientation=tuple(float(v) for v in first.ImageOrientationPatient),
+        pixel_spacing_mm=(float(first.PixelSpacing[0]), float(first.PixelSpacing[1])),
+        orientation=_floats6(first.ImageOrientationPatient),
         slice_thickness_mm=float(thickness) if thickness not in (None, "") else None,
         instances=[SourceInstance(sop_instance_uid=u, position_lps=instances[u]) for u in order],
         identity={k: _text(first, k) for k in IDENTITY_KEYWORDS},

@@ -222,7 +222,9 @@ def add_mask_folder(
     if not files:
         raise BadInputError("the folder holds no .nii.gz mask", path=folder,
                             action="Give TotalSegmentator's output folder or a label-map file")
-    added, empty, taken = [], [], set(seg.names())
+    added: list[Structure] = []
+    empty: list[str] = []
+    taken = set(seg.names())
     for name, file in files:
         check(cancel)
         array, geometry = read_label_map(file)

@@ -271,6 +271,7 @@ def move_series(settings: PacsSettings, server: ServerSettings, study_uid: str,
                            f"({exc.strerror or exc})", path=settings.listener_host,
                            action="Choose a free port with 'pacs config set --listener-port', "
                            "or use C-GET") from None
+    assert scp is not None  # block=False always returns the running server
     try:
         with association(settings, server, [STUDY_MOVE]) as assoc:
             query = _series_query(study_uid, series_uid)

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import UID
 
 from surgiplan.errors import BadInputError
 from surgiplan.io import source_series
@@ -23,7 +24,7 @@ from surgiplan.net import dicomweb, dimse
 from surgiplan.net.settings import PacsSettings, ServerSettings
 from surgiplan.progress import ProgressCallback, report
 
-ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
+ENCAPSULATED_PDF = UID("1.2.840.10008.5.1.4.1.1.104.1")
 _PDF_MAGIC = b"%PDF-"
 
 
@@ -78,7 +79,7 @@ def encapsulated_pdf(pdf: Path, reference: SourceSeries, *, title: str = "SurgiP
     now = datetime.now()
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    ds.file_meta.TransferSyntaxUID = UID("1.2.840.10008.1.2.1")
     ds.file_meta.MediaStorageSOPClassUID = ENCAPSULATED_PDF
     ds.SOPClassUID = ENCAPSULATED_PDF
     ds.SOPInstanceUID = _uid()
