@@ -184,7 +184,7 @@ class PlanSafety:
     def worst_level(self) -> Level:
         """The verdict: worst of structure levels and concerns (never safer than the numbers)."""
         levels = [s.level for s in self.structures] + [lv for lv, _ in self.concerns]
-        return max(levels, key=_LEVEL_RANK.get, default=Level.SAFE)
+        return max(levels, key=_LEVEL_RANK.__getitem__, default=Level.SAFE)
 
     def reasons(self) -> list[str]:
         """Why the verdict is not safe, most severe first (empty when safe)."""
@@ -207,7 +207,7 @@ class PlanSafety:
     def max_breach_probability(self) -> float:
         return max((s.breach_probability or 0.0 for s in self.structures), default=0.0)
 
-    def sort_key(self) -> tuple[float, float, float, int]:
+    def sort_key(self) -> tuple[int, float, int, float]:
         n_bad = sum(_LEVEL_RANK[s.level] for s in self.structures)
         return (_LEVEL_RANK[self.worst_level], self.max_breach_probability, n_bad,
                 -self.clearance_mm)
@@ -251,8 +251,13 @@ class Comparison:
         """Clearance (higher better) against row ``objective``: who is on the Pareto front."""
         row = self.row(objective)
         sign = 1.0 if row.better is Better.HIGHER else -1.0
-        points = [(p, self.safety[p].clearance_mm, sign * row.cell(p).value)
-                  for p in self.plans]
+        points: list[tuple[str, float, float]] = []
+        for p in self.plans:
+            value = row.cell(p).value
+            if value is None:
+                raise ValueError(f"row {objective!r} has no value for plan {p!r}; use one of "
+                                 "pareto_objectives()")
+            points.append((p, self.safety[p].clearance_mm, sign * value))
         out = []
         for plan, clear, good in points:
             dominated = any(c2 >= clear and g2 >= good and (c2 > clear or g2 > good)
@@ -435,7 +440,7 @@ def _safety(plan: str, results: list[SimulationResult]) -> PlanSafety:
                          if x.breach_probability is not None]
         out.append(StructureSafety(
             name, lv.min_distance_mm, ci, lv.margin_mm,
-            max((x.level for x, _ in items), key=_LEVEL_RANK.get),
+            max((x.level for x, _ in items), key=_LEVEL_RANK.__getitem__),
             max(probabilities) if probabilities else None))
     return PlanSafety(plan, tuple(out), _concerns(results))
 
@@ -483,15 +488,14 @@ def _distinguishable(a: StructureSafety, b: StructureSafety) -> bool:
 def why_safer(a: PlanSafety, b: PlanSafety) -> str:
     """One plain sentence on why plan ``a`` is safer than ``b``, naming the structures and
     distances that drive the difference (or saying that they are not distinguishable)."""
-    shared = [s for s in sorted(b.structures, key=lambda s: (-_LEVEL_RANK[s.level],
-                                                             s.min_distance_mm))
-              if a.get(s.structure) is not None]
-    driver = next((s for s in shared if a.get(s.structure).min_distance_mm > s.min_distance_mm),
-                  None)
-    if driver is None:
+    shared = [(s, m) for s in sorted(b.structures, key=lambda s: (-_LEVEL_RANK[s.level],
+                                                                  s.min_distance_mm))
+              if (m := a.get(s.structure)) is not None]
+    pair = next(((s, m) for s, m in shared if m.min_distance_mm > s.min_distance_mm), None)
+    if pair is None:
         return (f"{a.plan} and {b.plan} are not distinguishable in safety: {b.plan} comes no "
                 f"closer than {a.plan} to any critical structure.")
-    mine = a.get(driver.structure)
+    driver, mine = pair
     verdict = {Level.BREACH: "enters", Level.CAUTION: "comes within its "
                f"{driver.margin_mm:g} mm margin of", Level.SAFE: "passes"}[driver.level]
     text = (f"{a.plan} is safer than {b.plan}: {b.plan} {verdict} {driver.structure} "

@@ -23,6 +23,7 @@ from surgiplan.plans.model import Intervention, Plan
 from surgiplan.plans.scoring import score_intervention
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
 from surgiplan.simulation.context import SimulationContext
+from surgiplan.simulation.inputs import ImplantInput
 from surgiplan.simulation.spec import Kind
 from surgiplan.twin import Twin
 
@@ -39,6 +40,9 @@ class PlannedMesh:
 def implant_mesh_lps(intervention: Intervention) -> SurfaceMesh:
     """The implant mesh of an implant intervention, placed by its pose (LPS mm)."""
     inputs = intervention.input_model()
+    if not isinstance(inputs, ImplantInput):
+        raise ValueError(f"{intervention.label!r} is a {intervention.kind} intervention, "
+                         "not an implant")
     vertices = np.asarray(inputs.vertices_mm, float)
     pose = np.asarray(inputs.pose, float)
     return SurfaceMesh(vertices @ pose[:3, :3].T + pose[:3, 3],

@@ -241,6 +241,9 @@ def write_markups(measurements: list[Measurement], path: str | Path) -> Path:
     return path
 
 
+_MARKUP_KINDS: dict[str, Kind] = {"Line": "ruler", "Angle": "angle", "ROI": "roi"}  # Slicer types
+
+
 def read_markups(path: str | Path) -> list[Measurement]:
     """Rulers, angles and box ROIs from a Slicer ``.mrk.json`` (LPS or RAS, mm)."""
     path = Path(path)
@@ -251,7 +254,7 @@ def read_markups(path: str | Path) -> list[Measurement]:
                             action="choose a 3D Slicer .mrk.json file") from None
     out = []
     for markup in doc.get("markups", []) if isinstance(doc, dict) else []:
-        kind = {"Line": "ruler", "Angle": "angle", "ROI": "roi"}.get(markup.get("type"))
+        kind = _MARKUP_KINDS.get(markup.get("type"))
         if kind is None:
             continue
         flip = np.array([-1.0, -1.0, 1.0]) if markup.get("coordinateSystem") == "RAS" else 1.0

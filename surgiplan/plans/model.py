@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from surgiplan.simulation.inputs import INPUT_TYPES
+from surgiplan.simulation.inputs import INPUT_TYPES, SimulationInput
 from surgiplan.simulation.result import SimulationResult
 from surgiplan.simulation.spec import Kind
 from surgiplan.simulation.uncertainty import UncertaintyModel
@@ -65,7 +65,7 @@ class Intervention(BaseModel):
         return self
 
     @classmethod
-    def from_input(cls, label: str, inputs: BaseModel, *, simulator_id: str | None = None,
+    def from_input(cls, label: str, inputs: SimulationInput, *, simulator_id: str | None = None,
                    parameters: dict[str, Any] | None = None,
                    uncertainty: UncertaintyModel | None = None) -> Intervention:
         """An intervention from a simulation input (simulator id defaults to the kind name)."""
@@ -89,7 +89,7 @@ class Intervention(BaseModel):
 
 def _uncertainty_fields(model: UncertaintyModel) -> dict[str, Any]:
     """The stored form: unset SDs stay unset (the simulator's own profile applies)."""
-    fields = {"entry_sd_mm": model.entry_sd_mm, "target_sd_mm": model.target_sd_mm,
+    fields: dict[str, Any] = {"entry_sd_mm": model.entry_sd_mm, "target_sd_mm": model.target_sd_mm,
               "boundary_sd_mm": model.boundary_sd_mm, "samples": model.samples,
               "seed": model.seed}
     if model.profile:

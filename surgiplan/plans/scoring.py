@@ -43,6 +43,18 @@ def score_intervention(context: SimulationContext, intervention: Intervention, *
                           progress=progress, cancel=cancel)
 
 
+def _part(progress: ProgressCallback | None, k: int, n: int) -> ProgressCallback | None:
+    """Progress of part ``k`` of ``n`` mapped onto the whole (fractions 0..1)."""
+    if progress is None:
+        return None
+    whole = progress
+
+    def part(fraction: float, text: str) -> None:
+        report(whole, (k + fraction) / n, text)
+
+    return part
+
+
 def score_plan(context: SimulationContext, plan: Plan, *,
                timeout_s: float = DEFAULT_TIMEOUT_S,
                progress: ProgressCallback | None = None,
@@ -56,7 +68,6 @@ def score_plan(context: SimulationContext, plan: Plan, *,
         report(progress, k / n, f"{plan.name}: {intervention.label}")
         results.append(score_intervention(
             context, intervention, entries=entries, timeout_s=timeout_s, cancel=cancel,
-            progress=None if progress is None else
-            (lambda f, t, k=k: report(progress, (k + f) / n, t))))
+            progress=_part(progress, k, n)))
     report(progress, 1.0, f"{plan.name} scored")
     return results

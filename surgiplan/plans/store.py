@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -31,8 +31,8 @@ from surgiplan.plans.audit import AuditLog, identifiers_of
 from surgiplan.plans.model import Plan, utc_now
 from surgiplan.plans.planset import PlanSet
 
-FORMAT = "surgiplan.plans"
-SCHEMA_VERSION = 1
+FORMAT: Final = "surgiplan.plans"
+SCHEMA_VERSION: Final = 1
 PLANS_ENTRY = "plans/plans.json"
 AUDIT_ENTRY = "plans/audit.jsonl"
 

@@ -246,9 +246,10 @@ def _isolated_entry(ep: metadata.EntryPoint, found: dict[str, Any]) -> PluginEnt
             return entry
         entry.spec = parse_spec(found["spec"], origin=f"plug-in {ep.name}")
         data = found.get("error_profile")
-        profile = None if not isinstance(data, dict) else ErrorProfile(**{
+        fields: dict[str, Any] = {} if not isinstance(data, dict) else {
             k: tuple(tuple(x) for x in v) if k in ("extra", "extra_sources") else v
-            for k, v in data.items()})
+            for k, v in data.items()}
+        profile = None if not isinstance(data, dict) else ErrorProfile(**fields)
     except Exception as exc:  # what the child sent does not fit: the plug-in is disabled
         entry.spec, entry.reason = None, f"failed to load: {_one_line(exc)}"
         return entry

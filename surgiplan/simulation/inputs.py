@@ -97,7 +97,8 @@ class AblationInput(BaseModel):
 
     @model_validator(mode="after")
     def _distinct(self) -> AblationInput:
-        for probe in (self, *self.extra_probes):
+        probes: tuple[AblationInput | AblationProbe, ...] = (self, *self.extra_probes)
+        for probe in probes:
             if np.allclose(probe.tip_lps, probe.shaft_lps, atol=1e-6):
                 raise ValueError("a probe's tip and shaft point are the same point")
         return self

@@ -30,7 +30,7 @@ import threading
 import time
 import weakref
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Final
 
 from surgiplan.errors import CancelledError, SurgiPlanError
 from surgiplan.progress import CancelToken, ProgressCallback, report
@@ -40,7 +40,7 @@ IMPORT_TIMEOUT_S = 20.0  # longest a plug-in's import (and the case hand-over) m
 IMPORT_TIMEOUT_ENV = "SURGIPLAN_PLUGIN_IMPORT_TIMEOUT_S"  # overrides IMPORT_TIMEOUT_S
 DEFAULT_CALL_TIMEOUT_S = 120.0
 _POLL_S = 0.01
-_START_METHOD = "spawn"  # never fork: the GUI process has Qt, VTK and worker threads
+_START_METHOD: Final = "spawn"  # never fork: the GUI process has Qt, VTK and worker threads
 
 
 def import_timeout_s() -> float:

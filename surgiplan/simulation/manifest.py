@@ -69,8 +69,9 @@ def profile_from_json(data: Any) -> Any:
         return None
     if not isinstance(data, dict):
         raise ValueError(f"error_profile is {type(data).__name__}, not an object")
-    return ErrorProfile(**{k: tuple(tuple(x) for x in v) if k in ("extra", "extra_sources")
-                           else v for k, v in data.items()})
+    fields: dict[str, Any] = {k: tuple(tuple(x) for x in v) if k in ("extra", "extra_sources")
+                              else v for k, v in data.items()}
+    return ErrorProfile(**fields)
 
 
 def _package_folders(package: str) -> list[str]:
