@@ -268,7 +268,7 @@ def manifest_entry(ep: metadata.EntryPoint, *, isolated: bool) -> PluginEntry:
 
     entry = PluginEntry(ep.name, ep.value, _distribution(ep), isolated=isolated)
     try:
-        manifest = read_manifest(ep.value)
+        manifest = read_manifest(ep.value, allow_import=not isolated)
     except Exception as exc:  # missing, unreadable or invalid manifest: disabled, never raised
         entry.reason = f"failed to load its manifest: {_one_line(exc)}"
         return entry

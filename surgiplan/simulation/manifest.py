@@ -85,17 +85,22 @@ def _package_folders(package: str) -> list[str]:
     return [] if spec is None else list(spec.submodule_search_locations or [])
 
 
-def manifest_text(package: str, name: str) -> str:
-    """The text of resource ``name`` of ``package``, read without importing the package when it
-    is an ordinary folder (else through ``importlib.resources``, which imports it)."""
+def manifest_text(package: str, name: str, *, allow_import: bool = False) -> str:
+    """The text of resource ``name`` of ``package``, read from its folder without importing it;
+    a package that is no folder (e.g. zipped) is read through ``importlib.resources``, which
+    imports it, only when ``allow_import`` (a trusted plug-in)."""
     if "/" in name or "\\" in name or name.startswith("."):
         raise ValueError(f"manifest name {name!r} must be a plain file name")
-    for folder in _package_folders(package):
+    folders = _package_folders(package)
+    for folder in folders:
         path = Path(folder) / name
         if path.is_file():
             if path.stat().st_size > MAX_MANIFEST_BYTES:
                 raise ValueError(f"{path} is larger than {MAX_MANIFEST_BYTES // 2**20} MB")
             return path.read_text(encoding="utf-8")
+    if folders or not allow_import:
+        where = ", ".join(folders) or "no package folder found on sys.path"
+        raise FileNotFoundError(f"no {name} in package {package} ({where})")
     return importlib.resources.files(package).joinpath(name).read_text(encoding="utf-8")
 
 
@@ -118,11 +123,11 @@ def parse_manifest(data: Any, *, origin: str) -> Manifest:
     return Manifest(target, parse_spec(data.get("spec"), origin=origin), profile)
 
 
-def read_manifest(value: str) -> Manifest:
+def read_manifest(value: str, *, allow_import: bool = False) -> Manifest:
     """The manifest an entry-point value ``package:file.json`` names (``BadInputError``,
-    ``OSError`` or ``ValueError`` when it cannot be read)."""
+    ``OSError`` or ``ValueError`` when it cannot be read; see :func:`manifest_text`)."""
     package, _, name = (part.strip() for part in value.partition(":"))
-    text = manifest_text(package, name)
+    text = manifest_text(package, name, allow_import=allow_import)
     try:
         data = json.loads(text)
     except ValueError as exc:
