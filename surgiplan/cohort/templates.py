@@ -1,0 +1,198 @@
+"""Plan templates: rules that place a plan from each twin's own anatomy, then score it.
+
+A template is JSON (``surgiplan.cohort-template/1``)::
+
+    {"kind": "pedicle-screws", "levels": "lumbar" | ["L4", ...], "sides": ["left", "right"],
+     "samples": 20, "exact_check": true}
+    {"kind": "ablation", "targets": "all" | ["tumour 1"], "margin_mm": 5.0,
+     "approach": "nearest-skin" | [X, Y, Z], "elongation": 1.25, "samples": 20}
+
+* ``pedicle-screws``: the implant plug-in's auto-suggested screw (its own size rule from the
+  pedicle width) in every bone structure named like a lumbar level (``L1``..``L5``) or the
+  listed ones, on each side.
+* ``ablation``: a custom zone centred on each target-role structure's centroid (LPS mm), short
+  diameter = the target's equivalent-sphere diameter + 2 x ``margin_mm``, long diameter =
+  ``elongation`` x short; the probe's shaft point is on the nearest skin, 20-80 mm from the
+  tip (down the gradient of the distance to the skin label, a shell, at the tip), or 80 mm
+  along a fixed LPS direction ``approach`` (from the tip towards the entry).
+
+Each placed plan is one *slot* (``"L4 left"``, ``"tumour 1"``); a slot the rule cannot place
+(e.g. a pedicle too narrow for any screw) is kept as a not-assessable ``plan`` row with the reason.
+Monte Carlo draws use the twin's seed, so a twin always gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from surgiplan.errors import BadInputError
+
+SCHEMA = "surgiplan.cohort-template/1"
+KINDS = ("pedicle-screws", "ablation")
+_LUMBAR = re.compile(r"^L[1-5]$")
+SHAFT_MM = 80.0
+
+
+@dataclass(frozen=True)
+class Template:
+    """A validated plan template (see module docstring); ``name`` labels its rows."""
+
+    kind: str
+    name: str
+    samples: int = 20
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "kind": self.kind, "name": self.name,
+                "samples": self.samples, **self.options}
+
+
+@dataclass
+class SlotResult:
+    """One placed plan of one twin: slot name and the simulator's result, or why not placed."""
+
+    slot: str
+    result: Any = None  # SimulationResult
+    not_placed: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def template_from_json(data: dict[str, Any], *, source: str = "template") -> Template:
+    """Validate template JSON; bad content raises :class:`BadInputError` naming ``source``."""
+    if not isinstance(data, dict) or data.get("kind") not in KINDS:
+        raise BadInputError(f"{source}: 'kind' must be one of {', '.join(KINDS)}",
+                            action="see surgiplan/cohort/templates.py for the format")
+    options = {k: v for k, v in data.items() if k not in ("schema", "kind", "name", "samples")}
+    samples = data.get("samples", 20)
+    if not isinstance(samples, int) or samples < 0:
+        raise BadInputError(f"{source}: 'samples' must be a whole number >= 0",
+                            action="e.g. \"samples\": 20 (0 switches Monte Carlo off)")
+    return Template(kind=data["kind"], name=str(data.get("name") or data["kind"]),
+                    samples=samples, options=options)
+
+
+def load_template(path: Path) -> Template:
+    """Read a template JSON file (or a built-in name: ``pedicle-screws``, ``ablation``)."""
+    if str(path) in KINDS and not Path(path).exists():
+        return template_from_json({"kind": str(path)}, source=str(path))
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"cannot read the template: {exc}", path=Path(path),
+                            action="give a template JSON file or a built-in kind name") from exc
+    return template_from_json(data, source=str(path))
+
+
+def apply_template(template: Template, twin: Any, seed: int) -> list[SlotResult]:
+    """Place and score the template's plans on one twin (:class:`surgiplan.twin.Twin`)."""
+    from surgiplan.simulation import SimulationContext
+
+    context = SimulationContext(twin)
+    if template.kind == "pedicle-screws":
+        return _pedicle_screws(template, context, seed)
+    return _ablation(template, context, twin, seed)
+
+
+def _model(template: Template, seed: int) -> Any:
+    from surgiplan.simulation import UncertaintyModel
+
+    return UncertaintyModel(samples=template.samples, seed=seed)
+
+
+def _pedicle_screws(template: Template, context: Any, seed: int) -> list[SlotResult]:
+    from surgiplan.model.structures import Role
+    from surgiplan.simulation import load_simulator, run_simulation
+
+    simulator = load_simulator("implant")
+    levels = template.options.get("levels", "lumbar")
+    bones = [s.name for s in context.by_role(Role.BONE)]
+    names = [b for b in bones if _LUMBAR.match(b)] if levels == "lumbar" else list(levels)
+    slots = []
+    for level in names:
+        for side in template.options.get("sides", ["left", "right"]):
+            slot = f"{level} {side}"
+            try:
+                inputs, suggestion = simulator.suggest_input(context, level, side)
+            except (BadInputError, KeyError, ValueError) as exc:
+                slots.append(SlotResult(slot, not_placed=f"no screw suggested: {exc}"))
+                continue
+            result = run_simulation(
+                simulator, context, inputs, uncertainty=_model(template, seed),
+                parameters={"exact_check": bool(template.options.get("exact_check", True))})
+            slots.append(SlotResult(slot, result, details={"suggestion": suggestion}))
+    return slots
+
+
+def _ablation(template: Template, context: Any, twin: Any, seed: int) -> list[SlotResult]:
+    from surgiplan.model.structures import Role
+    from surgiplan.simulation import AblationInput, load_simulator, run_simulation
+
+    simulator = load_simulator("ablation")
+    wanted = template.options.get("targets", "all")
+    targets = [s.name for s in context.by_role(Role.TARGET)]
+    names = targets if wanted == "all" else list(wanted)
+    approach = template.options.get("approach", "nearest-skin")
+    margin = float(template.options.get("margin_mm", 5.0))
+    slots = []
+    for name in names:
+        centre, diameter = _centroid_and_diameter(twin, name)
+        if centre is None:
+            slots.append(SlotResult(name, not_placed=f"target {name!r} is empty in this twin"))
+            continue
+        short = diameter + 2 * margin
+        long_ = short * float(template.options.get("elongation", 1.25))
+        inputs = AblationInput(
+            device_id="custom", tip_lps=tuple(centre),
+            shaft_lps=tuple(centre + _outward(context, centre, approach)),
+            settings={"long_mm": long_, "short_mm": short, "tip_offset_mm": 0.0},
+            target_structure=name)
+        result = run_simulation(simulator, context, inputs, uncertainty=_model(template, seed))
+        slots.append(SlotResult(name, result, details={
+            "tip_lps": [float(v) for v in centre], "zone_mm": [long_, short]}))
+    return slots
+
+
+def _outward(context: Any, tip_lps: np.ndarray, approach: Any) -> np.ndarray:
+    """LPS vector from the tip to the shaft point (see module docstring), mm."""
+    from surgiplan.model.structures import Role
+
+    if approach != "nearest-skin":
+        v = np.asarray(approach, dtype=float).reshape(3)
+        return SHAFT_MM * v / np.linalg.norm(v)
+    skins = context.by_role(Role.SKIN)
+    if not skins:
+        raise BadInputError("the twin has no skin structure for a nearest-skin approach",
+                            action="give \"approach\": [X, Y, Z] in the template")
+    distance = context.distance_map(skins[0].name)
+    g = context.geometry
+    ijk = np.clip(np.rint(g.lps_to_index(tip_lps[None])[0]).astype(int), 1,
+                  np.asarray(g.size) - 2)
+    x, y, z = (int(v) for v in ijk)
+    grad_ijk = np.array([distance[z, y, x + 1] - distance[z, y, x - 1],
+                         distance[z, y + 1, x] - distance[z, y - 1, x],
+                         distance[z + 1, y, x] - distance[z - 1, y, x]], float)
+    grad_ijk /= 2.0 * np.asarray(g.spacing_mm)
+    v = np.asarray(g.direction, float) @ grad_ijk  # index axes -> LPS
+    if distance[z, y, x] > 0:  # outside the skin label (a shell): towards it is downhill
+        v = -v
+    v = v if np.linalg.norm(v) > 1e-9 else np.array([0.0, -1.0, 0.0])
+    length = float(np.clip(abs(distance[z, y, x]), 20.0, SHAFT_MM))  # to the skin, in the image
+    return length * v / np.linalg.norm(v)
+
+
+def _centroid_and_diameter(twin: Any, name: str) -> tuple[Any, float]:
+    """Centroid (LPS mm) and equivalent-sphere diameter (mm) of a structure's voxels."""
+    mask = twin.segmentation.mask(name)
+    zyx = np.argwhere(mask)
+    if not len(zyx):
+        return None, 0.0
+    g = twin.geometry
+    centre = g.index_to_lps(zyx.mean(axis=0)[::-1][None].astype(float))[0]
+    volume = len(zyx) * float(np.prod(g.spacing_mm))
+    return np.asarray(centre, float), float((6.0 * volume / np.pi) ** (1.0 / 3.0))
