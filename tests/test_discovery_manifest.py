@@ -11,6 +11,7 @@ import textwrap
 import pytest
 
 from surgiplan.simulation import Status, UncertaintyModel, discover, load_simulator, run_simulation
+from surgiplan.simulation.discovery import verify
 from surgiplan.simulation.isolation import IsolatedSimulator
 from surgiplan.simulation.manifest import (
     SCHEMA,
@@ -156,3 +157,17 @@ def test_a_class_entry_point_still_works(tmp_path, monkeypatch):
     assert inside.enabled and type(inside.simulator).__name__ == "CrashingSimulator"
     outside = {e.name: e for e in discover()}["test-crash"]
     assert outside.enabled and outside.isolated and outside.spec.id == "test-crash"
+
+
+def test_validate_imports_and_flags_a_stale_third_party_manifest(tmp_path, monkeypatch):
+    from tests.test_simulation_plugins import _cli
+
+    _package(tmp_path, monkeypatch, {"title": "Stale title"}, name="sp_mstale")
+    entry = {e.name: e for e in discover()}["tipcheck"]
+    assert entry.enabled and entry.isolated
+    verify(entry)  # the real class is imported in a child process
+    assert not entry.enabled and "differs" in entry.reason
+    run = _cli(["simulators", "validate"], tmp_path)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "DISABLED tipcheck" in run.stdout and "regenerate the manifest" in run.stdout
+    assert "ok       trajectory (surgiplan_trajectory:surgiplan.json)" in run.stdout

@@ -1,9 +1,11 @@
 """``surgiplan simulators list|validate``: the installed simulator plug-ins and their health.
 
-``validate`` exits 0 when every plug-in is enabled, 1 when any is disabled (each with its
-reason); it checks third-party plug-ins afresh, where ``list`` may use the cached outcome of
-their last check (kept until their files change). Third-party plug-ins are checked and run in
-a child process (see :mod:`surgiplan.simulation.discovery`).
+``list`` reads each plug-in's manifest when its entry point names one and imports no simulator
+module. ``validate`` imports every simulator (third-party ones in a child process), checks it
+against the contract and its manifest, and exits 0 when all honour both, 1 otherwise (each with
+its reason; a manifest that differs from its simulator is a WARNING); it checks third-party
+plug-ins afresh, where ``list`` may use the cached outcome of their last check (kept until
+their files change). See :mod:`surgiplan.simulation.discovery`.
 """
 
 from __future__ import annotations
@@ -46,12 +48,15 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from surgiplan.simulation.discovery import discover
+    from surgiplan.simulation.discovery import discover, verify
 
     entries = discover(refresh=True)  # check third-party plug-ins again, not from the cache
     for e in entries:
+        verify(e)  # a manifest's simulator is imported and compared with its manifest
+        ok = e.enabled and not e.problems
         name = e.spec.id if e.spec is not None else e.name
-        print(f"{'ok      ' if e.enabled else 'DISABLED'} {name} ({e.value}): "
-              f"{'honours the simulator contract' if e.enabled else e.reason}")
+        status = "ok      " if ok else "WARNING " if e.enabled else "DISABLED"
+        print(f"{status} {name} ({e.value}): "
+              f"{'honours the simulator contract' if ok else e.reason}")
     print(f"{sum(e.enabled for e in entries)} of {len(entries)} plug-ins enabled")
-    return 0 if all(e.enabled for e in entries) else 1
+    return 0 if all(e.enabled and not e.problems for e in entries) else 1

@@ -288,6 +288,36 @@ def manifest_entry(ep: metadata.EntryPoint, *, isolated: bool) -> PluginEntry:
     return entry
 
 
+def verify(entry: PluginEntry) -> None:
+    """Import the real simulator of a manifest entry (in-process when trusted, in a child
+    process when third-party) and record in ``entry.problems`` what breaks the contract or
+    where the manifest differs from it (``simulators validate``); class entries were fully
+    checked when discovered."""
+    from surgiplan.simulation.isolation import probe_entries
+    from surgiplan.simulation.manifest import LazySimulator, PluginLoadError, is_manifest_value
+
+    if not entry.enabled or not is_manifest_value(entry.value) or entry.spec is None:
+        return
+    if isinstance(entry.simulator, LazySimulator):
+        try:
+            entry.simulator.load()  # drift lands in entry.problems through its on_load
+        except PluginLoadError as exc:
+            entry.problems.append(str(exc))
+            entry.enabled = False
+        entry.reason = "; ".join(entry.problems)
+        return
+    found = probe_entries([(entry.name, entry.simulator.value)])[0]
+    problems = [str(p) for p in found.get("problems", [])]
+    if found.get("spec") is None:
+        problems.append(str(found.get("reason") or "its simulator did not load"))
+    elif found["spec"] != entry.spec.model_dump(mode="json"):
+        problems.append(f"its manifest's spec differs from {entry.simulator.value}'s real "
+                        f"spec; regenerate the manifest")
+    entry.problems += problems
+    entry.enabled = entry.enabled and not problems
+    entry.reason = "; ".join(entry.problems)
+
+
 _DISCOVERED: dict[tuple[Any, ...], list[PluginEntry]] = {}
 _DISCOVER_LOCK = threading.Lock()
 
