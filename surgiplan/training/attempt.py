@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -22,12 +22,13 @@ from surgiplan.simulation.inputs import (
     AblationInput,
     ImplantInput,
     PointLPS,
+    SimulationInput,
     TrajectoryInput,
 )
 from surgiplan.simulation.spec import Kind
 from surgiplan.training.exercise import Exercise, Placement
 
-ATTEMPT_FORMAT = "surgiplan.attempt"
+ATTEMPT_FORMAT: Final = "surgiplan.attempt"
 
 
 class Attempt(BaseModel):
@@ -47,7 +48,7 @@ class Attempt(BaseModel):
         return Placement(entry_lps=self.entry_lps, target_lps=self.target_lps)
 
 
-def simulation_input(exercise: Exercise, placement: Placement) -> BaseModel:
+def simulation_input(exercise: Exercise, placement: Placement) -> SimulationInput:
     """The simulator input of ``placement`` with the exercise's tool (LPS mm)."""
     tool, entry, target = exercise.tool, placement.entry_lps, placement.target_lps
     if np.allclose(entry, target, atol=1e-6):
@@ -62,6 +63,7 @@ def simulation_input(exercise: Exercise, placement: Placement) -> BaseModel:
         return load_simulator(exercise.simulator_id).screw_input(
             (tool.diameter_mm, tool.length_mm), np.asarray(entry), np.asarray(target))
     if exercise.kind is Kind.ABLATION:
+        assert tool.device_id is not None  # Exercise validation requires it for ablation
         return AblationInput(device_id=tool.device_id, shaft_lps=entry, tip_lps=target,
                              settings=dict(tool.settings),
                              target_structure=tool.target_structure or exercise.target_structure)

@@ -47,6 +47,7 @@ def case_bundle(exercise: Exercise, exercise_path: Path | None = None, *,
             raise BadInputError("the exercise's case bundle is missing", path=path,
                                 action="pass the case with --case")
     name = ref.phantom
+    assert name is not None  # CaseRef holds a phantom whenever its bundle cannot be used
     if ref.seed == 0:
         found = _bundle_in(PROJECT_ROOT / "sample_scans" / name, name)
         if found:

@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -28,8 +28,8 @@ from surgiplan.errors import BadInputError
 from surgiplan.simulation.inputs import PointLPS
 from surgiplan.simulation.spec import Kind
 
-FORMAT = "surgiplan.exercise"
-SCHEMA_VERSION = 1
+FORMAT: Final = "surgiplan.exercise"
+SCHEMA_VERSION: Final = 1
 SUFFIX = ".exercise.json"
 EXERCISES_DIR = Path(str(files("surgiplan.training") / "exercises"))  # package data
 

@@ -120,13 +120,14 @@ def credit(value: float | None, pass_at: float, fail_at: float) -> float:
 
 
 def _tuple(point: Any) -> tuple[float, float, float]:
-    return tuple(float(v) for v in point)
+    """An LPS point (mm) as a float triple."""
+    return float(point[0]), float(point[1]), float(point[2])
 
 
 # ---------------------------------------------------------------------------- running
 def _uncertainty(exercise: Exercise) -> UncertaintyModel:
     u = exercise.uncertainty
-    fields = {"samples": u.samples, "seed": u.seed}
+    fields: dict[str, Any] = {"samples": u.samples, "seed": u.seed}
     if u.entry_sd_mm is not None:
         fields["entry_sd_mm"] = u.entry_sd_mm
     if u.target_sd_mm is not None:
@@ -352,20 +353,20 @@ def score_attempt(context: SimulationContext, exercise: Exercise, placement: Pla
     if not result.ok:
         feedback.append(Feedback(PROBLEM, f"The simulation failed: {result.error}",
                                  _tuple(placement.target_lps), "simulation"))
-    for c in rubric.metrics:
-        s, f = score_metric(result, c, placement)
+    for metric in rubric.metrics:
+        s, f = score_metric(result, metric, placement)
         criteria.append(s)
         feedback.append(f)
     feedback += _level_feedback(result)
-    for c in rubric.reference:
-        value, where = reference_measure(c, placement, reference, result, reference_result)
-        s, f = score_reference(c, value, where)
+    for ref in rubric.reference:
+        value, where = reference_measure(ref, placement, reference, result, reference_result)
+        s, f = score_reference(ref, value, where)
         criteria.append(s)
         feedback.append(f)
     if rubric.time is not None:
-        s, f = score_time(rubric.time, time_taken_s)
-        if s is not None:
-            criteria.append(s)
+        timed, f = score_time(rubric.time, time_taken_s)
+        if timed is not None:
+            criteria.append(timed)
         feedback.append(f)
     weights = sum(c.weight for c in criteria)
     total = 0.0 if not result.ok or weights == 0 else \

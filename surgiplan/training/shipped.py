@@ -14,7 +14,9 @@ import argparse
 from pathlib import Path
 
 from surgiplan.plans.compare import compare_stored
+from surgiplan.plans.model import Intervention
 from surgiplan.plans.store import read_plans
+from surgiplan.simulation.spec import Kind
 from surgiplan.training.attempt import placement_of
 from surgiplan.training.exercise import (
     EXERCISES_DIR,
@@ -37,7 +39,7 @@ GRB_SOURCE = ("Gertzbein SD, Robbins SE. Spine 1990;15(1):11-14 (grade A/B: brea
 SKIVE = "drill bits skid on the skull beyond about 30 deg to the normal"
 
 
-def _reference(bundle: Path, plan_name: str | None) -> tuple[Reference, object]:
+def _reference(bundle: Path, plan_name: str | None) -> tuple[Reference, Intervention]:
     plans = read_plans(bundle).plans
     if plan_name is None:  # the safest demo plan
         plan_name = compare_stored(plans).safest or plans[0].name
@@ -51,7 +53,7 @@ def _reference(bundle: Path, plan_name: str | None) -> tuple[Reference, object]:
 def head_exercise(bundle: Path) -> Exercise:
     ref, item = _reference(bundle, None)
     return Exercise(
-        id="head-seeg-tumour", title="SEEG electrode to the tumour", kind="trajectory",
+        id="head-seeg-tumour", title="SEEG electrode to the tumour", kind=Kind.TRAJECTORY,
         task=("Plan an SEEG electrode (0.8 mm) to this target: the centre of the deep tumour "
               "(marked). Choose an entry on the scalp that keeps clear of the arteries, veins "
               "and ventricles."),
@@ -83,7 +85,7 @@ def spine_exercise(bundle: Path) -> Exercise:
     screw = item.inputs["implant_id"]
     diameter, length = _screw_size(item)
     return Exercise(
-        id="spine-left-l4-pedicle-screw", title="Left L4 pedicle screw", kind="implant",
+        id="spine-left-l4-pedicle-screw", title="Left L4 pedicle screw", kind=Kind.IMPLANT,
         task=(f"Place a left L4 pedicle screw ({diameter:g} x {length:g} mm): the first point "
               "is the screw head (entry), the second sets its direction. Stay inside the "
               "pedicle and away from the cauda equina, the nerve roots and the aorta."),
@@ -113,7 +115,7 @@ def spine_exercise(bundle: Path) -> Exercise:
             time=TimeCriterion(limit_s=600.0, weight=0.5)))
 
 
-def _screw_size(item) -> tuple[float, float]:
+def _screw_size(item: Intervention) -> tuple[float, float]:
     """Diameter and length (mm) from a library screw id such as ``generic-pedicle-screw:7x40``."""
     import re
 
@@ -128,7 +130,7 @@ def liver_exercise(bundle: Path) -> Exercise:
     inputs = item.inputs
     return Exercise(
         id="liver-ablate-tumour-5mm", title="Ablate tumour 1 with a 5 mm margin",
-        kind="ablation",
+        kind=Kind.ABLATION,
         task=("Ablate this tumour (tumour 1, marked) with a 5 mm margin using one microwave "
               f"antenna ({inputs['device_id']}, {inputs['settings'].get('power_w', 0):g} W for "
               f"{inputs['settings'].get('time_min', 0):g} min): the first point is on the shaft "
@@ -164,8 +166,8 @@ def _centre(bundle: Path, structure: str) -> tuple[float, float, float]:
     from surgiplan.plans.demo import centroid_lps
     from surgiplan.simulation import SimulationContext
 
-    return tuple(float(v) for v in
-                 centroid_lps(SimulationContext(load_bundle(bundle)), structure))
+    x, y, z = centroid_lps(SimulationContext(load_bundle(bundle)), structure)
+    return float(x), float(y), float(z)
 
 
 BUILDERS = {"head": head_exercise, "spine": spine_exercise, "liver": liver_exercise}
