@@ -87,8 +87,8 @@ def _package_folders(package: str) -> list[str]:
 
 def manifest_text(package: str, name: str, *, allow_import: bool = False) -> str:
     """The text of resource ``name`` of ``package``, read from its folder without importing it;
-    a package that is no folder (e.g. zipped) is read through ``importlib.resources``, which
-    imports it, only when ``allow_import`` (a trusted plug-in)."""
+    one not found there (a zipped or frozen package) is read through ``importlib.resources``,
+    which imports the package, only when ``allow_import`` (a trusted plug-in)."""
     if "/" in name or "\\" in name or name.startswith("."):
         raise ValueError(f"manifest name {name!r} must be a plain file name")
     folders = _package_folders(package)
@@ -98,7 +98,7 @@ def manifest_text(package: str, name: str, *, allow_import: bool = False) -> str
             if path.stat().st_size > MAX_MANIFEST_BYTES:
                 raise ValueError(f"{path} is larger than {MAX_MANIFEST_BYTES // 2**20} MB")
             return path.read_text(encoding="utf-8")
-    if folders or not allow_import:
+    if not allow_import:
         where = ", ".join(folders) or "no package folder found on sys.path"
         raise FileNotFoundError(f"no {name} in package {package} ({where})")
     return importlib.resources.files(package).joinpath(name).read_text(encoding="utf-8")
