@@ -156,10 +156,28 @@ def _roi_region(box: Box, geometry: ImageGeometry, margin_mm: float) -> Box:
 
 
 def _half_voxel_corrected(distance_mm: np.ndarray, half_voxel_mm: float) -> None:
-    """In place: ``D -> D - min(half_voxel, D / 2)`` (see the module docstring)."""
-    distance_mm -= half_voxel_mm
-    near = distance_mm < half_voxel_mm
-    distance_mm[near] = (distance_mm[near] + half_voxel_mm) * 0.5
+    """In place: ``D -> D - min(half_voxel, D / 2)`` (see the module docstring).
+
+    Equal to ``max(D - half_voxel, D / 2)`` for ``D >= 0``; done slab by slab along z so that
+    the temporaries stay one slab big (no full-grid float copy).
+    """
+    for slab in distance_mm:
+        half = slab * np.float32(0.5)
+        slab -= np.float32(half_voxel_mm)
+        np.maximum(slab, half, out=slab)
+
+
+class _ItkBuffer:
+    """Keeps a SimpleITK image alive under a writable numpy view of its pixel buffer (the image
+    is unique to us, so writing through the view is safe; it saves a full-grid copy)."""
+
+    def __init__(self, image: Any) -> None:
+        import SimpleITK as sitk
+
+        self._image = image
+        face = dict(sitk.GetArrayViewFromImage(image).__array_interface__)
+        face["data"] = (face["data"][0], False)
+        self.__array_interface__ = face
 
 
 def _maurer_distance(
@@ -188,7 +206,7 @@ def _maurer_distance(
         filt, image, progress=progress, cancel=cancel, span=span, text="distance map"
     )
     del image
-    return sitk.GetArrayFromImage(result)
+    return np.asarray(_ItkBuffer(result))
 
 
 def _signed_distance_region(
@@ -212,15 +230,18 @@ def _signed_distance_region(
     _half_voxel_corrected(values, half_voxel)
     # Inside voxels: distance to the nearest outside centre, found within one voxel of the box
     # (beyond the grid counts as outside).
-    around = crop_padded(mask, inner, fill=False)
-    depth = _maurer_distance(~around, spacing_zyx, progress, cancel, (split, 1.0))
+    # A fresh array (crop_padded may return a view of the caller's mask): one mask-sized copy.
+    outside = np.logical_not(crop_padded(mask, inner, fill=False))
+    depth = _maurer_distance(outside, spacing_zyx, progress, cancel, (split, 1.0))
     _half_voxel_corrected(depth, half_voxel)
+    np.negative(depth, out=depth)
     core = (slice(1, -1),) * 3
     local_box = tuple(
         slice(b.start - r.start, b.stop - r.start) for b, r in zip(box, region, strict=True)
     )
     target = values[local_box]
-    np.copyto(target, -depth[core], where=around[core])
+    for k in range(target.shape[0]):  # slab by slab: the inversion temporaries stay small
+        np.copyto(target[k], depth[core][k], where=~outside[core][k])
     return values
 
 
