@@ -11,7 +11,9 @@
 * Resumable: each finished twin's rows are written at once to ``<out>.parts/<twin>.parquet``;
   a re-run skips those twins. A twin whose task finally failed gets no part file (so the next
   run retries it) and is listed in the summary.
-* Output: the tidy table (:mod:`surgiplan.cohort.rows`) as Parquet, twins in cohort order.
+* Output: the tidy table (:mod:`surgiplan.cohort.rows`) as Parquet, twins in cohort order;
+  the template and the twin references ride in the file's metadata (:func:`read_meta`), so a
+  twin can be re-made and opened with its templated plan (:func:`open_twin`).
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def run_cohort(template: Template, refs: Sequence[TwinRef], out: Path, *,
                 cluster.close()
         if progress:
             print(file=sys.stderr)
-    _combine(refs, parts, out, summary)
+    _combine(template, refs, parts, out)
     summary.wall_s = time.perf_counter() - started
     return summary
 
@@ -140,7 +142,7 @@ def _client(scheduler: str | None, workers: int | None, refs: Sequence[TwinRef]
                                        "scheduler is running") from exc
     n, memory = local_worker_plan(refs, workers)
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           memory_limit=memory, dashboard_address=None,
+                           memory_limit=memory, dashboard_address=":0",
                            silence_logs=40)
     return Client(cluster), cluster
 
@@ -171,13 +173,14 @@ def _progress(done: int, total: int, summary: RunSummary, started: float) -> Non
           end="", file=sys.stderr, flush=True)
 
 
-def _combine(refs: Sequence[TwinRef], parts: Path, out: Path, summary: RunSummary) -> None:
+def _combine(template: Template, refs: Sequence[TwinRef], parts: Path, out: Path) -> None:
     rows: list[dict[str, Any]] = []
     for ref in refs:
         part = parts / f"{ref.twin_id}.parquet"
         if part.is_file():
             rows.extend(read_rows(part))
-    write_table(rows, out)
+    write_table(rows, out, {"template": template.to_json(),
+                            "twins": [r.to_json() for r in refs]})
 
 
 # ---------------------------------------------------------------------------- Parquet I/O
@@ -188,18 +191,38 @@ def _schema() -> Any:
     return pa.schema([(name, types[t]) for name, t in COLUMNS.items()])
 
 
-def write_table(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Write rows (dicts with :data:`COLUMNS`) as Parquet, atomically (temp file + rename)."""
+def write_table(rows: Sequence[dict[str, Any]], path: Path,
+                meta: dict[str, Any] | None = None) -> Path:
+    """Write rows (dicts with :data:`COLUMNS`) as Parquet, atomically (temp file + rename);
+    ``meta`` (JSON) is kept in the file's schema metadata under ``surgiplan.cohort``."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = _schema()
+    if meta is not None:
+        schema = schema.with_metadata({b"surgiplan.cohort": json.dumps(meta).encode()})
     table = pa.Table.from_pylist(list(rows), schema=schema)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, path)
     return path
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """The template and twin references stored in a results table (see :func:`run_cohort`)."""
+    import pyarrow.parquet as pq
+
+    try:
+        raw = (pq.read_schema(Path(path)).metadata or {}).get(b"surgiplan.cohort")
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"not a cohort results table: {exc}", path=path,
+                            action="give the .parquet file written by 'surgiplan cohort run'"
+                            ) from exc
+    if raw is None:
+        raise BadInputError("the table holds no cohort description", path=path,
+                            action="give the .parquet file written by 'surgiplan cohort run'")
+    return json.loads(raw)
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -212,3 +235,25 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         raise BadInputError(f"not a cohort results table: {exc}", path=path,
                             action="give the .parquet file written by 'surgiplan cohort run'"
                             ) from exc
+
+
+def open_twin(results: Path, twin_id: str, out: Path) -> Path:
+    """Re-make one twin of a results table with its templated plan; save it as a case bundle."""
+    from surgiplan.cohort.cohort import load_twin
+    from surgiplan.cohort.templates import apply_template, template_from_json, templated_plan
+    from surgiplan.io.bundle import save_bundle
+    from surgiplan.plans.store import store_in_twin
+
+    meta = read_meta(results)
+    refs = {r["twin_id"]: TwinRef(**r) for r in meta["twins"]}
+    if twin_id not in refs:
+        raise BadInputError(f"no twin {twin_id!r} in the table", path=results,
+                            action=f"choose one of {', '.join(list(refs)[:5])}...")
+    ref = refs[twin_id]
+    template = template_from_json(meta["template"])
+    twin = load_twin(ref)
+    store_in_twin(twin, templated_plan(template, twin_id, apply_template(template, twin,
+                                                                          ref.seed)))
+    twin.provenance.notes.append(f"cohort twin {twin_id} ({ref.source}), template "
+                                 f"{template.name}")
+    return save_bundle(twin, Path(out))

@@ -61,6 +61,10 @@ class SlotResult:
     result: Any = None  # SimulationResult
     not_placed: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    inputs: Any = None  # the simulator input (pydantic model, LPS mm)
+    simulator_id: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    uncertainty: Any = None  # the UncertaintyModel it was scored with
 
 
 def template_from_json(data: dict[str, Any], *, source: str = "template") -> Template:
@@ -122,10 +126,12 @@ def _pedicle_screws(template: Template, context: Any, seed: int) -> list[SlotRes
             except (BadInputError, KeyError, ValueError) as exc:
                 slots.append(SlotResult(slot, not_placed=f"no screw suggested: {exc}"))
                 continue
-            result = run_simulation(
-                simulator, context, inputs, uncertainty=_model(template, seed),
-                parameters={"exact_check": bool(template.options.get("exact_check", True))})
-            slots.append(SlotResult(slot, result, details={"suggestion": suggestion}))
+            params = {"exact_check": bool(template.options.get("exact_check", True))}
+            result = run_simulation(simulator, context, inputs,
+                                    uncertainty=_model(template, seed), parameters=params)
+            slots.append(SlotResult(slot, result, details={"suggestion": suggestion},
+                                    inputs=inputs, simulator_id="implant", parameters=params,
+                                    uncertainty=_model(template, seed)))
     return slots
 
 
@@ -154,7 +160,8 @@ def _ablation(template: Template, context: Any, twin: Any, seed: int) -> list[Sl
             target_structure=name)
         result = run_simulation(simulator, context, inputs, uncertainty=_model(template, seed))
         slots.append(SlotResult(name, result, details={
-            "tip_lps": [float(v) for v in centre], "zone_mm": [long_, short]}))
+            "tip_lps": [float(v) for v in centre], "zone_mm": [long_, short]},
+            inputs=inputs, simulator_id="ablation", uncertainty=_model(template, seed)))
     return slots
 
 
@@ -196,3 +203,24 @@ def _centroid_and_diameter(twin: Any, name: str) -> tuple[Any, float]:
     centre = g.index_to_lps(zyx.mean(axis=0)[::-1][None].astype(float))[0]
     volume = len(zyx) * float(np.prod(g.spacing_mm))
     return np.asarray(centre, float), float((6.0 * volume / np.pi) ** (1.0 / 3.0))
+
+
+def templated_plan(template: Template, twin_id: str, slots: list[SlotResult]) -> Any:
+    """A :class:`surgiplan.plans.planset.PlanSet` holding the template's plan for one twin,
+    with each placed slot as an intervention and its result (unplaced slots in the notes)."""
+    from surgiplan.plans.model import Intervention, Plan
+    from surgiplan.plans.planset import PlanSet
+
+    placed = [s for s in slots if s.inputs is not None]
+    missing = [f"{s.slot}: {s.not_placed}" for s in slots if s.inputs is None]
+    plan = Plan(name=f"{template.name} (cohort template)", author="SurgiPlan cohort",
+                notes=f"Placed by the cohort template {template.name!r} on {twin_id}."
+                      + (" Not placed: " + "; ".join(missing) if missing else ""),
+                interventions=[Intervention.from_input(s.slot, s.inputs,
+                                                       simulator_id=s.simulator_id,
+                                                       parameters=s.parameters,
+                                                       uncertainty=s.uncertainty)
+                               for s in placed])
+    plan_set = PlanSet([plan], actor="SurgiPlan cohort")
+    plan_set.set_results(plan.name, [s.result for s in placed])
+    return plan_set
