@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "surgiplan.cli.training_cmd",
     "surgiplan.cli.pacs_cmd",
     "surgiplan.cli.db_cmd",
+    "surgiplan.cli.cohort_cmd",
 )
 
 EXIT_OK = 0
