@@ -28,6 +28,10 @@ from surgiplan.model.volume import ImageVolume
 # (live re-scoring samples them all on every drag) while a huge CT keeps only a couple.
 DISTANCE_CACHE_MAPS = 2
 DISTANCE_CACHE_MIN_BYTES = 1536 * 1024 * 1024
+# Region-of-interest distance maps (see distance_roi): the structure's box padded by this much.
+# Sampling within it is exact; beyond it a caller gets a conservative lower bound or, when it
+# asks for exact values there, the full-grid map.
+DISTANCE_ROI_MARGIN_MM = 30.0
 
 
 class Twin:
@@ -58,6 +62,7 @@ class Twin:
         self.events = EventEmitter()
         self._lock = threading.RLock()
         self._distance_cache: dict[str, np.ndarray] = {}
+        self._roi_cache: dict[str, Any] = {}  # name -> RoiDistanceMap
         self._surface_cache: dict[str, SurfaceMesh] = {}
         self._count_cache: dict[str, int] = {}
 
@@ -108,6 +113,7 @@ class Twin:
 
     def _invalidate(self, name: str, *, keep_count: bool = False) -> None:
         self._distance_cache.pop(name, None)
+        self._roi_cache.pop(name, None)
         self._surface_cache.pop(name, None)
         if not keep_count:
             self._count_cache.pop(name, None)
@@ -160,7 +166,8 @@ class Twin:
             if new != old and new in self.segmentation.names():
                 raise ValueError(f"a structure named {new!r} exists already")
             s.name = new
-            for cache in (self._distance_cache, self._surface_cache, self._count_cache):
+            for cache in (self._distance_cache, self._roi_cache, self._surface_cache,
+                          self._count_cache):
                 if old in cache:
                     cache[new] = cache.pop(old)
         self.events.emit("structure_renamed", name=new, old_name=old)
@@ -204,6 +211,30 @@ class Twin:
             self._distance_cache[name] = dist
             self._trim_distance_cache()
         return dist
+
+    def distance_roi(self, name: str, *, margin_mm: float = DISTANCE_ROI_MARGIN_MM) -> Any:
+        """Signed distance map of ``name`` in a region of interest only (a
+        :class:`~surgiplan.processing.distance.RoiDistanceMap`: float32 values on the
+        structure's bounding box padded by at least ``margin_mm``; exact there, a conservative
+        lower bound beyond). Cached until the structure is edited; a cached map with a margin
+        at least as large is reused. Memory ~ the padded box, not the grid.
+        """
+        with self._lock:
+            cached = self._roi_cache.get(name)
+        if cached is not None and cached.margin_mm >= margin_mm:
+            return cached
+        from surgiplan.processing.distance import signed_distance_roi_map
+
+        roi = signed_distance_roi_map(self.segmentation.mask(name), self.geometry,
+                                      margin_mm=margin_mm)
+        with self._lock:
+            self._roi_cache[name] = roi
+        return roi
+
+    def cached_full_distance(self, name: str) -> np.ndarray | None:
+        """The full-grid map of ``name`` if it is cached (never computes it)."""
+        with self._lock:
+            return self._distance_cache.get(name)
 
     @property
     def distance_cache_bytes(self) -> int:

@@ -30,6 +30,7 @@ the grid edge, see above).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -261,3 +262,112 @@ def _trilinear(array: np.ndarray, zyx: np.ndarray) -> np.ndarray:
                 used = weight > 0
                 total[used] += weight[used] * corner[used]
     return total
+
+
+# ---------------------------------------------------------------------- region-of-interest maps
+@dataclass(frozen=True)
+class RoiDistanceMap:
+    """A signed distance map kept only in a region of interest around its structure.
+
+    ``values`` (float32 mm, read-only) cover ``region`` (``(z, y, x)`` slices of the full grid
+    ``geometry``): the mask's bounding box padded by ``margin_mm`` and clipped to the grid.
+    Inside the region the values equal :func:`signed_distance_map`'s there.
+
+    :meth:`sample` is exact (trilinear, like :func:`sample_volume` on the full map) wherever the
+    interpolation stencil lies within the region; beyond it, it returns a conservative *lower
+    bound* of the full map's value: ``f(d_box)``, where ``d_box`` is the distance (mm) from the
+    point to the box of the structure's voxel centres and ``f(D) = D - min(h/2, D/2)`` is the
+    map's own half-voxel correction (monotone, so ``f(d_box) <= f(D)``). Every such point is
+    outside the structure and at least ``margin_mm - h/2`` away. Points off the grid give
+    ``+inf`` (as the full map sampled with ``fill_value=inf``). An empty structure is ``+inf``.
+    """
+
+    values: np.ndarray
+    geometry: ImageGeometry
+    region: Box
+    mask_box: Box | None
+    margin_mm: float
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the values (the only array this object keeps)."""
+        return int(self.values.nbytes)
+
+    @property
+    def sub_geometry(self) -> ImageGeometry:
+        return sub_geometry(self.geometry, self.region)
+
+    def sample(self, points_lps: Any) -> np.ndarray:
+        """Signed distance (mm, float64 ``(...)``) at LPS points ``(..., 3)``; see the class."""
+        pts = np.asarray(points_lps, dtype=float)
+        if pts.shape[-1:] != (3,):
+            raise ValueError(f"points_lps must have shape (..., 3), got {pts.shape}")
+        flat = pts.reshape(-1, 3)
+        out = np.full(flat.shape[0], np.inf)
+        if self.mask_box is None:
+            return out.reshape(pts.shape[:-1])
+        zyx = self.geometry.lps_to_index(flat)[:, ::-1]
+        shape = np.asarray(self.geometry.shape_zyx)
+        on_grid = np.all((zyx >= -0.5) & (zyx <= shape - 0.5), axis=1)
+        near = on_grid & self.exact_at_index(zyx)
+        if np.any(near):
+            start = np.array([s.start for s in self.region], dtype=float)
+            local = np.clip(zyx[near], 0, shape - 1) - start
+            upper = np.asarray(self.values.shape) - 1
+            out[near] = _trilinear(self.values, np.clip(local, 0, upper))
+        far = on_grid & ~near
+        if np.any(far):
+            out[far] = self.lower_bound_at_index(zyx[far])
+        return out.reshape(pts.shape[:-1])
+
+    def exact_at_index(self, zyx: np.ndarray) -> np.ndarray:
+        """True where continuous full-grid indices ``(N, 3)`` have their trilinear stencil in
+        the region (a region side on the grid edge also takes the edge's clamped half voxel)."""
+        shape = self.geometry.shape_zyx
+        lo = np.array([-0.5 if s.start == 0 else s.start for s in self.region])
+        hi = np.array([n - 0.5 if s.stop == n else s.stop - 1
+                       for s, n in zip(self.region, shape, strict=True)])
+        return np.all((zyx >= lo) & (zyx <= hi), axis=1)
+
+    def lower_bound_at_index(self, zyx: np.ndarray) -> np.ndarray:
+        """``f(d_box)`` at continuous full-grid indices ``(N, 3)`` (see the class docstring)."""
+        box = self.mask_box
+        assert box is not None
+        lo = np.array([s.start for s in box], dtype=float)
+        hi = np.array([s.stop - 1 for s in box], dtype=float)
+        spacing_zyx = np.asarray(self.geometry.spacing_mm[::-1], dtype=float)
+        gap = (np.maximum(lo - zyx, 0) + np.maximum(zyx - hi, 0)) * spacing_zyx
+        d_box = np.sqrt(np.sum(gap * gap, axis=1))
+        half_voxel = 0.5 * float(spacing_zyx.max())
+        return np.maximum(d_box - half_voxel, 0.5 * d_box)
+
+    def full(self) -> np.ndarray:
+        """The region pasted into a full grid of ``+inf`` (float32, ``(nz, ny, nx)``): for
+        display or a quick look only; consumers needing true values everywhere compute
+        :func:`signed_distance_map` instead."""
+        out = np.full(self.geometry.shape_zyx, np.inf, dtype=np.float32)
+        out[self.region] = self.values
+        return out
+
+
+def signed_distance_roi_map(
+    mask: np.ndarray,
+    geometry: ImageGeometry,
+    *,
+    margin_mm: float,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> RoiDistanceMap:
+    """A :class:`RoiDistanceMap` of ``mask``: computed on the mask's bounding box padded by
+    ``margin_mm`` only (memory ~ that crop, not the grid)."""
+    mask = _checked_mask(mask, geometry)
+    box = bounding_box(mask)
+    if box is None:
+        report(progress, 1.0, "distance map: empty structure")
+        empty = np.full((1, 1, 1), np.inf, dtype=np.float32)
+        empty.setflags(write=False)
+        return RoiDistanceMap(empty, geometry, (slice(0, 1),) * 3, None, float(margin_mm))
+    region = _roi_region(box, geometry, margin_mm)
+    values = _signed_distance_region(mask, region, box, geometry, progress, cancel)
+    values.setflags(write=False)
+    return RoiDistanceMap(values, geometry, region, box, float(margin_mm))

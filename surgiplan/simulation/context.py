@@ -105,13 +105,38 @@ class SimulationContext:
         """Signed distance map of ``name`` (float32 mm, (nz, ny, nx), + outside), read-only."""
         return _read_only(self._distance(name))
 
-    def signed_distance_mm(self, name: str, points_lps: Any) -> np.ndarray:
+    def signed_distance_mm(self, name: str, points_lps: Any, *,
+                           exact: bool = True) -> np.ndarray:
         """Signed distance (mm, + outside) of LPS points ``(..., 3)`` to ``name``'s surface.
 
-        Trilinear in the twin's cached map; points off the grid get ``+inf``.
+        Trilinear in the twin's map; points off the grid get ``+inf``. Read from the
+        structure's region-of-interest map (:meth:`Twin.distance_roi`, the box padded by
+        ``DISTANCE_ROI_MARGIN_MM``), so no full-grid map is built for points near the
+        structure. Points beyond that region: with ``exact`` (default) the full-grid map is
+        computed (same values as before); with ``exact=False`` they get a conservative lower
+        bound (>= the margin minus half a voxel; see ``RoiDistanceMap``), which is all a
+        caller testing "within a band of B <= margin mm" needs.
         """
-        return sample_volume(self._distance(name), self.geometry, points_lps,
-                             fill_value=np.inf)
+        full = self._shipped.get(name)
+        if full is None:
+            full = self.__twin.cached_full_distance(name)
+        if full is not None:
+            return sample_volume(full, self.geometry, points_lps, fill_value=np.inf)
+        roi = self.__twin.distance_roi(name)
+        pts = np.asarray(points_lps, dtype=float)
+        values = roi.sample(pts)
+        if exact and roi.mask_box is not None:
+            flat = pts.reshape(-1, 3)
+            zyx = self.geometry.lps_to_index(flat)[:, ::-1]
+            shape = np.asarray(self.geometry.shape_zyx)
+            on_grid = np.all((zyx >= -0.5) & (zyx <= shape - 0.5), axis=1)
+            far = on_grid & ~roi.exact_at_index(zyx)
+            if np.any(far):
+                values = values.reshape(-1)
+                values[far] = sample_volume(self._distance(name), self.geometry, flat[far],
+                                            fill_value=np.inf)
+                values = values.reshape(pts.shape[:-1])
+        return values
 
     def _distance(self, name: str) -> np.ndarray:
         shipped = self._shipped.get(name)
