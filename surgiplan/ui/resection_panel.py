@@ -137,6 +137,8 @@ class ResectionPanel(RehearsalPanel):
         self.scene3d.set_scalar_bar_visible(True)
         if not self.plane.is_set() and self.organ():
             self.default_plane()
+        if self.organ() and self.context is not None and self.prepared is None:
+            self.prepare()  # the organ's maps are built once the panel is looked at
         for view in self.window.slice_views.values():
             view.update()
 
