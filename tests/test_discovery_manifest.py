@@ -28,7 +28,8 @@ from tests.test_simulation_plugins import INPUT, small_context
 BUNDLED = ("trajectory", "implant", "ablation", "resection")
 HEAVY = ("surgiplan_trajectory.simulator", "surgiplan_trajectory.kernel",
          "surgiplan_implant.simulator", "surgiplan_ablation.simulator",
-         "surgiplan_resection.simulator", "numba", "vtkmodules.vtkFiltersCore")
+         "surgiplan_resection.simulator", "numba", "vtkmodules.vtkFiltersCore",
+         *(f"surgiplan_{kind}" for kind in BUNDLED))  # not even the light packages
 
 
 def _bundled_entries() -> dict[str, object]:
