@@ -10,6 +10,7 @@ import textwrap
 
 import pytest
 
+from surgiplan.errors import BadInputError
 from surgiplan.simulation import Status, UncertaintyModel, discover, load_simulator, run_simulation
 from surgiplan.simulation.discovery import verify
 from surgiplan.simulation.isolation import IsolatedSimulator
@@ -172,3 +173,17 @@ def test_validate_imports_and_flags_a_stale_third_party_manifest(tmp_path, monke
     assert run.returncode == 1, run.stdout + run.stderr
     assert "DISABLED tipcheck" in run.stdout and "regenerate the manifest" in run.stdout
     assert "ok       trajectory (surgiplan_trajectory:surgiplan.json)" in run.stdout
+
+
+def test_a_simulator_that_fails_to_import_at_first_run_is_then_listed_disabled(
+        tmp_path, monkeypatch):
+    _package(tmp_path, monkeypatch, name="sp_mfail")
+    (tmp_path / "sp_mfail" / "sim.py").write_text("raise ImportError('numba is missing')\n")
+    entries = discover(trust="all")
+    entry = {e.name: e for e in entries}["tipcheck"]
+    assert entry.enabled  # listed from its manifest: nothing imported yet
+    result = run_simulation(entry.simulator, small_context(), INPUT)
+    assert result.status is Status.FAILED and "numba is missing" in result.error
+    assert not entry.enabled and "failed to load (sp_mfail.sim:TipCheck)" in entry.reason
+    with pytest.raises(BadInputError, match="installed but disabled"):
+        load_simulator("tipcheck", entries=entries)

@@ -16,6 +16,7 @@ comma-separated list of further distribution names to trust.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib.metadata as metadata
@@ -277,9 +278,11 @@ def manifest_entry(ep: metadata.EntryPoint, *, isolated: bool) -> PluginEntry:
     entry.enabled = not entry.problems
     entry.reason = "; ".join(entry.problems)
 
-    def loaded(real: Any, drift: list[str]) -> None:  # the real spec replaces a stale one
+    def loaded(real: Any, problems: list[str]) -> None:  # the real spec replaces a stale one
+        if real is None:  # it failed to import or breaks the contract: listed disabled now
+            entry.enabled = False
         entry.spec = getattr(real, "spec", entry.spec)
-        entry.problems += drift
+        entry.problems += [p for p in problems if p not in entry.problems]
         entry.reason = "; ".join(entry.problems)
 
     entry.simulator = IsolatedSimulator(manifest.spec, manifest.simulator,
@@ -299,12 +302,8 @@ def verify(entry: PluginEntry) -> None:
     if not entry.enabled or not is_manifest_value(entry.value) or entry.spec is None:
         return
     if isinstance(entry.simulator, LazySimulator):
-        try:
-            entry.simulator.load()  # drift lands in entry.problems through its on_load
-        except PluginLoadError as exc:
-            entry.problems.append(str(exc))
-            entry.enabled = False
-        entry.reason = "; ".join(entry.problems)
+        with contextlib.suppress(PluginLoadError):  # problems land in the entry (on_load)
+            entry.simulator.load()
         return
     found = probe_entries([(entry.name, entry.simulator.value)])[0]
     problems = [str(p) for p in found.get("problems", [])]

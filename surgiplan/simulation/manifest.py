@@ -163,7 +163,8 @@ class LazySimulator:
     """A trusted plug-in's simulator known from its manifest: ``spec`` and ``error_profile``
     come from the manifest; anything else imports the real object (once, thread-safe) and is
     answered by it. ``on_load(real, problems)`` hears of the real object and of any drift
-    between the manifest and the real spec (the real spec is used then)."""
+    between the manifest and the real spec (the real spec is used then), or, with ``real``
+    None, why it cannot be used."""
 
     isolated = False
 
@@ -200,12 +201,12 @@ class LazySimulator:
             real = load_object(self.simulator_value)
             spec = parse_spec(getattr(real, "spec", None), origin=self._label)
         except Exception as exc:
-            raise PluginLoadError(f"{self._label} failed to load "
-                                  f"({self.simulator_value}): {_one_line(exc)}") from exc
+            raise self._unusable(f"{self._label} failed to load ({self.simulator_value}): "
+                                 f"{_one_line(exc)}") from exc
         broken = contract_problems(real, spec)
         if broken:
-            raise PluginLoadError(f"{self._label} ({self.simulator_value}): "
-                                  f"{'; '.join(broken)}")
+            raise self._unusable(f"{self._label} ({self.simulator_value}): "
+                                 f"{'; '.join(broken)}")
         drift = []
         if spec_json(spec) != spec_json(self.spec):
             drift.append(f"its manifest's spec differs from {self.simulator_value}'s real "
@@ -221,6 +222,11 @@ class LazySimulator:
         if self._on_load is not None:
             self._on_load(real, drift)
         return real
+
+    def _unusable(self, message: str) -> PluginLoadError:
+        if self._on_load is not None:
+            self._on_load(None, [message])
+        return PluginLoadError(message)
 
     def __getattr__(self, name: str) -> Any:
         # only reached for attributes this proxy lacks; never import for special names
