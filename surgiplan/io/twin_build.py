@@ -353,6 +353,9 @@ def build_twin(
                                   cancel=cancel)
         twin.provenance.notes.append(f"preset {preset}: {', '.join(made)} (starting points "
                                      "to correct, not a finished segmentation)")
+        twin.provenance.notes += [f"automatic structure {name}: quality unreviewed; method: "
+                                  f"{twin.segmentation.get(name).description}"
+                                  for name in made]
     report(progress, 1.0, "twin built")
     return twin
 

@@ -39,6 +39,7 @@ BONE_HU = 180.0
 CORTEX_HU = 300.0
 PEDICLE_FRONT_MM = 8.0
 MAX_BODY_MM = 40.0
+MARROW_HU = 40.0
 CANAL_HU = 90.0
 CANAL_RADIUS_MM = 11.0
 HALF_WIDTH_MM = 48.0
@@ -70,8 +71,10 @@ def _axial_check(geometry: ImageGeometry) -> None:
                             action="reformat the scan to axial slices first")
 
 
-def _canal_points(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray) -> np.ndarray:
-    """(nz, 2) canal centre (row j, column i) per slice; NaN where no closed ring is found."""
+def _canal_points(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
+                  close_mm: float = 0.0) -> np.ndarray:
+    """(nz, 2) canal centre (row j, column i) per slice; NaN where no closed ring is found.
+    With ``close_mm`` the bone is first closed in-plane (rings open at the laminae)."""
     sx, sy = geometry.spacing_mm[0], geometry.spacing_mm[1]
     pixel = sx * sy
     out = np.full((image.shape[0], 2), np.nan)
@@ -79,6 +82,8 @@ def _canal_points(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray) 
         if not body[k].any():
             continue
         bone = (image[k] >= BONE_HU) & body[k]
+        if close_mm > 0:
+            bone = ndimage.binary_closing(bone, iterations=max(1, round(close_mm / sx)))
         holes = ndimage.binary_fill_holes(bone) & ~bone
         labels, n = ndimage.label(holes)
         if n == 0:
@@ -146,12 +151,12 @@ def _box(line: np.ndarray, geometry: ImageGeometry, shape: tuple[int, int, int]
     return slice(j0, j1), slice(i0, i1)
 
 
-def _body_column(shape: tuple[int, int, int], line: np.ndarray, geometry: ImageGeometry
-                 ) -> np.ndarray:
-    """The vertebral-body column: a 13 mm disc 28 mm in front of the canal centre."""
+def _body_column(shape: tuple[int, int, int], line: np.ndarray, geometry: ImageGeometry,
+                 radius_mm: float = 13.0) -> np.ndarray:
+    """The vertebral-body column: a ``radius_mm`` disc 28 mm in front of the canal centre."""
     front = line.copy()
     front[:, 0] -= 28.0 / geometry.spacing_mm[1]
-    return _disc_around(shape, front, geometry, 13.0)
+    return _disc_around(shape, front, geometry, radius_mm)
 
 
 def _disc_slices(image: np.ndarray, column: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
@@ -160,7 +165,7 @@ def _disc_slices(image: np.ndarray, column: np.ndarray, geometry: ImageGeometry)
     mean = sums / np.maximum(column.sum(axis=(1, 2)), 1)
     mean = ndimage.gaussian_filter1d(mean, 0.7)
     distance = max(2, round(20.0 / geometry.spacing_mm[2]))
-    peaks, _ = signal.find_peaks(-mean, distance=distance, prominence=60.0)
+    peaks, _ = signal.find_peaks(-mean, distance=distance, prominence=30.0)
     return peaks
 
 
@@ -198,16 +203,33 @@ def _markers(image: np.ndarray, column: np.ndarray, discs: np.ndarray,
     return markers, ranges
 
 
+def _marrow_holes(image: np.ndarray, bone: np.ndarray, canal: np.ndarray) -> np.ndarray:
+    """The holes of ``bone`` in each axial slice whose mean is at least ``MARROW_HU`` (marrow,
+    not the soft tissue or fat that bone arches enclose), never the canal."""
+    in_plane = np.zeros((3, 3, 3), bool)
+    in_plane[1] = True
+    holes = fill_holes(bone, per_slice_axis=0) & ~bone & ~canal
+    labels, n = ndimage.label(holes, structure=in_plane)
+    if n == 0:
+        return holes
+    mean = ndimage.mean(image, labels, np.arange(1, n + 1))
+    keep = np.concatenate([[False], mean >= MARROW_HU])
+    return keep[labels]
+
+
 def _spine_bone(image: np.ndarray, body: np.ndarray, canal: np.ndarray, column: np.ndarray,
                 line: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
     """Bone in the box: in front of the pedicles only what the cortex (>= ``CORTEX_HU``)
-    encloses per slice (so contrast vessels against the body stay out), behind them
-    >= ``BONE_HU``; marrow filled per slice (not the canal); islands touching the column."""
+    encloses per slice (so contrast vessels against the body stay out) or >= ``BONE_HU``
+    within 17 mm of the body column's axis, behind them >= ``BONE_HU``; marrow holes filled
+    per slice; the islands touching the column."""
     jj = np.arange(image.shape[1])[None, :, None]
     posterior = jj >= (line[:, 0] - PEDICLE_FRONT_MM / geometry.spacing_mm[1])[:, None, None]
-    cortex = fill_holes((image >= CORTEX_HU) & body, per_slice_axis=0)
-    bone = cortex | ((image >= BONE_HU) & body & posterior)
-    filled = fill_holes(bone, per_slice_axis=0) & ~canal
+    ring = (image >= CORTEX_HU) & body
+    cortex = ring | _marrow_holes(image, ring, canal)
+    core = _body_column(image.shape, line, geometry, radius_mm=17.0)
+    bone = cortex | ((image >= BONE_HU) & body & (posterior | core))
+    filled = (bone | _marrow_holes(image, bone, canal)) & ~canal
     labels, n = ndimage.label(filled)
     if n == 0:
         return filled
@@ -289,7 +311,10 @@ def _watershed(markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def segment_spine(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray) -> SpineResult:
     """Canal and per-vertebra masks on a CT in HU (see the module docstring)."""
     _axial_check(geometry)
-    line = _centre_line(_canal_points(image, geometry, body))
+    points = _canal_points(image, geometry, body)
+    if np.isfinite(points[:, 0]).sum() < 3:
+        points = _canal_points(image, geometry, body, close_mm=3.0)
+    line = _centre_line(points)
     rows, cols = _box(line, geometry, image.shape)
     sub = np.ascontiguousarray(image[:, rows, cols])
     sub_body = body[:, rows, cols]
@@ -299,7 +324,7 @@ def segment_spine(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray) 
     column = _body_column(sub.shape, sub_line, geometry)
     bone = _spine_bone(sub, sub_body, canal, column, sub_line, geometry)
     discs = _disc_slices(sub, column & sub_body, geometry)
-    markers, ranges = _markers(np.where(bone, sub, -1000), column, discs, geometry)
+    markers, ranges = _markers(np.where(sub_body, sub, -1000), column, discs, geometry)
     if not ranges:
         raise BadInputError("no vertebra found between the discs",
                             action="check that the CT shows the spine")

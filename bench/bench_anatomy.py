@@ -1,0 +1,64 @@
+"""Anatomy presets on the real scans (issue 16): wall time of each automatic preset.
+
+* ``ct-spine preset, abdomen CT``: seconds for ``preset_masks(volume, "ct-spine")`` on the
+  512x512x134 abdomen CT (goal <= 20 s on the 2-core machine); the detail gives the ratio to
+  the bare library filters it calls on the same volume (one SimpleITK threshold, scipy's
+  per-slice hole filling and 3D labelling of the bone, one SimpleITK marker watershed).
+* ``mr-head preset, head MR``: seconds for the ``mr-head`` preset on the 256x256x170 MPRAGE
+  (goal <= 20 s); the detail gives the ratio to SimpleITK's Otsu threshold + binary fill.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+SCANS = Path(__file__).resolve().parents[2] / "shared" / "scans"
+
+
+def _seconds(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _bare_ct(volume) -> None:
+    import SimpleITK as sitk
+    from scipy import ndimage
+
+    image = sitk.GetImageFromArray(volume.array)
+    bone = sitk.GetArrayFromImage(sitk.BinaryThreshold(image, 180, 4000)).astype(bool)
+    filled = np.stack([ndimage.binary_fill_holes(s) for s in bone])
+    labels, _ = ndimage.label(filled)
+    markers = sitk.GetImageFromArray((labels % 7).astype(np.uint16))
+    sitk.MorphologicalWatershedFromMarkers(sitk.GetImageFromArray(
+        (~filled).astype(np.uint8)), markers, markWatershedLine=False)
+
+
+def _bare_mr(volume) -> None:
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(volume.array.astype(np.float32))
+    head = sitk.OtsuThreshold(image, 0, 1)
+    sitk.BinaryFillhole(head)
+
+
+def run() -> list[dict]:
+    from surgiplan.io.twin_build import load_image
+    from surgiplan.segmentation.presets import preset_masks
+
+    rows = []
+    for scan, preset, bare, label in (
+            ("abdomen-ct-contrast", "ct-spine", _bare_ct, "abdomen CT"),
+            ("head-mr-t1-mprage", "mr-head", _bare_mr, "head MR")):
+        if not (SCANS / scan).is_dir():
+            continue
+        volume = load_image(SCANS / scan)
+        seconds = _seconds(lambda v=volume, p=preset: preset_masks(v, p))
+        base = _seconds(lambda v=volume, b=bare: b(v))
+        rows.append({"name": f"{preset} preset, {label}", "value": seconds, "unit": " s",
+                     "goal": 20.0, "detail": f"{seconds / base:.1f}x the bare library "
+                     f"filters ({base:.1f} s)"})
+    return rows

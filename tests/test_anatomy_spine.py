@@ -1,0 +1,147 @@
+"""Spine preset on the real abdomen CT: vertebrae by level, spinal canal, screw suggestion.
+
+The case is built once per session through the CLI (``twin build --preset ct-spine``); the
+suggested screw is checked independently of the implant plug-in (its whole body sampled
+against the vertebra's bone and the canal's distance map).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from surgiplan.io.bundle import load_bundle
+from surgiplan.model.structures import Role
+from surgiplan.segmentation.morphology import distance_to_mask_mm
+from surgiplan.segmentation.spine import relabel_levels
+from tests.conftest import PROJECT_ROOT, real_scan
+
+LUMBAR = ("L1", "L2", "L3", "L4", "L5")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "surgiplan", *args], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="session")
+def spine_case(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    scan = real_scan("abdomen-ct-contrast")
+    out = tmp_path_factory.mktemp("spine") / "abdomen.surgiplan"
+    done = _cli("twin", "build", str(scan), "--preset", "ct-spine", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def spine_twin(spine_case: Path):
+    return load_bundle(spine_case)
+
+
+def test_each_lumbar_vertebra_is_a_separate_bone_structure_in_order(spine_twin) -> None:
+    twin = spine_twin
+    geometry = twin.image.geometry
+    heights = []
+    masks = {}
+    for level in LUMBAR:
+        structure = twin.segmentation.get(level)
+        assert structure.role == Role.BONE
+        mask = np.asarray(twin.segmentation.mask(level))
+        ml = mask.sum() * geometry.voxel_volume_mm3 / 1000.0
+        assert 25.0 <= ml <= 120.0, (level, ml)  # a lumbar vertebra: ~40-90 ml of bone
+        heights.append(np.argwhere(mask)[:, 0].mean())
+        masks[level] = mask
+    assert np.all(np.diff(heights) < 0)  # L1 above L2 ... above L5 (k runs along S)
+    total = sum(m.astype(int) for m in masks.values())
+    assert total.max() == 1  # no voxel in two vertebrae
+    assert "sacrum" in twin.segmentation.names()
+
+
+def test_canal_is_critical_and_outside_every_vertebra(spine_twin) -> None:
+    twin = spine_twin
+    assert twin.segmentation.get("spinal canal").role == Role.CRITICAL
+    canal = np.asarray(twin.segmentation.mask("spinal canal"))
+    ml = canal.sum() * twin.image.geometry.voxel_volume_mm3 / 1000.0
+    assert 20.0 <= ml <= 150.0, ml
+    for level in LUMBAR:
+        assert not (canal & np.asarray(twin.segmentation.mask(level))).any()
+
+
+def _screw_points(entry: np.ndarray, tip: np.ndarray, diameter_mm: float) -> np.ndarray:
+    """Points filling the screw's cylinder (LPS mm)."""
+    axis = tip - entry
+    length = float(np.linalg.norm(axis))
+    d = axis / length
+    e1 = np.cross(d, [0.0, 0.0, 1.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(d, e1)
+    ring = [r * (np.cos(a) * e1 + np.sin(a) * e2) for r in np.linspace(0, diameter_mm / 2, 3)
+            for a in np.radians(np.arange(0, 360, 30))]
+    return np.array([entry + t * d + p for t in np.arange(0, length + 0.1, 0.5) for p in ring])
+
+
+_SUGGESTED: dict[str, dict] = {}
+
+
+def _suggest_l3(case: Path, twin, side: str) -> dict:
+    """The CLI's L3 suggestion on ``side`` with its independently measured screw body: the
+    share of its points in L3's bone and its smallest distance (mm) to the canal."""
+    if side not in _SUGGESTED:
+        done = _cli("simulate", "implant", str(case), "--suggest", "L3", "--side", side,
+                    "--samples", "20", "--json")
+        if done.returncode != 0:
+            _SUGGESTED[side] = {"rc": done.returncode, "stderr": done.stderr}
+            return _SUGGESTED[side]
+        result = json.loads(done.stdout)
+        suggestion = result["details"]["suggestion"]
+        geometry = twin.image.geometry
+        points = _screw_points(np.array(suggestion["entry_lps"]),
+                               np.array(suggestion["tip_lps"]), suggestion["diameter_mm"])
+        idx = tuple(np.rint(geometry.lps_to_index(points)).astype(int)[:, ::-1].T)
+        canal_mm = distance_to_mask_mm(np.asarray(twin.segmentation.mask("spinal canal")),
+                                       geometry.spacing_mm[::-1])
+        _SUGGESTED[side] = {"in_bone": float(np.asarray(twin.segmentation.mask("L3"))[idx]
+                                             .mean()),
+                            "canal_mm": float(canal_mm[idx].min()), "result": result, "rc": 0}
+    return _SUGGESTED[side]
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_screw_suggest_on_l3_never_crosses_the_canal(spine_case: Path, spine_twin,
+                                                    side: str) -> None:
+    """A suggestion lies in L3's bone outside the canal, or is refused with one clear line."""
+    measured = _suggest_l3(spine_case, spine_twin, side)
+    if measured["rc"] != 0:
+        assert measured["rc"] == 2 and "Traceback" not in measured["stderr"]
+        assert "spinal canal" in measured["stderr"] or "pedicle" in measured["stderr"]
+        return
+    assert measured["in_bone"] >= 0.9  # the screw body lies in L3's bone
+    assert measured["canal_mm"] > 0.0  # and never enters the canal
+
+
+@pytest.mark.xfail(strict=True, reason="issue 16 acceptance not reached yet: on L3 the "
+                   "plug-in suggests a left screw 0.5-1 mm from the segmented canal (goal >= 2 "
+                   "mm) and refuses the right one (its screw would enter the canal)")
+def test_screw_suggest_on_l3_keeps_2_mm_from_the_canal_on_both_sides(spine_case: Path,
+                                                                   spine_twin) -> None:
+    for side in ("left", "right"):
+        assert _suggest_l3(spine_case, spine_twin, side).get("canal_mm", -1.0) >= 2.0
+
+
+def test_one_click_level_correction_shifts_the_column() -> None:
+    names = ["L5", "L4", "L3", "L2", "L1", "T12"]
+    assert relabel_levels(names, 0, "L4") == ["L4", "L3", "L2", "L1", "T12", "T11"]
+    assert relabel_levels(names, 5, "L1") == ["vertebra 1", "L5", "L4",
+                                              "L3", "L2", "L1"]
+
+
+def test_provenance_marks_each_automatic_structure_unreviewed_with_its_method(spine_twin):
+    notes = "\n".join(spine_twin.provenance.notes)
+    for name in (*LUMBAR, "spinal canal"):
+        assert f"automatic structure {name}: quality unreviewed; method: automatic (" in notes
+    assert "levels from the sacrum" in notes
