@@ -212,23 +212,30 @@ class Twin:
             self._trim_distance_cache()
         return dist
 
-    def distance_roi(self, name: str, *, margin_mm: float = DISTANCE_ROI_MARGIN_MM) -> Any:
+    def distance_roi(self, name: str, *, margin_mm: float = DISTANCE_ROI_MARGIN_MM,
+                     cover: tuple[slice, slice, slice] | None = None) -> Any:
         """Signed distance map of ``name`` in a region of interest only (a
         :class:`~surgiplan.processing.distance.RoiDistanceMap`: float32 values on the
-        structure's bounding box padded by at least ``margin_mm``; exact there, a conservative
-        lower bound beyond). Cached until the structure is edited; a cached map with a margin
-        at least as large is reused. Memory ~ the padded box, not the grid.
+        structure's bounding box padded by at least ``margin_mm`` and holding ``cover``, full
+        grid ``(z, y, x)`` slices; exact there, a conservative lower bound beyond). Cached
+        until the structure is edited; a cached map with a margin at least as large that
+        holds ``cover`` is reused. Memory ~ the region, not the grid.
         """
         with self._lock:
             cached = self._roi_cache.get(name)
-        if cached is not None and cached.margin_mm >= margin_mm:
+        if (cached is not None and cached.margin_mm >= margin_mm
+                and (cover is None or _holds(cached.region, cover, self.geometry.shape_zyx))):
             return cached
         from surgiplan.processing.distance import signed_distance_roi_map
 
         roi = signed_distance_roi_map(self.segmentation.mask(name), self.geometry,
-                                      margin_mm=margin_mm)
+                                      margin_mm=margin_mm, cover=cover)
         with self._lock:
-            self._roi_cache[name] = roi
+            self._roi_cache.pop(name, None)
+            self._roi_cache[name] = roi  # most recently made last
+            total = sum(r.nbytes for r in self._roi_cache.values())
+            while total > self.distance_cache_bytes and len(self._roi_cache) > 1:
+                total -= self._roi_cache.pop(next(iter(self._roi_cache))).nbytes
         return roi
 
     def cached_full_distance(self, name: str) -> np.ndarray | None:
@@ -270,3 +277,9 @@ class Twin:
     def cached_surface_names(self) -> list[str]:
         with self._lock:
             return list(self._surface_cache)
+
+
+def _holds(region: tuple[slice, ...], box: tuple[slice, ...], shape_zyx: tuple[int, ...]) -> bool:
+    """True if ``region`` holds ``box`` clipped to the grid ``shape_zyx``."""
+    return all(r.start <= max(b.start, 0) and r.stop >= min(b.stop, n)
+               for r, b, n in zip(region, box, shape_zyx, strict=True))

@@ -44,6 +44,7 @@ from surgiplan.processing.crop import (
     margin_voxels_zyx,
     pad_box,
     sub_geometry,
+    union_box,
 )
 from surgiplan.progress import CancelToken, ProgressCallback, report
 
@@ -355,11 +356,14 @@ def signed_distance_roi_map(
     geometry: ImageGeometry,
     *,
     margin_mm: float,
+    cover: Box | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> RoiDistanceMap:
     """A :class:`RoiDistanceMap` of ``mask``: computed on the mask's bounding box padded by
-    ``margin_mm`` only (memory ~ that crop, not the grid)."""
+    ``margin_mm`` only (memory ~ that crop, not the grid), grown to hold ``cover`` (full-grid
+    ``(z, y, x)`` slices, clipped to the grid) when given. Values are exact on the whole
+    region: it holds every inside voxel, so the Maurer distances are those of the full grid."""
     mask = _checked_mask(mask, geometry)
     box = bounding_box(mask)
     if box is None:
@@ -368,6 +372,8 @@ def signed_distance_roi_map(
         empty.setflags(write=False)
         return RoiDistanceMap(empty, geometry, (slice(0, 1),) * 3, None, float(margin_mm))
     region = _roi_region(box, geometry, margin_mm)
+    if cover is not None:
+        region = union_box([region, pad_box(cover, (0, 0, 0), geometry.shape_zyx)])
     values = _signed_distance_region(mask, region, box, geometry, progress, cancel)
     values.setflags(write=False)
     return RoiDistanceMap(values, geometry, region, box, float(margin_mm))

@@ -138,6 +138,22 @@ class SimulationContext:
                 values = values.reshape(pts.shape[:-1])
         return values
 
+    def distance_roi(self, name: str, *, covering_lps: Any = None) -> Any:
+        """``name``'s signed distance map on a region of interest (a ``RoiDistanceMap``:
+        float32 ``values`` on ``sub_geometry``, read-only): the structure's box padded by
+        ``DISTANCE_ROI_MARGIN_MM``, grown to hold the LPS points ``covering_lps`` (``(..., 3)``)
+        and any straight segment between them (their bounding box, plus two voxels). Values are
+        exact on the whole region, so a consumer sampling only there gets the full map's
+        values without the full-grid memory."""
+        cover = None
+        if covering_lps is not None:
+            pts = np.asarray(covering_lps, dtype=float).reshape(-1, 3)
+            zyx = self.geometry.lps_to_index(pts)[:, ::-1]
+            lo = np.floor(zyx.min(axis=0)).astype(int) - 2
+            hi = np.ceil(zyx.max(axis=0)).astype(int) + 3
+            cover = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+        return self.__twin.distance_roi(name, cover=cover)
+
     def _distance(self, name: str) -> np.ndarray:
         shipped = self._shipped.get(name)
         if shipped is not None:

@@ -49,12 +49,26 @@ _combined_cache: dict[tuple, np.ndarray] = {}
 
 
 def combined_critical_map(context: SimulationContext) -> np.ndarray:
-    """Voxel-wise minimum of the critical structures' signed distance maps (mm, cached)."""
-    maps = [context.distance_map(s.name) for s in context.by_role(Role.CRITICAL)]
-    key = tuple(id(m.base if m.base is not None else m) for m in maps)
+    """Voxel-wise minimum of the critical structures' signed distance maps (mm, cached until
+    the case changes; ``+inf`` everywhere without critical structures).
+
+    Folded in one map at a time, so at most one structure's map is held besides the result.
+    """
+    names = tuple(s.name for s in context.by_role(Role.CRITICAL))
+    key = (context.snapshot_key(), names)
     if key not in _combined_cache:
         _combined_cache.clear()
-        _combined_cache[key] = np.minimum.reduce(maps) if len(maps) > 1 else maps[0]
+        combined: np.ndarray | None = None
+        for name in names:
+            dist = context.distance_map(name)
+            if combined is None:
+                combined = dist if len(names) == 1 else np.array(dist, dtype=np.float32)
+            else:
+                np.minimum(combined, dist, out=combined)
+            del dist
+        if combined is None:
+            combined = np.full(context.geometry.shape_zyx, np.inf, dtype=np.float32)
+        _combined_cache[key] = combined
     return _combined_cache[key]
 
 

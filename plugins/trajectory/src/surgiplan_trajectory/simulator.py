@@ -335,17 +335,26 @@ class _Scorer:
         self.radius = float(radius_mm)
         self.band = float(parameters["risk_band_mm"])
         self.n_path = int(parameters["path_samples"])
-        self.m = lps_to_zyx_matrix(context.geometry)
         self.draws = draws
         self.edge = float(edge_distance_mm(context.geometry, entry[None], target[None])[0])
         h = max(context.geometry.spacing_mm)
         self.shift = (DISCRETISATION_SHIFT_MEAN_VOXELS * h, DISCRETISATION_SHIFT_SD_VOXELS * h)
 
+    def _path_ends(self) -> np.ndarray:
+        """Entries and targets (LPS mm) of the nominal path and every draw."""
+        ends = [np.atleast_2d(self.entry), np.atleast_2d(self.target)]
+        if self.draws is not None:
+            ends += [np.atleast_2d(self.draws.entries), np.atleast_2d(self.draws.targets)]
+        return np.concatenate(ends)
+
     def structure(self, k: int, name: str, margin: float):
         """(metrics, level, closest point or None, per-draw clearances or None)."""
-        dist = self.context.distance_map(name)
+        # Only the region the paths cross (and the structure's): exact values, far less memory
+        # than a full-grid map on a big CT.
+        roi = self.context.distance_roi(name, covering_lps=self._path_ends())
+        dist, m = roi.values, lps_to_zyx_matrix(roi.sub_geometry)
         cut = touches_image_edge(self.context.mask(name))
-        d0, t0, r0 = score_paths(dist, self.m, self.entry, self.target, radius_mm=self.radius,
+        d0, t0, r0 = score_paths(dist, m, self.entry, self.target, radius_mm=self.radius,
                                  band_mm=self.band, n_samples=self.n_path)
         d0, r0 = float(d0[0]), float(r0[0])
         why_d = self._unknown(self.edge, d0 + self.radius, cut, name)
@@ -355,7 +364,7 @@ class _Scorer:
             return self._nominal_only(name, margin, d0, r0, closest, why_d, why_r)
         dr = self.draws
         offsets = dr.boundary[:, k] + dr.discretisation[:, k]
-        dk, _, rk = score_paths(dist, self.m, dr.entries, dr.targets, radius_mm=self.radius,
+        dk, _, rk = score_paths(dist, m, dr.entries, dr.targets, radius_mm=self.radius,
                                 band_mm=self.band, offsets_mm=offsets, n_samples=self.n_path)
         visible = dk - offsets + self.radius
         failed = self._failed(dr.edge_mm, visible, cut)
