@@ -18,7 +18,6 @@ import pytest
 from surgiplan.io.bundle import load_bundle
 from surgiplan.model.structures import Role
 from surgiplan.segmentation.morphology import distance_to_mask_mm
-from surgiplan.segmentation.spine import relabel_levels
 from tests.conftest import PROJECT_ROOT, real_scan
 
 LUMBAR = ("L1", "L2", "L3", "L4", "L5")
@@ -131,13 +130,6 @@ def test_screw_suggest_on_l3_keeps_2_mm_from_the_canal_on_both_sides(spine_case:
                                                                    spine_twin) -> None:
     for side in ("left", "right"):
         assert _suggest_l3(spine_case, spine_twin, side).get("canal_mm", -1.0) >= 2.0
-
-
-def test_one_click_level_correction_shifts_the_column() -> None:
-    names = ["L5", "L4", "L3", "L2", "L1", "T12"]
-    assert relabel_levels(names, 0, "L4") == ["L4", "L3", "L2", "L1", "T12", "T11"]
-    assert relabel_levels(names, 5, "L1") == ["vertebra 1", "L5", "L4",
-                                              "L3", "L2", "L1"]
 
 
 def test_provenance_marks_each_automatic_structure_unreviewed_with_its_method(spine_twin):

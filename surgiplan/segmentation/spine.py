@@ -27,13 +27,19 @@ from one corrected level). Patient axes: the grid's k axis must run along S (axi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage, signal
 
 from surgiplan.errors import BadInputError
 from surgiplan.model.geometry import ImageGeometry
+from surgiplan.model.structures import Role
 from surgiplan.segmentation.morphology import fill_holes
+
+if TYPE_CHECKING:
+    from surgiplan.segmentation.editor import SegmentEditor
+    from surgiplan.twin import Twin
 
 BONE_HU = 180.0
 CORTEX_HU = 300.0
@@ -354,3 +360,41 @@ def relabel_levels(names_bottom_to_top: list[str], index: int, level: str) -> li
         t = base - s
         out.append(LEVELS[t] if 0 <= t < len(LEVELS) else f"vertebra {s + 1}")
     return out
+
+
+def correct_levels(twin: Twin, name: str, level: str, *,
+                   editor: SegmentEditor | None = None) -> dict[str, str]:
+    """One-click level correction: vertebra ``name`` is ``level``; every bone structure named
+    by a level is renamed with it, counted along S (returns old -> new names; with ``editor``
+    one undoable step)."""
+    column = [s.name for s in twin.segmentation if s.role == Role.BONE and s.name in LEVELS]
+    if name not in column:
+        raise BadInputError(f"{name!r} is not a vertebra named by level",
+                            action="pick a vertebra such as L3")
+    sign = float(np.sign(twin.image.geometry.direction[2, 2])) or 1.0
+    height = {n: sign * float(np.argwhere(np.asarray(twin.segmentation.mask(n)))[:, 0].mean())
+              for n in column}
+    column.sort(key=height.__getitem__)  # bottom to top
+    new = relabel_levels(column, column.index(name), level)
+    renames = {old: fresh for old, fresh in zip(column, new, strict=True) if old != fresh}
+    rename = editor.rename_structure if editor is not None else twin.rename_structure
+
+    def apply() -> None:
+        for old in renames:  # two passes: the new names may be taken by the old ones
+            rename(old, f"{old} (renaming)")
+        for old, fresh in renames.items():
+            rename(f"{old} (renaming)", _free(fresh, twin))
+
+    if editor is not None:
+        with editor.stroke(f"levels: {name} is {level}"):
+            apply()
+    else:
+        apply()
+    return renames
+
+
+def _free(name: str, twin: Twin) -> str:
+    n, candidate = 2, name
+    while candidate in twin.segmentation.names():
+        candidate, n = f"{name} {n}", n + 1
+    return candidate
