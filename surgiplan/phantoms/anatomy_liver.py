@@ -77,7 +77,7 @@ def build() -> PhantomSpec:
         Ellipsoid((-62.0, 42.0, -35.0), (26.0, 20.0, 38.0), rotation_deg((0, 0, 1), 20.0)),
         Ellipsoid((62.0, 44.0, -28.0), (25.0, 20.0, 38.0), rotation_deg((0, 0, 1), -20.0)),
     ], disjoint=True)
-    vessel = {"margin_mm": 2.0, "role": Role.CRITICAL}
+    vessel_role = Role.CRITICAL
     structures = (
         PhantomStructure("skin", Role.SKIN, 1, -80.0, 1,
                          EllipticCylinder((0.0, 0.0, 0.0), (124.0, 100.0), long_mm),
@@ -95,17 +95,17 @@ def build() -> PhantomSpec:
         PhantomStructure("spinal cord", Role.CRITICAL, 6, 30.0, 6,
                          EllipticCylinder((0.0, 60.0, 0.0), (6.0, 5.0), 75.0),
                          margin_mm=2.0, color=(0.95, 0.95, 0.30), description="spinal cord"),
-        PhantomStructure("aorta", vessel["role"], 7, 170.0, 7,
+        PhantomStructure("aorta", vessel_role, 7, 170.0, 7,
                          Tube([(12.0, 8.0, -76.0), (12.0, 8.0, 76.0)], 11.0),
                          margin_mm=2.0, color=(0.90, 0.15, 0.15), description="aorta"),
-        PhantomStructure("ivc", vessel["role"], 8, 150.0, 8,
+        PhantomStructure("ivc", vessel_role, 8, 150.0, 8,
                          Tube([(-24.0, 12.0, -76.0), (-23.0, 16.0, 76.0)], 11.0),
                          margin_mm=2.0, color=(0.30, 0.35, 0.85),
                          description="inferior vena cava"),
-        PhantomStructure("portal veins", vessel["role"], 9, 190.0, 9, _portal_veins(),
+        PhantomStructure("portal veins", vessel_role, 9, 190.0, 9, _portal_veins(),
                          margin_mm=2.0, color=(0.75, 0.30, 0.85),
                          description="portal vein and branches"),
-        PhantomStructure("hepatic veins", vessel["role"], 10, 170.0, 10, _hepatic_veins(),
+        PhantomStructure("hepatic veins", vessel_role, 10, 170.0, 10, _hepatic_veins(),
                          margin_mm=2.0, color=(0.25, 0.45, 0.95),
                          description="right, middle and left hepatic veins"),
         PhantomStructure("tumour 1", Role.TARGET, 11, 35.0, 11,

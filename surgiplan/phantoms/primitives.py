@@ -463,7 +463,7 @@ class Tube(Shape):
             ends, radius = pts[n : n + 2], r[n : n + 2, None]
             bounds = np.stack([(ends - radius).min(axis=0), (ends + radius).max(axis=0)])
             parts.append((bounds, lambda q, n=n: _round_cone_distance(
-                q, pts[n], pts[n + 1], r[n], r[n + 1])))
+                q, pts[n], pts[n + 1], float(r[n]), float(r[n + 1]))))
         return _min_over(_points(points_lps), parts)
 
     def bounds_lps(self) -> np.ndarray:
@@ -654,6 +654,14 @@ class Difference(Shape):
 
 
 # --------------------------------------------------------------------------- JSON
+def _ellipsoid_from_json(data: dict[str, Any]) -> Ellipsoid:
+    """A shell wall: an ellipsoid (anything else is refused like :class:`Shell` does)."""
+    shape = shape_from_json(data)
+    if not isinstance(shape, Ellipsoid):
+        raise ValueError("a shell is made of two ellipsoids")
+    return shape
+
+
 def shape_from_json(data: dict[str, Any]) -> Shape:
     """Rebuild a shape from :meth:`Shape.to_json` output."""
     kind = data.get("type")
@@ -669,7 +677,8 @@ def shape_from_json(data: dict[str, Any]) -> Shape:
             p["centre_lps"], p["semi_axes_mm"], p["half_length_mm"], p.get("axes")
         ),
         "tube": lambda: Tube(p["points_lps"], p["radii_mm"]),
-        "shell": lambda: Shell(shape_from_json(p["outer"]), shape_from_json(p["inner"])),
+        "shell": lambda: Shell(_ellipsoid_from_json(p["outer"]),
+                               _ellipsoid_from_json(p["inner"])),
         "union": lambda: Union(
             [shape_from_json(c) for c in p["children"]], disjoint=bool(p.get("disjoint", False))
         ),

@@ -23,17 +23,24 @@ def bounding_box(mask: np.ndarray) -> Box | None:
     return (box[0], box[1], box[2])
 
 
+def box_from_ijk(lo_ijk: Sequence[int] | np.ndarray, hi_ijk: Sequence[int] | np.ndarray) -> Box:
+    """The ``(z, y, x)`` box of voxel indices ``lo_ijk <= (i, j, k) < hi_ijk``."""
+    return (slice(int(lo_ijk[2]), int(hi_ijk[2])), slice(int(lo_ijk[1]), int(hi_ijk[1])),
+            slice(int(lo_ijk[0]), int(hi_ijk[0])))
+
+
 def union_box(boxes: Sequence[Box | None]) -> Box | None:
     """Smallest box holding every given box (None entries are ignored)."""
     real = [b for b in boxes if b is not None]
     if not real:
         return None
-    return tuple(  # type: ignore[return-value]
-        slice(min(b[a].start for b in real), max(b[a].stop for b in real)) for a in range(3)
-    )
+    z, y, x = (slice(min(b[a].start for b in real), max(b[a].stop for b in real))
+               for a in range(3))
+    return z, y, x
 
 
-def pad_box(box: Box, pad_zyx: Sequence[int], shape_zyx: Sequence[int] | None = None) -> Box:
+def pad_box(box: Box, pad_zyx: Sequence[int] | np.ndarray,
+            shape_zyx: Sequence[int] | None = None) -> Box:
     """``box`` grown by ``pad_zyx`` voxels on each side, clipped to ``shape_zyx`` when given."""
     out = []
     for a in range(3):
@@ -47,7 +54,8 @@ def pad_box(box: Box, pad_zyx: Sequence[int], shape_zyx: Sequence[int] | None = 
 def margin_voxels_zyx(geometry: ImageGeometry, margin_mm: float) -> tuple[int, int, int]:
     """Whole voxels per (z, y, x) axis needed to cover ``margin_mm`` (rounded up)."""
     sx, sy, sz = geometry.spacing_mm
-    return tuple(int(np.ceil(max(0.0, margin_mm) / s - 1e-9)) for s in (sz, sy, sx))  # type: ignore[return-value]
+    z, y, x = (int(np.ceil(max(0.0, margin_mm) / s - 1e-9)) for s in (sz, sy, sx))
+    return z, y, x
 
 
 def sub_geometry(geometry: ImageGeometry, box: Box) -> ImageGeometry:

@@ -59,10 +59,9 @@ def resample_to_grid(
         raise ValueError(f"interpolation must be one of {sorted(interpolators)}")
     was_bool = array.dtype == bool
     data = array.view(np.uint8) if was_bool else array
+    out_dtype: np.dtype = data.dtype
     if interpolation == "linear":
-        out_dtype = np.float64 if data.dtype == np.float64 else np.float32
-    else:
-        out_dtype = data.dtype
+        out_dtype = np.dtype(np.float64 if data.dtype == np.float64 else np.float32)
     image = source.to_sitk(data)
     filt = sitk.ResampleImageFilter()
     filt.SetSize([int(n) for n in target.size])

@@ -34,7 +34,8 @@ def execute_filter(
     if progress is not None or cancel is not None:
         filt.AddCommand(sitk.sitkProgressEvent, on_progress)
     try:
-        result = filt.Execute(*inputs)
+        # SimpleITK declares Execute on every concrete filter, not on the ImageFilter base
+        result = filt.Execute(*inputs)  # type: ignore[attr-defined]
     except RuntimeError:
         if cancel is not None and cancel.cancelled:
             raise CancelledError("cancelled by the user") from None

@@ -14,6 +14,7 @@ import numpy as np
 
 from surgiplan.errors import BadInputError
 from surgiplan.model.geometry import ImageGeometry
+from surgiplan.processing.crop import box_from_ijk
 from surgiplan.segmentation.region import MaskRegion, clip_box
 
 
@@ -24,7 +25,7 @@ def _check_radius(radius_mm: float) -> float:
     return float(radius_mm)
 
 
-def _ball(geometry: ImageGeometry, centre_lps: Sequence[float], radius_mm: float,
+def _ball(geometry: ImageGeometry, centre_lps: Sequence[float] | np.ndarray, radius_mm: float,
           flat_axis: int | None) -> MaskRegion | None:
     """Voxels within ``radius_mm`` of the centre; ``flat_axis`` keeps one plane of that axis."""
     radius_mm = _check_radius(radius_mm)
@@ -34,8 +35,7 @@ def _ball(geometry: ImageGeometry, centre_lps: Sequence[float], radius_mm: float
     lo, hi = near - reach, near + reach + 1
     if flat_axis is not None:
         lo[flat_axis], hi[flat_axis] = near[flat_axis], near[flat_axis] + 1
-    box = clip_box(tuple(slice(int(lo[a]), int(hi[a])) for a in (2, 1, 0)),
-                   geometry.shape_zyx)
+    box = clip_box(box_from_ijk(lo, hi), geometry.shape_zyx)
     if box is None:
         return None
     k, j, i = np.meshgrid(*(np.arange(b.start, b.stop) for b in box), indexing="ij")
@@ -47,7 +47,7 @@ def _ball(geometry: ImageGeometry, centre_lps: Sequence[float], radius_mm: float
     return MaskRegion(box, inside) if inside.any() else None
 
 
-def sphere_region(geometry: ImageGeometry, centre_lps: Sequence[float],
+def sphere_region(geometry: ImageGeometry, centre_lps: Sequence[float] | np.ndarray,
                   radius_mm: float) -> MaskRegion | None:
     """Voxels whose centre is within ``radius_mm`` of ``centre_lps``; None if off the grid."""
     return _ball(geometry, centre_lps, radius_mm, None)

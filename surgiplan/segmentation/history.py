@@ -29,7 +29,8 @@ _ZLIB_LEVEL = 1  # fast; label boxes compress > 20x even at this level
 class Step(Protocol):
     """One undoable change of a twin."""
 
-    label: str
+    @property
+    def label(self) -> str: ...  # read-only: steps are frozen dataclasses
 
     @property
     def nbytes(self) -> int: ...

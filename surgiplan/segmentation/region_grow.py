@@ -27,7 +27,7 @@ import numpy as np
 
 from surgiplan.errors import BadInputError
 from surgiplan.model.geometry import ImageGeometry
-from surgiplan.processing.crop import Box, pad_box
+from surgiplan.processing.crop import Box, box_from_ijk, pad_box
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
 from surgiplan.segmentation.brush import sphere_region
 from surgiplan.segmentation.region import MaskRegion
@@ -63,9 +63,10 @@ def seed_interval(image: np.ndarray, geometry: ImageGeometry, seeds_lps: Any, *,
 
 def _roi(geometry: ImageGeometry, seeds_ijk: np.ndarray, radius_mm: float | None) -> Box:
     if radius_mm is None:
-        return tuple(slice(0, n) for n in geometry.shape_zyx)  # type: ignore[return-value]
+        nz, ny, nx = geometry.shape_zyx
+        return slice(0, nz), slice(0, ny), slice(0, nx)
     lo, hi = seeds_ijk.min(axis=0), seeds_ijk.max(axis=0) + 1
-    box = tuple(slice(int(lo[a]), int(hi[a])) for a in (2, 1, 0))
+    box = box_from_ijk(lo, hi)
     reach = np.ceil(radius_mm / np.asarray(geometry.spacing_mm)[::-1]).astype(int)
     return pad_box(box, reach, geometry.shape_zyx)
 
@@ -113,8 +114,8 @@ def region_grow(image: np.ndarray, geometry: ImageGeometry, seeds_lps: Any, *,
                          neighbourhood_mm=neighbourhood_mm)
     interval = (auto[0] if lower is None else lower, auto[1] if upper is None else upper)
     crop = image[box]
-    local = [tuple(int(v) for v in ijk - [box[2].start, box[1].start, box[0].start])
-             for ijk in seeds_ijk]
+    start_ijk = np.array([box[2].start, box[1].start, box[0].start])
+    local = [(int(i), int(j), int(k)) for i, j, k in seeds_ijk - start_ijk]
     radius_vox = max(1, round(neighbourhood_mm / min(geometry.spacing_mm)))
     report(progress, 0.1, "region growing")
     grown = _grow(crop, geometry.spacing_mm, local, method, interval, multiplier,
@@ -147,8 +148,8 @@ def _local_seeds(geometry: ImageGeometry, seeds_lps: Any, box: Box) -> list[tupl
 
 
 def _foreground_basin(crop: np.ndarray, spacing: Sequence[float],
-                      foreground: list[tuple[int, ...]],
-                      background: list[tuple[int, ...]]) -> np.ndarray:
+                      foreground: Sequence[tuple[int, ...]],
+                      background: Sequence[tuple[int, ...]]) -> np.ndarray:
     """Voxels of the foreground seeds' basin in a marker watershed (foreground = 1,
     background = 2) on the smoothed gradient magnitude of ``crop``."""
     import SimpleITK as sitk

@@ -39,8 +39,9 @@ def polygon_prism_mask(geometry: ImageGeometry, polygon_lps: Any, normal_lps: An
                        depth_mm: tuple[float, float] | None = None) -> np.ndarray:
     """Voxels whose centre projects inside the polygon along ``normal_lps`` (full grid)."""
     origin, basis, n = _plane_frame(polygon_lps, normal_lps)
-    outline = Path((np.asarray(polygon_lps, float).reshape(-1, 3) - origin) @ basis.T)
-    lo2, hi2 = outline.vertices.min(axis=0), outline.vertices.max(axis=0)
+    flat = (np.asarray(polygon_lps, float).reshape(-1, 3) - origin) @ basis.T
+    outline = Path(flat)
+    lo2, hi2 = flat.min(axis=0), flat.max(axis=0)
     nz, ny, nx = geometry.shape_zyx
     j, i = np.mgrid[0:ny, 0:nx]
     out = np.zeros(geometry.shape_zyx, dtype=bool)
