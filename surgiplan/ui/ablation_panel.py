@@ -248,7 +248,8 @@ class AblationPanel(TrajectoryRehearsalPanel):
         self.run_full()
 
     # ------------------------------------------------------------------ placing
-    def _plan_changed(self, _dragging: bool) -> None:
+    def _plan_changed(self, dragging: bool) -> None:
+        self._dragging = dragging
         self.points_label.setText(f"Tip: {format_point(self.plan.target_lps)}\n"
                                   f"Entry: {format_point(self.plan.entry_lps)}")
         if self.plan.complete():
@@ -304,13 +305,28 @@ class AblationPanel(TrajectoryRehearsalPanel):
             geometry.lines.append(DisplayLine(f"probe {k}", (tuple(p.shaft_lps),
                                                              tuple(p.tip_lps)),
                                               p.diameter_mm / 2))
-        self.scene3d.remove("result")
-        self.scene3d.show_geometry(geometry, part="live")
         self.zone_outline.set_meshes(geometry.meshes)
         for view in self.window.slice_views.values():
             view.update()
+        self._live_geometry = geometry
+        if getattr(self, "_dragging", False):
+            self._scene_timer.start()  # 3D follows when the drag pauses (a render ~0.5 s)
+        else:
+            self._draw_live_3d()
+
+    def _deferred_scene(self) -> None:
+        self._draw_live_3d()
+
+    def _draw_live_3d(self) -> None:
+        self._scene_timer.stop()
+        geometry = getattr(self, "_live_geometry", None)
+        if geometry is not None:
+            self.scene3d.remove("result")
+            self.scene3d.show_geometry(geometry, part="live")
 
     def show_geometry(self, result: SimulationResult) -> None:
+        self._scene_timer.stop()
+        self._live_geometry = None
         self.scene3d.remove("live")
         self.scene3d.show_geometry(result.geometry, part="result")
         self.zone_outline.set_meshes(result.geometry.meshes)  # the zone on the 2D slices

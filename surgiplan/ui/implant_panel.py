@@ -216,7 +216,12 @@ class ImplantPanel(TrajectoryRehearsalPanel):
         if ends is None:
             return
         self.rescore_live()
-        self._draw()
+        if dragging:  # 3D follows when the drag pauses (a render ~0.5 s); slices now
+            for view in self.window.slice_views.values():
+                view.update()
+            self._scene_timer.start()
+        else:
+            self._draw()
 
     def prepare_live(self) -> None:
         """Build the simulator's distance grids for this case in a worker (once)."""
@@ -273,7 +278,11 @@ class ImplantPanel(TrajectoryRehearsalPanel):
             self._draw()
 
     # ------------------------------------------------------------------ 3D
+    def _deferred_scene(self) -> None:
+        self._draw()
+
     def _draw(self) -> None:
+        self._scene_timer.stop()
         pose = self.pose()
         if pose is None or self.ensure_simulator() is None:
             return

@@ -232,6 +232,18 @@ def worst_level(result: SimulationResult) -> Level | None:
     return result.verdict
 
 
+SCENE_DEFER_MS = 150  # while dragging, 3D follows when the drag pauses this long
+
+
+def defer_timer(parent: QWidget, slot) -> QTimer:
+    """A single-shot SCENE_DEFER_MS timer calling ``slot`` (restart it on every drag frame)."""
+    timer = QTimer(parent)
+    timer.setSingleShot(True)
+    timer.setInterval(SCENE_DEFER_MS)
+    timer.timeout.connect(slot)
+    return timer
+
+
 def set_scrolled_body(widget: QWidget, body: QWidget) -> None:
     """Lay ``body`` out as ``widget``'s whole content, scrollable, without margins (the wheel
     changes a field's value only when it has focus: :func:`install_wheel_guard`)."""
@@ -343,6 +355,7 @@ class PlanningPanel(QWidget):
         self.live_ms: float | None = None
         self.live_disabled: set[str] = set()
         self._generation = 0
+        self._scene_timer = defer_timer(self, self._update_scene)
         self._search_generation = 0
         self._mc_job = None
         self._search_job = None
@@ -700,9 +713,18 @@ class PlanningPanel(QWidget):
     def start_placing(self, which: str) -> None:
         (self.entry_button if which == "entry" else self.target_button).setChecked(True)
 
-    def _repaint_views(self) -> None:
+    def _repaint_views(self, *, deferred: bool = False) -> None:
+        """Slices now; the 3D path and the probe's eye (~50 ms each, plus a 3D render) now,
+        or while dragging (``deferred``) once the drag pauses for SCENE_DEFER_MS."""
         for view in self.window.slice_views.values():
             view.update()
+        if deferred:
+            self._scene_timer.start()
+            return
+        self._scene_timer.stop()
+        self._update_scene()
+
+    def _update_scene(self) -> None:
         self.planning3d.show_path(self.plan.entry_lps, self.plan.target_lps,
                                   self.plan.diameter_mm, self.plan.level)
         self.probe.set_path(self.plan.entry_lps, self.plan.target_lps, self.plan.diameter_mm,
@@ -715,8 +737,9 @@ class PlanningPanel(QWidget):
             self.rescore_live()
             if not dragging:
                 self.run_full()
-        self._repaint_views()  # the probe's-eye dock opens only on request: opening it
-        # while placing would resize the slice views under the cursor (issue 15, item 2)
+        # the probe's-eye dock opens only on request: opening it while placing would resize
+        # the slice views under the cursor (issue 15, item 2)
+        self._repaint_views(deferred=dragging)
 
     def _points_text(self) -> str:
         fmt = format_lps

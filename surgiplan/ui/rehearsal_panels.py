@@ -54,6 +54,7 @@ from surgiplan.ui.parameter_form import ParameterForm
 from surgiplan.ui.planning_panel import (
     UNCERTAINTY_PARAMETERS,
     _table,
+    defer_timer,
     fill_levels_table,
     fill_metrics_table,
     model_from_form,
@@ -135,9 +136,14 @@ class RehearsalPanel(QWidget):
         self._generation = 0
         self._job = None
         self._focus_pending = True  # frame the 3D view on the first full result of a case
+        # while dragging, the 3D scene follows when the drag pauses (a 3D render ~0.5 s)
+        self._scene_timer = defer_timer(self, lambda: self._deferred_scene())
         self._build()
         window.case_loaded.connect(self.set_twin)
         window.twin_event.connect(self._structures_event)
+
+    def _deferred_scene(self) -> None:
+        """Update the 3D scene after a drag paused (subclasses draw their objects)."""
 
     def _attach_placement(self, placement: Any, decoration: Any,
                           on_changed: Callable[[bool], None]) -> None:

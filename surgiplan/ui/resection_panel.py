@@ -35,6 +35,22 @@ CUT_MESH_SPACING_MM = 50.0  # a plane needs few vertices; the simulator samples 
 HANDLE_PAD_MM = 20.0
 
 
+ORGAN_PAD_MM = 10.0
+
+
+def organ_bounds_lps(twin: Any, name: str) -> np.ndarray:
+    """The organ's LPS bounding box ((2, 3): min, max) padded by ORGAN_PAD_MM: the drawn cut
+    surface covers the organ, not the whole scan (the image box when the organ is empty)."""
+    idx = np.argwhere(twin.segmentation.mask(name))
+    if not len(idx):
+        return twin.geometry.bounds_lps()
+    lo, hi = idx.min(axis=0)[::-1], idx.max(axis=0)[::-1]
+    corners = np.array([[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1])
+                        for c in (lo[2], hi[2])], float)
+    lps = twin.geometry.index_to_lps(corners)
+    return np.stack([lps.min(axis=0) - ORGAN_PAD_MM, lps.max(axis=0) + ORGAN_PAD_MM])
+
+
 def centroid_lps(twin: Any, name: str) -> np.ndarray:
     """Centre (LPS mm) of a structure's voxels."""
     idx = np.argwhere(twin.segmentation.mask(name))
@@ -197,7 +213,7 @@ class ResectionPanel(RehearsalPanel):
         cut = self.cut()
         if cut is None and self.target() is None:
             return None
-        mesh = None if cut is None else cut.surface_mesh(self.twin.geometry.bounds_lps(),
+        mesh = None if cut is None else cut.surface_mesh(organ_bounds_lps(self.twin, organ),
                                                          spacing_mm=CUT_MESH_SPACING_MM)
         return ResectionInput(
             organ_structure=organ, target_structure=self.target(),

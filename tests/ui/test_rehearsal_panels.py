@@ -139,7 +139,10 @@ def test_ablation_panel_live_full_and_optimise(qtbot, window, liver_parts):
     panel.plan.set_point("target", centre + np.array([-25.0, 0.0, 0.0]), dragging=True)
     assert "Live" in panel.status_label.text()
     assert panel.metric_value("coverage_pct") < coverage.value
-    assert any(n.startswith("live:") for n in panel.scene3d.actor_names())
+    assert panel.zone_outline.meshes  # the live zone on the slices at once
+    # the 3D zone follows when the drag pauses (a 3D render per frame would stall the drag)
+    qtbot.waitUntil(lambda: any(n.startswith("live:") for n in panel.scene3d.actor_names()),
+                    timeout=5000)
     # a device with power/time
     panel.set_device("generic-microwave", 100.0, 10.0)
     panel.plan.set_point("target", centre)

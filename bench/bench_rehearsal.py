@@ -1,0 +1,140 @@
+"""Rehearsal drag latency in the app (issue 15, item 11), each with a bare-library baseline.
+
+* ``trajectory drag re-score``: one drag frame in the Planning panel on the head phantom (the
+  placement tool's ``set_point(dragging=True)``: live nominal score, tables, repaint requests,
+  events processed), median over 20 frames; goal <= 30 ms. Baseline in the same run: the bare
+  simulator ``run`` with 0 Monte Carlo samples on the same input.
+* ``ablation drag re-score``: the same in the Ablation panel on the liver phantom (tumour 1);
+  baseline: the panel's prepared live scorer alone (``live.score``).
+
+Runs in-process: call under ``xvfb-run -a`` (or QT_QPA_PLATFORM=offscreen).
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+FRAMES = 20
+GOAL_MS = 30.0
+
+
+def _wait(app, condition, timeout_s: float = 120.0) -> None:
+    end = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError("bench: the app did not get ready in time")
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def _window(folder: Path):
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from surgiplan.ui.autosave import Autosave
+    from surgiplan.ui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([])
+    settings = QSettings(str(folder / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings=settings, autosave=Autosave(folder / "autosave"))
+    window.show()
+    return app, window
+
+
+def _show(app, window, twin) -> None:
+    window._loading = True
+    window.set_twin(twin)
+    _wait(app, lambda: not window._loading)
+
+
+def _frames(app, plan, which: str, base: np.ndarray, axis: np.ndarray) -> list[float]:
+    times = []
+    for n in range(FRAMES):
+        started = time.perf_counter()
+        plan.set_point(which, base + (1.0 + n % 5) * axis, dragging=True)
+        app.processEvents()
+        times.append((time.perf_counter() - started) * 1000.0)
+    return times
+
+
+def _row(name: str, times: list[float], baseline_ms: float, detail: str) -> dict:
+    value = statistics.median(times)
+    return {"name": name, "value": value, "unit": "ms", "goal": GOAL_MS,
+            "detail": f"median of {len(times)} frames (max {max(times):.1f} ms); bare "
+                      f"baseline {baseline_ms:.1f} ms ({value / max(baseline_ms, 1e-6):.1f}x); "
+                      f"{detail}"}
+
+
+def trajectory_row(app, window) -> dict:
+    from surgiplan.phantoms import make_phantom
+    from surgiplan.simulation import SimulationContext, UncertaintyModel, discover
+    from surgiplan.twin import Twin
+
+    volume, segmentation, _truth = make_phantom("head")
+    _show(app, window, Twin(volume, segmentation))
+    panel = window.planning_panel
+    panel.set_entries(discover())
+    window.planning_dock.raise_()
+    _wait(app, panel.is_prepared)
+    target, entry = np.array([-28.0, 20.0, 42.0]), np.array([-70.0, 12.0, 40.0])
+    panel.plan.set_points(entry, target)
+    _wait(app, lambda: panel._mc_job is None)
+    times = _frames(app, panel.plan, "target", target, np.array([0.0, 0.0, 0.5]))
+    sim, inputs = panel.entry().simulator, panel.inputs()
+    context = SimulationContext(window.twin)
+    bare = []
+    for _ in range(5):
+        started = time.perf_counter()
+        sim.run(context, inputs, panel.form.values(), uncertainty=UncertaintyModel(samples=0))
+        bare.append((time.perf_counter() - started) * 1000.0)
+    return _row("trajectory drag re-score (head phantom)", times, min(bare),
+                "Planning panel, live nominal score per frame")
+
+
+def ablation_row(app, window) -> dict:
+    from surgiplan.phantoms import make_phantom
+    from surgiplan.twin import Twin
+
+    volume, segmentation, _truth = make_phantom("liver")
+    _show(app, window, Twin(volume, segmentation))
+    panel = window.ablation_panel
+    window.rehearsal_dock.raise_()
+    window.rehearsal_tabs.setCurrentWidget(panel)
+    panel.ensure_simulator()
+    panel.target_combo.setCurrentText("tumour 1")
+    twin = window.twin
+    idx = np.argwhere(twin.segmentation.mask("tumour 1")).mean(0)[::-1]
+    centre = twin.geometry.index_to_lps(idx[None])[0]
+    panel.set_probe(centre, centre + np.array([-60.0, 0.0, 0.0]))
+    _wait(app, lambda: panel._live_ready and not panel.is_running(), timeout_s=300.0)
+    times = _frames(app, panel.plan, "target", centre, np.array([-1.0, 0.0, 0.0]))
+    inputs = panel.inputs()
+    bare = []
+    for _ in range(5):
+        started = time.perf_counter()
+        panel.live.score(inputs)
+        bare.append((time.perf_counter() - started) * 1000.0)
+    return _row("ablation drag re-score (liver phantom)", times, min(bare),
+                "Ablation panel, live coverage/margin per frame")
+
+
+def run() -> list[dict]:
+    with tempfile.TemporaryDirectory() as tmp:
+        app, window = _window(Path(tmp))
+        try:
+            return [trajectory_row(app, window), ablation_row(app, window)]
+        finally:
+            window.dirty = False
+            window.ask_rehearsals_on_close = False
+            window.close()
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(f"{row['name']}: {row['value']:.1f} {row['unit']} (goal {row['goal']}) — "
+              f"{row['detail']}")
