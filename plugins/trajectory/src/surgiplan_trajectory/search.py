@@ -72,6 +72,41 @@ def combined_critical_map(context: SimulationContext) -> np.ndarray:
     return _combined_cache[key]
 
 
+def combined_critical_roi(context: SimulationContext,
+                          ends_lps: np.ndarray) -> tuple[np.ndarray, Any]:
+    """(values, sub-geometry): the combined critical map (as :func:`combined_critical_map`)
+    on the box holding every path between the LPS points ``ends_lps`` only (two voxels
+    padded, clipped to the grid). Each structure's map is its exact region-of-interest map
+    covering that box, so sampling a path there gives the full maps' values without them."""
+    names = [s.name for s in context.by_role(Role.CRITICAL)]
+    cover = _cover_box(context.geometry, ends_lps)
+    from surgiplan.processing.crop import sub_geometry
+
+    geometry = sub_geometry(context.geometry, cover)
+    combined: np.ndarray | None = None
+    for name in names:
+        roi = context.distance_roi(name, covering_lps=ends_lps)
+        part = roi.values[tuple(slice(c.start - r.start, c.stop - r.start)
+                                for c, r in zip(cover, roi.region, strict=True))]
+        if combined is None:
+            combined = np.array(part, dtype=np.float32)
+        else:
+            np.minimum(combined, part, out=combined)
+        del roi, part
+    if combined is None:
+        combined = np.full(geometry.shape_zyx, np.inf, dtype=np.float32)
+    return combined, geometry
+
+
+def _cover_box(geometry, ends_lps: np.ndarray) -> tuple[slice, slice, slice]:
+    """The (z, y, x) box, clipped to the grid, that SimulationContext.distance_roi covers."""
+    zyx = geometry.lps_to_index(np.asarray(ends_lps, float).reshape(-1, 3))[:, ::-1]
+    lo = np.maximum(np.floor(zyx.min(axis=0)).astype(int) - 2, 0)
+    hi = np.minimum(np.ceil(zyx.max(axis=0)).astype(int) + 3, geometry.shape_zyx)
+    z, y, x = (slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    return z, y, x
+
+
 def outer_skin(context: SimulationContext, skin: str) -> tuple[np.ndarray, np.ndarray]:
     """(vertex ids, smooth outward normals) of the outer skin vertices (see skin.py)."""
     normals = skin_normals(context, skin)
@@ -213,7 +248,6 @@ def search_paths(
         raise BadInputError("the case has no structure with the role skin",
                             action="segment the skin and set its role to skin")
     report(progress, 0.0, "preparing distance maps and the skin surface")
-    combined = combined_critical_map(context)
     ids, normals = outer_skin(context, skin)
     check(cancel)
     started = time.perf_counter()
@@ -223,9 +257,10 @@ def search_paths(
         near = np.linalg.norm(entries - np.asarray(request.entry_region_centre_lps), axis=1)
         inside = near <= request.entry_region_radius_mm
         ids, normals, entries = ids[inside], normals[inside], entries[inside]
+    combined, combined_geometry = combined_critical_roi(context, np.vstack([entries, target]))
     report(progress, 0.2, f"scoring {len(ids)} candidate entries")
     radius = request.diameter_mm / 2.0
-    clearance, _, risk = score_paths(combined, lps_to_zyx_matrix(context.geometry), entries,
+    clearance, _, risk = score_paths(combined, lps_to_zyx_matrix(combined_geometry), entries,
                                      target, radius_mm=radius,
                                      band_mm=float(parameters["risk_band_mm"]),
                                      n_samples=int(parameters["path_samples"]))
