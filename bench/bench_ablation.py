@@ -18,7 +18,6 @@ from __future__ import annotations
 import numpy as np
 
 from bench.timing import best_time
-from surgiplan.twin import Twin
 from surgiplan.phantoms import make_phantom
 from surgiplan.phantoms.primitives import Ellipsoid
 from surgiplan.simulation import (
@@ -27,6 +26,7 @@ from surgiplan.simulation import (
     UncertaintyModel,
     load_simulator,
 )
+from surgiplan.twin import Twin
 
 CENTRE = np.array([-65.0, -25.0, 20.0])
 

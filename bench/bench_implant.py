@@ -18,9 +18,9 @@ import numpy as np
 from scipy.ndimage import map_coordinates
 
 from bench.timing import best_time
-from surgiplan.twin import Twin
 from surgiplan.phantoms import make_phantom
 from surgiplan.simulation import SimulationContext, UncertaintyModel, load_simulator
+from surgiplan.twin import Twin
 
 AXIS = np.array([np.sin(np.radians(10.0)), np.cos(np.radians(10.0)), 0.0])
 HEAD = np.array([15.0, 23.0, 0.0]) + 12.0 * AXIS

@@ -54,8 +54,8 @@ def make_big_case(folder: Path, size_xyz: tuple[int, int, int]) -> Path:
     a critical vessel, saved as a case bundle; returns its path."""
     from surgiplan.io.bundle import save_bundle
     from surgiplan.model.geometry import ImageGeometry
-    from surgiplan.twin import Twin
     from surgiplan.model.volume import ImageVolume
+    from surgiplan.twin import Twin
 
     path = folder / f"big-{'x'.join(map(str, size_xyz))}.surgiplan"
     if path.is_file():

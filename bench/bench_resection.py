@@ -19,9 +19,9 @@ import time
 
 import numpy as np
 
-from surgiplan.twin import Twin
 from surgiplan.phantoms import make_phantom
 from surgiplan.simulation import SimulationContext, UncertaintyModel, load_simulator
+from surgiplan.twin import Twin
 
 
 def _median_ms(calls) -> float:

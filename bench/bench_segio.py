@@ -23,8 +23,8 @@ from bench.timing import best_time
 def _twin(folder: Path):
     from surgiplan.io.dicom_write import write_series
     from surgiplan.model.geometry import ImageGeometry
-    from surgiplan.twin import Twin
     from surgiplan.model.volume import ImageVolume
+    from surgiplan.twin import Twin
 
     geometry = ImageGeometry((512, 512, 60), (0.8, 0.8, 2.5), (-200.0, -200.0, 0.0))
     z, y, x = np.ogrid[:60, :512, :512]

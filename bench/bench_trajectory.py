@@ -20,7 +20,6 @@ from __future__ import annotations
 import numpy as np
 
 from bench.timing import best_time
-from surgiplan.twin import Twin
 from surgiplan.phantoms import make_phantom
 from surgiplan.processing.distance import sample_volume
 from surgiplan.simulation import (
@@ -30,6 +29,7 @@ from surgiplan.simulation import (
     UncertaintyModel,
     load_simulator,
 )
+from surgiplan.twin import Twin
 
 TARGET_LPS = (-28.0, 20.0, 42.0)
 BYTES_PER_PATH = 161 * 4 * 64
