@@ -166,8 +166,9 @@ class Twin:
             if new != old and new in self.segmentation.names():
                 raise ValueError(f"a structure named {new!r} exists already")
             s.name = new
-            for cache in (self._distance_cache, self._roi_cache, self._surface_cache,
-                          self._count_cache):
+            caches: tuple[dict[str, Any], ...] = (self._distance_cache, self._roi_cache,
+                                                  self._surface_cache, self._count_cache)
+            for cache in caches:
                 if old in cache:
                     cache[new] = cache.pop(old)
         self.events.emit("structure_renamed", name=new, old_name=old)

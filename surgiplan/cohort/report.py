@@ -73,8 +73,9 @@ def _summary(key: tuple[str, str], group: list[dict[str, Any]], results: str) ->
              + [float(np.percentile(v, q)) for q in (5, 95)]
              + [float(v.min()), float(v.max())]) if len(v) else [math.nan] * 6
     first = group[0]
+    mean, median, p05, p95, low, high = stats
     s = MetricSummary(key[0], key[1], first["title"], first["unit"], int(ok.sum()),
-                      int((~ok).sum()), *stats)
+                      int((~ok).sum()), mean, median, p05, p95, low, high)
     threshold = first["threshold"]
     if threshold is not None and math.isfinite(threshold) and len(v):
         s.threshold, s.threshold_kind = float(threshold), first["threshold_kind"]

@@ -83,9 +83,13 @@ def draw_variation(phantom: str, seed: int, *, scale_sd: float = 0.05, shift_mm:
     rng = np.random.default_rng([20261206, seed])
     scale = 1.0 + float(np.clip(rng.normal(0.0, scale_sd), -2 * scale_sd, 2 * scale_sd))
     shift = rng.uniform(-shift_mm, shift_mm, 3) if shift_mm > 0 else np.zeros(3)
-    field = None if field_mm is None else tuple(float(v) for v in field_mm)
-    return Variation(phantom, int(seed), scale, tuple(float(v) for v in shift),
-                     float(spacing_mm), field)  # type: ignore[arg-type]
+    field = None if field_mm is None else _xyz(field_mm)
+    return Variation(phantom, int(seed), scale, _xyz(shift), float(spacing_mm), field)
+
+
+def _xyz(v: Any) -> tuple[float, float, float]:
+    """A 3-vector (x, y, z or L, P, S mm) as a float triple."""
+    return float(v[0]), float(v[1]), float(v[2])
 
 
 def variant_spec(variation: Variation) -> PhantomSpec:
@@ -104,8 +108,8 @@ def variant_spec(variation: Variation) -> PhantomSpec:
     new_spacing = np.full(3, variation.spacing_mm)
     # half-step offset keeps flat faces off voxel centres, as the base grids do
     origin = centre - (new_size - 1) / 2 * new_spacing + 0.25 * variation.spacing_mm
-    geometry = ImageGeometry(tuple(int(v) for v in new_size), tuple(new_spacing),
-                             tuple(float(v) for v in origin), g.direction)
+    geometry = ImageGeometry((int(new_size[0]), int(new_size[1]), int(new_size[2])),
+                             _xyz(new_spacing), _xyz(origin), g.direction)
     structures = tuple(
         replace(s, shape=Scaled(s.shape, variation.scale, centre, variation.shift_lps))
         for s in base.structures

@@ -69,7 +69,8 @@ def signed_distance_map(
         report(progress, 1.0, "distance map: empty structure")
         return np.full(geometry.shape_zyx, np.inf, dtype=np.float32)
     if roi_margin_mm is None:
-        region = tuple(slice(0, n) for n in mask.shape)
+        nz, ny, nx = mask.shape
+        region = (slice(0, nz), slice(0, ny), slice(0, nx))
     else:
         region = _roi_region(box, geometry, roi_margin_mm)
     values = _signed_distance_region(mask, region, box, geometry, progress, cancel)
@@ -373,7 +374,9 @@ def signed_distance_roi_map(
         return RoiDistanceMap(empty, geometry, (slice(0, 1),) * 3, None, float(margin_mm))
     region = _roi_region(box, geometry, margin_mm)
     if cover is not None:
-        region = union_box([region, pad_box(cover, (0, 0, 0), geometry.shape_zyx)])
+        joined = union_box([region, pad_box(cover, (0, 0, 0), geometry.shape_zyx)])
+        assert joined is not None  # the union of two boxes is a box
+        region = joined
     values = _signed_distance_region(mask, region, box, geometry, progress, cancel)
     values.setflags(write=False)
     return RoiDistanceMap(values, geometry, region, box, float(margin_mm))

@@ -151,7 +151,8 @@ class SimulationContext:
             zyx = self.geometry.lps_to_index(pts)[:, ::-1]
             lo = np.floor(zyx.min(axis=0)).astype(int) - 2
             hi = np.ceil(zyx.max(axis=0)).astype(int) + 3
-            cover = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+            cover = (slice(int(lo[0]), int(hi[0])), slice(int(lo[1]), int(hi[1])),
+                     slice(int(lo[2]), int(hi[2])))  # (z, y, x) voxel box
         return self.__twin.distance_roi(name, cover=cover)
 
     def _distance(self, name: str) -> np.ndarray:
