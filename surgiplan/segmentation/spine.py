@@ -46,6 +46,7 @@ CORTEX_HU = 300.0
 PEDICLE_FRONT_MM = 8.0
 MAX_BODY_MM = 40.0
 MARROW_HU = 40.0
+BODY_HU = 120.0
 CANAL_HU = 90.0
 CANAL_RADIUS_MM = 11.0
 HALF_WIDTH_MM = 48.0
@@ -226,15 +227,16 @@ def _marrow_holes(image: np.ndarray, bone: np.ndarray, canal: np.ndarray) -> np.
 def _spine_bone(image: np.ndarray, body: np.ndarray, canal: np.ndarray, column: np.ndarray,
                 line: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
     """Bone in the box: in front of the pedicles only what the cortex (>= ``CORTEX_HU``)
-    encloses per slice (so contrast vessels against the body stay out) or >= ``BONE_HU``
-    within 17 mm of the body column's axis, behind them >= ``BONE_HU``; marrow holes filled
+    encloses per slice (so contrast vessels against the body stay out) or >= ``BODY_HU``
+    (cancellous bone) within 17 mm of the body column's axis, behind them >= ``BONE_HU``; marrow holes filled
     per slice; the islands touching the column."""
     jj = np.arange(image.shape[1])[None, :, None]
     posterior = jj >= (line[:, 0] - PEDICLE_FRONT_MM / geometry.spacing_mm[1])[:, None, None]
     ring = (image >= CORTEX_HU) & body
     cortex = ring | _marrow_holes(image, ring, canal)
     core = _body_column(image.shape, line, geometry, radius_mm=17.0)
-    bone = cortex | ((image >= BONE_HU) & body & (posterior | core))
+    bone = (cortex | ((image >= BONE_HU) & body & posterior)
+            | ((image >= BODY_HU) & body & core))
     filled = (bone | _marrow_holes(image, bone, canal)) & ~canal
     labels, n = ndimage.label(filled)
     if n == 0:
