@@ -228,8 +228,8 @@ def _spine_bone(image: np.ndarray, body: np.ndarray, canal: np.ndarray, column: 
                 line: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
     """Bone in the box: in front of the pedicles only what the cortex (>= ``CORTEX_HU``)
     encloses per slice (so contrast vessels against the body stay out) or >= ``BODY_HU``
-    (cancellous bone) within 17 mm of the body column's axis, behind them >= ``BONE_HU``; marrow holes filled
-    per slice; the islands touching the column."""
+    (cancellous bone) within 17 mm of the body column's axis, behind them >= ``BONE_HU``;
+    marrow holes filled per slice; the islands touching the column."""
     jj = np.arange(image.shape[1])[None, :, None]
     posterior = jj >= (line[:, 0] - PEDICLE_FRONT_MM / geometry.spacing_mm[1])[:, None, None]
     ring = (image >= CORTEX_HU) & body
