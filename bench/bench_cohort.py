@@ -6,20 +6,27 @@ Prints wall times and two ratios: *overhead* = Dask with 1 worker / bare loop ov
 function (:func:`surgiplan.cohort.rows.run_twin`) in the same run (goal <= 1.1; the cluster is
 started and its workers warmed, i.e. plug-ins imported, before the clock starts, and the
 startup is printed apart), and *speed-up* = 1 worker / 2 workers. On a shared 2-core machine
-the speed-up is bounded by what the other processes leave free.
+the speed-up is bounded by what the other processes leave free. The bare loop runs with the
+thread limits Dask gives its worker processes (OMP/MKL/OpenBLAS 1 thread), so both sides do
+the same work the same way.
 """
 
 from __future__ import annotations
 
-import argparse
-import tempfile
-import time
-from pathlib import Path
+import os
 
-from surgiplan.cohort.cohort import generated_refs
-from surgiplan.cohort.rows import run_twin
-from surgiplan.cohort.runner import run_cohort, run_serial
-from surgiplan.cohort.templates import template_from_json
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # as dask.distributed sets them in its workers
+
+import argparse  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from surgiplan.cohort.cohort import generated_refs  # noqa: E402
+from surgiplan.cohort.rows import run_twin  # noqa: E402
+from surgiplan.cohort.runner import run_cohort, run_serial  # noqa: E402
+from surgiplan.cohort.templates import template_from_json  # noqa: E402
 
 TEMPLATES = {
     "liver": ({"kind": "ablation", "samples": 4}, {"spacing_mm": 4.0}),
