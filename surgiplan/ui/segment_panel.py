@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from surgiplan.model.geometry import ImageGeometry
+from surgiplan.segmentation.presets import PRESETS
 from surgiplan.ui.jobs import JobRunner
 from surgiplan.ui.segment_tools import (
     BoxTool,
@@ -85,8 +86,7 @@ EXPORTS = (
 # import scipy (start-up time); tests check these match the core's tables.
 THRESHOLD_NAMES = ("ct-bone", "ct-vessels", "ct-body", "mr-head")
 ADAPTIVE_THRESHOLDS = ("ct-body", "mr-head")  # computed from the image, no fixed range
-PRESET_TITLES = {"ct-bone-skin-vessels": "CT: bone + skin + contrast vessels",
-                 "mr-head": "MR head: head + brain mask"}
+PRESET_TITLES = {name: preset.title for name, preset in PRESETS.items()}
 IMPORT_FILTER = ("Segmentations (*.seg.nrrd *.nrrd *.nhdr *.nii *.nii.gz *.dcm);;"
                  "All files (*)")
 
