@@ -101,10 +101,23 @@ def open_case(path: str | Path, *, progress: ProgressCallback | None = None,
     return opened(load_case(path, progress=progress, cancel=cancel))
 
 
-def open_series(series: Any, *, progress: ProgressCallback | None = None,
+def open_series(series: Any, *, volume: int | None = None,
+                progress: ProgressCallback | None = None,
                 cancel: CancelToken | None = None) -> OpenedTwin:
-    """Worker job: one series of a scan as an :class:`OpenedTwin` without structures."""
-    return opened(twin_from_series(series, progress=progress, cancel=cancel))
+    """Worker job: one series of a scan (volume ``volume`` of a multi-volume series, 1-based)
+    as an :class:`OpenedTwin` without structures."""
+    return opened(twin_from_series(series, volume=volume, progress=progress, cancel=cancel))
+
+
+def series_volumes(series: Any) -> list[Any]:
+    """The volumes a series holds at the same slice positions (``VolumeChoice``: index,
+    label, slice count); one or none for an ordinary series. Headers only."""
+    from surgiplan.io.dicom_load import plan_series_volumes
+
+    try:
+        return list(plan_series_volumes(series).volumes)
+    except Exception:  # a series that cannot be planned is refused by the load itself
+        return []
 
 
 def warm_up(*, progress: ProgressCallback | None = None,
@@ -159,12 +172,14 @@ def scene_3d(twin: Twin, *, names: list[str] | None = None, with_volume: bool = 
     return scene
 
 
-def twin_from_series(series: Any, *, progress: ProgressCallback | None = None,
+def twin_from_series(series: Any, *, volume: int | None = None,
+                     progress: ProgressCallback | None = None,
                      cancel: CancelToken | None = None) -> Twin:
-    """Load one series (from a scan) as a twin without structures."""
+    """Load one series (from a scan; ``volume`` of a multi-volume one) as a twin without
+    structures."""
     from surgiplan.io.dicom_load import load_series
 
-    volume = load_series(series, progress=progress, cancel=cancel)
+    volume = load_series(series, volume=volume, progress=progress, cancel=cancel)
     provenance = Provenance(source_series_uids=[volume.series_uid or series.series_uid],
                             import_warnings=list(volume.warnings))
     return Twin(volume, provenance=provenance)

@@ -431,15 +431,38 @@ class MainWindow(QMainWindow):
             return
         self.load_series(series)
 
-    def load_series(self, series: Any) -> None:
-        """Load one series of the browser (in a worker) and show it."""
+    def load_series(self, series: Any, *, volume: int | None = None) -> None:
+        """Load one series of the browser (in a worker) and show it; a series holding several
+        volumes at the same positions (echoes, phases, b-values...) asks which one."""
         if not self.confirm_replace():
             return
+        if volume is None:
+            volume = self.choose_volume(series)
+            if volume == 0:
+                return
         self._loading = True
         self.runner.submit(f"Loading {series.description or series.modality}",
-                           partial(case_io.open_series, series),
+                           partial(case_io.open_series, series, volume=volume),
                            on_done=self._series_loaded, on_error=self._load_error,
                            on_cancel=self._load_cancelled)
+
+    choose_volume_hook: Any = None  # tests: a callable(volumes) -> index, instead of the dialog
+
+    def choose_volume(self, series: Any) -> int | None:
+        """The 1-based volume to load (None: the series holds one; 0: the user cancelled)."""
+        volumes = case_io.series_volumes(series)
+        if len(volumes) < 2:
+            return None
+        if self.choose_volume_hook is not None:
+            return int(self.choose_volume_hook(volumes))
+        from PySide6.QtWidgets import QInputDialog
+
+        labels = [f"{v.index}: {v.label} ({v.n_slices} slices)" for v in volumes]
+        text, ok = QInputDialog.getItem(
+            self, "Choose a volume",
+            f"This series holds {len(volumes)} volumes at the same slice positions.\n"
+            "Which one should be loaded?", labels, 0, False)
+        return volumes[labels.index(text)].index if ok else 0
 
     def _series_loaded(self, opened: case_io.OpenedTwin) -> None:
         twin = opened.twin
