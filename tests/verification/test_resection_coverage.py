@@ -134,10 +134,9 @@ def test_remnant_probability_interval_covers_the_true_probability(worlds):
     assert bad["p_remnant_below_threshold"] < 0.93, bad
 
 
-@pytest.mark.xfail(strict=True, reason="known: the measured margin reads 0.16 mm below the "
-                   "analytic one on this oblique plane (the label's staircase bumps toward it), "
-                   "a bias the Wilson interval of P(margin < required) does not carry: 91 % "
-                   "coverage measured with 50-sample runs")
 def test_margin_probability_interval_covers_the_true_probability(worlds):
+    # the interval carries the staircase bias of the measured margin (one-sided, h/6: 0.16 mm
+    # measured here); without it coverage was 91 %
     good = _probability_coverage(liver_case(), CUT_SD_MM, _true_probabilities(worlds))
+    print("coverage", good)
     assert 0.93 <= good["p_margin_below_required"] <= 0.97, good
