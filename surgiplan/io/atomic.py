@@ -87,7 +87,10 @@ def _file_in_parents(path: Path) -> Path | None:
     return None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True when a process ``pid`` exists (signal 0; a foreign user's process counts)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -113,7 +116,7 @@ def remove_stale_temps(folder: str | Path, *, name: str | None = None) -> list[P
             pid = int(match["pid"]) if "pid" in match.groupdict() else os.getpid()
             with contextlib.suppress(OSError):
                 old = time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_AGE_S
-                if (pid != os.getpid() and not _pid_alive(pid)) or old:
+                if (pid != os.getpid() and not pid_alive(pid)) or old:
                     os.unlink(entry.path)
                     removed.append(Path(entry.path))
     return removed

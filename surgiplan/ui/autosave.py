@@ -13,6 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
+from surgiplan.io.atomic import pid_alive
 from surgiplan.twin import Twin
 
 AUTOSAVE_NAME = "autosave.surgiplan"
@@ -23,18 +24,6 @@ def default_folder() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("surgiplan", appauthor=False)) / "autosave"
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Autosave:
@@ -79,7 +68,7 @@ class Autosave:
                 pid = int(info.get("pid", 0))
             except (OSError, ValueError):
                 pid = 0
-            if folder != self.folder and not _pid_alive(pid) and (folder / AUTOSAVE_NAME).exists():
+            if folder != self.folder and not pid_alive(pid) and (folder / AUTOSAVE_NAME).exists():
                 found.append(folder)
         return sorted(found, key=lambda f: (f / AUTOSAVE_NAME).stat().st_mtime, reverse=True)
 
