@@ -121,7 +121,7 @@ def test_third_party_manifest_is_listed_without_import_and_runs_isolated(tmp_pat
 
 def test_manifest_drift_is_recorded_and_the_real_spec_used(tmp_path, monkeypatch, caplog):
     _package(tmp_path, monkeypatch, {"title": "Stale title"}, name="sp_mdrift")
-    entry = {e.name: e for e in discover(trust="all")}["tipcheck"]
+    entry = {e.name: e for e in discover(trust="sp_mdrift")}["tipcheck"]
     assert entry.enabled and entry.spec.title == "Stale title"
     with caplog.at_level(logging.WARNING):
         result = run_simulation(entry.simulator, small_context(), INPUT,

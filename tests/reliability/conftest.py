@@ -46,9 +46,10 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def hostile_dir(tmp_path_factory) -> Path:
-    """sp_hostile installed (dist-info with entry points) on sys.path for this session."""
+    """sp_hostile installed (dist-info with entry points) on sys.path while this package's tests
+    run (removed afterwards: later tests may trust every plug-in and import it in-process)."""
     folder = tmp_path_factory.mktemp("hostile-site")
     install_entry_points(folder, "sp_hostile", HOSTILE_PLUGINS)
     added = [str(folder), str(HOSTILE)]
