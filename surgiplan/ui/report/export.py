@@ -135,6 +135,7 @@ def write_report_offscreen(bundle: Path, out: Path, *, plan: str | None = None,
                                  include_identifiers=include_identifiers)
         finally:
             window.dirty = False
+            window.ask_rehearsals_on_close = False  # a headless report never asks anything
             window.close()
             window.deleteLater()
             app.processEvents()
