@@ -200,7 +200,9 @@ def test_search_lists_candidates_heatmap_preview_and_pin(qtbot, window, entries)
 def test_probe_view_shows_the_structure_the_tool_crosses(qtbot, window, entries):
     panel = open_planning(qtbot, window, entries)
     place(panel, ENTRY_BREACH, TARGET_LPS)
-    assert window.probe_dock.isVisible()
+    assert not window.probe_dock.isVisible()  # placing never opens it (it moved the views)
+    panel.probe_toggle.setChecked(True)
+    qtbot.waitUntil(window.probe_dock.isVisible, timeout=5_000)
     probe = panel.probe
     qtbot.wait(50)
     depth = float(np.linalg.norm(VESSEL_LPS - ENTRY_BREACH))
