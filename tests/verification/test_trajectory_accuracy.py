@@ -114,7 +114,7 @@ def test_entry_angle_within_3_degrees_of_the_analytic_normal(head, runs):
 
 def test_results_validate_and_state_interval_kinds_and_error_model(runs):
     sim = load_simulator("trajectory")
-    assert sim.error_profile is SEEG_ROBOT_PROFILE
+    assert sim.error_profile == SEEG_ROBOT_PROFILE  # from the manifest (lazy proxy)
     kinds = {"min_distance_mm": IntervalKind.PREDICTION, "risk": IntervalKind.PREDICTION,
              "clearance_mm": IntervalKind.PREDICTION, "path_length_mm": IntervalKind.PREDICTION,
              "entry_angle_deg": IntervalKind.PREDICTION,
