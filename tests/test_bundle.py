@@ -107,7 +107,7 @@ def test_manifest_says_frame_units_and_hashes(saved):
         manifest = json.loads(archive.read("manifest.json"))
         names = archive.namelist()
         assert archive.getinfo("manifest.json").compress_type == zipfile.ZIP_DEFLATED
-    assert manifest["format"] == "surgiplan.case" and manifest["schema_version"] == 1
+    assert manifest["format"] == "surgiplan.case" and manifest["schema_version"] == 2
     assert (manifest["coordinate_system"], manifest["units"]) == ("LPS", "mm")
     assert set(manifest["files"]) == set(names) - {"manifest.json"}
     assert {"image.nrrd", "segmentation.seg.nrrd", "meshes/001_tumour.vtp",
@@ -175,18 +175,73 @@ def test_bundle_from_a_newer_surgiplan_is_refused(saved):
         load_bundle(path)
 
 
-def test_older_manifest_goes_through_the_migration_hook(saved, monkeypatch):
+def _as_version_1(entries, *, keep_source: bool) -> None:
+    """The manifest as SurgiPlan wrote it before version 2: ``schema_version`` 1, and (before
+    the source series was recorded) no ``source`` entry."""
+    manifest = _manifest(entries)
+    manifest["schema_version"] = 1
+    if not keep_source:
+        manifest.pop("source", None)
+    entries["manifest.json"] = json.dumps(manifest).encode()
+
+
+def test_saved_bundles_carry_the_current_schema_version(saved):
+    _, path = saved
+    with zipfile.ZipFile(path) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert bundle.SCHEMA_VERSION == 2
+    assert manifest["schema_version"] == 2
+
+
+def test_version_1_bundle_without_source_still_loads(saved, tmp_path):
+    twin, path = saved
+    _rewrite(path, lambda entries: _as_version_1(entries, keep_source=False))
+    loaded = load_bundle(path)
+    assert [s.name for s in loaded.structures] == ["liver", "tumour"]
+    np.testing.assert_array_equal(loaded.image.array, twin.image.array)
+    # saved again, it is a version-2 bundle
+    again = save_bundle(loaded, tmp_path / "again.surgiplan")
+    with zipfile.ZipFile(again) as archive:
+        assert json.loads(archive.read("manifest.json"))["schema_version"] == 2
+
+
+def test_version_1_bundle_with_a_source_keeps_it(tmp_path):
+    from surgiplan.io import source_series
+
+    twin = _twin()
+    source = source_series.SourceSeries(
+        deidentified=True, sop_class_uid="1.2.840.10008.5.1.4.1.1.2", modality="CT",
+        study_uid="2.25.1", series_uid="2.25.2", frame_of_reference_uid="2.25.3", rows=32,
+        columns=40, pixel_spacing_mm=(0.75, 0.75), orientation=(1, 0, 0, 0, 1, 0),
+        instances=[source_series.SourceInstance(sop_instance_uid="2.25.4",
+                                                position_lps=(0.0, 0.0, 0.0))])
+    source_series.attach(twin.image, source)
+    path = save_bundle(twin, tmp_path / "case.surgiplan")
+    written = []
+
+    def old(entries):
+        written.append(_manifest(entries)["source"])
+        _as_version_1(entries, keep_source=True)
+
+    _rewrite(path, old)
+    loaded = source_series.source_of(load_bundle(path).image)
+    assert loaded is not None and written[0]["series_uid"]
+    assert loaded.model_dump(mode="json") == written[0]
+
+
+def test_older_manifest_goes_through_every_migration_in_order(saved, monkeypatch):
     _, path = saved
     seen = []
 
-    def v1_to_v2(manifest):
+    def v2_to_v3(manifest):
         seen.append(manifest["schema_version"])
         return manifest
 
-    monkeypatch.setattr(bundle, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(bundle.MIGRATIONS, 1, v1_to_v2)
+    _rewrite(path, lambda entries: _as_version_1(entries, keep_source=False))
+    monkeypatch.setattr(bundle, "SCHEMA_VERSION", 3)
+    monkeypatch.setitem(bundle.MIGRATIONS, 2, v2_to_v3)
     assert load_bundle(path).structures[0].name == "liver"
-    assert seen == [1]
+    assert seen == [2]
 
 
 @pytest.mark.parametrize("evil", ["../outside.txt", "/etc/passwd", "C:/x.txt", "a/../../b",

@@ -61,7 +61,9 @@ from surgiplan.progress import CancelToken, ProgressCallback, check, report
 from surgiplan.twin import Provenance, Twin
 
 FORMAT = "surgiplan.case"
-SCHEMA_VERSION = 1
+# 2: the manifest may hold ``source`` (the DICOM series the case came from; see
+#    source_series.py). Version 1 has none, or one written before the version was bumped.
+SCHEMA_VERSION = 2
 SUFFIX = ".surgiplan"
 MANIFEST = "manifest.json"
 IMAGE_ENTRY = "image.nrrd"
@@ -73,8 +75,16 @@ _SHA256 = r"^[0-9a-f]{64}$"
 MANIFEST_HASH_PREFIX = b"surgiplan-manifest-sha256:"
 MAX_MARGIN_MM = 100.0
 
+
+
+def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 -> 2: ``source`` becomes an explicit entry (None when the case has no source
+    series reference; exports then say so). A ``source`` a late version-1 save wrote is kept."""
+    return {**raw, "source": raw.get("source")}
+
+
 # Upgrades of older manifests: MIGRATIONS[v] turns a version-v manifest dict into version v+1.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
 
 
 # ---------------------------------------------------------------------------- manifest model
