@@ -42,8 +42,8 @@ APP_WINDOW = """
 import sys, time
 from PySide6.QtWidgets import QApplication
 app = QApplication([])
-from surgiplan.ui.main_window import MainWindow
-from surgiplan.ui.autosave import Autosave
+from surgiplan.ui.shell.main_window import MainWindow
+from surgiplan.ui.shell.autosave import Autosave
 w = MainWindow(autosave=Autosave(sys.argv[2])); w.show()
 while not w.windowHandle() or not w.windowHandle().isExposed():
     app.processEvents()
@@ -74,8 +74,8 @@ def _child_stall() -> None:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from surgiplan.ui.autosave import Autosave
-    from surgiplan.ui.main_window import MainWindow
+    from surgiplan.ui.shell.autosave import Autosave
+    from surgiplan.ui.shell.main_window import MainWindow
 
     app = QApplication([])
     window = MainWindow(autosave=Autosave(Path(sys.argv[2])))
@@ -148,8 +148,8 @@ def make_case(folder: Path) -> Path:
     """The abdomen CT case with the CT preset's structures, saved as the app saves it after
     showing it (its 3D display surfaces cached in the bundle)."""
     from surgiplan.io.bundle import load_bundle, save_bundle
-    from surgiplan.ui.case_io import scene_3d
-    from surgiplan.ui.display_meshes import display_cache_entries
+    from surgiplan.ui.data.case_io import scene_3d
+    from surgiplan.ui.views.display_meshes import display_cache_entries
 
     case = folder / "abdomen.surgiplan"
     subprocess.run([sys.executable, "-m", "surgiplan", "twin", "build", str(SCAN), "--out",
@@ -167,8 +167,8 @@ def _child_reopen() -> None:
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from surgiplan.ui.autosave import Autosave
-    from surgiplan.ui.main_window import MainWindow
+    from surgiplan.ui.shell.autosave import Autosave
+    from surgiplan.ui.shell.main_window import MainWindow
 
     case = Path(sys.argv[2])
     app = QApplication([])
@@ -227,7 +227,7 @@ def _bare_surfaces(case: Path) -> float:
     import pyvista as pv
 
     from surgiplan.io.bundle import load_bundle
-    from surgiplan.ui.display_meshes import cached_display_meshes, mesh_to_polydata
+    from surgiplan.ui.views.display_meshes import cached_display_meshes, mesh_to_polydata
 
     t0 = time.perf_counter()
     twin = load_bundle(case)

@@ -36,8 +36,8 @@ def _window(folder: Path):
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from surgiplan.ui.autosave import Autosave
-    from surgiplan.ui.main_window import MainWindow
+    from surgiplan.ui.shell.autosave import Autosave
+    from surgiplan.ui.shell.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])
     settings = QSettings(str(folder / "settings.ini"), QSettings.Format.IniFormat)

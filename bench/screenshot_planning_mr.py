@@ -32,7 +32,7 @@ def build_twin():
     from surgiplan.segmentation.morphology import shrink_mask
     from surgiplan.segmentation.presets import apply_preset
     from surgiplan.segmentation.threshold import otsu_threshold
-    from surgiplan.ui import case_io
+    from surgiplan.ui.data import case_io
 
     scan = case_io.scan_folder(SCAN)
     opened = case_io.open_series(case_io.choose_series(scan, path=SCAN))
@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication, QDockWidget, QScrollArea
 
     from surgiplan.simulation import discover
-    from surgiplan.ui.autosave import Autosave
-    from surgiplan.ui.main_window import MainWindow
+    from surgiplan.ui.shell.autosave import Autosave
+    from surgiplan.ui.shell.main_window import MainWindow
 
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -169,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QPointF, QSettings
     from PySide6.QtWidgets import QApplication, QDockWidget
 
-    from surgiplan.ui.autosave import Autosave
-    from surgiplan.ui.main_window import MainWindow
+    from surgiplan.ui.shell.autosave import Autosave
+    from surgiplan.ui.shell.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])
     win = MainWindow(settings=QSettings(str(args.out / "settings.ini"),

@@ -38,7 +38,7 @@ def write_mr(folder, windows: list[tuple[float, float] | None]) -> np.ndarray:
 
 def _shows_most_of_the_volume(vol: ImageVolume) -> bool:
     """True when the default window neither saturates nor blacks out most voxels."""
-    from surgiplan.ui.windowing import default_window
+    from surgiplan.ui.views.windowing import default_window
 
     center, width = default_window(vol)
     inside = np.abs(vol.array.astype(np.float64) - center) < width / 2
@@ -86,7 +86,7 @@ def test_robust_range_uses_every_slice(tmp_path):
 def test_real_mr_series_open_unsaturated(name):
     """Under 2 % of the object's voxels saturate white (the edge slice's own window saturated
     11 % of the MPRAGE and all of the phantom), none go black."""
-    from surgiplan.ui.windowing import default_window
+    from surgiplan.ui.views.windowing import default_window
 
     vol = load_dicom(real_scan(name))
     center, width = default_window(vol)

@@ -39,7 +39,9 @@ def test_a_forbidden_import_is_caught(tmp_path):
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     (tmp_path / "surgiplan" / "model" / "sneaky.py").write_text(
-        "import PySide6.QtWidgets\nfrom surgiplan.ui import app\n", encoding="utf-8")
+        "import PySide6.QtWidgets\nfrom surgiplan.ui.shell import app\n", encoding="utf-8")
+    (tmp_path / "surgiplan" / "ui" / "views" / "upward.py").write_text(
+        "from surgiplan.ui.plan import planning_panel\n", encoding="utf-8")
     (tmp_path / "surgiplan" / "io" / "loop.py").write_text(
         "from surgiplan.segmentation import editor\n", encoding="utf-8")
     (tmp_path / "surgiplan" / "segmentation" / "loop_back.py").write_text(
@@ -51,3 +53,25 @@ def test_a_forbidden_import_is_caught(tmp_path):
     assert "The core is Qt-free" in out.split("Broken contracts")[-1]
     assert "Only the command line starts the app" in out.split("Broken contracts")[-1]
     assert "No import cycles" in out.split("Broken contracts")[-1]
+    assert "rooms are layered" in out.split("Broken contracts")[-1]
+    assert "surgiplan.ui.views.upward" in out
+
+
+def test_rooms_below_the_shell_name_the_main_window_only_for_type_hints():
+    """The layers contract ignores imports of the main window (panels are handed it); they must
+    stay under ``if TYPE_CHECKING:``, never run-time imports from a lower room."""
+    import ast
+
+    offenders = []
+    for path in (ROOT / "surgiplan" / "ui").rglob("*.py"):
+        if path.parent.name == "shell":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        guarded = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                   and ast.unparse(node.test).endswith("TYPE_CHECKING")
+                   for n in ast.walk(node)}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.ImportFrom) and node.module == "surgiplan.ui.shell.main_window"
+                    and id(node) not in guarded):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders, offenders

@@ -37,7 +37,7 @@ def register(subparsers) -> None:
 
 def run_gui(args: argparse.Namespace) -> int:
     """Open the app as the parsed ``gui`` arguments say; returns the exit code."""
-    from surgiplan.ui.app import run_app
+    from surgiplan.ui.shell.app import run_app
 
     return run_app(args.path, layout=args.layout, screenshot=args.screenshot,
                    exit_after=args.exit, review=args.review, plan=args.plan)

@@ -4,7 +4,8 @@ Qt's offscreen platform and VTK's EGL/OSMesa render window). The PDF is written 
 read back: a full disk or an unwritable place exits 2 and leaves any previous report intact.
 
 The report holds the case summary (de-identified: only the pseudonymous ``patient_ref`` unless
-``--include-identifiers``), screenshots (3D, key slices, probe's-eye for trajectories), metric
+``--include-identifiers``, which is recorded in ``identifiers.log`` like every identified
+export), screenshots (3D, key slices, probe's-eye for trajectories), metric
 tables with 95 % intervals and thresholds with their sources, the uncertainty model in words,
 provenance (software and plug-in versions, parameters, input hashes, date) and a sign-off
 block. Qt is imported only when the command runs. Exit codes: 0 written; 2 bad input.
@@ -39,9 +40,17 @@ def run(args: argparse.Namespace) -> int:
     from surgiplan.io.atomic import probe_writable
 
     probe_writable(args.out)  # before minutes of rendering
-    from surgiplan.ui.report.export import write_report_offscreen
+    from surgiplan.ui.shell.headless import write_report_offscreen
 
     path = write_report_offscreen(bundle, args.out, plan=args.plan,
                                   include_identifiers=args.include_identifiers)
+    if args.include_identifiers:  # the explicit opt-in is logged, as for every PHI export
+        import sys
+
+        from surgiplan.io.source_series import log_identified_export
+
+        log_identified_export("PDF report", path)
+        print("note: this report holds patient identifiers; it was recorded in SurgiPlan's "
+              "identifiers.log", file=sys.stderr)
     print(path)
     return 0

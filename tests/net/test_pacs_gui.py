@@ -39,6 +39,6 @@ def test_search_retrieve_browse_and_load(pacs, orthanc, window, qtbot):  # noqa:
     (stored,) = _series_items(browser.tree)
     assert stored.text(1) == "3" and stored.text(2) == "get:orthanc"
     assert window.twin.image.geometry.size[2] == 3
-    from surgiplan.ui.pacs_panel import UID_ROLE
+    from surgiplan.ui.data.pacs_panel import UID_ROLE
 
     assert window.twin.image.series_uid == item.data(0, UID_ROLE)[1]

@@ -15,7 +15,7 @@ from PySide6.QtCore import QTimer
 
 from surgiplan.simulation import discover
 from surgiplan.simulation.result import Level
-from surgiplan.ui import planning_panel
+from surgiplan.ui.plan import planning_panel
 from tests.ui.conftest import fail_on_leaked_windows, window  # noqa: F401
 from tests.ui.test_planning_panel import (
     ENTRY_SAFE,

@@ -14,8 +14,8 @@ from tests.reliability.savecase import add_trajectory_plan, small_case
 def window(qtbot, tmp_path):
     from PySide6.QtCore import QSettings
 
-    from surgiplan.ui.autosave import Autosave
-    from surgiplan.ui.main_window import MainWindow
+    from surgiplan.ui.shell.autosave import Autosave
+    from surgiplan.ui.shell.main_window import MainWindow
 
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     win = MainWindow(settings=settings, autosave=Autosave(tmp_path / "autosave"))

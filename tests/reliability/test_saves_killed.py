@@ -94,7 +94,7 @@ def test_stale_temps_of_dead_writers_are_swept_and_live_ones_kept(tmp_path):
 
 
 def test_app_start_sweeps_autosave_temps(tmp_path):
-    from surgiplan.ui.autosave import Autosave
+    from surgiplan.ui.shell.autosave import Autosave
 
     context = multiprocessing.get_context("fork")
     dead = context.Process(target=time.sleep, args=(0,))

@@ -86,8 +86,8 @@ def window(qtbot, tmp_path):
     """A shown main window with private settings and autosave folder; closed after the test."""
     from PySide6.QtCore import QSettings
 
-    from surgiplan.ui.autosave import Autosave
-    from surgiplan.ui.main_window import MainWindow
+    from surgiplan.ui.shell.autosave import Autosave
+    from surgiplan.ui.shell.main_window import MainWindow
 
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     win = MainWindow(settings=settings, autosave=Autosave(tmp_path / "autosave"))

@@ -9,8 +9,8 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
 from surgiplan.plans.compare import NOT_DISTINGUISHABLE
-from surgiplan.ui import case_io
-from surgiplan.ui.compare_window import BEST_BG, FAIL_FG, CompareWindow, cell_text
+from surgiplan.ui.data import case_io
+from surgiplan.ui.plan.compare_window import BEST_BG, FAIL_FG, CompareWindow, cell_text
 from tests.ui.plans_fixtures import twin_with_plans
 
 

@@ -69,7 +69,7 @@ def test_missing_path_and_unexpected_errors_keep_the_app_running(qtbot, window, 
     import surgiplan.crash_log as crash_log
 
     monkeypatch.setattr(crash_log, "log_dir", lambda: tmp_path / "logs")
-    from surgiplan.ui.error_dialogs import install_excepthook
+    from surgiplan.ui.shell.error_dialogs import install_excepthook
 
     previous = install_excepthook(window.report_error)
     try:
@@ -109,9 +109,9 @@ def test_cancel_an_import(qtbot, window):
 
 
 def test_autosave_and_recovery_after_a_crash(qtbot, window, tmp_path):
-    from surgiplan.ui.app import offer_recovery
-    from surgiplan.ui.autosave import Autosave
-    from surgiplan.ui.main_window import MainWindow
+    from surgiplan.ui.shell.app import offer_recovery
+    from surgiplan.ui.shell.autosave import Autosave
+    from surgiplan.ui.shell.main_window import MainWindow
 
     twin = make_twin()
     wait_ready(qtbot, window, lambda: (setattr(window, "_loading", True), window.set_twin(twin)))

@@ -6,7 +6,7 @@ import pytest
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QSpinBox
 
 from surgiplan.simulation import Kind, Output, Parameter, SimulatorSpec, validate_parameters
-from surgiplan.ui.parameter_form import ParameterForm
+from surgiplan.ui.widgets.parameter_form import ParameterForm
 
 SPEC = SimulatorSpec(
     id="formtest", title="Form test", version="1", kind=Kind.ABLATION,

@@ -64,7 +64,7 @@ def test_status_approval_asks_who_and_shows_it(loaded, monkeypatch):
     window, twin, _plans = loaded
     panel = window.plans_panel
     asked = []
-    monkeypatch.setattr("surgiplan.ui.plans_panel.ask_text",
+    monkeypatch.setattr("surgiplan.ui.plan.plans_panel.ask_text",
                         lambda *a, **k: asked.append(a[1]) or "Dr Vale (neurosurgeon)")
     panel.select("Anterior")
     panel.buttons["propose"].click()

@@ -16,9 +16,9 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from surgiplan.ui import plans_panel as plans_module
-from surgiplan.ui import rehearsal_panels
-from surgiplan.ui.rehearsal_tools import mesh_section_lps
+from surgiplan.ui.plan import plans_panel as plans_module
+from surgiplan.ui.rehearse import rehearsal_panels
+from surgiplan.ui.rehearse.rehearsal_tools import mesh_section_lps
 from tests.ui.test_main_window import send_drag
 from tests.ui.test_planning_panel import entries as entries
 from tests.ui.test_planning_panel import open_planning
@@ -211,7 +211,7 @@ def test_rehearsal_saves_as_a_plan_from_its_panel(qtbot, window, kind):
         window.set_cursor(TUMOUR_LPS)
         qtbot.wait(50)
         view = window.slice_views["axial"]
-        from surgiplan.ui.rehearsal_tools import view_plane_lps
+        from surgiplan.ui.rehearse.rehearsal_tools import view_plane_lps
         vertices, faces, _c, _n = panel.zone_outline.meshes[0]
         a, _b = mesh_section_lps(vertices, faces, *view_plane_lps(view))
         assert len(a) > 8
@@ -234,7 +234,7 @@ def test_mesh_section_of_a_sphere_is_its_circle():
 def test_use_best_entry_lands_on_the_skin():
     """Item 6: the optimiser keeps its path length; the panel moves the entry along the
     probe's line to where it leaves the skin (within a voxel of the analytic ellipsoid)."""
-    from surgiplan.ui.ablation_panel import skin_entry_lps
+    from surgiplan.ui.rehearse.ablation_panel import skin_entry_lps
     from tests.ui.conftest import make_twin
 
     twin = make_twin()

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QAbstractButton, QLineEdit, QPlainTextEdit
 
 from surgiplan.io.bundle import save_bundle
 from surgiplan.plans import PlanSet, store_in_twin
-from surgiplan.ui.review_mode import BANNER, ReviewWindow, choose_plan
+from surgiplan.ui.modes.review_mode import BANNER, ReviewWindow, choose_plan
 from tests.ui.conftest import TUMOUR_LPS
 from tests.ui.plans_fixtures import ENTRIES_LPS, twin_with_plans
 

@@ -227,7 +227,7 @@ def test_islands_margins_and_logical_ops(qtbot, seg_window):
 def test_assisted_preset_adds_starting_points_with_a_note(qtbot, seg_window):
     from surgiplan.segmentation.presets import PRESETS
     from surgiplan.segmentation.threshold import THRESHOLD_PRESETS
-    from surgiplan.ui.segment_panel import PRESET_TITLES, THRESHOLD_NAMES
+    from surgiplan.ui.segment.segment_panel import PRESET_TITLES, THRESHOLD_NAMES
 
     assert {n: p.title for n, p in PRESETS.items()} == PRESET_TITLES
     assert set(THRESHOLD_NAMES) == set(THRESHOLD_PRESETS)

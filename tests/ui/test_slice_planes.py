@@ -7,9 +7,9 @@ import pytest
 
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.structures import Segmentation
-from surgiplan.ui.overlay import blend_labels, layer_lookups, outline_mask
-from surgiplan.ui.slice_planes import Plane, plane_mapping
-from surgiplan.ui.windowing import CT_PRESETS, default_window, presets_for, to_grey
+from surgiplan.ui.views.overlay import blend_labels, layer_lookups, outline_mask
+from surgiplan.ui.views.slice_planes import Plane, plane_mapping
+from surgiplan.ui.views.windowing import CT_PRESETS, default_window, presets_for, to_grey
 from tests.ui.conftest import MARKER_LPS, make_twin, rotation_z
 
 # Image axes (columns) in LPS for common acquisitions.

@@ -109,9 +109,9 @@ def test_data_browser_lists_non_image_objects_and_problems(qtbot, window, tmp_pa
 
 
 def test_settings_stay_in_the_isolated_config_folder(qtbot, tmp_path):
-    from surgiplan.ui.autosave import Autosave
-    from surgiplan.ui.main_window import MainWindow
-    from surgiplan.ui.settings import settings_path
+    from surgiplan.ui.shell.autosave import Autosave
+    from surgiplan.ui.shell.main_window import MainWindow
+    from surgiplan.ui.shell.settings import settings_path
 
     config_home = os.environ["XDG_CONFIG_HOME"]  # a pytest temp folder (tests/conftest.py)
     assert str(settings_path()).startswith(config_home)

@@ -184,7 +184,7 @@ def test_imported_segments_get_terminology_roles_and_distinct_colours(qtbot, win
 
 
 def test_volume_rendering_is_not_hidden_by_the_skin(qtbot, window):
-    from surgiplan.ui.view3d import SKIN_OPACITY_3D, VOLUME_CONTEXT_OPACITY
+    from surgiplan.ui.views.view3d import SKIN_OPACITY_3D, VOLUME_CONTEXT_OPACITY
 
     show(qtbot, window, make_twin())
     view = window.view3d
@@ -202,8 +202,8 @@ def test_volume_rendering_is_not_hidden_by_the_skin(qtbot, window):
 
 def test_3d_display_surfaces_are_cached_in_the_bundle_and_checked(tmp_path):
     from surgiplan.io.bundle import load_bundle
-    from surgiplan.ui.case_io import scene_3d
-    from surgiplan.ui.display_meshes import display_cache_entries
+    from surgiplan.ui.data.case_io import scene_3d
+    from surgiplan.ui.views.display_meshes import display_cache_entries
 
     twin = make_twin()
     first = scene_3d(twin, with_volume=False)

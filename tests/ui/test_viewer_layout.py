@@ -19,8 +19,8 @@ SCANS = ["abdomen-ct-contrast", "head-mr-t1-mprage"]
 @pytest.fixture(scope="module")
 def main(qapp, tmp_path_factory):
     """One main window for the module (hidden between tests), private settings."""
-    from surgiplan.ui.autosave import Autosave
-    from surgiplan.ui.main_window import MainWindow
+    from surgiplan.ui.shell.autosave import Autosave
+    from surgiplan.ui.shell.main_window import MainWindow
 
     folder = tmp_path_factory.mktemp("layout")
     settings = QSettings(str(folder / "settings.ini"), QSettings.Format.IniFormat)
@@ -109,8 +109,8 @@ def test_four_up_equal_fitting_and_readable(qtbot, shown, scan, size):
 
 
 def test_splitters_drag_and_are_remembered(qtbot, shown, tmp_path):
-    from surgiplan.ui.autosave import Autosave
-    from surgiplan.ui.main_window import MainWindow
+    from surgiplan.ui.shell.autosave import Autosave
+    from surgiplan.ui.shell.main_window import MainWindow
 
     win = shown
     win.set_layout("four-up")

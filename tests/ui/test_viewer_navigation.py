@@ -10,8 +10,8 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
-from surgiplan.ui.slice_planes import FORWARD_LPS, Plane
-from surgiplan.ui.slice_view import SliceView
+from surgiplan.ui.views.slice_planes import FORWARD_LPS, Plane
+from surgiplan.ui.views.slice_view import SliceView
 from tests.ui.conftest import make_twin
 from tests.ui.viewer_scans import load_scan_twin
 
@@ -77,7 +77,7 @@ def test_wheel_direction_on_real_scans(qtbot, scan):
 
 
 def plane_axis(twin, plane: Plane) -> int:
-    from surgiplan.ui.slice_planes import plane_mapping
+    from surgiplan.ui.views.slice_planes import plane_mapping
 
     return plane_mapping(twin.geometry, plane).slice_axis
 

@@ -25,7 +25,7 @@ def scan_folder(name: str) -> Path:
 @cache
 def load_scan_twin(name: str):
     """The default series of real scan folder ``name`` as a Twin (no structures)."""
-    from surgiplan.ui import case_io
+    from surgiplan.ui.data import case_io
 
     folder = scan_folder(name)
     scan = case_io.scan_folder(folder)

@@ -16,10 +16,10 @@ from surgiplan.plans.model import Intervention, Plan
 from surgiplan.simulation.result import Level
 from surgiplan.simulation.spec import Kind
 from surgiplan.ui.report.marks import PlanMarks
-from surgiplan.ui.view3d import STANDARD_VIEWS
+from surgiplan.ui.views.view3d import STANDARD_VIEWS
 
 if TYPE_CHECKING:
-    from surgiplan.ui.main_window import MainWindow
+    from surgiplan.ui.shell.main_window import MainWindow
 
 PROBE_SIZE = (1000, 430)
 
@@ -158,7 +158,7 @@ def capture_plan_views(window: MainWindow, plan: Plan) -> dict[str, QImage]:
 def probe_image(window: MainWindow, entry: np.ndarray, target: np.ndarray,
                 diameter_mm: float) -> QImage:
     """The probe's-eye and along-the-path reslices, rendered off screen."""
-    from surgiplan.ui.probe_view import ProbeView
+    from surgiplan.ui.views.probe_view import ProbeView
 
     view = ProbeView()
     try:

@@ -6,12 +6,9 @@ with no display at all (Qt's offscreen platform, VTK's EGL/OSMesa render window;
 
 from __future__ import annotations
 
-import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QCoreApplication, QEventLoop, QSettings, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog
 
@@ -22,9 +19,8 @@ from surgiplan.ui.report.content import build_content
 from surgiplan.ui.report.pdf import write_pdf
 
 if TYPE_CHECKING:
-    from surgiplan.ui.main_window import MainWindow
+    from surgiplan.ui.shell.main_window import MainWindow
 
-LOAD_TIMEOUT_MS = 120_000
 
 
 def selected_plan_name(window: MainWindow) -> str | None:
@@ -75,68 +71,3 @@ def install_report_action(window: MainWindow) -> QAction:
         file_menu.insertAction(quit_action, action)
     window.export_report_action = action
     return action
-
-
-def _wait_loaded(window: MainWindow, bundle: Path) -> None:
-    loop = QEventLoop()
-    failure: list[BaseException] = []
-    window.ready.connect(loop.quit)
-    window.load_failed.connect(lambda exc: (failure.append(exc), loop.quit()))
-    QTimer.singleShot(LOAD_TIMEOUT_MS, loop.quit)
-    window.open_path(bundle)
-    loop.exec()
-    if failure:
-        raise failure[0]
-    if window.twin is None:
-        raise BadInputError("the case did not open in time", path=bundle,
-                            action="try again, or open it in the app")
-    _wait_scene(window)
-    settle = QEventLoop()
-    QTimer.singleShot(300, settle.quit)
-    settle.exec()
-
-
-def _wait_scene(window: MainWindow) -> None:
-    """Until the 3D view holds the structures' surfaces and no job runs (or the timeout)."""
-    deadline = time.monotonic() + LOAD_TIMEOUT_MS / 1000.0
-    twin = window.twin
-    while time.monotonic() < deadline:
-        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 100)
-        surfaces = twin is None or not len(twin.segmentation) or window.view3d.surface_names()
-        if surfaces and window.runner.is_idle():
-            return
-        time.sleep(0.05)
-
-
-def write_report_offscreen(bundle: Path, out: Path, *, plan: str | None = None,
-                           include_identifiers: bool = False) -> Path:
-    """Open ``bundle`` in a private window, render the plan's views and write the PDF."""
-    from surgiplan.io.bundle import read_extras
-    from surgiplan.plans.store import plan_set_from_extras
-    from surgiplan.ui.app import application
-    from surgiplan.ui.autosave import Autosave
-    from surgiplan.ui.main_window import MainWindow
-    from surgiplan.ui.report.offscreen import choose_platform, headless, offscreen_plotter
-    from surgiplan.ui.view3d import View3D
-
-    plan_set_from_extras(read_extras(bundle)).get(plan) if plan else None  # fail fast
-    choose_platform()
-    app = application()
-    if headless():
-        View3D.plotter_factory = offscreen_plotter
-    with tempfile.TemporaryDirectory(prefix="surgiplan-report-") as tmp:
-        settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
-        window = MainWindow(settings=settings, autosave=Autosave(Path(tmp) / "autosave"))
-        window.resize(1400, 900)
-        window.show()
-        try:
-            _wait_loaded(window, bundle)
-            return export_report(window, out, plan=plan,
-                                 include_identifiers=include_identifiers)
-        finally:
-            window.dirty = False
-            window.ask_rehearsals_on_close = False  # a headless report never asks anything
-            window.close()
-            window.deleteLater()
-            app.processEvents()
-            View3D.plotter_factory = None

@@ -14,10 +14,10 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 
 from surgiplan.simulation.result import DisplayMesh, Level
-from surgiplan.ui.trajectory_tools import PathDecoration, TrajectoryPlan
+from surgiplan.ui.plan.trajectory_tools import PathDecoration, TrajectoryPlan
 
 if TYPE_CHECKING:
-    from surgiplan.ui.main_window import MainWindow
+    from surgiplan.ui.shell.main_window import MainWindow
 
 SEVERITY_RGB = {"good": (40, 180, 80), "warning": (240, 170, 0), "problem": (230, 40, 40),
                 "info": (90, 160, 255), "reference": (0, 200, 255)}
@@ -83,7 +83,7 @@ class PlanMarks:
         self._add_actor(f"{self.prefix}:mesh{len(self._actors)}", poly,
                         color=mesh.color or (1.0, 0.55, 0.1), opacity=max(mesh.opacity, 0.35))
         if self.outline is None:  # and its outline on the 2D slices (ablation zone, cut)
-            from surgiplan.ui.rehearsal_tools import MeshOutlineDecoration
+            from surgiplan.ui.rehearse.rehearsal_tools import MeshOutlineDecoration
 
             self.outline = MeshOutlineDecoration()
             for view in self.window.slice_views.values():
@@ -177,6 +177,6 @@ def _off_slice_mm(view, point_lps: np.ndarray) -> float:
 
 
 def _level_rgb(level: Level | None) -> tuple[float, float, float]:
-    from surgiplan.ui.trajectory_tools import LEVEL_RGB
+    from surgiplan.ui.plan.trajectory_tools import LEVEL_RGB
 
     return tuple(v / 255.0 for v in LEVEL_RGB[None if level is None else Level(level)])

@@ -1,0 +1,1 @@
+"""Whole-window modes: plan review (read-only sign-off) and training."""

@@ -1,0 +1,1 @@
+"""Planning: trajectory planning, plan graphics, the plans list and the Compare window."""

@@ -1,0 +1,1 @@
+"""Rehearsals: the simulator panels (ablation, implant, resection) and their interactive tools."""

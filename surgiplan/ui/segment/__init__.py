@@ -1,0 +1,1 @@
+"""Segmentation: the Segment dock, its editing tools and the structures list."""
