@@ -81,7 +81,9 @@ def shrink_mask(mask: np.ndarray, geometry: ImageGeometry, margin_mm: float) -> 
 def fill_holes(mask: np.ndarray, *, per_slice_axis: int | None = None) -> np.ndarray:
     """Fill cavities not connected to the outside: in 3D, or per slice normal to a numpy axis.
 
-    ``per_slice_axis``: 0 fills each axial (z) slice, 1 each y slice, 2 each x slice.
+    ``per_slice_axis``: 0 fills each axial (z) slice, 1 each y slice, 2 each x slice. The same
+    result as ``scipy.ndimage.binary_fill_holes`` (6-connected background, in-plane only per
+    slice), computed with one labelling of the background (several times faster on a CT).
     """
     mask = np.asarray(mask, dtype=bool)
     box = bounding_box(mask)
@@ -89,6 +91,7 @@ def fill_holes(mask: np.ndarray, *, per_slice_axis: int | None = None) -> np.nda
     if box is None:
         return out
     structure = ndimage.generate_binary_structure(3, 1)
+    faces = [0, 1, 2]
     if per_slice_axis is not None:
         if per_slice_axis not in (0, 1, 2):
             raise ValueError(f"per_slice_axis must be 0, 1 or 2, got {per_slice_axis}")
@@ -97,7 +100,16 @@ def fill_holes(mask: np.ndarray, *, per_slice_axis: int | None = None) -> np.nda
         mid[per_slice_axis] = slice(1, 2)
         only_in_plane[tuple(mid)] = structure[tuple(mid)]
         structure = only_in_plane
-    out[box] = ndimage.binary_fill_holes(mask[box], structure=structure)
+        faces.remove(per_slice_axis)
+    labels, n = ndimage.label(~mask[box], structure=structure)
+    outside = np.zeros(n + 1, dtype=bool)
+    for axis in faces:
+        for end in (0, -1):
+            face: list[slice | int] = [slice(None)] * 3
+            face[axis] = end
+            outside[labels[tuple(face)]] = True
+    outside[0] = True
+    out[box] |= ~outside[labels]
     return out
 
 

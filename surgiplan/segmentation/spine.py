@@ -78,33 +78,57 @@ def _axial_check(geometry: ImageGeometry) -> None:
                             action="reformat the scan to axial slices first")
 
 
+def _in_plane() -> np.ndarray:
+    """6-connectivity within each axial slice (a 3D structure with no link along k)."""
+    structure = np.zeros((3, 3, 3), bool)
+    structure[1] = ndimage.generate_binary_structure(2, 1)
+    return structure
+
+
 def _canal_points(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
                   close_mm: float = 0.0) -> np.ndarray:
     """(nz, 2) canal centre (row j, column i) per slice; NaN where no closed ring is found.
-    With ``close_mm`` the bone is first closed in-plane (rings open at the laminae)."""
+    With ``close_mm`` the bone is first closed in-plane (rings open at the laminae).
+    All slices at once: per-slice holes, one in-plane labelling, statistics by bincount."""
     sx, sy = geometry.spacing_mm[0], geometry.spacing_mm[1]
-    pixel = sx * sy
     out = np.full((image.shape[0], 2), np.nan)
-    for k in range(image.shape[0]):
-        if not body[k].any():
-            continue
-        bone = (image[k] >= BONE_HU) & body[k]
-        if close_mm > 0:
-            bone = ndimage.binary_closing(bone, iterations=max(1, round(close_mm / sx)))
-        holes = ndimage.binary_fill_holes(bone) & ~bone
-        labels, n = ndimage.label(holes)
-        if n == 0:
-            continue
-        idx = np.arange(1, n + 1)
-        area = ndimage.sum_labels(np.ones_like(labels), labels, idx) * pixel
-        mean = ndimage.mean(image[k], labels, idx)
-        centres = np.array(ndimage.center_of_mass(holes, labels, idx))
-        bj, bi = ndimage.center_of_mass(body[k])
-        ok = ((area >= 30) & (area <= 700) & (mean < CANAL_HU) & (centres[:, 0] > bj)
-              & (np.abs(centres[:, 1] - bi) * sx < 60))
-        if ok.any():
-            cand = centres[ok]
-            out[k] = cand[np.argmin(np.abs(cand[:, 1] - bi))]
+    per_slice = body.sum(axis=2)  # (nz, ny)
+    slice_count = np.maximum(per_slice.sum(axis=1), 1)
+    body_j = per_slice @ np.arange(image.shape[1]) / slice_count
+    body_i = body.sum(axis=1) @ np.arange(image.shape[2]) / slice_count
+    # the canal lies behind the body's centre within 60 mm of its mid-line: search there
+    centre = np.median(body_i[per_slice.sum(axis=1) > 0]) if body.any() else image.shape[2] / 2
+    i0 = int(max(0, centre - 90.0 / sx))
+    i1 = int(min(image.shape[2], centre + 90.0 / sx + 1))
+    j0 = int(max(0, np.floor(body_j.min()) - 1))
+    image, body = image[:, j0:, i0:i1], body[:, j0:, i0:i1]
+    body_j, body_i = body_j - j0, body_i - i0
+    bone = (image >= BONE_HU) & body
+    if close_mm > 0:
+        bone = ndimage.binary_closing(bone, structure=_in_plane(),
+                                      iterations=max(1, round(close_mm / sx)))
+    holes = fill_holes(bone, per_slice_axis=0) & ~bone
+    labels, n = ndimage.label(holes, structure=_in_plane())
+    if n == 0:
+        return out
+    size = np.bincount(labels.ravel(), minlength=n + 1) * (sx * sy)
+    small = (size >= 30) & (size <= 700)
+    small[0] = False
+    kk, jj, ii = np.nonzero(small[labels])
+    lab = np.searchsorted(np.flatnonzero(small), labels[kk, jj, ii]) + 1
+    m = int(small.sum())
+    count = np.bincount(lab, minlength=m + 1)[1:].astype(float)
+    mean = np.bincount(lab, image[kk, jj, ii].astype(float), m + 1)[1:] / count
+    cj = np.bincount(lab, jj, m + 1)[1:] / count
+    ci = np.bincount(lab, ii, m + 1)[1:] / count
+    ck = np.bincount(lab, kk, m + 1)[1:] // count
+    k = ck.astype(int)
+    ok = ((mean < CANAL_HU) & (cj > body_j[k])
+          & (np.abs(ci - body_i[k]) * sx < 60))
+    for slice_k in np.unique(k[ok]):
+        pick = np.flatnonzero(ok & (k == slice_k))
+        best = pick[np.argmin(np.abs(ci[pick] - body_i[slice_k]))]
+        out[slice_k] = (cj[best] + j0, ci[best] + i0)
     return out
 
 
