@@ -16,7 +16,11 @@ from surgiplan.processing.mesh_convert import (
     surface_to_polydata,
     surface_to_trimesh,
 )
-from surgiplan.processing.surfaces import structure_surfaces
+from surgiplan.processing.surfaces import (
+    coarse_surface,
+    structure_surfaces,
+    surface_nets_triangles,
+)
 from tests.test_distance import centres_lps, grid_around, rotation
 
 CENTRE = np.array([20.0, -35.0, 110.0])
@@ -96,15 +100,29 @@ def test_multi_label_layers_names_and_grid_edge():
         structure_surfaces(seg, names=["liver"])
 
 
-def test_max_triangles_decimates_and_keeps_the_shape():
+def test_max_triangles_meshes_coarser_and_keeps_the_shape():
     geometry = grid_around(CENTRE, 16.0, (0.5, 0.5, 0.5))
     seg = sphere_segmentation(geometry, radius=12.0)
     full = structure_surfaces(seg)["tumour"]
-    small = structure_surfaces(seg, max_triangles=2000)["tumour"]
-    assert full.n_triangles > 10_000
-    assert 1500 <= small.n_triangles <= 2000
+    assert surface_nets_triangles(seg.layers[0], 1) == full.n_triangles > 10_000
+    for budget in (2000, 6000):
+        small = structure_surfaces(seg, max_triangles=budget)["tumour"]
+        assert budget / 4 <= small.n_triangles <= budget
+        radial = np.linalg.norm(small.vertices_lps - CENTRE, axis=1)
+        assert np.abs(radial - 12.0).max() < 0.6
+        check_closed_outward(small)
+    same = structure_surfaces(seg, max_triangles=full.n_triangles)["tumour"]
+    assert np.array_equal(same.faces, full.faces)  # within the budget: the full mesh
+
+
+def test_coarse_surface_lands_in_lps_on_a_mirroring_oblique_grid():
+    direction = rotation((0, 1, 0), 90) @ np.diag([1, 1, -1])
+    geometry = grid_around(CENTRE, 16.0, (0.6, 0.5, 0.8), direction)
+    seg = sphere_segmentation(geometry, radius=10.0)
+    small = coarse_surface(seg.layers[0], geometry, 1, max_triangles=1500)
+    assert 0 < small.n_triangles <= 1500
     radial = np.linalg.norm(small.vertices_lps - CENTRE, axis=1)
-    assert np.abs(radial - 12.0).max() < 0.6
+    assert np.abs(radial - 10.0).max() < 0.8
     check_closed_outward(small)
 
 

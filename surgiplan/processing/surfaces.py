@@ -53,20 +53,33 @@ def structure_surfaces(
     """Closed, outward-wound surface meshes (LPS mm) of the named structures (default: all).
 
     ``smoothing``: SurfaceNets smoothing iterations (0 = the blocky voxel boundary).
-    ``max_triangles``: decimate (quadric) any mesh above this many triangles, for display
-    copies. A structure without voxels gets an empty mesh. Keys follow ``names`` order.
+    ``max_triangles``: display copies of at most this many triangles each. A structure whose
+    full-resolution surface would be larger is meshed from a block-averaged copy of its mask
+    (:func:`coarse_surface`), so its full-resolution mesh is never built; the others are
+    meshed as usual. A structure without voxels gets an empty mesh. Keys follow ``names``
+    order.
     """
     wanted = _requested(segmentation, names)
     if smoothing < 0:
         raise ValueError(f"smoothing must be >= 0 iterations, got {smoothing}")
     if max_triangles is not None and max_triangles < 4:
         raise ValueError(f"max_triangles must be >= 4, got {max_triangles}")
-    layers = sorted({s.layer for s in wanted})
     meshes: dict[str, SurfaceMesh] = {}
+    if max_triangles is not None:
+        for s in wanted:
+            check(cancel)
+            layer = segmentation.layers[s.layer]
+            triangles = surface_nets_triangles(layer, s.label)
+            if triangles > max_triangles:
+                meshes[s.name] = coarse_surface(layer, segmentation.geometry, s.label,
+                                                max_triangles=max_triangles,
+                                                estimate=triangles)
+    todo = [s for s in wanted if s.name not in meshes]
+    layers = sorted({s.layer for s in todo})
     for n, layer_index in enumerate(layers):
         check(cancel)
         span = (n / len(layers), (n + 1) / len(layers))
-        in_layer = [s for s in wanted if s.layer == layer_index]
+        in_layer = [s for s in todo if s.layer == layer_index]
         meshes.update(
             layer_surfaces(
                 segmentation.layers[layer_index], segmentation.geometry,
@@ -74,12 +87,8 @@ def structure_surfaces(
                 progress=_scaled(progress, span), cancel=cancel,
             )
         )
-    if max_triangles is not None:
-        for name, mesh in meshes.items():
-            check(cancel)
-            meshes[name] = decimated(mesh, max_triangles=max_triangles)
     report(progress, 1.0, "surfaces")
-    return {s.name: meshes[s.name] for s in wanted}
+    return {s.name: meshes[s.name] for s in _requested(segmentation, names)}
 
 
 def layer_surfaces(
@@ -109,6 +118,59 @@ def layer_surfaces(
     }
 
 
+def surface_nets_triangles(labels: np.ndarray, label: int) -> int:
+    """Triangles SurfaceNets would make for ``label`` of a label array: two per voxel face
+    between the label and anything else (the grid edge included). Counted slab by slab along
+    z, so the temporaries stay a few slices big."""
+    box = _label_box(labels, label)
+    if box is None:
+        return 0
+    faces = 0
+    previous = np.zeros(labels.shape[1:], dtype=bool)[box[1], box[2]]
+    for k in range(box[0].start, box[0].stop):
+        inside = labels[k, box[1], box[2]] == label
+        faces += int(np.count_nonzero(inside != previous))
+        faces += int(np.count_nonzero(inside[1:] != inside[:-1]))
+        faces += int(np.count_nonzero(inside[:, 1:] != inside[:, :-1]))
+        faces += int(np.count_nonzero(inside[0])) + int(np.count_nonzero(inside[-1]))
+        faces += int(np.count_nonzero(inside[:, 0])) + int(np.count_nonzero(inside[:, -1]))
+        previous = inside
+    faces += int(np.count_nonzero(previous))
+    return 2 * faces
+
+
+def coarse_surface(
+    labels: np.ndarray,
+    geometry: ImageGeometry,
+    label: int,
+    *,
+    max_triangles: int,
+    estimate: int | None = None,
+) -> SurfaceMesh:
+    """A display surface (LPS mm, closed, outward) of ``label`` with at most ``max_triangles``
+    triangles, without building the full-resolution mesh.
+
+    The label's mask is averaged over blocks of ``b`` voxels per axis (the inside fraction of
+    each block; beyond the grid counts as outside) and the 0.5 iso-surface of that field is
+    extracted (``vtkFlyingEdges3D``). ``b`` is the smallest block size whose mesh fits the
+    budget, starting from the SurfaceNets triangle count ``estimate`` (which falls as 1/b^2).
+    The 0.5 level of a block average lies on a smooth surface up to a curvature term of order
+    ``(b h)^2 / (24 R)`` (``h`` the largest spacing, ``R`` the radius of curvature); features
+    thinner than about half a block vanish (display only: measurements use the full grid).
+    Memory: the field (``1/b^3`` of the label's box, float32) and a few fine slices.
+    """
+    box = _label_box(labels, label)
+    if box is None:
+        return _empty_mesh()
+    count = surface_nets_triangles(labels, label) if estimate is None else estimate
+    block = max(2, int(np.ceil(np.sqrt(count / max_triangles))))
+    while True:
+        mesh = _block_iso_surface(labels, geometry, label, box, block)
+        if mesh.n_triangles <= max_triangles or mesh.n_triangles == 0:
+            return mesh
+        block += 1
+
+
 def decimated(mesh: SurfaceMesh, *, max_triangles: int) -> SurfaceMesh:
     """The mesh reduced by quadric decimation to at most about ``max_triangles`` triangles."""
     if mesh.n_triangles <= max_triangles:
@@ -123,6 +185,80 @@ def decimated(mesh: SurfaceMesh, *, max_triangles: int) -> SurfaceMesh:
 
 
 # ---------------------------------------------------------------------- internals
+def _label_box(labels: np.ndarray, label: int):
+    """The (z, y, x) box of ``label``'s voxels (None if absent), found slab by slab."""
+    zs = [k for k in range(labels.shape[0]) if np.any(labels[k] == label)]
+    if not zs:
+        return None
+    rows = np.zeros(labels.shape[1], dtype=bool)
+    cols = np.zeros(labels.shape[2], dtype=bool)
+    for k in range(zs[0], zs[-1] + 1):
+        inside = labels[k] == label
+        rows |= inside.any(axis=1)
+        cols |= inside.any(axis=0)
+    y, x = np.flatnonzero(rows), np.flatnonzero(cols)
+    return (slice(zs[0], zs[-1] + 1), slice(int(y[0]), int(y[-1]) + 1),
+            slice(int(x[0]), int(x[-1]) + 1))
+
+
+def _block_fraction(labels: np.ndarray, label: int, box, block: int) -> np.ndarray:
+    """Inside fraction of ``label`` per block of ``block`` voxels per axis over ``box``
+    (float32, (z, y, x)), with one block of zeros (outside) around it."""
+    n = [-(-(b.stop - b.start) // block) for b in box]
+    field = np.zeros([m + 2 for m in n], dtype=np.float32)
+    ny, nx = n[1] * block, n[2] * block
+    for bz in range(n[0]):
+        z0 = box[0].start + bz * block
+        z1 = min(z0 + block, box[0].stop)
+        part = np.zeros((block, ny, nx), dtype=np.float32)
+        inside = labels[z0:z1, box[1], box[2]] == label
+        part[: z1 - z0, : inside.shape[1], : inside.shape[2]] = inside
+        blocks = part.reshape(block, n[1], block, n[2], block)
+        field[bz + 1, 1:-1, 1:-1] = blocks.mean(axis=(0, 2, 4))
+    return field
+
+
+def _block_iso_surface(labels: np.ndarray, geometry: ImageGeometry, label: int, box,
+                       block: int) -> SurfaceMesh:
+    """The 0.5 iso-surface (LPS mm, outward) of ``label``'s block-averaged mask."""
+    from vtkmodules.vtkFiltersCore import vtkFlyingEdges3D
+
+    field = _block_fraction(labels, label, box, block)
+    spacing = tuple(float(v) * block for v in geometry.spacing_mm)
+    image = vtkImageData()
+    image.SetDimensions(field.shape[2], field.shape[1], field.shape[0])
+    image.SetSpacing(*spacing)
+    image.GetPointData().SetScalars(numpy_to_vtk(field.reshape(-1), deep=False))
+    edges = vtkFlyingEdges3D()
+    edges.SetInputData(image)
+    edges.SetValue(0, 0.5)
+    edges.ComputeNormalsOff()
+    edges.ComputeGradientsOff()
+    edges.ComputeScalarsOff()
+    with VTK_PIPELINE_LOCK:
+        edges.Update()
+    out = edges.GetOutput()
+    if out.GetNumberOfCells() == 0:
+        return _empty_mesh()
+    points = vtk_to_numpy(out.GetPoints().GetData()).astype(np.float64)
+    faces = vtk_to_numpy(out.GetPolys().GetConnectivityArray()).astype(np.int64).reshape(-1, 3)
+    # Block (0, 0, 0) of the padded field is centred half a block before the box's first
+    # block, whose centre is at fine index start + (block - 1) / 2.
+    start_ijk = np.array([box[2].start, box[1].start, box[0].start], dtype=float)
+    origin = geometry.index_to_lps(start_ijk + (block - 1) / 2.0 - block)
+    points_lps = points @ np.asarray(geometry.direction).T + np.asarray(origin)
+    mesh = SurfaceMesh(points_lps, faces)
+    if _enclosed_volume(mesh) < 0:  # wind outwards (out of the higher fraction)
+        mesh = SurfaceMesh(points_lps, faces[:, ::-1].copy())
+    return mesh
+
+
+def _enclosed_volume(mesh: SurfaceMesh) -> float:
+    """Signed volume (mm^3) enclosed by a closed mesh: positive when wound outwards."""
+    tri = mesh.vertices_lps[mesh.faces]
+    return float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6.0)
+
+
 def _wanted_crop(labels: np.ndarray, wanted: np.ndarray):
     """The smallest crop holding the ``wanted`` labels, padded by one background voxel.
 
