@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from surgiplan.cli.param_args import cli_parameters
 from surgiplan.cli.simulate_cmd import (
     _add_common_args,
     _add_uncertainty_args,
@@ -108,28 +109,33 @@ def _inputs(args: argparse.Namespace):
 
 def run_ablation(args: argparse.Namespace) -> int:
     from surgiplan.simulation import load_simulator
+    from surgiplan.simulation.capabilities import CHECKS, supports
     from surgiplan.simulation.runner import run_simulation
 
     simulator = load_simulator(args.simulator)
+    params = cli_parameters(simulator, args)
     inputs = _inputs(args)
-    if callable(getattr(simulator, "check_inputs", None)):
-        simulator.check_inputs(inputs)  # a bad device or setting is bad input (exit 2)
+    if supports(simulator, CHECKS):  # a bad device or setting is bad input (exit 2)
+        simulator.check_inputs(inputs, params)
     model = uncertainty_model(args)
     context = _context(args.case)
-    if callable(getattr(simulator, "check_target", None)):
+    if supports(simulator, CHECKS):
         simulator.check_target(context, inputs)  # a vessel or organ as --target: exit 2
     if args.optimise:
-        return _optimise(simulator, context, inputs, model, args)
-    result = run_simulation(simulator, context, inputs, uncertainty=model,
+        return _optimise(simulator, context, inputs, params, model, args)
+    result = run_simulation(simulator, context, inputs, uncertainty=model, parameters=params,
                             timeout_s=args.timeout)
     return report_result(result, as_json=args.json)
 
 
-def _optimise(simulator, context, inputs, model, args: argparse.Namespace) -> int:
-    if not callable(getattr(simulator, "optimise", None)):
-        raise BadInputError(f"simulator {args.simulator} cannot optimise",
-                            action="use --simulator ablation")
-    result = simulator.optimise(context, inputs, uncertainty=model.resolved_for(simulator))
+def _optimise(simulator, context, inputs, params, model, args: argparse.Namespace) -> int:
+    from surgiplan.simulation.capabilities import OPTIMISE, supports
+
+    if not supports(simulator, OPTIMISE):
+        raise BadInputError(f"simulator {args.simulator} cannot optimise (it declares no "
+                            f"'optimise' capability)", action="use --simulator ablation")
+    result = simulator.optimise(context, inputs, params,
+                                uncertainty=model.resolved_for(simulator))
     if args.json:
         json.dump(result.to_json(), sys.stdout, indent=2)
         print()

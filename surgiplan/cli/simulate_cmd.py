@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from surgiplan.cli.param_args import add_param_arg, cli_parameters
 from surgiplan.errors import BadInputError
 
 EXIT_SIMULATION_FAILED = 1
@@ -121,6 +122,7 @@ def _add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=120.0, metavar="S",
                         help="give up after this many seconds (default 120)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_param_arg(parser)
 
 
 def _context(case: Path):
@@ -136,6 +138,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
     from surgiplan.simulation.runner import run_simulation
 
     simulator = load_simulator(args.simulator)
+    params = cli_parameters(simulator, args)
     try:
         inputs = TrajectoryInput(entry_lps=args.entry, target_lps=args.target,
                                  diameter_mm=args.diameter)
@@ -144,7 +147,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
                             action="check --entry, --target and --diameter") from exc
     model = uncertainty_model(args)
     context = _context(args.case)
-    result = run_simulation(simulator, context, inputs, uncertainty=model,
+    result = run_simulation(simulator, context, inputs, uncertainty=model, parameters=params,
                             timeout_s=args.timeout)
     return report_result(result, as_json=args.json)
 
@@ -210,6 +213,7 @@ def run_plan_path(args: argparse.Namespace) -> int:
     if "search" not in simulator.spec.capabilities:
         raise BadInputError(f"simulator {args.simulator} cannot search paths",
                             action="use --simulator trajectory")
+    params = cli_parameters(simulator, args)
     request = PathSearchRequest(
         target_lps=args.target, diameter_mm=args.diameter, top_k=args.top,
         max_length_mm=DEFAULT_MAX_LENGTH_MM if args.max_length is None else args.max_length,
@@ -217,7 +221,7 @@ def run_plan_path(args: argparse.Namespace) -> int:
     context = _context(args.case)
     started = time.perf_counter()
     try:
-        result = run_search(simulator, context, request, timeout_s=args.timeout)
+        result = run_search(simulator, context, request, params, timeout_s=args.timeout)
     except SimulationFailedError as exc:
         return _report_search_failure(str(exc), as_json=args.json)
     total = time.perf_counter() - started

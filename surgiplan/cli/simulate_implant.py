@@ -61,10 +61,17 @@ def register_kind(kinds: argparse._SubParsersAction) -> None:
 def _inputs(simulator: Any, args: argparse.Namespace, context: Any
             ) -> tuple[Any, list[str], dict[str, Any]]:
     """(ImplantInput, import warnings, suggestion JSON or {}) from the chosen option set."""
+    from surgiplan.simulation.capabilities import INPUTS, SUGGEST, supports
+
     modes = [args.screw is not None, args.implant is not None, args.suggest is not None]
     if sum(modes) != 1:
         raise BadInputError("give exactly one of --screw, --implant or --suggest",
                             action="e.g. --screw 6.5x45 --entry X,Y,Z --target X,Y,Z")
+    needed = SUGGEST if args.suggest is not None else INPUTS
+    if not supports(simulator, needed):
+        raise BadInputError(f"simulator {simulator.spec.id} cannot build implant inputs "
+                            f"here (it declares no usable {needed!r} capability)",
+                            action="use --simulator implant")
     if args.screw is not None:
         if args.entry is None or args.target is None:
             raise BadInputError("--screw needs --entry and --target",
@@ -85,17 +92,19 @@ def _inputs(simulator: Any, args: argparse.Namespace, context: Any
 
 
 def run_implant(args: argparse.Namespace) -> int:
+    from surgiplan.cli.param_args import cli_parameters
     from surgiplan.cli.simulate_cmd import _context, report_result, uncertainty_model
     from surgiplan.simulation import load_simulator
     from surgiplan.simulation.runner import run_simulation
 
     simulator = load_simulator(args.simulator)
+    scored = args.scored_part or ("whole" if args.implant is not None else "shank")
+    params = cli_parameters(simulator, args, {"scored_part": scored,
+                                              "exact_check": not args.no_exact})
     context = _context(args.case)
     inputs, warnings, suggestion = _inputs(simulator, args, context)
-    scored = args.scored_part or ("whole" if args.implant is not None else "shank")
     result = run_simulation(simulator, context, inputs, uncertainty=uncertainty_model(args),
-                            timeout_s=args.timeout,
-                            parameters={"scored_part": scored, "exact_check": not args.no_exact})
+                            timeout_s=args.timeout, parameters=params)
     result.warnings[:0] = warnings
     if suggestion:
         result.details["suggestion"] = suggestion

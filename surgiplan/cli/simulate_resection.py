@@ -103,11 +103,14 @@ def _check_roles(context, args: argparse.Namespace) -> None:
 
 
 def run_resection(args: argparse.Namespace) -> int:
+    from surgiplan.cli.param_args import cli_parameters
     from surgiplan.cli.simulate_cmd import _context, report_result
     from surgiplan.simulation import UncertaintyModel, load_simulator
     from surgiplan.simulation.runner import run_simulation
 
     simulator = load_simulator(args.simulator)
+    params = cli_parameters(simulator, args, {"specimen_rule": args.specimen_rule,
+                                              "liver_condition": args.liver_condition})
     model = UncertaintyModel(boundary_sd_mm=args.boundary_sd_mm, samples=args.samples,
                              seed=args.seed, target_sd_mm=args.cut_sd_mm)
     context = _context(args.case)
@@ -117,7 +120,6 @@ def run_resection(args: argparse.Namespace) -> int:
                                 f"{', '.join(s.name for s in context.structures)})",
                                 path=args.case, action="use one of the case's structure names")
     _check_roles(context, args)
-    params = {"specimen_rule": args.specimen_rule, "liver_condition": args.liver_condition}
     result = run_simulation(simulator, context, _inputs(args, context), parameters=params,
                             uncertainty=model, timeout_s=args.timeout)
     return report_result(result, as_json=args.json)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from surgiplan.errors import BadInputError
+from surgiplan.simulation.capabilities import capability_problems, unknown_capabilities
 from surgiplan.simulation.spec import API_VERSION, SimulatorSpec, parse_spec
 
 GROUP = "surgiplan.simulators"
@@ -94,12 +95,12 @@ def load_entry(ep: metadata.EntryPoint) -> PluginEntry:
 
 
 def contract_problems(simulator: Any, spec: SimulatorSpec) -> list[str]:
-    """What keeps ``simulator`` from honouring the contract (empty when it does)."""
+    """What keeps ``simulator`` from honouring the contract (empty when it does): a declared
+    capability must be implemented (:mod:`surgiplan.simulation.capabilities`)."""
     problems = spec_problems(spec)
     if not callable(getattr(simulator, "run", None)):
         problems.append("has no run() method")
-    if "search" in spec.capabilities and not callable(getattr(simulator, "search", None)):
-        problems.append("declares the 'search' capability but has no search() method")
+    problems += capability_problems(simulator, spec)
     return problems + _profile_problems(getattr(simulator, "error_profile", None))
 
 
@@ -111,7 +112,7 @@ def spec_problems(spec: SimulatorSpec) -> list[str]:
                         f"implements v{API_VERSION}")
     if not spec.outputs:
         problems.append("declares no outputs")
-    return problems
+    return problems + unknown_capabilities(spec)
 
 
 MAX_PLACEMENT_SD_MM = 50.0  # the largest placement-error SD the Uncertainty forms accept

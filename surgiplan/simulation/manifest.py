@@ -7,7 +7,10 @@ instead of its simulator class (npe2 style)::
     trajectory = "surgiplan_trajectory:surgiplan.json"
 
 The file holds ``{"schema": SCHEMA, "simulator": "module:Class", "spec": <SimulatorSpec>,
-"error_profile": <ErrorProfile or null>}``. It is found on ``sys.path`` without executing any
+"error_profile": <ErrorProfile or null>, "capabilities": {name: [method, ...]}}``: the
+capabilities the spec declares with the methods each provides
+(:mod:`surgiplan.simulation.capabilities`; optional in older manifests, must match the spec's
+list when present). It is found on ``sys.path`` without executing any
 of the plug-in's code, so listing simulators costs a file read; the simulator class is imported
 only when something other than ``spec``/``error_profile`` is asked of it
 (:class:`LazySimulator`). Write a manifest from the real class with::
@@ -33,6 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from surgiplan.errors import BadInputError, SurgiPlanError
+from surgiplan.simulation.capabilities import (
+    capability_problems,
+    manifest_capabilities,
+    unknown_capabilities,
+)
 from surgiplan.simulation.spec import SimulatorSpec, parse_spec
 
 SCHEMA = "surgiplan.simulator-manifest/1"
@@ -48,6 +56,7 @@ class Manifest:
     simulator: str
     spec: SimulatorSpec
     error_profile: Any = None  # an ErrorProfile or None
+    capabilities: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
 
 def is_manifest_value(value: str) -> bool:
@@ -120,7 +129,24 @@ def parse_manifest(data: Any, *, origin: str) -> Manifest:
     except (TypeError, ValueError) as exc:
         raise BadInputError(f"manifest error_profile is invalid: {exc}", path=origin,
                             action="regenerate the manifest") from exc
-    return Manifest(target, parse_spec(data.get("spec"), origin=origin), profile)
+    spec = parse_spec(data.get("spec"), origin=origin)
+    return Manifest(target, spec, profile, _declared(data.get("capabilities"), spec, origin))
+
+
+def _declared(data: Any, spec: SimulatorSpec, origin: str) -> dict[str, list[str]]:
+    """The manifest's capability record; absent (an older manifest): the spec's, derived."""
+    if data is None:
+        return manifest_capabilities(spec)
+    if not isinstance(data, dict) or \
+            not all(isinstance(v, list) and all(isinstance(m, str) for m in v)
+                    for v in data.values()):
+        raise BadInputError("manifest 'capabilities' is not {name: [method, ...]}",
+                            path=origin, action="regenerate the manifest")
+    if sorted(data) != sorted(spec.capabilities):
+        raise BadInputError(f"manifest 'capabilities' {sorted(data)} differ from the spec's "
+                            f"{sorted(spec.capabilities)}", path=origin,
+                            action="regenerate the manifest")
+    return {k: list(v) for k, v in data.items()}
 
 
 def read_manifest(value: str, *, allow_import: bool = False) -> Manifest:
@@ -148,11 +174,17 @@ def load_object(value: str) -> Any:
 
 
 def manifest_for(value: str) -> dict[str, Any]:
-    """The manifest JSON of the real simulator ``module:attr`` (imports it)."""
+    """The manifest JSON of the real simulator ``module:attr`` (imports it); a declared
+    capability it does not implement is refused (``BadInputError``)."""
     simulator = load_object(value)
     spec = parse_spec(getattr(simulator, "spec", None), origin=value)
+    broken = unknown_capabilities(spec) + capability_problems(simulator, spec)
+    if broken:
+        raise BadInputError("; ".join(broken), path=value,
+                            action="implement the capability or drop it from the spec")
     return {"schema": SCHEMA, "simulator": value, "spec": spec_json(spec),
-            "error_profile": profile_to_json(getattr(simulator, "error_profile", None))}
+            "error_profile": profile_to_json(getattr(simulator, "error_profile", None)),
+            "capabilities": manifest_capabilities(spec)}
 
 
 class PluginLoadError(SurgiPlanError):

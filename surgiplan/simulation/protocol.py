@@ -9,9 +9,12 @@ arguments), a zero-argument factory, or an instance. The object has
   model of the spec's kind (:mod:`surgiplan.simulation.inputs`), ``parameters`` the checked
   parameter values (defaults filled in) and ``uncertainty`` an
   :class:`~surgiplan.simulation.uncertainty.UncertaintyModel`;
-* optionally, with ``"search"`` in ``spec.capabilities`` (trajectory kind),
-  ``search(context, request, parameters, *, progress=None, cancel=None)``
-  -> :class:`~surgiplan.simulation.path_search.PathSearchResult`.
+* optionally, the methods of each capability it declares in ``spec.capabilities`` (typed
+  protocols per kind in :mod:`~surgiplan.simulation.capabilities`: ``search`` for a
+  trajectory path search, ``live`` re-scores, ``handles`` to draw, ``optimise``, ``suggest``,
+  ``structures`` it adds...); discovery disables a plug-in that declares one it lacks.
+
+The runner refuses to run it on a case with no structure of a role in ``spec.required_roles``.
 
 ``run`` must not modify the context; it should call ``progress(fraction, text)`` and check
 ``cancel`` between steps. Raising is allowed: the runner turns it into a failed result.

@@ -192,6 +192,19 @@ def prepare(simulator: Any, inputs: Any, parameters: dict[str, Any] | None,
     return inputs, validate_parameters(spec, parameters), model
 
 
+def check_required_roles(spec: Any, context: SimulationContext) -> None:
+    """``BadInputError`` naming the first role in ``spec.required_roles`` that no structure of
+    the case has (a simulator is never run without the structures it needs)."""
+    for role in spec.required_roles:
+        if not context.by_role(role):
+            have = ", ".join(sorted({str(s.role) for s in context.structures})) or "none"
+            raise BadInputError(
+                f"simulator {spec.id} needs a structure with the role {role}; the case has "
+                f"none (roles present: {have})",
+                action=f"give a structure the role {role} (Structures panel, or "
+                       f"`surgiplan twin build --labels`), or choose another simulator")
+
+
 def submit(
     simulator: Any,
     context: SimulationContext,
@@ -214,6 +227,7 @@ def submit(
     if isolation not in ("thread", "process"):
         raise BadInputError(f"unknown isolation {isolation!r}", action="use thread or process")
     inputs, params, model = prepare(simulator, inputs, parameters, uncertainty)
+    check_required_roles(simulator.spec, context)
     if isolation == "process":
         simulator = isolated_twin_of(simulator)
     job = SimulationJob(on_done)
@@ -328,6 +342,7 @@ def run_search(simulator: Any, context: SimulationContext, request: Any,
         raise BadInputError(f"simulator {spec.id} cannot search paths",
                             action="use --simulator trajectory")
     params = validate_parameters(spec, parameters)
+    check_required_roles(spec, context)
     cancel = cancel or CancelToken()
     if getattr(simulator, "isolated", False):
         try:

@@ -101,7 +101,7 @@ SPEC = SimulatorSpec(
     version=__version__,
     kind=Kind.ABLATION,
     required_roles=(Role.TARGET,),
-    capabilities=("optimise", "live"),
+    capabilities=("live", "handles", "checks", "devices", "optimise"),
     parameters=(
         Parameter(key="zone_long_sd_pct", title="Zone long-axis SD", unit="%",
                   default=ZONE_LONG_SD_PCT, minimum=0.0, maximum=60.0, source=ZONE_SD_SOURCE),

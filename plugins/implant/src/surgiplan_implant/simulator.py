@@ -90,7 +90,7 @@ SPEC = SimulatorSpec(
     version=__version__,
     kind=Kind.IMPLANT,
     required_roles=(Role.BONE,),
-    capabilities=("live", "suggest"),
+    capabilities=("live", "handles", "inputs", "suggest"),
     parameters=(
         Parameter(key="scored_part", title="Part scored against bone", type="choice",
                   default="shank", choices=("shank", "whole"),
