@@ -124,6 +124,7 @@ SPEC = SimulatorSpec(
     version=__version__,
     kind=Kind.RESECTION,
     required_roles=(Role.ORGAN,),
+    capabilities=("live", "handles", "structures"),
     parameters=(
         Parameter(key="specimen_rule", title="Specimen", type="choice", default="auto",
                   choices=RULES,
