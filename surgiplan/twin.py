@@ -8,17 +8,25 @@ invalidated only for the structure that changed. Changes emit events on ``twin.e
 * ``"structure_renamed"`` (``name=`` the new name, ``old_name=``)
 * ``"structure_properties_changed"`` (``name=``, ``fields=``)
 * ``"image_changed"``
+* ``"series_added"`` / ``"series_removed"`` / ``"series_transform_changed"`` (``key=``)
+
+A twin holds one reference image (``twin.image``: its grid is the grid of the structures) and
+any number of further series of the same patient (``twin.series``), each on its own grid in
+its own scanner LPS frame, placed in the reference frame by its :class:`SeriesTransform`.
 """
 
 from __future__ import annotations
 
+import re
 import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from surgiplan.model.events import EventEmitter
 from surgiplan.model.provenance import Provenance
+from surgiplan.model.series_transform import SeriesTransform
 from surgiplan.model.structures import Segmentation, Structure, checked_property
 from surgiplan.model.surface import SurfaceMesh
 from surgiplan.model.volume import ImageVolume
@@ -32,6 +40,26 @@ DISTANCE_CACHE_MIN_BYTES = 1536 * 1024 * 1024
 # Sampling within it is exact; beyond it a caller gets a conservative lower bound or, when it
 # asks for exact values there, the full-grid map.
 DISTANCE_ROI_MARGIN_MM = 30.0
+SERIES_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
+REFERENCE_KEY = "reference"
+
+
+@dataclass
+class TwinSeries:
+    """One more scan of the twin's patient: its own image (grid and LPS frame of its scanner)
+    and the transform that places it in the twin's reference frame. ``role``: what it is for
+    ("anatomy", "vessels", "follow-up"...); ``acquired``: its acquisition date (ISO) or ""."""
+
+    key: str
+    image: ImageVolume
+    transform: SeriesTransform = field(default_factory=SeriesTransform)
+    role: str = ""
+    acquired: str = ""
+
+    def __post_init__(self) -> None:
+        if not SERIES_KEY.match(self.key) or self.key == REFERENCE_KEY:
+            raise ValueError(f"series key {self.key!r} must be 1-40 letters, digits, '.', '_' "
+                             f"or '-' and not {REFERENCE_KEY!r}")
 
 
 class Twin:
@@ -59,6 +87,7 @@ class Twin:
         # (path, file stamp) of the bundle this twin was loaded from or last saved to: a save
         # to that path refuses to overwrite a version someone else wrote since (lost update).
         self.bundle_source: tuple[str, str | None] | None = None
+        self.series: list[TwinSeries] = []  # further scans, each placed by its transform
         self.events = EventEmitter()
         self._lock = threading.RLock()
         self._distance_cache: dict[str, np.ndarray] = {}
@@ -76,6 +105,36 @@ class Twin:
 
     def structure(self, name: str) -> Structure:
         return self.segmentation.get(name)
+
+    # ------------------------------------------------------------------ further series
+    def series_by_key(self, key: str) -> TwinSeries:
+        for entry in self.series:
+            if entry.key == key:
+                return entry
+        known = ", ".join(e.key for e in self.series) or "none"
+        raise KeyError(f"no series {key!r} in this twin (series: {known})")
+
+    def add_series(self, entry: TwinSeries) -> TwinSeries:
+        """Add a further series (its key must be new)."""
+        with self._lock:
+            if any(e.key == entry.key for e in self.series):
+                raise ValueError(f"a series with key {entry.key!r} exists already")
+            self.series.append(entry)
+        self.events.emit("series_added", key=entry.key)
+        return entry
+
+    def set_series_transform(self, key: str, transform: SeriesTransform) -> None:
+        """Replace the transform that places series ``key`` in the reference frame."""
+        with self._lock:
+            self.series_by_key(key).transform = transform
+        self.events.emit("series_transform_changed", key=key)
+
+    def remove_series(self, key: str) -> TwinSeries:
+        with self._lock:
+            entry = self.series_by_key(key)
+            self.series.remove(entry)
+        self.events.emit("series_removed", key=key)
+        return entry
 
     # ------------------------------------------------------------------ editing
     def add_structure(self, name: str, mask: np.ndarray, **props: Any) -> Structure:

@@ -107,7 +107,8 @@ def test_manifest_says_frame_units_and_hashes(saved):
         manifest = json.loads(archive.read("manifest.json"))
         names = archive.namelist()
         assert archive.getinfo("manifest.json").compress_type == zipfile.ZIP_DEFLATED
-    assert manifest["format"] == "surgiplan.case" and manifest["schema_version"] == 2
+    assert manifest["format"] == "surgiplan.case"
+    assert manifest["schema_version"] == bundle.SCHEMA_VERSION
     assert (manifest["coordinate_system"], manifest["units"]) == ("LPS", "mm")
     assert set(manifest["files"]) == set(names) - {"manifest.json"}
     assert {"image.nrrd", "segmentation.seg.nrrd", "meshes/001_tumour.vtp",
@@ -189,8 +190,8 @@ def test_saved_bundles_carry_the_current_schema_version(saved):
     _, path = saved
     with zipfile.ZipFile(path) as archive:
         manifest = json.loads(archive.read("manifest.json"))
-    assert bundle.SCHEMA_VERSION == 2
-    assert manifest["schema_version"] == 2
+    assert bundle.SCHEMA_VERSION == 3
+    assert manifest["schema_version"] == bundle.SCHEMA_VERSION
 
 
 def test_version_1_bundle_without_source_still_loads(saved, tmp_path):
@@ -199,10 +200,10 @@ def test_version_1_bundle_without_source_still_loads(saved, tmp_path):
     loaded = load_bundle(path)
     assert [s.name for s in loaded.structures] == ["liver", "tumour"]
     np.testing.assert_array_equal(loaded.image.array, twin.image.array)
-    # saved again, it is a version-2 bundle
+    # saved again, it is a current-version bundle
     again = save_bundle(loaded, tmp_path / "again.surgiplan")
     with zipfile.ZipFile(again) as archive:
-        assert json.loads(archive.read("manifest.json"))["schema_version"] == 2
+        assert json.loads(archive.read("manifest.json"))["schema_version"] == bundle.SCHEMA_VERSION
 
 
 def test_version_1_bundle_with_a_source_keeps_it(tmp_path):

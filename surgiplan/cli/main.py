@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "surgiplan.cli.pacs_cmd",
     "surgiplan.cli.db_cmd",
     "surgiplan.cli.cohort_cmd",
+    "surgiplan.cli.series_cmd",
 )
 
 EXIT_OK = 0

@@ -6,6 +6,8 @@ Entries:
   image facts and geometry, structures, provenance, and the SHA-256 of every other entry;
 * ``image.nrrd`` - the image volume (gzip NRRD, LPS), no patient identifiers in its header;
 * ``segmentation.seg.nrrd`` - the label layers as a 3D Slicer segmentation (when there are any);
+* ``series/KEY.nrrd`` (and ``series/KEY.tfm``) - further series of the patient, each with its
+  transform to the reference frame in the manifest (``bundle_series.py``; version 3);
 * ``meshes/<name>.vtp`` - surfaces cached in the twin (VTK XML PolyData, LPS mm), optional;
 * ``plans/...`` - written by later features; entries this version does not read are kept
   byte-for-byte in ``twin.bundle_extras`` and saved again unchanged.
@@ -46,6 +48,13 @@ from surgiplan.io.bundle_guard import (
     stream_sha256,
     strict_json,
 )
+from surgiplan.io.bundle_series import (
+    SERIES_FOLDER,
+    SeriesModel,
+    add_series_entries,
+    load_series,
+    series_entry_cap,
+)
 from surgiplan.io.labelmaps import (
     geometry_from_nrrd_header,
     nrrd_bytes,
@@ -63,7 +72,8 @@ from surgiplan.twin import Provenance, Twin
 FORMAT = "surgiplan.case"
 # 2: the manifest may hold ``source`` (the DICOM series the case came from; see
 #    source_series.py). Version 1 has none, or one written before the version was bumped.
-SCHEMA_VERSION = 2
+# 3: the manifest lists further series of the patient (``series``, bundle_series.py).
+SCHEMA_VERSION = 3
 SUFFIX = ".surgiplan"
 MANIFEST = "manifest.json"
 IMAGE_ENTRY = "image.nrrd"
@@ -84,7 +94,12 @@ def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 # Upgrades of older manifests: MIGRATIONS[v] turns a version-v manifest dict into version v+1.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
+def _v2_to_v3(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 -> 3: a case of one series has an empty ``series`` list."""
+    return {**raw, "series": raw.get("series", [])}
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 # ---------------------------------------------------------------------------- manifest model
@@ -146,6 +161,7 @@ class Manifest(_Strict):
     structures: list[StructureModel] = []
     provenance: ProvenanceModel
     source: SourceSeries | None = None  # the DICOM series to reference (source_series.py)
+    series: list[SeriesModel] = []  # further series of the patient (bundle_series.py)
     files: dict[str, str]
 
 
@@ -242,6 +258,7 @@ def bundle_entries(twin: Twin, *, include_identifiers: bool = False) -> dict[str
             mesh_name = f"{MESH_FOLDER}{n:03d}_{_safe_stem(s.name)}.vtp"
             entries[mesh_name] = mesh_to_vtp(twin.surface(s.name))
         structures.append(_structure_model(s, mesh_name))
+    series = add_series_entries(twin, entries)
     for name, data in twin.bundle_extras.items():
         if _safe_entry_name(name) and name.startswith(EXTRA_FOLDERS):
             entries[name] = data
@@ -251,7 +268,7 @@ def bundle_entries(twin: Twin, *, include_identifiers: bool = False) -> dict[str
         "units": "mm", "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "software": f"SurgiPlan {__version__}", "patient_ref": twin.patient_ref,
         "image": {**_image_model(twin.image), **ident["image"]}, "structures": structures,
-        "provenance": {**twin.provenance.to_json(), **ident["provenance"]},
+        "provenance": {**twin.provenance.to_json(), **ident["provenance"]}, "series": series,
         "files": {name: _sha256(data) for name, data in entries.items()},
     }
     if ident["source"] is not None:
@@ -409,6 +426,8 @@ class _Reader:
             return MAX_MESH_BYTES
         if entry.startswith(EXTRA_FOLDERS):
             return MAX_EXTRA_BYTES
+        if entry.startswith(SERIES_FOLDER):
+            return series_entry_cap(self.manifest.series, entry) or MAX_EXTRA_BYTES
         voxels = int(np.prod(self.manifest.image.geometry.size, dtype=np.int64))
         layers = max(1, len(self.manifest.structures)) if entry == SEGMENTATION_ENTRY else 1
         # gzip of incompressible data is a little larger than the data itself
@@ -585,6 +604,7 @@ def load_bundle(
         check(cancel)
         report(progress, 0.9, "reading surfaces")
         meshes = _load_meshes(reader)
+        series = load_series(reader, manifest.series)
         extras = {name: reader.read(name) for name in manifest.files
                   if name.startswith(EXTRA_FOLDERS)}
         missing = [n for n in manifest.files if n not in archive.namelist()]
@@ -596,6 +616,7 @@ def load_bundle(
     twin = Twin(image, segmentation, patient_ref=manifest.patient_ref,
                 provenance=Provenance.from_json(manifest.provenance.model_dump()))
     twin.set_cached_surfaces(meshes)
+    twin.series = series
     twin.bundle_extras.update(extras)
     twin.bundle_source = (str(path), stamp)
     report(progress, 1.0, "case loaded")

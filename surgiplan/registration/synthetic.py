@@ -1,0 +1,122 @@
+"""Registration test cases with a known answer: a CT and an MR-like phantom of one patient.
+
+Both are rendered from the same analytic truth (:mod:`surgiplan.phantoms`). The CT is the
+reference. The "MR" is rendered on its own grid placed in its own scanner frame: its voxel at
+series point ``x`` shows the anatomy at reference point ``T(x)``, with ``T`` the known rigid
+series -> reference transform; its intensities are a T1-like remapping of the structures (bone
+dark, fat bright, CSF dark, brain bright), so only a multi-modal metric can align the two.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from surgiplan.model.geometry import ImageGeometry
+from surgiplan.model.series_transform import SeriesTransform, rigid_matrix
+from surgiplan.model.structures import Segmentation
+from surgiplan.model.volume import ImageVolume
+from surgiplan.phantoms.generate import phantom_spec
+from surgiplan.phantoms.render import render_phantom
+from surgiplan.phantoms.spec import PhantomSpec
+
+# T1-weighted intensities (arbitrary units) of the head phantom's structures.
+MR_T1_HEAD = {"scalp": 420.0, "skull": 60.0, "csf": 140.0, "brain": 620.0, "ventricles": 110.0,
+              "veins": 250.0, "arteries": 90.0, "tumour": 380.0}
+MR_NOISE_SD = 12.0
+
+
+def mr_value(name: str, hu: float) -> float:
+    """T1-like intensity of a structure: the head table, else a non-monotonic map of its HU
+    (air 0, fat bright, water/soft tissue middle, bone dark)."""
+    if name in MR_T1_HEAD:
+        return MR_T1_HEAD[name]
+    if hu < -500:
+        return 0.0
+    if hu < -30:
+        return 700.0  # fat
+    if hu < 150:
+        return 300.0 + 4.0 * hu  # soft tissue, contrast-enhanced vessels brighter
+    return 80.0  # bone
+
+
+@dataclass(frozen=True)
+class SyntheticPair:
+    """Reference CT (with its truth labels) and a moved MR-like series with the true transform."""
+
+    ct: ImageVolume
+    labels: Segmentation  # truth labels on the CT grid
+    mr: ImageVolume
+    mr_labels: np.ndarray  # truth label map on the MR grid (phantom labels)
+    true_transform: SeriesTransform  # MR series LPS -> reference (CT) LPS
+    centroids_lps: dict[str, np.ndarray]  # structure centroids, reference LPS mm
+
+
+def scaled_grid(geometry: ImageGeometry, spacing_mm: tuple[float, float, float]) -> ImageGeometry:
+    """A grid covering the same extent as ``geometry`` at another spacing (same direction)."""
+    extent = np.asarray(geometry.size) * np.asarray(geometry.spacing_mm)
+    size = tuple(math.ceil(e / s) for e, s in zip(extent, spacing_mm, strict=True))
+    centre = geometry.slice_centre_lps()
+    offset = geometry.direction @ ((np.asarray(size) - 1) / 2.0 * np.asarray(spacing_mm))
+    return ImageGeometry(size, spacing_mm, tuple(centre - offset), geometry.direction)
+
+
+def _moved_grid(grid: ImageGeometry, series_to_reference: np.ndarray) -> ImageGeometry:
+    """The grid whose voxel centres are ``T(x)`` for the voxel centres ``x`` of ``grid``."""
+    r, t = series_to_reference[:3, :3], series_to_reference[:3, 3]
+    return ImageGeometry(grid.size, grid.spacing_mm, tuple(r @ np.asarray(grid.origin_lps) + t),
+                         r @ grid.direction)
+
+
+def _mr_spec(spec: PhantomSpec, render_grid: ImageGeometry) -> PhantomSpec:
+    structures = tuple(replace(s, hu=mr_value(s.name, s.hu),
+                               core_hu=None if s.core_hu is None else mr_value(s.name, s.core_hu))
+                       for s in spec.structures)
+    return replace(spec, geometry=render_grid, structures=structures, noise_sd_hu=MR_NOISE_SD,
+                   background_hu=0.0, blur_sigma_mm=0.0)
+
+
+def _centroids(labels: np.ndarray, geometry: ImageGeometry, spec: PhantomSpec
+               ) -> dict[str, np.ndarray]:
+    out = {}
+    for s in spec.structures:
+        kji = np.argwhere(labels == s.label)
+        if len(kji):
+            out[s.name] = geometry.index_to_lps(kji[:, ::-1].mean(axis=0))
+    return out
+
+
+def synthetic_pair(
+    name: str = "head",
+    *,
+    ct_spacing_mm: float = 3.0,
+    mr_spacing_mm: tuple[float, float, float] | None = None,
+    rotation_deg_lps: tuple[float, float, float] = (5.0, -4.0, 7.0),
+    translation_mm: tuple[float, float, float] = (8.0, -6.0, 10.0),
+    seed: int = 0,
+) -> SyntheticPair:
+    """Render phantom ``name`` as a CT (reference) and an MR-like series moved by a known rigid
+    transform (rotation about the phantom's centre, degrees about L, P, S; translation mm)."""
+    spec = phantom_spec(name)
+    ct_grid = scaled_grid(spec.geometry, (ct_spacing_mm,) * 3)
+    ct_spec = replace(spec, geometry=ct_grid)
+    ct_render = render_phantom(ct_spec, seed=seed)
+    ct = ImageVolume(array=np.rint(ct_render.hu).astype(np.int16), geometry=ct_grid,
+                     modality="CT", description=f"{name} phantom CT (reference)",
+                     series_uid=f"synthetic-{name}-ct")
+    labels = Segmentation.from_labelmap(
+        ct_render.labels, ct_grid,
+        {s.label: {"name": s.name, "role": str(s.role)} for s in spec.structures})
+    mr_sp = mr_spacing_mm or (ct_spacing_mm * 1.2, ct_spacing_mm * 1.2, ct_spacing_mm)
+    mr_grid = scaled_grid(spec.geometry, mr_sp)
+    truth = rigid_matrix(rotation_deg_lps, translation_mm, spec.geometry.slice_centre_lps())
+    mr_render = render_phantom(_mr_spec(spec, _moved_grid(mr_grid, truth)), seed=seed + 1)
+    mr = ImageVolume(array=np.clip(mr_render.hu, 0, None).astype(np.float32), geometry=mr_grid,
+                     modality="MR", description=f"{name} phantom T1-like MR (moved)",
+                     series_uid=f"synthetic-{name}-mr")
+    true_transform = SeriesTransform(truth, kind="rigid", method="synthetic: known truth")
+    return SyntheticPair(ct=ct, labels=labels, mr=mr, mr_labels=mr_render.labels,
+                         true_transform=true_transform,
+                         centroids_lps=_centroids(ct_render.labels, ct_grid, spec))
