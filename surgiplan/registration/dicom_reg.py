@@ -125,7 +125,7 @@ def spatial_registration_dataset(reference: SourceSeries, series: SourceSeries,
                                  ) -> Any:
     """The Spatial Registration dataset placing ``series`` in ``reference``'s frame."""
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
     if transform.deformation_tfm is not None:
         raise BadInputError("the series has a deformable transform; a Spatial Registration "
@@ -135,9 +135,11 @@ def spatial_registration_dataset(reference: SourceSeries, series: SourceSeries,
     now = datetime.now(UTC)
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = SPATIAL_REGISTRATION_SOP_CLASS
+    ds.file_meta.MediaStorageSOPClassUID = UID(SPATIAL_REGISTRATION_SOP_CLASS)
     ds.SOPClassUID = SPATIAL_REGISTRATION_SOP_CLASS
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    instance_uid = generate_uid()
+    ds.SOPInstanceUID = instance_uid
+    ds.file_meta.MediaStorageSOPInstanceUID = instance_uid
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     if any(not v.isascii() for v in reference.identity.values()):
         ds.SpecificCharacterSet = "ISO_IR 192"
@@ -148,6 +150,7 @@ def spatial_registration_dataset(reference: SourceSeries, series: SourceSeries,
     ds.Modality = "REG"
     ds.SeriesInstanceUID = generate_uid()
     ds.SeriesNumber = 900
+    ds.Laterality = ""  # type 2C: a registration of whole volumes states no side
     ds.FrameOfReferenceUID = reference.frame_of_reference_uid
     ds.PositionReferenceIndicator = ""
     ds.Manufacturer = "SurgiPlan"
