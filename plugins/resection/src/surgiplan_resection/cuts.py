@@ -14,6 +14,9 @@ beyond the control grid the edge heights continue unchanged.
 :func:`cut_from_mesh` turns the triangle mesh of a :class:`~surgiplan.simulation.ResectionInput`
 back into the fastest exact cut: a plane if the mesh is planar, a piecewise-linear height field
 if it has no fold over its best-fit plane, else VTK's implicit distance to the mesh (slow).
+:func:`bounded_cut_from_mesh` keeps the mesh's edges: a :class:`BoundedCut` removes only what
+lies over the mesh's footprint (its triangles projected on the cut's plane), so a cut that
+ends inside the organ removes nothing beyond its edge, as a real transection would.
 """
 
 from __future__ import annotations
@@ -313,7 +316,98 @@ class ImplicitMeshCut:
                 "n_faces": self.mesh.n_triangles}
 
 
-Cut = PlaneCut | HeightFieldCut | MeshHeightCut | ImplicitMeshCut
+FOOTPRINT_MAX_PIXELS = 1024  # the footprint raster's longest side (pixels)
+FOOTPRINT_STEP_MM = 0.25  # its finest pixel (mm)
+
+
+def footprint_inside(uv_vertices: np.ndarray, faces: np.ndarray, u_axis: np.ndarray,
+                     v_axis: np.ndarray) -> np.ndarray:
+    """Pixel centres ``(len(v_axis), len(u_axis))`` inside the union of the 2-D triangles:
+    even-odd rule along each pixel row over the triangulation's boundary edges (edges of one
+    triangle only), so holes and concave outlines are exact to the pixel."""
+    edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), 1)
+    unique, counts = np.unique(edges, axis=0, return_counts=True)
+    border = unique[counts == 1]
+    a, b = uv_vertices[border[:, 0]], uv_vertices[border[:, 1]]
+    step_v, step_u = v_axis[1] - v_axis[0], u_axis[1] - u_axis[0]
+    lo = np.ceil((np.minimum(a[:, 1], b[:, 1]) - v_axis[0]) / step_v).astype(int)
+    hi = np.ceil((np.maximum(a[:, 1], b[:, 1]) - v_axis[0]) / step_v).astype(int)
+    counts = np.clip(hi, 0, len(v_axis)) - np.clip(lo, 0, len(v_axis))
+    which = np.repeat(np.arange(len(border)), np.maximum(counts, 0))
+    first = np.repeat(np.clip(lo, 0, len(v_axis)) - np.cumsum(np.maximum(counts, 0))
+                      + np.maximum(counts, 0), np.maximum(counts, 0))
+    rows = first + np.arange(len(which))
+    y = v_axis[rows]
+    ea, eb = a[which], b[which]
+    x = ea[:, 0] + (y - ea[:, 1]) * (eb[:, 0] - ea[:, 0]) / (eb[:, 1] - ea[:, 1])
+    cols = np.clip(np.ceil((x - u_axis[0]) / step_u).astype(int), 0, len(u_axis))
+    toggles = np.zeros((len(v_axis), len(u_axis) + 1), np.int32)
+    np.add.at(toggles, (rows, cols), 1)
+    return (np.cumsum(toggles, axis=1)[:, :-1] % 2).astype(bool)
+
+
+class BoundedCut:
+    """A cut that ends where its mesh ends: ``inner``'s removed side, over the mesh's footprint
+    only (the mesh projected along ``inner``'s normal onto its plane). ``side_mm`` is
+    ``min(inner side, in-plane signed distance to the footprint's outline)`` (mm; positive
+    inside the footprint), so a point is removed only if it is on the removed side *and* over
+    the cut. ``origin``/``frame`` are the plane of the projection (LPS mm, unit u, v, n)."""
+
+    def __init__(self, inner: PlaneCut | MeshHeightCut, mesh: SurfaceMesh, origin: np.ndarray,
+                 frame: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        self.inner, self.mesh, self.origin, self.frame = inner, mesh, origin, frame
+        uv = np.stack(_local(mesh.vertices_lps, origin, frame)[:2], 1)
+        extent = float(np.ptp(uv, axis=0).max())
+        step = max(FOOTPRINT_STEP_MM, extent / FOOTPRINT_MAX_PIXELS)
+        pad = 4.0 * step
+        u_axis = np.arange(uv[:, 0].min() - pad, uv[:, 0].max() + pad + step, step)
+        v_axis = np.arange(uv[:, 1].min() - pad, uv[:, 1].max() + pad + step, step)
+        inside = footprint_inside(uv, np.asarray(mesh.faces), u_axis, v_axis)
+        self.footprint_mm2 = float(np.count_nonzero(inside) * step * step)
+        self._table = ((ndimage.distance_transform_edt(inside) - 0.5) * step
+                       - (ndimage.distance_transform_edt(~inside) - 0.5) * step
+                       ).astype(np.float32)
+        self._axes = (u_axis[0], v_axis[0], step)
+
+    @property
+    def kind(self) -> str:
+        return f"bounded_{self.inner.kind}"
+
+    @property
+    def normal_lps(self) -> tuple[float, float, float]:
+        if not isinstance(self.inner, PlaneCut):
+            raise AttributeError("a curved cut has no single normal")
+        return self.inner.normal_lps
+
+    def footprint_mm(self, points_lps: Any) -> np.ndarray:
+        """In-plane signed distance (mm) to the footprint's outline, positive inside it (exact
+        to the raster's pixel; beyond the raster only its sign is kept)."""
+        a, b, _ = _local(points_lps, self.origin, self.frame)
+        u0, v0, step = self._axes
+        return ndimage.map_coordinates(self._table, [(b - v0) / step, (a - u0) / step],
+                                       order=1, mode="nearest")
+
+    def side_mm(self, points_lps: Any) -> np.ndarray:
+        """Positive where removed: on the removed side and over the cut (mm, see the class)."""
+        return np.minimum(self.inner.side_mm(points_lps), self.footprint_mm(points_lps))
+
+    def surface_mesh(self, bounds_lps: Any, *, spacing_mm: float = 2.0) -> SurfaceMesh:
+        """The inner cut's surface over the box, only its triangles over the footprint."""
+        full = self.inner.surface_mesh(bounds_lps, spacing_mm=spacing_mm)
+        faces = np.asarray(full.faces)
+        if not len(faces):
+            return full
+        centres = full.vertices_lps[faces].mean(axis=1)
+        kept = faces[self.footprint_mm(centres) >= 0]
+        used, new_faces = np.unique(kept, return_inverse=True)
+        return SurfaceMesh(full.vertices_lps[used], new_faces.reshape(-1, 3))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "inner": self.inner.to_json(),
+                "footprint_mm2": self.footprint_mm2}
+
+
+Cut = PlaneCut | HeightFieldCut | MeshHeightCut | ImplicitMeshCut | BoundedCut
 
 
 def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -344,3 +438,16 @@ def cut_from_mesh(vertices_lps: Any, faces: Any) -> Cut:
     if np.all(normals[real] @ n > 0):
         return MeshHeightCut(verts, centroid, n)
     return ImplicitMeshCut(SurfaceMesh(verts, tris))
+
+
+def bounded_cut_from_mesh(vertices_lps: Any, faces: Any) -> Cut:
+    """:func:`cut_from_mesh`, bounded by the mesh's footprint (a :class:`BoundedCut`) when
+    the mesh is a plane or a height field; a folded mesh is its own implicit surface."""
+    cut = cut_from_mesh(vertices_lps, faces)
+    mesh = SurfaceMesh(np.asarray(vertices_lps, float).reshape(-1, 3),
+                       np.asarray(faces, np.int64).reshape(-1, 3))
+    if isinstance(cut, PlaneCut):
+        return BoundedCut(cut, mesh, np.asarray(cut.point_lps), plane_frame(cut.normal_lps))
+    if isinstance(cut, MeshHeightCut):
+        return BoundedCut(cut, mesh, cut.origin, cut.frame)
+    return cut

@@ -70,7 +70,7 @@ from surgiplan.simulation import (
 )
 from surgiplan.simulation.uncertainty import ErrorProfile, interval95, probability95
 from surgiplan_resection import __version__
-from surgiplan_resection.cuts import Cut, cut_from_mesh
+from surgiplan_resection.cuts import Cut, bounded_cut_from_mesh
 from surgiplan_resection.scoring import (
     BAND_SDS,
     RULES,
@@ -171,10 +171,10 @@ def prepare(context: SimulationContext, organ: str | None = None, target: str | 
 
 
 def cut_of(inputs: ResectionInput) -> Cut | None:
-    """The cut an input's mesh describes (None without one)."""
+    """The cut an input's mesh describes, bounded by the mesh (None without one)."""
     if not inputs.cut_faces:
         return None
-    return cut_from_mesh(inputs.cut_vertices_lps, inputs.cut_faces)
+    return bounded_cut_from_mesh(inputs.cut_vertices_lps, inputs.cut_faces)
 
 
 def required_margin_mm(context: SimulationContext, inputs: ResectionInput) -> float:
