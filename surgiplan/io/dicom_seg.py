@@ -166,6 +166,13 @@ def write_image_series(twin: Twin, folder: Path, *, source: SourceSeries | None,
                         **image_series_uids(twin, source), progress=progress, cancel=cancel)
 
 
+def reference_series_folder(seg_path: str | Path) -> Path:
+    """Where :func:`write_dicom_seg` writes the image series a case without a DICOM source
+    references: ``NAME_image`` beside ``NAME.dcm``."""
+    seg_path = Path(seg_path)
+    return seg_path.parent / f"{seg_path.name.split('.')[0]}_image"
+
+
 def _write_reference_series(twin: Twin, folder: Path) -> SourceSeries:
     written = write_image_series(twin, folder, source=None)
     reference = source_series.from_headers(source_series.read_headers(written),
@@ -250,7 +257,7 @@ def write_dicom_seg(
                                  path=path)
     written = None
     if reference is None:
-        written = path.parent / f"{path.name.split('.')[0]}_image"
+        written = reference_series_folder(path)
         reference = _write_reference_series(twin, written)
     sources = source_series.datasets(reference)
     report(progress, 0.3, "source series ready")

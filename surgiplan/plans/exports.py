@@ -92,10 +92,14 @@ def export_stl(context: SimulationContext, plan: Plan, out_dir: str | Path, *,
     if not meshes:
         raise BadInputError(f"plan {plan.name!r} holds no implant or ablation zone",
                             path=out_dir, action="choose a plan with implants or probes")
+    from surgiplan.io.atomic import removed_on_failure
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    return [write_mesh(m.mesh, out / f"{file_stem(f'{plan.name} {m.name}')}.stl", name=m.name,
-                       frame=frame) for m in meshes]
+    paths = [out / f"{file_stem(f'{plan.name} {m.name}')}.stl" for m in meshes]
+    with removed_on_failure(out, *paths):  # a failed export leaves no folder, no file
+        out.mkdir(parents=True, exist_ok=True)
+        return [write_mesh(m.mesh, path, name=m.name, frame=frame)
+                for m, path in zip(meshes, paths, strict=True)]
 
 
 def mesh_mask(mesh: SurfaceMesh, geometry: ImageGeometry) -> np.ndarray:
@@ -152,9 +156,11 @@ def export_zones_dicom_seg(twin: Twin, plan: Plan, path: str | Path, *,
                            cancel: CancelToken | None = None):
     """The plan's resection and ablation zones as one DICOM SEG referencing the case's source
     series (see ``write_dicom_seg``; de-identified unless ``include_identifiers``)."""
-    from surgiplan.io.dicom_seg import write_dicom_seg
+    from surgiplan.io.atomic import removed_on_failure
+    from surgiplan.io.dicom_seg import reference_series_folder, write_dicom_seg
 
     zones = zones_twin(twin, SimulationContext(twin), plan, cancel=cancel)
-    return write_dicom_seg(zones, path, include_identifiers=include_identifiers,
-                           algorithm_type="SEMIAUTOMATIC", progress=progress, cancel=cancel)
+    with removed_on_failure(path, reference_series_folder(path)):  # nothing half-written
+        return write_dicom_seg(zones, path, include_identifiers=include_identifiers,
+                               algorithm_type="SEMIAUTOMATIC", progress=progress, cancel=cancel)
 
