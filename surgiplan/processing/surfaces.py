@@ -33,7 +33,7 @@ from surgiplan.errors import BadInputError
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.structures import Segmentation, Structure
 from surgiplan.model.surface import SurfaceMesh
-from surgiplan.processing.crop import bounding_box, crop_padded, pad_box, sub_geometry
+from surgiplan.processing.crop import pad_box, sub_geometry
 from surgiplan.processing.mesh_convert import polydata_to_surface, surface_to_polydata
 from surgiplan.processing.vtk_threads import VTK_PIPELINE_LOCK
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
@@ -107,8 +107,13 @@ def layer_surfaces(
         return {name: _empty_mesh() for name in label_of}
     with VTK_PIPELINE_LOCK:
         points_local, faces, boundary = _surface_nets(
-            crop, geometry.spacing_mm, wanted, smoothing, progress, cancel
+            crop, geometry.spacing_mm, wanted, progress, cancel
         )
+        del crop  # the smoothing below is the peak: the crop is no longer needed
+        points_local, faces = _merge_lattice_points(points_local, faces, geometry.spacing_mm)
+        if smoothing > 0 and len(faces):
+            points_local = _smoothed(points_local, faces, geometry.spacing_mm, smoothing,
+                                     progress, cancel)
     crop_geometry = sub_geometry(geometry, padded)
     points_lps = points_local @ crop_geometry.direction.T + np.asarray(crop_geometry.origin_lps)
     flip = np.linalg.det(geometry.direction) < 0  # a mirroring grid reverses the winding
@@ -185,17 +190,26 @@ def decimated(mesh: SurfaceMesh, *, max_triangles: int) -> SurfaceMesh:
 
 
 # ---------------------------------------------------------------------- internals
-def _label_box(labels: np.ndarray, label: int):
-    """The (z, y, x) box of ``label``'s voxels (None if absent), found slab by slab."""
-    zs = [k for k in range(labels.shape[0]) if np.any(labels[k] == label)]
-    if not zs:
-        return None
+def _label_box(labels: np.ndarray, label: int | np.ndarray):
+    """The (z, y, x) box of ``label``'s voxels (None if absent), found slab by slab.
+
+    ``label``: one label, or a lookup table (array indexed by label value) that is non-zero
+    for every label wanted."""
+    def inside_of(k: int) -> np.ndarray:
+        return labels[k] == label if np.isscalar(label) else label[labels[k]] != 0
+
     rows = np.zeros(labels.shape[1], dtype=bool)
     cols = np.zeros(labels.shape[2], dtype=bool)
-    for k in range(zs[0], zs[-1] + 1):
-        inside = labels[k] == label
-        rows |= inside.any(axis=1)
-        cols |= inside.any(axis=0)
+    zs = []
+    for k in range(labels.shape[0]):
+        inside = inside_of(k)
+        hit_rows = inside.any(axis=1)
+        if hit_rows.any():
+            zs.append(k)
+            rows |= hit_rows
+            cols |= inside.any(axis=0)
+    if not zs:
+        return None
     y, x = np.flatnonzero(rows), np.flatnonzero(cols)
     return (slice(zs[0], zs[-1] + 1), slice(int(y[0]), int(y[-1]) + 1),
             slice(int(x[0]), int(x[-1]) + 1))
@@ -263,21 +277,18 @@ def _wanted_crop(labels: np.ndarray, wanted: np.ndarray):
     """The smallest crop holding the ``wanted`` labels, padded by one background voxel.
 
     Other labels become background. Returns ``(crop, box)`` or ``(None, None)`` if absent.
+    Built slab by slab into the one crop-sized array it returns (no full-grid temporaries).
     """
-    occupied = bounding_box(labels)
-    if occupied is None:
-        return None, None
-    region = labels[occupied]
-    lut = np.zeros(int(max(int(region.max()), wanted.max())) + 1, dtype=labels.dtype)
+    lut = np.zeros(int(max(int(labels.max()), wanted.max())) + 1, dtype=labels.dtype)
     lut[wanted] = wanted
-    kept = lut[region]
-    box = bounding_box(kept)
+    box = _label_box(labels, lut)
     if box is None:
         return None, None
-    local = pad_box(box, (1, 1, 1))
-    crop = np.ascontiguousarray(crop_padded(kept, local, fill=0))
-    offset = [b.start for b in occupied]
-    return crop, tuple(slice(b.start + o, b.stop + o) for b, o in zip(local, offset, strict=True))
+    padded = pad_box(box, (1, 1, 1))
+    crop = np.zeros([b.stop - b.start for b in padded], dtype=labels.dtype)
+    for k in range(box[0].start, box[0].stop):
+        crop[k - padded[0].start, 1:-1, 1:-1] = lut[labels[k, box[1], box[2]]]
+    return crop, padded
 
 
 def _requested(segmentation: Segmentation, names: list[str] | None) -> list[Structure]:
@@ -298,14 +309,15 @@ def _surface_nets(
     crop: np.ndarray,
     spacing_mm: tuple[float, float, float],
     labels: np.ndarray,
-    smoothing: int,
     progress: ProgressCallback | None,
     cancel: CancelToken | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Run vtkSurfaceNets3D on ``crop`` ((z, y, x) labels) in its scaled index frame.
+    """Run vtkSurfaceNets3D (unsmoothed) on ``crop`` ((z, y, x) labels) in its scaled index
+    frame.
 
     Returns points (N, 3) mm, triangles (M, 3) and the two labels each side of every triangle
-    (M, 2); a triangle's normal points out of the label in column 0.
+    (M, 2); a triangle's normal points out of the label in column 0. Copies: none of VTK's
+    arrays outlive the call.
     """
     image = vtkImageData()
     image.SetDimensions(crop.shape[2], crop.shape[1], crop.shape[0])
@@ -326,11 +338,8 @@ def _surface_nets(
         return np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 2), np.int64)
     points = vtk_to_numpy(out.GetPoints().GetData()).astype(np.float64)
     faces = vtk_to_numpy(out.GetPolys().GetConnectivityArray()).astype(np.int64).reshape(-1, 3)
-    boundary = vtk_to_numpy(out.GetCellData().GetArray("BoundaryLabels")).reshape(-1, 2)
-    points, faces = _merge_lattice_points(points, faces, spacing_mm)
-    if smoothing > 0:
-        points = _smoothed(points, faces, spacing_mm, smoothing, progress, cancel)
-    return points, faces, boundary.astype(np.int64)
+    boundary = vtk_to_numpy(out.GetCellData().GetArray("BoundaryLabels")).astype(np.int64)
+    return points, faces, boundary.reshape(-1, 2)
 
 
 def _merge_lattice_points(
