@@ -120,3 +120,58 @@ def synthetic_pair(
     return SyntheticPair(ct=ct, labels=labels, mr=mr, mr_labels=mr_render.labels,
                          true_transform=true_transform,
                          centroids_lps=_centroids(ct_render.labels, ct_grid, spec))
+
+
+def moved_copy(volume: ImageVolume, true_transform: SeriesTransform, *,
+               grid: ImageGeometry | None = None, noise_sd: float = 0.0, seed: int = 0
+               ) -> ImageVolume:
+    """``volume`` seen by a scanner whose frame is placed by ``true_transform`` (series ->
+    reference): resampled (trilinear) at ``T(y)`` for every voxel ``y`` of ``grid`` (default:
+    the volume's own grid, read as the new scanner's), plus optional Gaussian noise."""
+    import SimpleITK as sitk
+
+    from surgiplan.registration.resample import _affine
+
+    grid = grid or volume.geometry
+    out = sitk.Resample(volume.geometry.to_sitk(np.asarray(volume.array, dtype=np.float32)),
+                        grid.to_sitk(np.zeros(grid.shape_zyx, np.float32)),
+                        _affine(true_transform.matrix_to_reference), sitk.sitkLinear,
+                        float(volume.array.min()))
+    array = sitk.GetArrayFromImage(out)
+    if noise_sd > 0:
+        array = array + np.random.default_rng(seed).normal(0.0, noise_sd, array.shape)
+    return ImageVolume(array=array.astype(np.float32), geometry=grid, modality=volume.modality,
+                       description=f"{volume.description} (moved copy)".strip())
+
+
+def smooth_deformation(geometry: ImageGeometry, *, amplitude_mm: float = 4.0,
+                       control_spacing_mm: float = 80.0, seed: int = 0) -> object:
+    """A random smooth B-spline deformation on ``geometry`` (SimpleITK transform, mm): every
+    control point displaced by up to ``amplitude_mm`` along each axis, the border fixed."""
+    import SimpleITK as sitk
+
+    extent = np.asarray(geometry.size) * np.asarray(geometry.spacing_mm)
+    mesh = [max(1, round(e / control_spacing_mm)) for e in extent]
+    bspline = sitk.BSplineTransformInitializer(
+        geometry.to_sitk(np.zeros(geometry.shape_zyx, np.float32)), mesh, order=3)
+    shape = [m + 3 for m in mesh]  # control points per axis (x, y, z)
+    rng = np.random.default_rng(seed)
+    params = []
+    for _ in range(3):
+        field = rng.uniform(-amplitude_mm, amplitude_mm, shape[::-1])  # (z, y, x)
+        field[[0, -1], :, :] = field[:, [0, -1], :] = field[:, :, [0, -1]] = 0.0
+        params.append(field.reshape(-1))
+    bspline.SetParameters(tuple(float(v) for v in np.concatenate(params)))
+    return bspline
+
+
+def deformed_copy(volume: ImageVolume, deformation: object) -> ImageVolume:
+    """``volume`` resampled through ``deformation`` (a SimpleITK transform mapping the copy's
+    points to the original's): the copy at ``y`` shows the original at ``D(y)``."""
+    import SimpleITK as sitk
+
+    image = volume.geometry.to_sitk(np.asarray(volume.array, dtype=np.float32))
+    out = sitk.Resample(image, image, deformation, sitk.sitkLinear, float(volume.array.min()))
+    return ImageVolume(array=sitk.GetArrayFromImage(out), geometry=volume.geometry,
+                       modality=volume.modality,
+                       description=f"{volume.description} (deformed copy)".strip())
