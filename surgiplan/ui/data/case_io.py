@@ -21,13 +21,17 @@ from surgiplan.twin import Provenance, Twin
 from surgiplan.ui.views.display_meshes import (
     Scene3D,
     cached_display_meshes,
+    clustered,
     display_smoothed,
     mesh_to_polydata,
 )
-from surgiplan.ui.views.windowing import default_window
+from surgiplan.ui.views.windowing import data_range, default_window
 
 CASE_SUFFIX = ".surgiplan"
-MAX_DISPLAY_TRIANGLES = 1_000_000
+MAX_DISPLAY_TRIANGLES = 1_000_000  # display surfaces made and cached in the bundle
+# Drawn on a software OpenGL (Mesa llvmpipe): ~100 ms a frame on a loaded 2-core machine
+SOFTWARE_RENDER_TRIANGLES = 90_000
+MIN_RENDER_SHARE = 4_000
 IMAGE_MODALITIES = ("CT", "MR", "PT", "NM", "US", "OT", "XA", "CR", "DX", "MG", "RF")
 
 
@@ -47,7 +51,9 @@ class OpenedTwin:
 
 
 def opened(twin: Twin) -> OpenedTwin:
-    """Pair a twin with its default window (histogram work done here, in the worker)."""
+    """Pair a twin with its default window (histogram and value range computed here, in the
+    worker, and remembered for the GUI thread)."""
+    data_range(twin.image)
     return OpenedTwin(twin, default_window(twin.image))
 
 
@@ -139,12 +145,17 @@ def warm_up(*, progress: ProgressCallback | None = None,
 
 
 def scene_3d(twin: Twin, *, names: list[str] | None = None, with_volume: bool = True,
+             render_triangles: int | None = None,
              progress: ProgressCallback | None = None,
              cancel: CancelToken | None = None) -> Scene3D:
     """Worker job: the display copies of the 3D view (volume, surfaces with normals).
 
-    With structures: their decimated surfaces (``names`` or all). Without: the volume's
-    iso-surface (bone for CT, skin otherwise) from the subsampled volume.
+    With structures: their decimated surfaces (``names`` or all; cached and made at up to
+    MAX_DISPLAY_TRIANGLES in total). ``render_triangles``: what the renderer gets, at most
+    this many triangles over all the twin's structures (an equal share each, reduced by
+    :func:`clustered`; None: no cap) - a software OpenGL draws ~1M triangles per second, and
+    every frame is drawn on the GUI thread. Without structures: the volume's iso-surface
+    (bone for CT, skin otherwise) from the subsampled volume.
     """
     scene = Scene3D()
     if with_volume:
@@ -158,8 +169,12 @@ def scene_3d(twin: Twin, *, names: list[str] | None = None, with_volume: bool = 
                                 cancel=cancel) if todo else {}
         made = {name: display_smoothed(mesh) for name, mesh in made.items()}
         shown.update(made)
+        share = (None if render_triangles is None
+                 else max(MIN_RENDER_SHARE, render_triangles // len(twin.segmentation)))
         for n, (name, mesh) in enumerate(shown.items()):
             check(cancel)
+            if share is not None:
+                mesh = clustered(mesh, max_triangles=share)
             scene.surfaces[name] = mesh_to_polydata(mesh, normals=True)
             report(progress, 0.8 + 0.2 * (n + 1) / len(shown), "3D surfaces")
         scene.made = made

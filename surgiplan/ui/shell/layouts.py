@@ -2,8 +2,8 @@
 
 Two columns in a horizontal splitter, each a vertical splitter. The 3D view always stays in the
 right column (re-parenting an OpenGL widget is fragile); slice views (plain QPainter widgets)
-move between columns. Every layout starts with equal shares (the 3D view of "slices+3d" twice
-as wide); dragged sizes are kept per layout
+move between columns. Every layout starts with equal shares (equal columns, equal rows in a
+column: in "slices+3d" the 3D view is as wide as the slices); dragged sizes are kept per layout
 (:meth:`ViewGrid.state` / :meth:`ViewGrid.restore_state`). In four-up the two columns' row
 dividers move together. Double-click maximises a view; double-click again restores the layout.
 """
@@ -30,8 +30,6 @@ LAYOUT_TITLES = {
     "four-up": "Four-up", "slices+3d": "3 slices + 3D", "axial": "Axial only",
     "coronal": "Coronal only", "sagittal": "Sagittal only", "3d": "3D only",
 }
-# relative column widths (left, right) by layout; equal unless named here
-COLUMN_SHARES = {"slices+3d": (1, 2)}  # the 3D view beside the three slices, as in Slicer
 HANDLE_PX = 5
 MIN_VIEW_PX = 80
 
@@ -94,11 +92,9 @@ class ViewGrid(QWidget):
             self._apply_sizes(self._sizes[name])
 
     def equalize(self) -> None:
-        """Give every shown view its default share: equal rows, equal columns (the 3D view
-        twice as wide as the slices column in "slices+3d")."""
+        """Give every shown view its default share: equal columns, equal rows."""
         big = 10_000
-        left, right = COLUMN_SHARES.get(self.layout_name, (1, 1))
-        self.columns.setSizes([big * left, big * right])
+        self.columns.setSizes([big, big])
         for splitter in (self.left, self.right):
             splitter.setSizes([big if w.isVisibleTo(self) else 0
                                for w in self._children(splitter)])

@@ -133,6 +133,7 @@ class MainWindow(CaseFilesMixin, WindowLayoutMixin, SceneMixin, QMainWindow):
             view.window_changed.connect(self.set_window_level)
             view.maximize_requested.connect(partial(self.view_grid.toggle_maximize, name))
         self.view3d.maximize_requested.connect(partial(self.view_grid.toggle_maximize, "3d"))
+        self.view3d.point_picked.connect(self.place_from_3d)
 
     def _build_panels(self) -> None:
         self.data_panel = DataPanel()

@@ -20,6 +20,10 @@ from surgiplan.twin import Twin
 from surgiplan.ui.data import case_io
 from surgiplan.ui.views.slice_planes import Plane
 
+# Slice tools whose click places one point, so a click in 3D can place it too (the plan's
+# entry/target); drawing tools (brush, scissors...) stay slice-only.
+POINT_TOOLS_3D = frozenset({"trajectory"})
+
 
 class SceneMixin:
     """Methods of :class:`MainWindow` (see the module docstring); not usable on their own."""
@@ -32,15 +36,22 @@ class SceneMixin:
                 self.view3d.set_scene(scene, twin.structures, modality=twin.image.modality)
                 self._display_made.update(scene.made)
 
-        self.runner.submit("Preparing 3D view", partial(case_io.scene_3d, twin),
+        self.runner.submit("Preparing 3D view",
+                           partial(case_io.scene_3d, twin, render_triangles=self._render_budget()),
                            on_done=done, on_error=self.report_error)
+
+    def _render_budget(self) -> int | None:
+        """Triangles the 3D view is given in all: capped on a software OpenGL, where each
+        frame of the GUI thread costs ~1 ms per 10k triangles; none on a GPU."""
+        return case_io.SOFTWARE_RENDER_TRIANGLES if self.view3d.software_gl() else None
 
     def _start_surfaces(self, names: list[str] | None) -> None:
         twin = self.twin
         if twin is None or not len(twin.segmentation):
             return
         self.runner.submit("Building surfaces",
-                           partial(case_io.scene_3d, twin, names=names, with_volume=False),
+                           partial(case_io.scene_3d, twin, names=names, with_volume=False,
+                                   render_triangles=self._render_budget()),
                            on_done=partial(self._surfaces_ready, twin),
                            on_error=self.report_error)
 
@@ -64,7 +75,8 @@ class SceneMixin:
         serial = max(self._surface_serials.values(), default=0) + 1
         self._surface_serials.update(dict.fromkeys(names, serial))
         self.runner.submit("Updating surfaces",
-                           partial(case_io.scene_3d, twin, names=names, with_volume=False),
+                           partial(case_io.scene_3d, twin, names=names, with_volume=False,
+                                   render_triangles=self._render_budget()),
                            on_done=partial(self._edited_surfaces_ready, twin, serial),
                            on_error=self.report_error)
 
@@ -90,6 +102,20 @@ class SceneMixin:
         for view in self.slice_views.values():
             view.set_cursor(point_lps)
         self.view3d.set_cursor(point_lps)
+
+    def place_from_3d(self, point_lps: np.ndarray) -> None:
+        """A click on a 3D surface (LPS mm): the linked cursor moves there, and the active
+        tool places its point there - a measurement tool (``place_3d``) or the plan's
+        entry/target tool (as a click at that point in the axial view, now showing it)."""
+        self.set_cursor(point_lps)
+        view = self.slice_views["axial"]
+        tool = view.tool
+        place = getattr(tool, "place_3d", None)
+        if place is not None:
+            place(point_lps)
+        elif tool is not None and getattr(tool, "name", "") in POINT_TOOLS_3D:
+            tool.press(view, point_lps, None)
+            tool.release(view, point_lps, None)
 
     def set_window_level(self, center: float, width: float) -> None:
         """Show the window ``(center, width)`` (bounded to the data) in every slice view."""

@@ -58,6 +58,41 @@ def display_smoothed(mesh: SurfaceMesh, *, iterations: int = 12) -> SurfaceMesh:
     return SurfaceMesh(v, f)
 
 
+def clustered(mesh: SurfaceMesh, *, max_triangles: int) -> SurfaceMesh:
+    """A copy of ``mesh`` (LPS mm) with at most about ``max_triangles`` triangles, by quadric
+    vertex clustering (``vtkQuadricClustering``: ~0.3 s for 200k triangles, against seconds
+    for quadric decimation). The cell size follows from the area: a surface of area ``A``
+    meshed at cell ``c`` has about ``2 A / c^2`` triangles. Display only (the grid snaps
+    vertices by up to half a cell)."""
+    from vtkmodules.vtkFiltersCore import vtkQuadricClustering
+
+    from surgiplan.processing.mesh_convert import polydata_to_surface, surface_to_polydata
+    from surgiplan.processing.vtk_threads import VTK_PIPELINE_LOCK
+
+    if mesh.n_triangles <= max_triangles:
+        return mesh
+    v = np.asarray(mesh.vertices_lps, np.float64)
+    tri = v[np.asarray(mesh.faces, np.int64)]
+    area = float(np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]),
+                                axis=1).sum()) / 2.0
+    extent = np.ptp(v, axis=0)
+    cell = np.sqrt(2.0 * area / max_triangles)
+    out = mesh
+    for _ in range(4):  # the estimate is close; shrink the grid while over budget
+        divisions = [max(2, int(e / cell)) for e in extent]
+        cluster = vtkQuadricClustering()
+        cluster.SetInputData(surface_to_polydata(mesh))
+        cluster.AutoAdjustNumberOfDivisionsOff()
+        cluster.SetNumberOfDivisions(*divisions)
+        with VTK_PIPELINE_LOCK:
+            cluster.Update()
+        out = polydata_to_surface(cluster.GetOutput())
+        if out.n_triangles <= 1.1 * max_triangles:
+            break
+        cell *= 1.15 * np.sqrt(out.n_triangles / max_triangles)
+    return out
+
+
 def mesh_to_polydata(mesh: SurfaceMesh, *, normals: bool = False) -> pv.PolyData:
     """A pyvista PolyData of a SurfaceMesh (points in LPS mm), with point normals if asked."""
     import pyvista as pv

@@ -2,7 +2,9 @@
 
 Tools (left button in any slice view): *Ruler* - press at one end, drag, release at the other;
 *Angle* - click the first arm's end, the vertex, the second arm's end; *ROI* - drag a
-rectangle; the box is one slice thick along the view's normal. Readings (with 95 % intervals)
+rectangle; the box spans "ROI depth" slices along the view's normal, centred on the slice. In
+the 3D view, clicks on surfaces place the same points (a ROI: two opposite corners of a 3D
+box, at least one voxel thick on every axis). Readings (with 95 % intervals)
 come from :mod:`surgiplan.plans.measurements`; the list is saved with the case and exported as
 3D Slicer markups (``.mrk.json``, LPS mm).
 """
@@ -21,6 +23,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -52,8 +55,23 @@ class MeasureTool(SliceToolBase):
     def __init__(self, panel: MeasurementsPanel, kind: str) -> None:
         self.panel, self.kind, self.name = panel, kind, f"measure-{kind}"
         self.points: list[np.ndarray] = []
+        self.points_3d: list[np.ndarray] = []  # placed by clicks in the 3D view
         self.moving: np.ndarray | None = None
         self.view: SliceView | None = None
+
+    def place_3d(self, point_lps: np.ndarray) -> None:
+        """A click on a 3D surface at ``point_lps`` (mm): the next point of the measurement;
+        the last one completes it."""
+        self.points_3d.append(np.asarray(point_lps, float))
+        wanted = POINTS_PER_KIND[self.kind]
+        if len(self.points_3d) < wanted:
+            self.panel.say(f"{KIND_TITLES[self.kind]}: point {len(self.points_3d)} of {wanted} "
+                           f"placed in 3D; click the next one")
+            return
+        pts, self.points_3d = np.array(self.points_3d), []
+        if self.kind == "roi":
+            pts = self.panel.thick_box(pts)
+        self.panel.add(Measurement(self.kind, pts))
 
     def press(self, view, point_lps, event) -> None:
         self.view = view
@@ -86,9 +104,9 @@ class MeasureTool(SliceToolBase):
 
     def finish(self, view, points: list[np.ndarray]) -> None:
         pts = np.array(points, float)
-        if self.kind == "roi":  # one slice thick along the view's normal
+        if self.kind == "roi":  # "ROI depth" slices along the view's normal
             _right, _down, normal = view.mapping.screen_vectors_lps()
-            half = view.mapping.slice_spacing_mm / 2.0
+            half = self.panel.depth_box.value() * view.mapping.slice_spacing_mm / 2.0
             pts = np.array([pts[0] - normal * half, pts[1] + normal * half])
         self.panel.add(Measurement(self.kind, pts))
 
@@ -125,6 +143,18 @@ class MeasurementsPanel(QWidget):
             row.addWidget(button)
             self.tool_buttons[kind] = button
         layout.addLayout(row)
+        depth_row = QHBoxLayout()
+        depth_row.addWidget(QLabel("ROI depth"))
+        self.depth_box = QSpinBox()
+        self.depth_box.setObjectName("measure_roi_depth")
+        self.depth_box.setRange(1, 199)
+        self.depth_box.setValue(1)
+        self.depth_box.setSuffix(" slices")
+        self.depth_box.setToolTip("Slices a ROI drawn in a slice view spans along the view's "
+                                  "normal, centred on the slice shown")
+        depth_row.addWidget(self.depth_box)
+        depth_row.addStretch(1)
+        layout.addLayout(depth_row)
         self.table = QTableWidget(0, 3)
         self.table.setObjectName("measurements_table")
         self.table.setHorizontalHeaderLabels(["Name", "Value", "95 % interval"])
@@ -203,6 +233,19 @@ class MeasurementsPanel(QWidget):
     def _go_to(self, row: int, _col: int) -> None:
         if 0 <= row < len(self.items):
             self.window.set_cursor(self.items[row].points_lps.mean(axis=0))
+
+    def thick_box(self, corners_lps: np.ndarray) -> np.ndarray:
+        """Two opposite corners (LPS mm) of the box spanned by two points, grown to at least
+        one voxel spacing on every LPS axis (two clicks on a surface may share a plane)."""
+        lo, hi = corners_lps.min(axis=0), corners_lps.max(axis=0)
+        twin = self.window.twin
+        least = np.full(3, 1.0) if twin is None else np.abs(
+            twin.image.geometry.direction @ np.asarray(twin.image.geometry.spacing_mm))
+        grow = np.maximum(least - (hi - lo), 0.0) / 2.0
+        return np.array([lo - grow, hi + grow])
+
+    def say(self, text: str) -> None:
+        self.window.statusBar().showMessage(text, 8000)
 
     # ------------------------------------------------------------------ tools
     def set_tool(self, kind: str | None) -> None:

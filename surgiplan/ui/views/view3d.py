@@ -86,6 +86,9 @@ SEE_THROUGH_OPACITY = {Role.SKIN: SKIN_OPACITY_3D, Role.BONE: 0.4, Role.ORGAN: 0
 SliceSource = Callable[[Plane], "tuple[np.ndarray, PlaneMapping, int] | None"]
 
 
+# A left press and release closer than this (px) is a click (picks), farther a rotation.
+CLICK_SLOP_PX = 3.0
+
 # Cap of the context roles' opacity while a volume is rendered (the volume must show through).
 VOLUME_CONTEXT_OPACITY = 0.08
 
@@ -135,6 +138,7 @@ class View3D(QWidget):
     """3D scene of the twin with a small toolbar (standard views, volume, slice planes)."""
 
     maximize_requested = Signal()
+    point_picked = Signal(object)  # LPS mm (ndarray (3,)) of a left click on a surface or plane
     # Set where Qt has no OpenGL widget (no display): makes the plotter instead of pyvistaqt's
     # QtInteractor (surgiplan.ui.report.offscreen.offscreen_plotter, VTK's EGL/OSMesa window).
     plotter_factory: Callable[[], object] | None = None
@@ -162,6 +166,7 @@ class View3D(QWidget):
         self._closed = False
         self._structures: dict[str, Structure] = {}
         self.slice_source: SliceSource | None = None
+        self._press_at: tuple[float, float] | None = None
 
     @property
     def plotter(self):
@@ -501,11 +506,51 @@ class View3D(QWidget):
         self.plotter.render()
         return self.plotter.interactor.grabFramebuffer()
 
+    def pick_at(self, x: float, y: float) -> np.ndarray | None:
+        """The LPS point (mm) of the surface, scan surface or slice-plane image under widget
+        pixel ``(x, y)`` (Qt: origin top-left, device-independent pixels), or None.
+
+        A ``vtkCellPicker`` ray-casts the shown actors' cells on the CPU (no render needed);
+        the nearest hit along the view ray wins."""
+        if self._plotter is None:
+            return None
+        from vtkmodules.vtkRenderingCore import vtkCellPicker
+
+        props = [a for a in (*self._surface_actors.values(), self._scan_actor,
+                             *self._plane_actors) if a is not None and a.GetVisibility()]
+        if not props:
+            return None
+        picker = vtkCellPicker()
+        picker.SetTolerance(0.0005)
+        picker.PickFromListOn()
+        for actor in props:
+            picker.AddPickList(actor)
+        widget = self._plotter.interactor
+        ratio = widget.devicePixelRatioF()
+        height = self._plotter.render_window.GetSize()[1]
+        if not picker.Pick(x * ratio, height - 1 - y * ratio, 0.0, self._plotter.renderer):
+            return None
+        return np.asarray(picker.GetPickPosition(), float)
+
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Double-click on the render area asks to maximise the view (or restore it)."""
-        if event.type() == QEvent.Type.MouseButtonDblClick:
+        """Double-click on the render area asks to maximise the view (or restore it); a left
+        click without a drag (which rotates) picks the point under the mouse
+        (:attr:`point_picked`)."""
+        kind = event.type()
+        if kind == QEvent.Type.MouseButtonDblClick:
             self.maximize_requested.emit()
             return True
+        left = getattr(event, "button", lambda: None)() == Qt.MouseButton.LeftButton
+        if kind == QEvent.Type.MouseButtonPress and left:
+            self._press_at = (event.position().x(), event.position().y())
+        elif kind == QEvent.Type.MouseButtonRelease and left and self._press_at is not None:
+            x, y = event.position().x(), event.position().y()
+            moved = abs(x - self._press_at[0]) + abs(y - self._press_at[1])
+            self._press_at = None
+            if moved <= CLICK_SLOP_PX:
+                point = self.pick_at(x, y)
+                if point is not None:
+                    self.point_picked.emit(point)
         return super().eventFilter(watched, event)
 
     def close_renderer(self) -> None:

@@ -33,7 +33,12 @@ CT_PRESETS: tuple[WindowPreset, ...] = (
 
 
 def auto_window(volume: ImageVolume) -> tuple[float, float]:
-    """(centre, width) from the histogram: 1st..99th percentile of non-background voxels."""
+    """(centre, width) from the histogram: 1st..99th percentile of non-background voxels;
+    computed once per voxel array (first in the loading worker, see ``case_io.opened``)."""
+    return _once(volume, "auto", _auto_window)
+
+
+def _auto_window(volume: ImageVolume) -> tuple[float, float]:
     arr = volume.array
     sample = arr.reshape(-1)[:: max(1, arr.size // 400_000)].astype(np.float64)
     lo_all = sample.min()
@@ -72,20 +77,26 @@ def presets_for(volume: ImageVolume) -> list[WindowPreset]:
     return presets
 
 
-_RANGES: dict[int, tuple[weakref.ref, tuple[float, float]]] = {}
+_CACHE: dict[tuple[int, str], tuple[weakref.ref, tuple[float, float]]] = {}
+
+
+def _once(volume: ImageVolume, what: str, compute) -> tuple[float, float]:
+    """``compute(volume)``, remembered while the voxel array lives (whole-volume passes cost
+    tens of ms on a CT; the GUI thread then never repeats one the worker made)."""
+    key = (id(volume.array), what)
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0]() is volume.array:
+        return hit[1]
+    value = compute(volume)
+    for stale in [k for k, (ref, _r) in _CACHE.items() if ref() is None]:
+        del _CACHE[stale]
+    _CACHE[key] = (weakref.ref(volume.array), value)
+    return value
 
 
 def data_range(volume: ImageVolume) -> tuple[float, float]:
     """(min, max) voxel value of ``volume`` in its units, computed once per voxel array."""
-    key = id(volume.array)
-    hit = _RANGES.get(key)
-    if hit is not None and hit[0]() is volume.array:
-        return hit[1]
-    lo, hi = volume.value_range()
-    for stale in [k for k, (ref, _r) in _RANGES.items() if ref() is None]:
-        del _RANGES[stale]
-    _RANGES[key] = (weakref.ref(volume.array), (lo, hi))
-    return lo, hi
+    return _once(volume, "range", lambda v: tuple(float(x) for x in v.value_range()))
 
 
 def bounded_window(center: float, width: float,
