@@ -48,6 +48,7 @@ from surgiplan.simulation import (
     load_simulator,
     run_simulation,
 )
+from surgiplan.simulation.capabilities import declared, supports
 from surgiplan.simulation.uncertainty import SEEG_ROBOT_PROFILE, ErrorProfile
 from surgiplan.twin import Twin
 from surgiplan.ui.plan.planning_panel import (
@@ -114,12 +115,27 @@ STRUCTURE_COMBOS = (("organ_combo", Role.ORGAN), ("target_combo", Role.TARGET),
                     ("vertebra_combo", Role.BONE))
 
 
-class RehearsalPanel(QWidget):
-    """Shared base of the rehearsal panels; subclasses set ``simulator_id`` and ``kind`` and
-    implement :meth:`inputs`, :meth:`_inputs_box`, :meth:`reset` and :meth:`show_geometry`."""
+def panel_simulators(entries: list[Any], kind: str, needs: tuple[str, ...] = ()) -> list[Any]:
+    """The enabled simulators a rehearsal panel of ``kind`` can drive: their spec's kind is
+    ``kind`` and they declare every capability in ``needs`` (a third-party plug-in run in its
+    child process offers only ``run``, so it qualifies only for a panel that needs nothing)."""
+    return [e for e in entries
+            if e.enabled and e.spec is not None and str(e.spec.kind) == kind
+            and all(declared(e.spec, c) for c in needs)
+            and not (needs and getattr(e, "isolated", False))]
 
-    simulator_id = ""
+
+class RehearsalPanel(QWidget):
+    """Shared base of the rehearsal panels; subclasses set ``kind``, ``preferred_id`` (the
+    bundled simulator chosen first) and ``needs`` (capabilities the panel cannot work
+    without), and implement :meth:`inputs`, :meth:`_inputs_box`, :meth:`reset` and
+    :meth:`show_geometry`. The panel offers every simulator of its kind that declares
+    ``needs`` (:func:`panel_simulators`); optional capabilities (live scores, optimise,
+    suggest...) are used only when the chosen simulator :func:`supports` them."""
+
     kind = ""
+    preferred_id = ""
+    needs: tuple[str, ...] = ()
     hint = ""
 
     def __init__(self, window: MainWindow, parent: QWidget | None = None) -> None:
@@ -129,6 +145,7 @@ class RehearsalPanel(QWidget):
         self.twin: Twin | None = None
         self.context: SimulationContext | None = None
         self.simulator: Any = None
+        self.simulator_id = self.preferred_id
         self.load_error: str | None = None
         self.result: SimulationResult | None = None
         self.live_ms: float | None = None
@@ -159,6 +176,13 @@ class RehearsalPanel(QWidget):
     def _build(self) -> None:
         body = QWidget()
         layout = QVBoxLayout(body)
+        self.simulator_combo = named_combo(f"{self.kind}_simulator")
+        self.simulator_combo.setToolTip(f"the {self.kind} simulator plug-in to rehearse with")
+        self.simulator_combo.currentIndexChanged.connect(lambda _i: self._simulator_chosen())
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Simulator"))
+        row.addWidget(self.simulator_combo, 1)
+        layout.addLayout(row)
         self.simulator_note = wrapped_label(self.hint)
         layout.addWidget(self.simulator_note)
         layout.addWidget(self._inputs_box())
@@ -220,9 +244,62 @@ class RehearsalPanel(QWidget):
         return save_rehearsal(self.window, self, self.kind, new=new)
 
     # ------------------------------------------------------------------ simulator
+    def refresh_simulators(self, entries: list[Any] | None = None) -> None:
+        """List the simulators this panel can drive (``entries``: default, the discovered
+        plug-ins), keeping the chosen one (else the preferred one, else the first)."""
+        from surgiplan.simulation import discover
+
+        found = panel_simulators(discover() if entries is None else entries, self.kind,
+                                 self.needs)
+        ids = [e.spec.id for e in found]
+        self.simulator_combo.blockSignals(True)
+        self.simulator_combo.clear()
+        for e in found:
+            self.simulator_combo.addItem(f"{e.spec.title} ({e.spec.id} {e.spec.version})",
+                                         e.spec.id)
+        chosen = self.simulator_id if self.simulator_id in ids else \
+            self.preferred_id if self.preferred_id in ids else (ids[0] if ids else "")
+        if chosen:
+            self.simulator_combo.setCurrentIndex(ids.index(chosen))
+        self.simulator_combo.blockSignals(False)
+        if chosen and chosen != self.simulator_id:
+            self.select_simulator(chosen)
+
+    def select_simulator(self, simulator_id: str) -> Any:
+        """Rehearse with the simulator ``simulator_id`` (its form replaces the previous one's);
+        returns it (None when it cannot be loaded)."""
+        index = self.simulator_combo.findData(simulator_id)
+        if index >= 0 and index != self.simulator_combo.currentIndex():
+            self.simulator_combo.setCurrentIndex(index)  # calls back _simulator_chosen
+            return self.simulator
+        if simulator_id != self.simulator_id or self.simulator is None:
+            self._cancel()
+            self.simulator_id = simulator_id
+            self.simulator, self.load_error = None, None
+            self.ensure_simulator()
+            self.reset()
+            self.show_result(None)
+        return self.simulator
+
+    def _simulator_chosen(self) -> None:
+        simulator_id = self.simulator_combo.currentData()
+        if simulator_id and simulator_id != self.simulator_id:
+            self.select_simulator(simulator_id)
+
+    def supports(self, capability: str) -> bool:
+        """Whether the loaded simulator offers ``capability`` (declared and implemented)."""
+        return self.simulator is not None and supports(self.simulator, capability)
+
+    def capabilities_changed(self) -> None:
+        """A simulator was loaded: subclasses enable what its capabilities allow."""
+
     def ensure_simulator(self) -> Any:
         """Load the plug-in once; fill the parameter form from its schema (None if missing)."""
         if self.simulator is None and self.load_error is None:
+            if self.simulator_combo.count() == 0:
+                self.refresh_simulators()
+                if self.simulator is not None:  # the refresh chose and loaded one
+                    return self.simulator
             try:
                 self.simulator = load_simulator(self.simulator_id)
             except Exception as exc:  # a missing/broken plug-in must not stop the app
@@ -238,6 +315,7 @@ class RehearsalPanel(QWidget):
                 self.uncertainty_form.set_values(
                     {"boundary_sd_mm": max(self.twin.geometry.spacing_mm)})
             self.simulator_note.setText(f"{spec.title} v{spec.version}\n{self.hint}")
+            self.capabilities_changed()
         return self.simulator
 
     def showEvent(self, event) -> None:
@@ -560,22 +638,25 @@ def confirm_unsaved_rehearsals(window: MainWindow) -> bool:
     return True
 
 
-def install_rehearsals(window: MainWindow) -> QTabWidget:
-    """Add the "Rehearse" dock (implant, ablation, resection tabs) next to the planning dock;
-    the panels are ``window.implant_panel``, ``window.ablation_panel``,
-    ``window.resection_panel``."""
+def rehearsal_panel_classes() -> tuple[type[RehearsalPanel], ...]:
+    """The rehearsal panel of each kind (implant, ablation, resection); each offers the
+    simulators of its kind that declare what it needs (:func:`panel_simulators`)."""
     from surgiplan.ui.rehearse.ablation_panel import AblationPanel
     from surgiplan.ui.rehearse.implant_panel import ImplantPanel
     from surgiplan.ui.rehearse.resection_panel import ResectionPanel
 
+    return ImplantPanel, AblationPanel, ResectionPanel
+
+
+def install_rehearsals(window: MainWindow) -> QTabWidget:
+    """Add the "Rehearse" dock (a tab per kind: implant, ablation, resection) next to the
+    planning dock; the panels are ``window.<kind>_panel``."""
     tabs = QTabWidget()
     tabs.setObjectName("rehearsal_tabs")
-    window.implant_panel = ImplantPanel(window)
-    window.ablation_panel = AblationPanel(window)
-    window.resection_panel = ResectionPanel(window)
-    for panel, title in ((window.implant_panel, "Implant"), (window.ablation_panel, "Ablation"),
-                         (window.resection_panel, "Resection")):
-        tabs.addTab(panel, title)
+    for cls in rehearsal_panel_classes():
+        panel = cls(window)
+        setattr(window, f"{cls.kind}_panel", panel)
+        tabs.addTab(panel, cls.kind.capitalize())
     tabs.setMinimumWidth(400)
     tabs.currentChanged.connect(lambda _i: window.set_slice_tool(None))
     dock = QDockWidget("Rehearse", window)
@@ -591,4 +672,7 @@ def install_rehearsals(window: MainWindow) -> QTabWidget:
         QTimer.singleShot(0, (window.findChild(QDockWidget, "dock_structures") or anchor).raise_)
     window.rehearsal_dock = dock
     window.rehearsal_tabs = tabs
+    from surgiplan.ui.rehearse.working_state import install_working_keeper
+
+    install_working_keeper(window)  # the working rehearsals are kept in the case
     return tabs
