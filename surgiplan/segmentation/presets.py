@@ -114,21 +114,35 @@ def _ct_bone_skin_vessels(volume: ImageVolume, progress: ProgressCallback | None
 def _ct_spine(volume: ImageVolume, progress: ProgressCallback | None,
               cancel: CancelToken | None) -> list[PresetStructure]:
     """Skin, the spinal canal (critical), one bone structure per vertebra named by level
-    (``surgiplan.segmentation.spine``) and the sacrum."""
+    (``surgiplan.segmentation.spine``), the sacrum, and the aorta and inferior vena cava in
+    front (critical, ``surgiplan.segmentation.great_vessels``; contrast CT) where found."""
+    from surgiplan.segmentation import great_vessels
     from surgiplan.segmentation.spine import METHOD, segment_spine
 
     image, geometry = volume.array, volume.geometry
     _step(progress, cancel, 0.0, "skin")
     body = body_mask(image, geometry)
-    _step(progress, cancel, 0.4, "vertebrae and canal")
+    _step(progress, cancel, 0.3, "vertebrae and canal")
     spine = segment_spine(image, geometry, body)
+    _step(progress, cancel, 0.7, "aorta and inferior vena cava")
+    bone = np.zeros_like(body)
+    for mask in spine.vertebrae.values():
+        bone |= mask
+    vessels = great_vessels.segment_aorta_ivc(image, geometry, body, spine.canal, bone)
     report(progress, 1.0, "preset done")
     note = (f"automatic ({METHOD}; levels from the {spine.level_source}); quality: "
             f"{spine.quality}: check and correct")
+    vessel_note = (f"automatic ({great_vessels.METHOD}); quality: automatic, unreviewed: "
+                   "check and correct")
+    blood = np.zeros_like(body)
+    for mask in vessels.values():
+        blood |= mask
     out = [PresetStructure("skin", Role.SKIN, body, note),
            PresetStructure("spinal canal", Role.CRITICAL, spine.canal, note)]
-    out += [PresetStructure(name, Role.BONE, mask, note)
+    out += [PresetStructure(name, Role.BONE, mask & ~blood, note)
             for name, mask in spine.vertebrae.items()]
+    out += [PresetStructure(name, Role.CRITICAL, mask, vessel_note)
+            for name, mask in vessels.items()]
     if spine.sacrum is not None:
         out.append(PresetStructure("sacrum", Role.BONE, spine.sacrum, note))
     return out
