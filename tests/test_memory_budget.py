@@ -95,3 +95,25 @@ def test_context_samples_without_a_full_grid_map_near_the_structure():
     np.testing.assert_allclose(exact, sample_volume(full, geometry, far, fill_value=np.inf),
                                atol=1e-4)
     assert bound[0] <= exact[0] and bound[0] >= 10.0
+
+
+def test_distance_in_a_box_equals_the_full_map_there_without_building_it():
+    geometry = _grid()
+    twin = Twin(ImageVolume(np.zeros(geometry.shape_zyx, np.int16), geometry, modality="CT"))
+    mask = _ball(geometry)
+    twin.add_structure("nerve", mask, role="critical")
+    twin.add_structure("nothing", np.zeros(geometry.shape_zyx, bool), role="critical")
+    context = SimulationContext(twin)
+    full = signed_distance_map(mask, geometry)
+    for box in [(slice(30, 50), slice(60, 80), slice(80, 100)),  # around the ball
+                (slice(0, 120), slice(0, 20), slice(0, 140)),  # far from it, to the grid edge
+                (slice(110, 120), slice(150, 160), slice(130, 140))]:
+        got = context.distance_in_box("nerve", box)
+        assert got.dtype == np.float32 and not got.flags.writeable
+        # Maurer's float32 sums differ by ~1e-6 relative between a region and the full grid
+        np.testing.assert_allclose(got, full[box], rtol=0, atol=1e-4)
+    assert twin.cached_full_distance("nerve") is None  # no full-grid map was built
+    empty = context.distance_in_box("nothing", (slice(0, 2), slice(0, 3), slice(0, 4)))
+    assert empty.shape == (2, 3, 4) and np.all(np.isposinf(empty))
+    with pytest.raises(ValueError, match="within the grid"):
+        context.distance_in_box("nerve", (slice(-1, 5), slice(0, 3), slice(0, 4)))

@@ -155,6 +155,26 @@ class SimulationContext:
                      slice(int(lo[2]), int(hi[2])))  # (z, y, x) voxel box
         return self.__twin.distance_roi(name, cover=cover)
 
+    def distance_in_box(self, name: str, box: tuple[slice, slice, slice]) -> np.ndarray:
+        """``distance_map(name)[box]`` (float32 mm, read-only) for a ``(z, y, x)`` voxel box
+        within the grid, without the full-grid map: cut from the structure's region-of-interest
+        map grown to hold the box, whose values are exact there (a map already in memory is
+        used as is). An empty structure gives ``+inf``."""
+        full = self._shipped.get(name)
+        if full is None:
+            full = self.__twin.cached_full_distance(name)
+        if full is not None:
+            return _read_only(full[box])
+        shape = self.geometry.shape_zyx
+        if any(not 0 <= b.start < b.stop <= n for b, n in zip(box, shape, strict=True)):
+            raise ValueError(f"box {box} is not a non-empty box within the grid {shape}")
+        roi = self.__twin.distance_roi(name, cover=box)
+        if roi.mask_box is None:
+            return _read_only(np.full([b.stop - b.start for b in box], np.inf, np.float32))
+        local = tuple(slice(b.start - r.start, b.stop - r.start)
+                      for b, r in zip(box, roi.region, strict=True))
+        return _read_only(roi.values[local])
+
     def _distance(self, name: str) -> np.ndarray:
         shipped = self._shipped.get(name)
         if shipped is not None:

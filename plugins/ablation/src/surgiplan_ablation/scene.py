@@ -111,7 +111,7 @@ def build_scene(context: SimulationContext, target: str, roi_lps: np.ndarray, *,
     corners = geometry.index_to_lps(np.array([lo, hi]))
     roi = np.vstack([corners.min(axis=0), corners.max(axis=0)])
     spacing = np.asarray(geometry.spacing_mm)
-    sd_t = context.distance_map(target)[box]
+    sd_t = context.distance_in_box(target, box)  # the ROI only, not a full-grid map
     keep = sd_t < max(max_offset_mm, 0.0)
     order = np.argsort(sd_t[keep], kind="stable")  # the kernel stops at the first s >= e
     tumour = _centres(geometry, box, keep)[order]
@@ -125,7 +125,7 @@ def build_scene(context: SimulationContext, target: str, roi_lps: np.ndarray, *,
         pts = _centres(geometry, box, context.mask(s.name)[box] != 0)
         c_pts.append(pts)
         c_idx.append(np.full(len(pts), n, np.int64))
-        sd_s = context.distance_map(s.name)[box]
+        sd_s = context.distance_in_box(s.name, box)
         surf = _surface_points(context, s.name, geometry, box, sd_s, float(spacing.max())) \
             if np.any(sd_s < 0) else np.empty((0, 3))
         k_pts.append(surf)
@@ -223,7 +223,7 @@ def _centreline(context, name, geometry, box, min_diameter_mm):
     big = tuple(slice(max(s.start - pad, 0), min(s.stop + pad, n)) for s, n in zip(box, size,
                                                                                  strict=True))
     spacing = np.asarray(geometry.spacing_mm, float)
-    depth = -np.asarray(context.distance_map(name)[big], dtype=float)
+    depth = -np.asarray(context.distance_in_box(name, big), dtype=float)
     depth[~np.isfinite(depth)] = -1.0
     ridge = (depth > 0) & (depth >= ndimage.maximum_filter(depth, size=3))
     depth = depth + spacing.max() / 2.0 + (RIDGE_OFF_AXIS - WALL_GAP) * spacing.min()
