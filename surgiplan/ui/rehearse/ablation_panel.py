@@ -32,6 +32,7 @@ from surgiplan.simulation import (
     Metric,
     SimulationResult,
 )
+from surgiplan.simulation.capabilities import CHECKS, DEVICES, HANDLES, LIVE, OPTIMISE
 from surgiplan.ui.plan.planning_panel import wrapped_label
 from surgiplan.ui.rehearse.rehearsal_panels import (
     TrajectoryRehearsalPanel,
@@ -87,8 +88,9 @@ def skin_entry_lps(twin: Any, tip_lps: np.ndarray, shaft_lps: np.ndarray) -> np.
 class AblationPanel(TrajectoryRehearsalPanel):
     """Ablation rehearsal (see the module docstring)."""
 
-    simulator_id = "ablation"
     kind = "ablation"
+    preferred_id = "ablation"
+    needs = ()  # any ablation simulator runs here; devices, live, optimise when it has them
     placing_mode = "target"
     hint = ("Place the probe tip in the tumour and its entry in a slice view; drag either. "
             "Choose the device and its power/time, or a custom zone.")
@@ -152,8 +154,10 @@ class AblationPanel(TrajectoryRehearsalPanel):
         first = self.simulator is None and self.load_error is None
         sim = super().ensure_simulator()
         if sim is not None and first:
+            self.devices = {}
             try:
-                self.devices = sim.devices()
+                if self.supports(DEVICES):
+                    self.devices = dict(sim.devices())
             except Exception as exc:  # a broken table: custom zones still work
                 self.optimise_label.setText(f"Device tables not loaded: {exc}")
             self.device_combo.blockSignals(True)
@@ -164,6 +168,12 @@ class AblationPanel(TrajectoryRehearsalPanel):
             self.device_combo.blockSignals(False)
             self._device_chosen()
         return sim
+
+    def capabilities_changed(self) -> None:
+        self.optimise_button.setEnabled(self.supports(OPTIMISE))
+        self.optimise_button.setToolTip(
+            self.optimise_button.toolTip() if self.supports(OPTIMISE) else
+            "the chosen simulator declares no 'optimise' capability")
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
@@ -264,11 +274,15 @@ class AblationPanel(TrajectoryRehearsalPanel):
             inputs = self.inputs()
             if inputs is None:
                 return None
-            self.simulator.check_inputs(inputs, self.form.values())
-            self._draw_live(inputs)
+            if self.supports(CHECKS):
+                self.simulator.check_inputs(inputs, self.form.values())
+            if self.supports(HANDLES):
+                self._draw_live(inputs)
         except Exception as exc:
             self.show_result(SimulationResult.failed(str(exc)))
             return None
+        if not self.supports(LIVE):
+            return None  # no live score: the full run follows on release
         if self.live is None:
             self.live = self.simulator.live_scorer(self.context, self.form.values())
         if not self._live_ready:
@@ -337,6 +351,9 @@ class AblationPanel(TrajectoryRehearsalPanel):
     def optimise(self) -> None:
         """Rank 1,000 candidate placements/settings in a worker (progress, cancel)."""
         inputs = self.inputs() if self.ensure_simulator() is not None else None
+        if not self.supports(OPTIMISE):
+            self.optimise_label.setText("The chosen simulator cannot optimise.")
+            return
         if inputs is None or self.context is None:
             self.optimise_label.setText("Place the probe (tip and entry) and choose a tumour "
                                         "first.")

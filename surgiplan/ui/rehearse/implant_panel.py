@@ -33,6 +33,7 @@ from surgiplan.simulation import (
     StructureLevel,
     level_for,
 )
+from surgiplan.simulation.capabilities import HANDLES, INPUTS, LIVE, SUGGEST
 from surgiplan.ui.plan.planning_panel import worst_level, wrapped_label
 from surgiplan.ui.rehearse.rehearsal_panels import (
     TrajectoryRehearsalPanel,
@@ -80,8 +81,9 @@ def live_metrics(score: Any, margins_mm: dict[str, float]
 class ImplantPanel(TrajectoryRehearsalPanel):
     """Pedicle-screw rehearsal (see the module docstring)."""
 
-    simulator_id = "implant"
     kind = "implant"
+    preferred_id = "implant"
+    needs = (INPUTS, HANDLES)  # the panel builds a library screw and draws/drags it
     hint = ("Place the screw head (entry) and tip in a slice view, or auto-suggest it; drag "
             "the markers or the 3D handle (arrows move, rings rotate).")
 
@@ -136,6 +138,9 @@ class ImplantPanel(TrajectoryRehearsalPanel):
         self.suggest_label = wrapped_label()
         v.addWidget(self.suggest_label)
         return box
+
+    def capabilities_changed(self) -> None:
+        self.suggest_button.setEnabled(self.supports(SUGGEST))
 
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
@@ -226,7 +231,8 @@ class ImplantPanel(TrajectoryRehearsalPanel):
     def prepare_live(self) -> None:
         """Build the simulator's distance grids for this case in a worker (once)."""
         inputs = self.inputs()
-        if self._maps_ready or inputs is None or self.context is None:
+        if self._maps_ready or inputs is None or self.context is None or \
+                not self.supports(LIVE):
             return
         self._prepare_gen += 1
         gen, context, params = self._prepare_gen, self.context, self.form.values()
@@ -250,7 +256,8 @@ class ImplantPanel(TrajectoryRehearsalPanel):
     def rescore_live(self) -> SimulationResult | None:
         """Score the current pose on the distance grids (no Monte Carlo) and show it."""
         pose = self.pose()
-        if pose is None or self.context is None or self.ensure_simulator() is None:
+        if pose is None or self.context is None or self.ensure_simulator() is None or \
+                not self.supports(LIVE):
             return None
         if not self._maps_ready:
             self.prepare_live()
@@ -314,6 +321,9 @@ class ImplantPanel(TrajectoryRehearsalPanel):
         vertebra = self.vertebra_combo.currentText()
         if not vertebra or self.context is None or self.ensure_simulator() is None:
             self.suggest_label.setText("Choose a bone structure first.")
+            return
+        if not self.supports(SUGGEST):
+            self.suggest_label.setText("The chosen simulator cannot suggest a screw.")
             return
         near = self.plan.entry_lps
         if near is None:
