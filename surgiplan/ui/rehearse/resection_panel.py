@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from surgiplan.model.structures import Role
 from surgiplan.simulation import ResectionInput, SimulationResult
+from surgiplan.simulation.capabilities import HANDLES, LIVE, STRUCTURES
 from surgiplan.ui.plan.planning_panel import wrapped_label
 from surgiplan.ui.rehearse.rehearsal_panels import (
     RehearsalPanel,
@@ -73,8 +74,9 @@ def box_lps(twin: Any, name: str, pad_mm: float = 0.0) -> np.ndarray:
 class ResectionPanel(RehearsalPanel):
     """Resection rehearsal (see the module docstring)."""
 
-    simulator_id = "resection"
     kind = "resection"
+    preferred_id = "resection"
+    needs = (HANDLES,)  # the dragged plane is the simulator's cut
     hint = ("Choose the organ and target; drag the cutting plane in a slice view (the knob "
             "rotates it) or with the 3D plane handle. The side the arrow points to is removed.")
 
@@ -89,6 +91,9 @@ class ResectionPanel(RehearsalPanel):
         self._attach_placement(self.plane, self.decoration, self._plane_changed)
 
     # ------------------------------------------------------------------ construction
+    def capabilities_changed(self) -> None:
+        self.create_button.setEnabled(self.supports(STRUCTURES))
+
     def _inputs_box(self) -> QGroupBox:
         box = QGroupBox("Resection")
         v = QVBoxLayout(box)
@@ -260,7 +265,7 @@ class ResectionPanel(RehearsalPanel):
         """Gather the organ (and target) for live scoring, in a worker."""
         key = (self.organ(), self.target())
         if self.context is None or key[0] is None or self.ensure_simulator() is None or \
-                self._prepared_key == key:
+                self._prepared_key == key or not self.supports(LIVE):
             return
         prepare = self.simulator.prepare
         self._prepare_gen += 1
@@ -282,7 +287,8 @@ class ResectionPanel(RehearsalPanel):
 
     def rescore_live(self) -> SimulationResult | None:
         """Nominal volumes, remnant % and margin of the current cut (no intervals)."""
-        if self.context is None or self.ensure_simulator() is None or self.organ() is None:
+        if self.context is None or self.ensure_simulator() is None or self.organ() is None \
+                or not self.supports(LIVE):
             return None
         if self.prepared is None or self._prepared_key != (self.organ(), self.target()):
             self.prepare()
@@ -313,6 +319,9 @@ class ResectionPanel(RehearsalPanel):
         """Add "specimen" and "remnant" structures to the twin (worker computes the masks;
         one undo step through the Segment panel's editor when there is one)."""
         inputs = self.inputs()
+        if not self.supports(STRUCTURES):
+            self.create_label.setText("The chosen simulator adds no structures.")
+            return
         if inputs is None or self.context is None:
             self.create_label.setText("Choose an organ and a cut or target first.")
             return
