@@ -67,7 +67,9 @@ def make_big_case(folder: Path, size_xyz: tuple[int, int, int]) -> Path:
     rng = np.random.default_rng(0)
     y, x = np.ogrid[:ny, :nx]
     xmm, ymm = (x - nx / 2) * spacing[0], (y - ny / 2) * spacing[1]
-    body2d = (xmm / 160) ** 2 + (ymm / 120) ** 2 < 1
+    # body 320 x 240 mm, smaller on a small grid (the tiny baseline case keeps an outer skin)
+    half_x, half_y = min(160.0, 0.45 * nx * spacing[0]), min(120.0, 0.45 * ny * spacing[1])
+    body2d = (xmm / half_x) ** 2 + (ymm / half_y) ** 2 < 1
     spine2d = (xmm ** 2 + (ymm - 70) ** 2) < 18 ** 2
     image = np.empty((nz, ny, nx), np.int16)
     for k in range(nz):
@@ -117,8 +119,9 @@ def _open_job(case: Path) -> list[str]:
     return [sys.executable, "-c", code, str(case)]
 
 
-def _jobs(case: Path, many: Path) -> dict[str, list[str]]:
-    target = ",".join(map(str, TARGET_LPS))
+def _jobs(case: Path, many: Path, target_lps: tuple[float, float, float] = TARGET_LPS
+          ) -> dict[str, list[str]]:
+    target = ",".join(map(str, target_lps))
     return {
         "open (app workers)": _open_job(case),
         "simulate trajectory": [*SURGIPLAN, "simulate", "trajectory", str(case), "--entry",
@@ -134,7 +137,7 @@ def _rows(case: Path, many: Path, tiny: Path, image_mib: float, head_mib: float)
     """Each job's peak RSS beyond the same job's on a tiny case (interpreter, libraries and
     plug-ins), per image byte."""
     rows = []
-    tiny_jobs = _jobs(tiny, tiny)
+    tiny_jobs = _jobs(tiny, tiny, (0.0, 0.0, 0.0))  # a target inside the tiny case
     for name, argv in _jobs(case, many).items():
         base_mib = head_mib if name.startswith("100") else image_mib
         peak, seconds, rc = _measure(argv)

@@ -219,6 +219,10 @@ def run_plan_path(args: argparse.Namespace) -> int:
         max_length_mm=DEFAULT_MAX_LENGTH_MM if args.max_length is None else args.max_length,
         max_angle_deg=DEFAULT_MAX_ANGLE_DEG if args.max_angle is None else args.max_angle)
     context = _context(args.case)
+    if not context.geometry.contains_lps(args.target):
+        raise BadInputError(f"the target {tuple(args.target)} (LPS mm) lies outside the image",
+                            path=args.case, action="give a target inside the image "
+                            "(its extent: surgiplan twin info)")
     started = time.perf_counter()
     try:
         result = run_search(simulator, context, request, params, timeout_s=args.timeout)

@@ -257,6 +257,12 @@ def search_paths(
         near = np.linalg.norm(entries - np.asarray(request.entry_region_centre_lps), axis=1)
         inside = near <= request.entry_region_radius_mm
         ids, normals, entries = ids[inside], normals[inside], entries[inside]
+    if not len(entries):
+        from surgiplan.errors import BadInputError
+
+        raise BadInputError(f"the skin {skin!r} has no outer surface to enter through here (it "
+                            "fills the image, or no entry lies in the entry region)",
+                            action="check the skin structure and the entry region")
     combined, combined_geometry = combined_critical_roi(context, np.vstack([entries, target]))
     report(progress, 0.2, f"scoring {len(ids)} candidate entries")
     radius = request.diameter_mm / 2.0
