@@ -26,6 +26,8 @@ def _bare(pair, settings) -> float:
     """The same registration with SimpleITK only; returns seconds."""
     import SimpleITK as sitk
 
+    from surgiplan.registration.engine import sampling_per_level
+
     t0 = time.perf_counter()
     fixed = sitk.GetImageFromArray(pair.ct.array.astype(np.float32))
     moving = sitk.GetImageFromArray(pair.mr.array.astype(np.float32))
@@ -38,7 +40,8 @@ def _bare(pair, settings) -> float:
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=settings.histogram_bins)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(settings.sampling_fraction, settings.seed)
+    reg.SetMetricSamplingPercentagePerLevel(
+        sampling_per_level(settings, pair.ct.geometry.n_voxels), settings.seed)
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsConjugateGradientLineSearch(
         learningRate=1.0, numberOfIterations=settings.iterations, convergenceMinimumValue=1e-6,
