@@ -56,6 +56,9 @@ def test_roi_statistics_against_truth():
     assert by_key["sd"].value == pytest.approx(np.repeat(values, 15).std(ddof=1))
     lo, hi = by_key["mean"].interval
     assert lo < by_key["mean"].value < hi
+    sd = by_key["sd"].value  # chi-square 95 % interval, 59 d.f.: about 0.85..1.22 SD
+    assert by_key["sd"].interval == pytest.approx((0.8476 * sd, 1.2193 * sd), rel=2e-3)
+    assert hi - lo == pytest.approx(2 * 2.0010 * sd / np.sqrt(60), rel=1e-3)  # t, 59 d.f.
     assert by_key["volume_ml"].interval[0] <= by_key["volume_ml"].value \
         <= by_key["volume_ml"].interval[1]
 

@@ -8,8 +8,10 @@ title, unit, value, 95 % interval):
 * angle - at the middle point between the two arms (0..180 deg); interval: the arms' ends
   placed within half the largest spacing, ``atan(h / arm)`` per arm;
 * roi - an axis-aligned box in LPS (two opposite corners): mean and SD of the voxels whose
-  centres lie inside (mean interval: 95 % t-free normal, +-1.96 SD / sqrt(n)), voxel count
-  and volume (ml; interval: the box grown / shrunk by half a voxel on every face).
+  centres lie inside (95 % confidence intervals treating the voxels as independent: Student
+  t for the mean, chi-square for the SD; neighbouring voxels are correlated, so these are
+  narrower than a repeat scan's spread), voxel count and volume (ml; interval: the box grown
+  / shrunk by half a voxel on every face).
 
 Stored in the case bundle as ``plans/measurements.json`` (``twin.bundle_extras``) and exported
 as 3D Slicer markups (``Line``, ``Angle``, ``ROI``; LPS mm).
@@ -128,9 +130,29 @@ def roi_readings(points_lps: np.ndarray, image) -> list[Reading]:
         return [Reading("mean", "Mean", unit, nan, (nan, nan)),
                 Reading("sd", "SD", unit, nan, (nan, nan)), volume, count]
     mean, sd = float(values.mean()), float(values.std(ddof=1)) if n > 1 else 0.0
-    half_ci = 1.96 * sd / math.sqrt(n)
-    return [Reading("mean", "Mean", unit, mean, (mean - half_ci, mean + half_ci)),
-            Reading("sd", "SD", unit, sd, (sd, sd)), volume, count]
+    return [Reading("mean", "Mean", unit, mean, _mean_interval(mean, sd, n)),
+            Reading("sd", "SD", unit, sd, _sd_interval(sd, n)), volume, count]
+
+
+def _mean_interval(mean: float, sd: float, n: int) -> tuple[float, float]:
+    """95 % confidence interval of the mean of ``n`` values (Student t, n - 1 d.f.)."""
+    if n < 2:
+        return (float("nan"), float("nan"))
+    from scipy.stats import t
+
+    half = float(t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return (mean - half, mean + half)
+
+
+def _sd_interval(sd: float, n: int) -> tuple[float, float]:
+    """95 % confidence interval of the SD of ``n`` values (chi-square, n - 1 d.f.)."""
+    if n < 2:
+        return (float("nan"), float("nan"))
+    from scipy.stats import chi2
+
+    dof = n - 1
+    return (sd * math.sqrt(dof / float(chi2.ppf(0.975, dof))),
+            sd * math.sqrt(dof / float(chi2.ppf(0.025, dof))))
 
 
 def measure(measurement: Measurement, image) -> Measurement:
