@@ -62,6 +62,7 @@ from surgiplan.io.labelmaps import (
 )
 from surgiplan.io.seg_nrrd import seg_nrrd_bytes, seg_nrrd_from_arrays
 from surgiplan.io.source_series import SourceSeries
+from surgiplan.io.versioned import upgrade
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.structures import Role, Segmentation, Structure
 from surgiplan.model.surface import SurfaceMesh
@@ -392,18 +393,8 @@ def _upgrade(raw: Any, path: Path) -> dict[str, Any]:
     if not isinstance(version, int) or version < 1:
         raise BadInputError(f"{MANIFEST} has an invalid schema_version {version!r}", path=path,
                             action="Open a .surgiplan file saved by SurgiPlan")
-    if version > SCHEMA_VERSION:
-        raise BadInputError(
-            f"this case was made by a newer SurgiPlan (case format version {version}; this "
-            f"SurgiPlan {__version__} reads up to version {SCHEMA_VERSION})", path=path,
-            action="Update SurgiPlan to open it")
-    while version < SCHEMA_VERSION:
-        if version not in MIGRATIONS:
-            raise BadInputError(f"case format version {version} cannot be upgraded", path=path,
-                                action="Open it with the SurgiPlan version that saved it")
-        raw = MIGRATIONS[version](raw)
-        version = raw["schema_version"] = version + 1
-    return raw
+    return upgrade(raw, version, current=SCHEMA_VERSION, migrations=MIGRATIONS, path=path,
+                   subject="this case was", what="case")
 
 
 # Largest uncompressed entry we accept (a zip-bomb guard; a 1024x1024x2000 int16 volume is 4 GiB).

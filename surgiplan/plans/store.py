@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from surgiplan import __version__
 from surgiplan.errors import BadInputError
+from surgiplan.io import versioned
 from surgiplan.plans.audit import AuditLog, identifiers_of
 from surgiplan.plans.model import Plan, utc_now
 from surgiplan.plans.planset import PlanSet
@@ -83,25 +84,15 @@ def _version_of(raw: Any, path: str) -> int:
 
 def upgrade(raw: Any, *, path: str = PLANS_ENTRY) -> dict[str, Any]:
     """Bring a plans document of any older version up to :data:`SCHEMA_VERSION`."""
-    version = _version_of(raw, path)
-    if version > SCHEMA_VERSION:
-        raise BadInputError(
-            f"these plans were saved by a newer SurgiPlan (plans format version {version}; "
-            f"SurgiPlan {__version__} reads up to {SCHEMA_VERSION})", path=path,
-            action="Update SurgiPlan to open them")
-    while version < SCHEMA_VERSION:
-        raw = MIGRATIONS[version](raw)
-        version += 1
-    return raw
+    return versioned.upgrade(raw, _version_of(raw, path), current=SCHEMA_VERSION,
+                             migrations=MIGRATIONS, path=path, subject="these plans were",
+                             what="plans")
 
 
 def plans_from_bytes(data: bytes, *, path: str = PLANS_ENTRY) -> list[Plan]:
     """Plans from ``plans/plans.json`` bytes of any supported version."""
-    try:
-        raw = json.loads(data)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nesting
-        raise BadInputError(f"the plans document is not valid JSON ({exc})", path=path,
-                            action="The case file is damaged: open a backup copy") from exc
+    raw = versioned.parse_json(data, what="plans document", path=path,
+                               action="The case file is damaged: open a backup copy")
     try:
         return PlansDocument.model_validate(upgrade(raw, path=path)).plans
     except ValidationError as exc:

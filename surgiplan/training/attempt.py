@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from surgiplan.errors import BadInputError
+from surgiplan.io.versioned import read_json_file
 from surgiplan.plans.model import Intervention, Plan
 from surgiplan.simulation.inputs import (
     AblationInput,
@@ -118,13 +119,7 @@ def _from_plan(raw: dict[str, Any], exercise: Exercise, path: Path) -> Attempt:
 def read_attempt(path: str | Path, exercise: Exercise) -> Attempt:
     """An attempt from an attempt file or a SurgiPlan plan JSON (see the module docstring)."""
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInputError("no such plan file", path=path, action="check the path") from None
-    except (OSError, ValueError) as exc:
-        raise BadInputError(f"cannot read the plan as JSON ({exc})", path=path,
-                            action="give an attempt or plan JSON file") from exc
+    raw = read_json_file(path, what="plan", action="give an attempt or plan JSON file")
     if not isinstance(raw, dict):
         raise BadInputError("the plan file is not a JSON object", path=path,
                             action="give an attempt or plan JSON file")

@@ -23,8 +23,8 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from surgiplan import __version__
 from surgiplan.errors import BadInputError
+from surgiplan.io.versioned import read_json_file, upgrade
 from surgiplan.simulation.inputs import PointLPS
 from surgiplan.simulation.spec import Kind
 
@@ -212,14 +212,8 @@ def _upgrade(raw: Any, path: Path) -> dict[str, Any]:
     if not isinstance(version, int) or version < 1:
         raise BadInputError(f"bad schema_version {version!r}", path=path,
                             action="see surgiplan/training/exercises/README.md")
-    if version > SCHEMA_VERSION:
-        raise BadInputError(f"exercise format version {version} is newer than this SurgiPlan "
-                            f"{__version__} reads ({SCHEMA_VERSION})", path=path,
-                            action="update SurgiPlan to open it")
-    while version < SCHEMA_VERSION:
-        raw = MIGRATIONS[version](raw)
-        version += 1
-    return raw
+    return upgrade(raw, version, current=SCHEMA_VERSION, migrations=MIGRATIONS, path=path,
+                   subject="this exercise was", what="exercise")
 
 
 def exercise_from_json(raw: Any, *, path: str | Path = "<exercise>") -> Exercise:
@@ -237,15 +231,8 @@ def exercise_from_json(raw: Any, *, path: str | Path = "<exercise>") -> Exercise
 
 def load_exercise(path: str | Path) -> Exercise:
     """Read an ``.exercise.json`` file."""
-    path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInputError("no such exercise file", path=path, action="check the path") from None
-    except (OSError, ValueError) as exc:
-        raise BadInputError(f"cannot read the exercise as JSON ({exc})", path=path,
-                            action="fix the file (format: surgiplan/training/exercises/README.md)"
-                            ) from exc
+    raw = read_json_file(path, what="exercise",
+                         action="fix the file (format: surgiplan/training/exercises/README.md)")
     return exercise_from_json(raw, path=path)
 
 
