@@ -1,14 +1,18 @@
 """Cohort scaling benchmark: the same twins by a bare loop, and on Dask with 1 and 2 workers.
 
-    .venv/bin/python bench/bench_cohort.py [--twins N] [--phantom liver|spine]
+    .venv/bin/python bench/bench_cohort.py [--twins N] [--phantom liver|spine|head]
+                                            [--repeats R] [--dask-default]
 
-Prints wall times and two ratios: *overhead* = Dask with 1 worker / bare loop over the same
-function (:func:`surgiplan.cohort.rows.run_twin`) in the same run (goal <= 1.1; the cluster is
-started and its workers warmed, i.e. plug-ins imported, before the clock starts, and the
-startup is printed apart), and *speed-up* = 1 worker / 2 workers. On a shared 2-core machine
-the speed-up is bounded by what the other processes leave free. The bare loop runs with the
-thread limits Dask gives its worker processes (OMP/MKL/OpenBLAS 1 thread), so both sides do
-the same work the same way.
+*overhead* = Dask with 1 worker / bare loop over the same function
+(:func:`surgiplan.cohort.rows.run_twin`) in the same run (goal <= 1.1). Both sides run
+alternately ``R`` times (the machine is shared: the median ratio and the best of each side
+are printed); the clusters are started and their workers warmed (plug-ins imported, one twin
+run) before the clock starts. The CPU time (user + sys) and minor page faults of the bare
+process and of the worker process are printed too: they show where a gap comes from (e.g.
+Dask's default ``MALLOC_TRIM_THRESHOLD_``, which ``--dask-default`` puts back for a third
+side; :func:`surgiplan.cohort.runner.local_cluster` leaves it out). *speed-up* = 1 worker /
+2 workers, bounded on a shared 2-core machine by what the other processes leave free. The
+bare loop runs with the thread limits Dask gives its workers (OMP/MKL/OpenBLAS 1 thread).
 """
 
 from __future__ import annotations
@@ -19,71 +23,167 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # as dask.distributed sets them in its workers
 
 import argparse  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from surgiplan.cohort.cohort import generated_refs  # noqa: E402
 from surgiplan.cohort.rows import run_twin  # noqa: E402
-from surgiplan.cohort.runner import run_cohort, run_serial  # noqa: E402
+from surgiplan.cohort.runner import local_cluster, read_rows, run_cohort  # noqa: E402
 from surgiplan.cohort.templates import template_from_json  # noqa: E402
 
 TEMPLATES = {
     "liver": ({"kind": "ablation", "samples": 4}, {"spacing_mm": 4.0}),
     "spine": ({"kind": "pedicle-screws", "levels": ["L4"], "sides": ["left"], "samples": 4,
                "exact_check": False}, {"spacing_mm": 1.6, "field_mm": [130, 120, 110]}),
+    "head": ({"kind": "trajectory", "samples": 4, "top": 3}, {"spacing_mm": 3.0}),
 }
+
+
+def _usage() -> tuple[float, int]:
+    """(user + sys CPU s, minor page faults) of the calling process."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime, r.ru_minflt
 
 
 def _warm(template_json: dict, ref_json: dict) -> int:
     return len(run_twin(template_json, ref_json))
 
 
-def _dask(template, refs, workers: int, out_dir: Path) -> tuple[float, float]:
-    """(startup + warm-up s, run s) on a local cluster of ``workers`` processes."""
-    from dask.distributed import LocalCluster
+class Side:
+    """One way of running the twins; ``runs`` holds (wall s, CPU s, page faults) per repeat."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.runs: list[tuple[float, float, int]] = []
+        self.task_s: list[float] = []  # sum of the in-task times (run_time_s) per repeat
+
+    def best(self) -> tuple[float, float, int]:
+        return min(self.runs)
+
+
+def _bare(template, refs, side: Side) -> None:
+    cpu0, faults0 = _usage()
+    t0 = time.perf_counter()
+    for r in refs:
+        run_twin(template.to_json(), r.to_json())
+    wall = time.perf_counter() - t0
+    cpu1, faults1 = _usage()
+    side.runs.append((wall, cpu1 - cpu0, faults1 - faults0))
+
+
+def _start(template, refs, workers: int, *, dask_default: bool = False):
+    """A warmed local cluster (startup s, cluster)."""
+    from dask.distributed import Client, LocalCluster
 
     t0 = time.perf_counter()
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0", silence_logs=40) as cluster:
-        from dask.distributed import Client
+    if dask_default:  # Dask's own worker environment (MALLOC_TRIM_THRESHOLD_=65536)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=":0", silence_logs=40)
+    else:
+        cluster = local_cluster(workers)
+    v = refs[0].variation
+    warm = generated_refs("warm", phantom=v["phantom"], count=1, first_seed=10_000,
+                          spacing_mm=v["spacing_mm"], field_mm=v["field_mm"])[0]
+    with Client(cluster) as client:  # import everything once on every worker
+        client.run(_warm, template.to_json(), warm.to_json())
+    return time.perf_counter() - t0, cluster
 
-        with Client(cluster) as client:  # import everything once on every worker
-            warm = generated_refs("warm", phantom=refs[0].variation["phantom"], count=1,
-                                  first_seed=10_000, **_grid(refs[0]))[0]
-            client.run(_warm, template.to_json(), warm.to_json())
-        t1 = time.perf_counter()
-        run_cohort(template, refs, out_dir / f"w{workers}.parquet",
-                   scheduler=cluster.scheduler_address, progress=False)
-        return t1 - t0, time.perf_counter() - t1
+
+def _on_dask(template, refs, cluster, side: Side, out: Path) -> None:
+    from dask.distributed import Client
+
+    with Client(cluster) as client:
+        before = client.run(_usage)
+        t0 = time.perf_counter()
+        run_cohort(template, refs, out, scheduler=cluster.scheduler_address, progress=False)
+        wall = time.perf_counter() - t0
+        after = client.run(_usage)
+    cpu = sum(after[w][0] - before[w][0] for w in after)
+    faults = sum(after[w][1] - before[w][1] for w in after)
+    side.runs.append((wall, cpu, faults))
+    times = {r["twin_id"]: r["run_time_s"] for r in read_rows(out)}
+    side.task_s.append(sum(times.values()))
 
 
-def _grid(ref) -> dict:
-    v = ref.variation
-    return {"spacing_mm": v["spacing_mm"], "field_mm": v["field_mm"]}
+def measure(phantom: str = "liver", twins: int = 8, repeats: int = 2,
+            dask_default: bool = False) -> dict:
+    """Run the comparison; returns the figures (s, ratios) and prints a table."""
+    tj, grid = TEMPLATES[phantom]
+    template = template_from_json(tj)
+    refs = generated_refs(phantom, phantom=phantom, count=twins, **grid)
+    _warm(template.to_json(), refs[0].to_json())  # this process's imports, off the clock
+    sides = {"bare": Side("bare loop"), "dask1": Side("dask 1 worker"),
+             "dask2": Side("dask 2 workers")}
+    if dask_default:
+        sides["default"] = Side("dask 1 worker, Dask's default env")
+    startup = {}
+    clusters = {}
+    try:
+        for key, workers in (("dask1", 1), ("dask2", 2)):
+            startup[key], clusters[key] = _start(template, refs, workers)
+        if dask_default:
+            startup["default"], clusters["default"] = _start(template, refs, 1,
+                                                             dask_default=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            for i in range(repeats):
+                _bare(template, refs, sides["bare"])
+                for key in clusters:
+                    _on_dask(template, refs, clusters[key], sides[key],
+                             Path(tmp) / f"{key}-{i}.parquet")
+    finally:
+        for cluster in clusters.values():
+            cluster.close()
+    return _report(phantom, template, twins, repeats, sides, startup)
+
+
+def _report(phantom, template, twins, repeats, sides, startup) -> dict:
+    bare = sides["bare"]
+    ratios = {k: [d[0] / b[0] for d, b in zip(s.runs, bare.runs, strict=True)]
+              for k, s in sides.items() if k != "bare"}
+    print(f"{twins} {phantom} twins, template {template.kind}, {repeats} alternating repeats")
+    print(f"{'side':38s} {'best wall s':>11s} {'s/twin':>7s} {'CPU s':>7s} {'faults':>9s}"
+          f" {'in-task s':>9s}")
+    for key, s in sides.items():
+        wall, cpu, faults = s.best()
+        task = f"{min(s.task_s):9.1f}" if s.task_s else " " * 9
+        print(f"{s.name:38s} {wall:11.1f} {wall / twins:7.2f} {cpu:7.1f} {faults:9d} {task}"
+              + (f"  (+ {startup[key]:.1f} s start)" if key in startup else ""))
+    overhead = statistics.median(ratios["dask1"])
+    speedup = statistics.median(
+        [a[0] / b[0] for a, b in zip(sides["dask1"].runs, sides["dask2"].runs, strict=True)])
+    per_twin = (sides["dask1"].best()[0] - bare.best()[0]) / twins
+    print(f"overhead 1 worker / bare loop = {overhead:.3f} median of "
+          f"{[round(r, 3) for r in ratios['dask1']]} (goal <= 1.1); best/best = "
+          f"{sides['dask1'].best()[0] / bare.best()[0]:.3f}; {per_twin:+.2f} s/twin")
+    if "default" in ratios:
+        print(f"with Dask's default worker env      = {statistics.median(ratios['default']):.3f}"
+              f" median of {[round(r, 3) for r in ratios['default']]}")
+    print(f"speed-up 1 -> 2 workers      = {speedup:.2f}x")
+    return {"overhead": overhead, "speedup": speedup, "per_twin_s": per_twin,
+            "ratios": ratios, "bare_s": bare.best()[0]}
+
+
+def run() -> list[dict]:
+    """Figures for bench/run.py (8 liver twins, 2 repeats)."""
+    m = measure("liver", 8, 2)
+    return [{"name": "cohort overhead, Dask 1 worker / bare loop", "value": m["overhead"],
+             "unit": "x", "goal": 1.1, "detail": f"{m['per_twin_s']:+.2f} s/twin"},
+            {"name": "cohort speed-up 1 -> 2 workers", "value": m["speedup"], "unit": "x",
+             "goal": None}]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--twins", type=int, default=12)
+    parser.add_argument("--twins", type=int, default=8)
     parser.add_argument("--phantom", choices=tuple(TEMPLATES), default="liver")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--dask-default", action="store_true",
+                        help="also run 1 worker with Dask's default worker environment")
     args = parser.parse_args()
-    tj, grid = TEMPLATES[args.phantom]
-    template = template_from_json(tj)
-    refs = generated_refs(args.phantom, phantom=args.phantom, count=args.twins, **grid)
-    _warm(template.to_json(), refs[0].to_json())  # this process's imports, off the clock
-    t0 = time.perf_counter()
-    run_serial(template, refs)
-    bare = time.perf_counter() - t0
-    with tempfile.TemporaryDirectory() as tmp:
-        start1, one = _dask(template, refs, 1, Path(tmp))
-        start2, two = _dask(template, refs, 2, Path(tmp))
-    print(f"{args.twins} {args.phantom} twins, template {template.kind}")
-    print(f"bare loop        {bare:7.1f} s  ({bare / args.twins:.2f} s/twin)")
-    print(f"dask 1 worker    {one:7.1f} s  (+ {start1:.1f} s cluster start and warm-up)")
-    print(f"dask 2 workers   {two:7.1f} s  (+ {start2:.1f} s cluster start and warm-up)")
-    print(f"overhead 1 worker / bare loop = {one / bare:.3f} (goal <= 1.1)")
-    print(f"speed-up 1 -> 2 workers      = {one / two:.2f}x")
+    measure(args.phantom, args.twins, args.repeats, args.dask_default)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ from surgiplan.errors import BadInputError
 
 BYTES_PER_VOXEL = 160  # image, labels, float32 distance maps of a dozen structures, MC scratch
 MIN_WORKER_BYTES = 1 << 30
+WORKER_ENV = "distributed.nanny.pre-spawn-environ"
+MALLOC_TRIM = "MALLOC_TRIM_THRESHOLD_"
 
 
 @dataclass
@@ -131,7 +133,7 @@ def local_worker_plan(refs: Sequence[TwinRef], workers: int | None) -> tuple[int
 
 def _client(scheduler: str | None, workers: int | None, refs: Sequence[TwinRef]
             ) -> tuple[Any, Any]:
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
     if scheduler:
         try:
@@ -141,10 +143,26 @@ def _client(scheduler: str | None, workers: int | None, refs: Sequence[TwinRef]
                                 action="check the address (tcp://HOST:8786) and that the "
                                        "scheduler is running") from exc
     n, memory = local_worker_plan(refs, workers)
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           memory_limit=memory, dashboard_address=":0",
-                           silence_logs=40)
+    cluster = local_cluster(n, memory)
     return Client(cluster), cluster
+
+
+def local_cluster(n_workers: int, memory_limit: int | str = "auto") -> Any:
+    """A ``LocalCluster`` of ``n_workers`` single-threaded processes, each limited to
+    ``memory_limit`` bytes, without the ``MALLOC_TRIM_THRESHOLD_`` Dask sets by default.
+
+    That variable fixes glibc's mmap threshold at 128 KiB, so every large numpy temporary is
+    mapped and unmapped anew: ~10x the page faults of a plain process and 1.2-1.5x its wall
+    time on the twin tasks (``bench/bench_cohort.py``). Workers still get Dask's one-thread
+    OMP/MKL/OpenBLAS settings.
+    """
+    import dask
+    from dask.distributed import LocalCluster
+
+    with dask.config.set({f"{WORKER_ENV}.{MALLOC_TRIM}": None}):
+        return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                            memory_limit=memory_limit, dashboard_address=":0",
+                            silence_logs=40)
 
 
 def _key(ref: TwinRef) -> str:

@@ -16,6 +16,19 @@ A template is JSON (``surgiplan.cohort-template/1``)::
   tip (down the gradient of the distance to the skin label, a shell, at the tip), or 80 mm
   along a fixed LPS direction ``approach`` (from the tip towards the entry).
 
+    {"kind": "trajectory", "targets": "all" | ["tumour"], "target_offset_mm": [0, 0, 0],
+     "entry": "safest" | [X, Y, Z], "entry_radius_mm": null, "max_length_mm": 90,
+     "max_angle_deg": 30, "diameter_mm": 0.8, "no_go_structures": [], "samples": 20}
+
+* ``trajectory``: a straight tool to each target-role structure (or the listed ones); the
+  target point is the structure's centroid plus ``target_offset_mm`` (LPS mm). The entry is
+  the rank-1 candidate of the trajectory plug-in's safest-path search over the twin's own
+  skin, under fixed constraints (maximum length and angle, tool diameter, no-go structures);
+  with ``entry`` a direction [X, Y, Z] (LPS, from the target towards the entry) the entry
+  is where the ray from the target along it leaves the skin, and with ``entry_radius_mm``
+  as well the search is kept within that radius of that point (e.g. a burr-hole region).
+  A target with no feasible entry is not placed, with the search's rejection counts.
+
 Each placed plan is one *slot* (``"L4 left"``, ``"tumour 1"``); a slot the rule cannot place
 (e.g. a pedicle too narrow for any screw) is kept as a not-assessable ``plan`` row with the reason.
 Monte Carlo draws use the twin's seed, so a twin always gives the same numbers.
@@ -34,7 +47,7 @@ import numpy as np
 from surgiplan.errors import BadInputError
 
 SCHEMA = "surgiplan.cohort-template/1"
-KINDS = ("pedicle-screws", "ablation")
+KINDS = ("pedicle-screws", "ablation", "trajectory")
 _LUMBAR = re.compile(r"^L[1-5]$")
 SHAFT_MM = 80.0
 
@@ -82,7 +95,7 @@ def template_from_json(data: dict[str, Any], *, source: str = "template") -> Tem
 
 
 def load_template(path: Path) -> Template:
-    """Read a template JSON file (or a built-in name: ``pedicle-screws``, ``ablation``)."""
+    """Read a template JSON file (or a built-in kind name, e.g. ``trajectory``)."""
     if str(path) in KINDS and not Path(path).exists():
         return template_from_json({"kind": str(path)}, source=str(path))
     try:
@@ -100,6 +113,8 @@ def apply_template(template: Template, twin: Any, seed: int) -> list[SlotResult]
     context = SimulationContext(twin)
     if template.kind == "pedicle-screws":
         return _pedicle_screws(template, context, seed)
+    if template.kind == "trajectory":
+        return _trajectories(template, context, twin, seed)
     return _ablation(template, context, twin, seed)
 
 
@@ -163,6 +178,102 @@ def _ablation(template: Template, context: Any, twin: Any, seed: int) -> list[Sl
             "tip_lps": [float(v) for v in centre], "zone_mm": [long_, short]},
             inputs=inputs, simulator_id="ablation", uncertainty=_model(template, seed)))
     return slots
+
+
+def _trajectories(template: Template, context: Any, twin: Any, seed: int) -> list[SlotResult]:
+    from surgiplan.model.structures import Role
+    from surgiplan.simulation import TrajectoryInput, load_simulator, run_simulation
+
+    simulator = load_simulator("trajectory")
+    wanted = template.options.get("targets", "all")
+    names = ([s.name for s in context.by_role(Role.TARGET)] if wanted == "all"
+             else list(wanted))
+    offset = np.asarray(template.options.get("target_offset_mm", (0.0, 0.0, 0.0)), float)
+    diameter = float(template.options.get("diameter_mm", 0.8))
+    slots = []
+    for name in names:
+        centre, _ = _centroid_and_diameter(twin, name)
+        if centre is None:
+            slots.append(SlotResult(name, not_placed=f"target {name!r} is empty in this twin"))
+            continue
+        target = centre + offset.reshape(3)
+        try:
+            entry, details = _trajectory_entry(template, context, simulator, target, diameter)
+        except (BadInputError, ValueError) as exc:
+            slots.append(SlotResult(name, not_placed=str(exc)))
+            continue
+        inputs = TrajectoryInput(entry_lps=tuple(entry), target_lps=tuple(target),
+                                 diameter_mm=diameter)
+        result = run_simulation(simulator, context, inputs, uncertainty=_model(template, seed))
+        slots.append(SlotResult(name, result, details=details, inputs=inputs,
+                                simulator_id="trajectory", uncertainty=_model(template, seed)))
+    return slots
+
+
+def _trajectory_entry(template: Template, context: Any, simulator: Any, target: np.ndarray,
+                      diameter_mm: float) -> tuple[np.ndarray, dict[str, Any]]:
+    """Entry point (LPS mm) for ``target`` by the template's rule, and what placed it."""
+    from surgiplan.simulation import PathSearchRequest
+    from surgiplan.simulation.path_search import DEFAULT_MAX_ANGLE_DEG, DEFAULT_MAX_LENGTH_MM
+    from surgiplan.simulation.runner import SimulationFailedError, run_search
+
+    rule = template.options.get("entry", "safest")
+    radius = template.options.get("entry_radius_mm")
+    anchor = None if rule == "safest" else skin_exit(context, target, rule)
+    if anchor is not None and radius is None:
+        return anchor, {"entry_rule": "skin along the direction", "target_lps": list(target)}
+    request = PathSearchRequest(
+        target_lps=tuple(float(v) for v in target), diameter_mm=diameter_mm, top_k=1,
+        max_length_mm=float(template.options.get("max_length_mm", DEFAULT_MAX_LENGTH_MM)),
+        max_angle_deg=float(template.options.get("max_angle_deg", DEFAULT_MAX_ANGLE_DEG)),
+        entry_region_centre_lps=None if anchor is None else tuple(float(v) for v in anchor),
+        entry_region_radius_mm=None if anchor is None else float(radius),
+        no_go_structures=tuple(template.options.get("no_go_structures", ())))
+    try:
+        found = run_search(simulator, context, request)
+    except SimulationFailedError as exc:
+        raise ValueError(f"safest-path search failed: {exc}") from exc
+    if not found.candidates:
+        why = ", ".join(f"{k} {v}" for k, v in found.rejected.items() if v)
+        raise ValueError(f"no feasible entry among {found.n_candidates} skin candidates"
+                         + (f" (rejected: {why})" if why else ""))
+    best = found.candidates[0]
+    return np.asarray(best.entry_lps, float), {
+        "entry_rule": "safest-path search", "target_lps": list(target),
+        "n_candidates": found.n_candidates, "n_feasible": found.n_feasible,
+        "clearance_mm": best.clearance_mm, "length_mm": best.length_mm,
+        "angle_deg": best.angle_deg}
+
+
+def skin_exit(context: Any, start_lps: np.ndarray, direction: Any) -> np.ndarray:
+    """Where the ray from ``start_lps`` along ``direction`` (LPS) last leaves the skin
+    structure (its outer surface: the last zero crossing of its signed distance, LPS mm)."""
+    from scipy.ndimage import map_coordinates
+
+    from surgiplan.model.structures import Role
+
+    skins = context.by_role(Role.SKIN)
+    if not skins:
+        raise BadInputError("the twin has no skin structure to place the entry on",
+                            action="give the skin the role skin, or use \"entry\": \"safest\"")
+    v = np.asarray(direction, dtype=float).reshape(3)
+    if not np.all(np.isfinite(v)) or np.linalg.norm(v) < 1e-9:
+        raise BadInputError(f"the entry direction {list(v)} is not a direction",
+                            action="give \"entry\": [X, Y, Z] (LPS, non-zero) or \"safest\"")
+    g = context.geometry
+    reach = float(np.linalg.norm(np.asarray(g.size) * np.asarray(g.spacing_mm)))
+    t = np.arange(0.0, reach, 0.5 * min(g.spacing_mm))
+    points = np.asarray(start_lps, float) + t[:, None] * (v / np.linalg.norm(v))
+    ijk = g.lps_to_index(points)
+    inside = np.all((ijk > -0.5) & (ijk < np.asarray(g.size) - 0.5), axis=1)
+    d = map_coordinates(context.distance_map(skins[0].name), ijk[inside][:, ::-1].T, order=1)
+    crossing = np.flatnonzero((d[:-1] <= 0) & (d[1:] > 0))
+    if not len(crossing):
+        raise ValueError("the ray from the target along the entry direction never leaves the "
+                         "skin inside the image")
+    j = int(crossing[-1])
+    frac = d[j] / (d[j] - d[j + 1])
+    return points[inside][j] + frac * (points[inside][j + 1] - points[inside][j])
 
 
 def _outward(context: Any, tip_lps: np.ndarray, approach: Any) -> np.ndarray:

@@ -101,8 +101,10 @@ def pedicle_level(points_lps: np.ndarray, centre: np.ndarray, side: float) -> fl
     """AP coordinate (mm from the centroid, + posterior) of the waist on one side.
 
     The profile is the bone area per voxel row (count / rows in each 1 mm bin, so the grid's
-    spacing does not alias it); past the body (where it first halves) and before the largest
-    posterior peak, the middle of the run within 10 % of the smallest value is the waist.
+    spacing does not alias it; a bin no row falls in, on a grid coarser than 1 mm, takes the
+    value interpolated between its neighbours rather than 0, a false waist); past the body
+    (where it first halves) and before the largest posterior peak, the middle of the run
+    within 10 % of the smallest value is the waist.
     """
     rel = points_lps - centre
     ap = rel[side * rel[:, 0] > 2.0][:, 1]
@@ -113,6 +115,8 @@ def pedicle_level(points_lps: np.ndarray, centre: np.ndarray, side: float) -> fl
     edges = np.arange(0.0, float(ap.max()) + 1.0, 1.0)
     rows = np.histogram(np.unique(np.round(ap, 3)), edges)[0]
     area = np.histogram(ap, edges)[0] / np.maximum(rows, 1)
+    mids = 0.5 * (edges[:-1] + edges[1:])  # bins between rows of a coarser grid: interpolated
+    area = np.interp(mids, mids[rows > 0], area[rows > 0])
     area = np.convolve(area, np.ones(3) / 3.0, mode="same")
     past_body = int(np.argmax(area < 0.5 * area[:3].max()))
     peak = past_body + int(np.argmax(area[past_body:]))
