@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from surgiplan.net.settings import PacsSettings, ServerSettings, load_settings, save_settings
 from surgiplan.ui.data.db_browser import DatabaseBrowser
+from surgiplan.ui.widgets.docks import add_dock
 
 if TYPE_CHECKING:
     from surgiplan.ui.shell.main_window import MainWindow
@@ -290,10 +291,8 @@ def install_pacs(window: MainWindow) -> PacsPanel:
     panel = PacsPanel(window, browser)
     docks = []
     for title, widget in (("PACS", panel), ("DICOM database", browser)):
-        dock = QDockWidget(title, window)
-        dock.setObjectName(f"dock_{title.split()[-1].lower()}")
-        dock.setWidget(widget)
-        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        dock = add_dock(window, title, widget, name=f"dock_{title.split()[-1].lower()}",
+                        area=Qt.DockWidgetArea.RightDockWidgetArea)
         dock.hide()
         docks.append(dock)
     window.tabifyDockWidget(docks[0], docks[1])

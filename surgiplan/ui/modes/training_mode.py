@@ -36,6 +36,7 @@ from surgiplan.errors import BadInputError
 from surgiplan.training.exercise import Exercise, Placement, list_exercises, load_exercise
 from surgiplan.training.scoring import TrainingScore
 from surgiplan.ui.report.marks import SEVERITY_RGB, Marker, PlanMarks
+from surgiplan.ui.widgets.docks import add_dock
 
 if TYPE_CHECKING:
     from surgiplan.ui.shell.main_window import MainWindow
@@ -248,11 +249,9 @@ def show_training(dock: QDockWidget) -> None:
 def install_training(window: MainWindow) -> TrainingPanel:
     """The Training dock (hidden until used) and the Training menu."""
     panel = TrainingPanel(window)
-    dock = QDockWidget("Training", window)
-    dock.setObjectName("dock_training")
-    dock.setWidget(panel)
     panel.setMinimumWidth(340)
-    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    dock = add_dock(window, "Training", panel, name="dock_training",
+                    area=Qt.DockWidgetArea.RightDockWidgetArea)
     neighbour = next((d for d in window.findChildren(QDockWidget) if d is not dock
                       and window.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea),
                      None)

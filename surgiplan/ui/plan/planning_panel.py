@@ -89,6 +89,7 @@ from surgiplan.ui.plan.trajectory_tools import (
     level_color,
 )
 from surgiplan.ui.views.probe_view import ProbeView
+from surgiplan.ui.widgets.docks import FIXED_DOCK, add_dock
 from surgiplan.ui.widgets.parameter_form import ParameterForm
 
 if TYPE_CHECKING:
@@ -103,6 +104,8 @@ TOOL_PARAMETERS = (
               maximum=20.0, description="e.g. SEEG electrode 0.8 mm, DBS lead 1.27 mm, "
               "biopsy needle 1.8-2.5 mm"),
 )
+
+
 def uncertainty_parameters(profile: ErrorProfile = SEEG_ROBOT_PROFILE) -> tuple[Parameter, ...]:
     """The Uncertainty form's fields, placement-error defaults from a simulator's profile."""
     cited = f"{profile.source} ({profile.derivation})" if profile.derivation else profile.source
@@ -1044,22 +1047,14 @@ def install_planning(window: MainWindow) -> PlanningPanel:
     (bottom, hidden until a path exists) to ``window``."""
     panel = PlanningPanel(window)
     panel.setMinimumWidth(380)
-    dock = QDockWidget("Planning", window)
-    dock.setObjectName("dock_planning")
-    dock.setWidget(panel)
-    features = (QDockWidget.DockWidgetFeature.DockWidgetMovable
-                | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
-    dock.setFeatures(features)
-    window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+    dock = add_dock(window, "Planning", panel, name="dock_planning", features=FIXED_DOCK,
+                    beside=("dock_structures",))
     structures = window.findChild(QDockWidget, "dock_structures")
     if structures is not None:
-        window.tabifyDockWidget(structures, dock)
         structures.raise_()
-    probe_dock = QDockWidget("Probe's eye", window)
-    probe_dock.setObjectName("dock_probe")
-    probe_dock.setWidget(panel.probe)
-    probe_dock.setFeatures(features | QDockWidget.DockWidgetFeature.DockWidgetClosable)
-    window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, probe_dock)
+    probe_dock = add_dock(window, "Probe's eye", panel.probe, name="dock_probe",
+                          area=Qt.DockWidgetArea.BottomDockWidgetArea,
+                          features=FIXED_DOCK | QDockWidget.DockWidgetFeature.DockWidgetClosable)
     probe_dock.hide()
     panel.probe_toggle.toggled.connect(probe_dock.setVisible)
     probe_dock.visibilityChanged.connect(

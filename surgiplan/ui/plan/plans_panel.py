@@ -46,6 +46,7 @@ from surgiplan.simulation.uncertainty import UncertaintyModel
 from surgiplan.twin import Twin
 from surgiplan.ui.plan.plan_graphics import add_intervention_actors, axis_lps, level_of, plan_level
 from surgiplan.ui.plan.trajectory_tools import PathDecoration, TrajectoryPlan, level_color
+from surgiplan.ui.widgets.docks import FIXED_DOCK, add_dock
 
 if TYPE_CHECKING:
     from surgiplan.ui.plan.compare_window import CompareWindow
@@ -769,16 +770,8 @@ def install_plans_panel(window: MainWindow) -> PlansPanel:
     """Add the Plans dock (a tab beside the Planning dock) to ``window``."""
     panel = PlansPanel(window)
     panel.setMinimumWidth(380)
-    dock = QDockWidget("Plans", window)
-    dock.setObjectName("dock_plans")
-    dock.setWidget(panel)
-    dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                     | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
-    window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-    beside = window.findChild(QDockWidget, "dock_planning") or window.findChild(
-        QDockWidget, "dock_structures")
-    if beside is not None:
-        window.tabifyDockWidget(beside, dock)
+    dock = add_dock(window, "Plans", panel, name="dock_plans", features=FIXED_DOCK,
+                    beside=("dock_planning", "dock_structures"))
     structures = window.findChild(QDockWidget, "dock_structures")
     if structures is not None:
         structures.raise_()

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
@@ -73,6 +73,7 @@ from surgiplan.ui.plan.trajectory_tools import (
     format_lps,
 )
 from surgiplan.ui.rehearse.rehearsal_3d import Rehearsal3D
+from surgiplan.ui.widgets.docks import FIXED_DOCK, add_dock
 from surgiplan.ui.widgets.parameter_form import ParameterForm
 
 if TYPE_CHECKING:
@@ -659,17 +660,12 @@ def install_rehearsals(window: MainWindow) -> QTabWidget:
         tabs.addTab(panel, cls.kind.capitalize())
     tabs.setMinimumWidth(400)
     tabs.currentChanged.connect(lambda _i: window.set_slice_tool(None))
-    dock = QDockWidget("Rehearse", window)
-    dock.setObjectName("dock_rehearse")
-    dock.setWidget(tabs)
-    dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                     | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
-    window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-    anchor = window.findChild(QDockWidget, "dock_planning") or \
-        window.findChild(QDockWidget, "dock_structures")
+    dock = add_dock(window, "Rehearse", tabs, name="dock_rehearse", features=FIXED_DOCK,
+                    beside=("dock_planning", "dock_structures"))
+    anchor = window.findChild(QDockWidget, "dock_structures") or \
+        window.findChild(QDockWidget, "dock_planning")
     if anchor is not None:
-        window.tabifyDockWidget(anchor, dock)
-        QTimer.singleShot(0, (window.findChild(QDockWidget, "dock_structures") or anchor).raise_)
+        QTimer.singleShot(0, anchor.raise_)
     window.rehearsal_dock = dock
     window.rehearsal_tabs = tabs
     from surgiplan.ui.rehearse.working_state import install_working_keeper

@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QCompleter,
-    QDockWidget,
     QDoubleSpinBox,
     QFileDialog,
     QGridLayout,
@@ -47,6 +46,7 @@ from surgiplan.ui.segment.segment_tools import (
     SeedTool,
     draw_box,
 )
+from surgiplan.ui.widgets.docks import FIXED_DOCK, add_dock
 from surgiplan.ui.widgets.jobs import JobRunner
 
 if TYPE_CHECKING:
@@ -889,13 +889,9 @@ def _find_menu(window: MainWindow, title: str):
 def install_segment_panel(window: MainWindow) -> SegmentPanel:
     """Add the Segment dock, the Edit (undo/redo) and Segment menus and File import/export."""
     panel = SegmentPanel(window)
-    dock = QDockWidget("Segment", window)
-    dock.setObjectName("dock_segment")
-    dock.setWidget(panel)
-    dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                     | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
     panel.setMinimumWidth(340)
-    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    add_dock(window, "Segment", panel, name="dock_segment",
+             area=Qt.DockWidgetArea.RightDockWidgetArea, features=FIXED_DOCK)
     _install_menus(window, panel)
     window.structures_panel.editor_source = lambda: panel.editor
     window.structures_panel.structure_selected.connect(panel.select_structure)

@@ -17,7 +17,6 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
-    QDockWidget,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -43,6 +42,7 @@ from surgiplan.ui.views.view3d import STANDARD_VIEWS, View3D
 from surgiplan.ui.views.window_level_bar import WindowLevelBar
 from surgiplan.ui.views.windowing import default_window, presets_for
 from surgiplan.ui.widgets import pyside_guard
+from surgiplan.ui.widgets.docks import add_dock
 from surgiplan.ui.widgets.jobs import Job, JobRunner
 from surgiplan.ui.widgets.progress_strip import ProgressStrip
 from surgiplan.ui.widgets.twin_bridge import TwinEventBridge
@@ -92,6 +92,9 @@ class MainWindow(CaseFilesMixin, WindowLayoutMixin, SceneMixin, QMainWindow):
 
         install_pacs(self)
         self._build_measurements_dock()
+        from surgiplan.ui.views.fusion import install_fusion  # several series fused (issue 18)
+
+        self.fusion_panel = install_fusion(self)
         self._fit_panels()
         self._route_keys()
         self._restore_window_state()
@@ -144,10 +147,7 @@ class MainWindow(CaseFilesMixin, WindowLayoutMixin, SceneMixin, QMainWindow):
         self.structures_panel = StructuresPanel()
         self.structures_panel.overlay_style_changed.connect(self.set_overlay_style)
         for title, widget in (("Data", self.data_panel), ("Structures", self.structures_panel)):
-            dock = QDockWidget(title, self)
-            dock.setObjectName(f"dock_{title.lower()}")
-            dock.setWidget(widget)
-            self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+            add_dock(self, title, widget, name=f"dock_{title.lower()}")
 
     def _build_status(self) -> None:
         bar = self.statusBar()

@@ -40,6 +40,7 @@ from surgiplan.plans.measurements import (
     write_markups,
 )
 from surgiplan.ui.views.slice_tools import SliceToolBase
+from surgiplan.ui.widgets.docks import add_dock
 
 if TYPE_CHECKING:
     from surgiplan.ui.shell.main_window import MainWindow
@@ -329,12 +330,9 @@ class MeasurementsPanel(QWidget):
 def install_measurements(window: MainWindow) -> MeasurementsPanel:
     """Add the Measure dock (right, beside Segment) to ``window``."""
     panel = MeasurementsPanel(window)
-    dock = QDockWidget("Measure", window)
-    dock.setObjectName("dock_measure")
-    dock.setWidget(panel)
-    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    add_dock(window, "Measure", panel, name="dock_measure",
+             area=Qt.DockWidgetArea.RightDockWidgetArea, beside=("dock_segment",))
     segment = window.findChild(QDockWidget, "dock_segment")
     if segment is not None:
-        window.tabifyDockWidget(segment, dock)
         segment.raise_()
     return panel
