@@ -92,9 +92,6 @@ class MainWindow(CaseFilesMixin, WindowLayoutMixin, SceneMixin, QMainWindow):
 
         install_pacs(self)
         self._build_measurements_dock()
-        from surgiplan.ui.views.fusion import install_fusion  # several series fused (issue 18)
-
-        self.fusion_panel = install_fusion(self)
         self._fit_panels()
         self._route_keys()
         self._restore_window_state()
