@@ -41,7 +41,7 @@ from surgiplan.plans.compare import NOT_DISTINGUISHABLE, Better, Cell, Compariso
 from surgiplan.twin import Twin
 from surgiplan.ui.plan.plan_graphics import add_intervention_actors, axis_lps, plan_level
 from surgiplan.ui.plan.plans_panel import status_text
-from surgiplan.ui.plan.trajectory_tools import level_color
+from surgiplan.ui.plan.trajectory_tools import grade_letter, level_color
 from surgiplan.ui.views.view3d import STANDARD_VIEWS, View3D
 
 if TYPE_CHECKING:
@@ -56,6 +56,9 @@ PREFERRED_OBJECTIVES = ("path_length_mm", "breach_mm", "coverage_pct", "remnant_
                         "entry_angle_deg")
 
 
+GRADE_KEY = "gertzbein_grade"  # stored 0..4, shown A..E
+
+
 def _num(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return "—"
@@ -64,10 +67,18 @@ def _num(value: float | None) -> str:
     return f"{value + 0.0:.3g}" if abs(value) < 1 else f"{value + 0.0:.1f}"
 
 
-def cell_text(cell: Cell, unit: str) -> str:
-    """"VALUE UNIT", its 95 % interval and its difference to the best, one per line."""
+def cell_text(cell: Cell, unit: str, key: str = "") -> str:
+    """"VALUE UNIT", its 95 % interval and its difference to the best, one per line (the
+    Gertzbein-Robbins grade, ``key`` gertzbein_grade, as its letter A..E)."""
     if cell.value is None or not math.isfinite(cell.value):
         return "—"
+    if key == GRADE_KEY:
+        lines = [f"grade {grade_letter(cell.value)}"]
+        if cell.ci95 is not None:
+            lines.append(f"95 %: {grade_letter(cell.ci95[0])} to {grade_letter(cell.ci95[1])}")
+        lines += ["★ best"] if cell.best else []
+        return "\n".join(lines + ([f"≈ {NOT_DISTINGUISHABLE}"]
+                                  if cell.distinguishable is False else []))
     lines = [f"{_num(cell.value)} {unit}".strip()]
     if cell.ci95 is not None:
         lines.append(f"95 %: {_num(cell.ci95[0])} to {_num(cell.ci95[1])}")
@@ -244,11 +255,13 @@ class CompareWindow(QWidget):
             threshold = QTableWidgetItem("")
             if row.threshold is not None:
                 n = sources.setdefault(row.threshold.source, len(sources) + 1)
-                threshold.setText(f"{row.threshold.text(row.unit)} [{n}]")
+                text = (f"<= {grade_letter(row.threshold.value)}" if row.key == GRADE_KEY
+                        else row.threshold.text(row.unit))
+                threshold.setText(f"{text} [{n}]")
                 threshold.setToolTip(row.threshold.source)
             self.table.setItem(r, 1, threshold)
             for c, cell in enumerate(row.cells):
-                item = QTableWidgetItem(cell_text(cell, row.unit))
+                item = QTableWidgetItem(cell_text(cell, row.unit, row.key))
                 item.setData(Qt.ItemDataRole.UserRole, cell)
                 if cell.best:
                     item.setBackground(QBrush(BEST_BG))

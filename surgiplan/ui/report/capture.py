@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication
 from surgiplan.plans.model import Intervention, Plan
 from surgiplan.simulation.result import Level
 from surgiplan.simulation.spec import Kind
+from surgiplan.ui.report.legend import SLICE_NOTE, plan_legend, view3d_note, with_legend
 from surgiplan.ui.report.marks import PlanMarks
 from surgiplan.ui.views.view3d import STANDARD_VIEWS
 
@@ -125,11 +126,13 @@ def hide_foreign(window: MainWindow):
 
 
 def capture_plan_views(window: MainWindow, plan: Plan) -> dict[str, QImage]:
-    """The report's images of ``plan`` (keys: 3d, axial, coronal, sagittal, probe)."""
+    """The report's images of ``plan`` (keys: 3d, axial, coronal, sagittal, probe), each with
+    a legend strip naming the plan's drawn objects (see :mod:`.legend`)."""
     cursor = next(iter(window.slice_views.values())).cursor_lps
     layout = window.view_grid.layout_name or "four-up"
     restore = hide_foreign(window)  # only this plan's own objects on a page to be signed
     marks, focus, first = show_plan(window, plan)
+    legend = plan_legend(plan, list(marks._outline_meshes))
     images: dict[str, QImage] = {}
     try:
         if focus is not None:
@@ -137,12 +140,13 @@ def capture_plan_views(window: MainWindow, plan: Plan) -> dict[str, QImage]:
         for name, view in window.slice_views.items():
             window.set_layout(name)  # each view alone: a large, well-proportioned image
             QApplication.processEvents()
-            images[name] = view.grab().toImage()
+            images[name] = with_legend(view.grab().toImage(), legend, SLICE_NOTE)
         window.set_layout("3d")
         QApplication.processEvents()
-        if first is not None:
-            window.view3d.set_standard_view(best_side(*first))
-        images["3d"] = window.view3d.grab_image()
+        side = None if first is None else best_side(*first)
+        if side is not None:
+            window.view3d.set_standard_view(side)
+        images["3d"] = with_legend(window.view3d.grab_image(), legend, view3d_note(side))
         if first is not None and plan.interventions[0].kind is Kind.TRAJECTORY:
             images["probe"] = probe_image(window, *first,
                                           float(plan.interventions[0].inputs["diameter_mm"]))

@@ -34,6 +34,7 @@ from surgiplan.plans.planset import PlanSet
 from surgiplan.plans.scoring import result_from_json
 from surgiplan.simulation.result import Metric
 from surgiplan.twin import Twin
+from surgiplan.ui.plan.trajectory_tools import grade_letter
 
 LIBRARIES = ("numpy", "scipy", "SimpleITK", "pydicom", "vtk", "pyvista", "PySide6", "pydantic",
              "trimesh")
@@ -100,6 +101,22 @@ def fmt(value: float | None, unit: str = "") -> str:
     return f"{text} {unit}".strip()
 
 
+GRADE_KEY = "gertzbein_grade"  # 0..4 stored, shown as the Gertzbein-Robbins letter A..E
+
+
+def _value(m: Metric) -> str:
+    """The value cell; the Gertzbein-Robbins grade as its letter (A..E)."""
+    if m.key == GRADE_KEY:
+        return f"grade {grade_letter(m.value)}"
+    return fmt(m.value, m.unit)
+
+
+def _threshold_text(m: Metric, threshold: Threshold) -> str:
+    if m.key == GRADE_KEY:
+        return f"<= {grade_letter(threshold.value)} (A or B: breach < 2 mm)"
+    return threshold.text(m.unit)
+
+
 def _interval(m: Metric) -> str:
     """The interval cell: "lo to hi unit (prediction)", "none (reason)", or not assessable."""
     if m.not_assessable:
@@ -109,6 +126,8 @@ def _interval(m: Metric) -> str:
     ci = m.ci95
     if ci is None or not all(v is not None and math.isfinite(v) for v in ci):
         return f"none ({m.no_interval_reason})" if m.no_interval_reason else "—"
+    if m.key == GRADE_KEY:
+        return f"{grade_letter(ci[0])} to {grade_letter(ci[1])} ({m.interval_kind})"
     return f"{fmt(ci[0])} to {fmt(ci[1], m.unit)} ({m.interval_kind})"
 
 
@@ -128,8 +147,8 @@ def _metric_lines(plan: Plan, comparison: Comparison | None) -> list[MetricLine]
                                not in m.title.casefold() else "")
             lines.append(MetricLine(
                 item.label, title,
-                "not assessable" if m.not_assessable else fmt(m.value, m.unit), _interval(m),
-                "" if threshold is None else threshold.text(m.unit),
+                "not assessable" if m.not_assessable else _value(m), _interval(m),
+                "" if threshold is None else _threshold_text(m, threshold),
                 "" if threshold is None else threshold.source,
                 None if threshold is None or not math.isfinite(m.value)
                 else threshold.met_by(m.value)))

@@ -107,6 +107,12 @@ def _comparison_section(c: ReportContent) -> str:
                       "Max breach probability"], rows) + why)
 
 
+IMAGE_LEGEND = ("Legend: only this plan's objects are drawn. A path's colour is its verdict "
+                "level (green safe, amber caution, red breach, blue not scored); E marks the "
+                "entry, T the target; the strip under each view names every coloured object. "
+                "Slices carry a scale bar in mm and the patient's side letters (R/L, A/P, S/I).")
+
+
 def _images_section(names: list[str]) -> str:
     if not names:
         return "<p><i>No views could be rendered.</i></p>"
@@ -114,7 +120,8 @@ def _images_section(names: list[str]) -> str:
     cells = [f'<td align="center"><img src="img:{n}" width="300"><br>'
              f'<span class="small">{IMAGE_TITLES[n]}</span></td>' for n in grid]
     rows = "".join("<tr>" + "".join(cells[i:i + 2]) + "</tr>" for i in range(0, len(cells), 2))
-    text = f"<h2>Views</h2><table cellpadding='3'>{rows}</table>"
+    text = (f"<h2>Views</h2><table cellpadding='3'>{rows}</table>"
+            f"<p class='small'>{escape(IMAGE_LEGEND)}</p>")
     if "probe" in names:
         text += (f'<p align="center"><img src="img:probe" width="600"><br><span class="small">'
                  f'{IMAGE_TITLES["probe"]}</span></p>')
