@@ -21,8 +21,8 @@ vertices by less than half a voxel.
 from __future__ import annotations
 
 import numpy as np
-from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
-from vtkmodules.vtkCommonDataModel import vtkImageData
+from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray, vtk_to_numpy
+from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkImageData
 from vtkmodules.vtkFiltersCore import (
     vtkConstrainedSmoothingFilter,
     vtkQuadricDecimation,
@@ -369,6 +369,7 @@ def _smoothed(
     diagonal of the true surface (tests/test_phantom_surfaces.py)."""
     smoother = vtkConstrainedSmoothingFilter()
     smoother.SetInputData(surface_to_polydata(SurfaceMesh(points, faces)))
+    smoother.SetSmoothingStencils(_stencils(faces, len(points)))
     smoother.SetNumberOfIterations(int(iterations))
     smoother.SetRelaxationFactor(0.5)
     smoother.SetConstraintStrategyToConstraintBox()
@@ -377,6 +378,31 @@ def _smoothed(
     smoother.Update()
     check(cancel)
     return vtk_to_numpy(smoother.GetOutput().GetPoints().GetData()).astype(np.float64)
+
+
+def _stencils(faces: np.ndarray, n_points: int) -> vtkCellArray:
+    """Each point's edge neighbours in ascending order, as the smoother's stencils.
+
+    The same stencils the filter builds itself (through vtkExtractEdges and cell links; the
+    smoothed points are bit-identical), at a third of its peak memory on a 1.1M-triangle skin.
+    """
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    keys = np.unique(np.minimum(edges[:, 0], edges[:, 1]) * n_points
+                     + np.maximum(edges[:, 0], edges[:, 1]))
+    del edges
+    low, high = np.divmod(keys, n_points)
+    del keys
+    directed = np.concatenate([low * n_points + high, high * n_points + low])
+    del low, high
+    directed.sort()
+    source, neighbour = np.divmod(directed, n_points)
+    del directed
+    offsets = np.zeros(n_points + 1, dtype=np.int64)
+    np.cumsum(np.bincount(source, minlength=n_points), out=offsets[1:])
+    stencils = vtkCellArray()
+    stencils.SetData(numpy_to_vtkIdTypeArray(offsets, deep=True),
+                     numpy_to_vtkIdTypeArray(neighbour, deep=True))
+    return stencils
 
 
 def _label_mesh(
