@@ -216,6 +216,13 @@ class Twin:
         """Structure volume in millilitres (cheap: from :meth:`voxel_count`)."""
         return self.voxel_count(name) * self.geometry.voxel_volume_mm3 / 1000.0
 
+    def centroid_lps(self, name: str) -> np.ndarray | None:
+        """Centre of mass (LPS mm) of a structure's voxels; None when it has none."""
+        kji = np.argwhere(self.segmentation.mask(name))
+        if kji.size == 0:
+            return None
+        return self.geometry.index_to_lps(kji[:, ::-1].mean(axis=0)[None])[0]
+
     def rename_structure(self, old: str, new: str) -> None:
         """Rename a structure (its voxels and derived data stay)."""
         with self._lock:

@@ -235,3 +235,23 @@ def test_param_overrides_a_commands_own_option():
     assert params["liver_condition"] == "cirrhosis" and params["display_meshes"] is False
     with pytest.raises(BadInputError, match="must be one of"):
         cli_parameters(sim, argparse.Namespace(param=[("liver_condition", "fatty")]))
+
+
+# ---------------------------------------------------------------------------- shared helpers
+def test_structure_centroid_is_one_computation_for_twin_and_context():
+    twin = _twin()
+    kji = np.argwhere(twin.segmentation.mask("vessel"))
+    expected = twin.geometry.index_to_lps(kji[:, ::-1].astype(float)).mean(axis=0)
+    np.testing.assert_allclose(twin.centroid_lps("vessel"), expected, atol=1e-9)
+    np.testing.assert_allclose(SimulationContext(twin).centroid_lps("vessel"), expected)
+    twin.add_structure("empty", np.zeros(twin.geometry.shape_zyx, bool), role="other")
+    assert twin.centroid_lps("empty") is None
+
+
+def test_lps_ras_flip_is_its_own_inverse_and_negates_x_and_y():
+    from surgiplan.model.frames import RAS_FROM_LPS, lps_to_ras, ras_to_lps
+
+    lps = np.array([[-80.0, -10.0, 20.0], [1.5, 2.5, -3.5]])
+    np.testing.assert_array_equal(lps_to_ras(lps), [[80.0, 10.0, 20.0], [-1.5, -2.5, -3.5]])
+    np.testing.assert_array_equal(ras_to_lps(lps_to_ras(lps)), lps)
+    np.testing.assert_array_equal((RAS_FROM_LPS @ np.append(lps[0], 1.0))[:3], lps_to_ras(lps[0]))

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from surgiplan.errors import BadInputError
 from surgiplan.io.atomic import write_bytes_atomic
+from surgiplan.model.frames import RAS_FROM_LPS
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.structures import Role
 
@@ -34,7 +35,6 @@ _NRRD_SPACES = {
     "left-anterior-superior": (1.0, -1.0, 1.0),
     "las": (1.0, -1.0, 1.0),
 }
-_RAS_FROM_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 # NRRD gzip level for everything SurgiPlan writes: 1 is ~5x faster than 9 for ~10 % more bytes.
 NRRD_GZIP_LEVEL = 1
 
@@ -183,7 +183,7 @@ def read_nifti(path: str | Path) -> tuple[np.ndarray, ImageGeometry]:
         raise BadInputError(f"the image has shape {data.shape}, SurgiPlan needs a 3D volume",
                             path=path, action="Export a single 3D volume")
     _check_qform_sform(header, data.shape, path=path)
-    ijk_to_lps = _RAS_FROM_LPS @ np.asarray(image.affine, dtype=float)
+    ijk_to_lps = RAS_FROM_LPS @ np.asarray(image.affine, dtype=float)
     geometry = geometry_from_matrix(ijk_to_lps, data.shape, path=path)
     return np.ascontiguousarray(data.transpose(2, 1, 0)), geometry
 
@@ -230,7 +230,7 @@ def nifti_bytes(array: np.ndarray, geometry: ImageGeometry, *, gzipped: bool) ->
     """Encode a ``(nz, ny, nx)`` array on ``geometry`` as NIfTI-1 (affine converted to RAS)."""
     import nibabel as nib
 
-    affine_ras = _RAS_FROM_LPS @ geometry.index_to_lps_matrix
+    affine_ras = RAS_FROM_LPS @ geometry.index_to_lps_matrix
     image = nib.Nifti1Image(np.ascontiguousarray(array.transpose(2, 1, 0)), affine_ras)
     image.set_sform(affine_ras, code=1)
     image.set_qform(affine_ras, code=1)

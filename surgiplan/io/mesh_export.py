@@ -15,10 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-
 from surgiplan.errors import BadInputError
 from surgiplan.io.atomic import write_bytes_atomic
+from surgiplan.model.frames import lps_to_ras
 from surgiplan.model.surface import SurfaceMesh
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
 from surgiplan.twin import Twin
@@ -46,7 +45,7 @@ def mesh_in_frame(mesh: SurfaceMesh, frame: Frame) -> SurfaceMesh:
         return mesh
     if frame != "RAS":
         raise ValueError(f"frame must be 'LPS' or 'RAS', got {frame!r}")
-    return SurfaceMesh(mesh.vertices_lps * np.array([-1.0, -1.0, 1.0]), mesh.faces)
+    return SurfaceMesh(lps_to_ras(mesh.vertices_lps), mesh.faces)
 
 
 def _polydata(mesh: SurfaceMesh, statement: str, frame: Frame):

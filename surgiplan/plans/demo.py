@@ -38,10 +38,10 @@ DEMO_AUTHOR = "SurgiPlan demo"
 
 def centroid_lps(context: SimulationContext, structure: str) -> np.ndarray:
     """Centre of mass (LPS mm) of a structure's voxels."""
-    kji = np.argwhere(context.mask(structure))
-    if kji.size == 0:
+    centre = context.centroid_lps(structure)
+    if centre is None:
         raise BadInputError(f"structure {structure!r} is empty", action="segment it first")
-    return context.geometry.index_to_lps(kji[:, ::-1].mean(axis=0))
+    return centre
 
 
 def skin_exit_lps(context: SimulationContext, start_lps: np.ndarray, direction: np.ndarray,

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from surgiplan.errors import BadInputError
+from surgiplan.model.frames import ras_to_lps
 
 MEASUREMENTS_ENTRY = "plans/measurements.json"
 FORMAT = "surgiplan.measurements"
@@ -279,8 +280,9 @@ def read_markups(path: str | Path) -> list[Measurement]:
         kind = _MARKUP_KINDS.get(markup.get("type"))
         if kind is None:
             continue
-        flip = np.array([-1.0, -1.0, 1.0]) if markup.get("coordinateSystem") == "RAS" else 1.0
-        pts = np.array([cp["position"] for cp in markup.get("controlPoints", [])], float) * flip
+        pts = np.array([cp["position"] for cp in markup.get("controlPoints", [])], float)
+        if markup.get("coordinateSystem") == "RAS":
+            pts = ras_to_lps(pts)
         if kind == "roi":
             size = np.asarray(markup.get("size", [0, 0, 0]), float)
             pts = np.array([pts[0] - size / 2.0, pts[0] + size / 2.0])

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from surgiplan.errors import BadInputError
 from surgiplan.io.atomic import write_bytes_atomic
+from surgiplan.model.frames import ras_to_lps
 from surgiplan.plans.model import Plan
 from surgiplan.simulation.spec import Kind
 
@@ -157,7 +158,7 @@ def _to_lps(markup: Markup) -> np.ndarray:
                     if cp.position is not None and cp.positionStatus == "defined"],
                    dtype=float).reshape(-1, 3) * scale
     if markup.coordinateSystem == "RAS":
-        pts[:, :2] *= -1.0
+        pts = ras_to_lps(pts)
     if not np.all(np.isfinite(pts)):
         raise ValueError("a control point is not finite")
     if pts.size and np.abs(pts).max() > MAX_ABS_COORDINATE_MM:

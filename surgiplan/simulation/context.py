@@ -190,6 +190,10 @@ class SimulationContext:
     def surface(self, name: str) -> SurfaceMesh:
         return self.__twin.surface(name)
 
+    def centroid_lps(self, name: str) -> np.ndarray | None:
+        """Centre of mass (LPS mm) of a structure's voxels; None when it has none."""
+        return self.__twin.centroid_lps(name)
+
     def structures_at(self, points_lps: Any) -> list[list[str]]:
         """Names of the structures whose voxel holds each LPS point (nearest voxel), in order."""
         ijk = np.rint(self.geometry.lps_to_index(np.asarray(points_lps, float).reshape(-1, 3)))

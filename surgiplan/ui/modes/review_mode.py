@@ -296,8 +296,7 @@ class ReviewWindow(QWidget):
         name = item.inputs.get("target_structure")
         if not name or name not in self.twin.segmentation.names():
             return None
-        kji = np.argwhere(self.twin.segmentation.mask(name))
-        return None if kji.size == 0 else self.twin.geometry.index_to_lps(kji[:, ::-1].mean(0))
+        return self.twin.centroid_lps(name)
 
     def _show_step(self) -> None:
         item = self.current()

@@ -110,8 +110,7 @@ def optimise_probe(
     length = float(np.linalg.norm(axis))
     dirs = directions(axis / length, max_tilt_deg)
     rng = np.random.default_rng(uncertainty.seed)
-    centroid = context.geometry.index_to_lps(
-        np.argwhere(context.mask(target)).mean(0)[::-1][None])[0]
+    centroid = context.centroid_lps(target)
     combos = np.array([(r, d) for r in range(len(rows)) for d in range(len(dirs))])
     n = max(n_candidates, len(combos))
     idx = combos[np.arange(n) % len(combos)]
