@@ -57,12 +57,6 @@ def organ_bounds_lps(twin: Any, name: str) -> np.ndarray:
     return np.stack([lps.min(axis=0) - ORGAN_PAD_MM, lps.max(axis=0) + ORGAN_PAD_MM])
 
 
-def centroid_lps(twin: Any, name: str) -> np.ndarray:
-    """Centre (LPS mm) of a structure's voxels."""
-    idx = np.argwhere(twin.segmentation.mask(name))
-    return twin.geometry.index_to_lps(idx.mean(axis=0)[::-1][None])[0]
-
-
 def box_lps(twin: Any, name: str, pad_mm: float = 0.0) -> np.ndarray:
     """(2, 3) LPS box of a structure's voxel centres, padded."""
     idx = np.argwhere(twin.segmentation.mask(name))
@@ -189,11 +183,13 @@ class ResectionPanel(RehearsalPanel):
         organ, target = self.organ(), self.target()
         if self.twin is None or organ is None:
             return
-        centre = centroid_lps(self.twin, organ)
-        if target is None:
+        centre = self.twin.centroid_lps(organ)
+        if centre is None:  # an empty organ: no default plane
+            return
+        tumour = None if target is None else self.twin.centroid_lps(target)
+        if tumour is None:
             self.plane.set_plane(centre, (-1.0, 0.0, 0.0))
             return
-        tumour = centroid_lps(self.twin, target)
         away = tumour - centre
         normal = away / np.linalg.norm(away) if np.linalg.norm(away) > 1e-3 else \
             np.array([-1.0, 0.0, 0.0])
