@@ -92,6 +92,9 @@ class MainWindow(CaseFilesMixin, WindowLayoutMixin, SceneMixin, QMainWindow):
 
         install_pacs(self)
         self._build_measurements_dock()
+        from surgiplan.ui.modes.cohort_window import install_cohort  # cohort results (issue 19)
+
+        install_cohort(self)
         self._fit_panels()
         self._route_keys()
         self._restore_window_state()
