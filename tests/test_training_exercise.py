@@ -42,7 +42,7 @@ def test_round_trip_and_lookup_by_id(tmp_path):
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"schema_version": 99}, "newer than this SurgiPlan"),
-    ({"format": "something"}, "not a SurgiPlan exercise"),
+    ({"format": "something"}, "does not describe a SurgiPlan exercise"),
     ({"rubric": {"metrics": []}}, "rubric"),
     ({"kind": "ablation"}, "device_id"),
 ])

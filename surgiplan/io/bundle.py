@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from surgiplan import __version__
 from surgiplan.errors import BadInputError
@@ -62,7 +62,7 @@ from surgiplan.io.labelmaps import (
 )
 from surgiplan.io.seg_nrrd import seg_nrrd_bytes, seg_nrrd_from_arrays
 from surgiplan.io.source_series import SourceSeries
-from surgiplan.io.versioned import upgrade
+from surgiplan.io.versioned import document_version, upgrade, validated
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.structures import Role, Segmentation, Structure
 from surgiplan.model.surface import SurfaceMesh
@@ -386,13 +386,8 @@ def _safe_entry_name(name: str) -> bool:
 
 def _upgrade(raw: Any, path: Path) -> dict[str, Any]:
     """Check format and version; bring an older manifest up to SCHEMA_VERSION."""
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        raise BadInputError(f"{MANIFEST} does not describe a SurgiPlan case", path=path,
-                            action="Open a .surgiplan file saved by SurgiPlan")
-    version = raw.get("schema_version")
-    if not isinstance(version, int) or version < 1:
-        raise BadInputError(f"{MANIFEST} has an invalid schema_version {version!r}", path=path,
-                            action="Open a .surgiplan file saved by SurgiPlan")
+    version = document_version(raw, fmt=FORMAT, document=MANIFEST, what="case", path=path,
+                               action="Open a .surgiplan file saved by SurgiPlan")
     return upgrade(raw, version, current=SCHEMA_VERSION, migrations=MIGRATIONS, path=path,
                    subject="this case was", what="case")
 
@@ -504,15 +499,8 @@ def _read_manifest(archive: zipfile.ZipFile, path: Path) -> Manifest:
         raise BadInputError(f"entry {MANIFEST!r} cannot be read ({exc})", path=path,
                             action="The case file is damaged: open a backup copy") from exc
     raw = strict_json(data, entry=MANIFEST, path=path)
-    raw = _upgrade(raw, path)
-    try:
-        manifest = Manifest.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise BadInputError(f"entry {MANIFEST!r} is invalid at {where}: {err['msg']}",
-                            path=path, action="The case file is damaged: open a backup copy"
-                            ) from exc
+    manifest = validated(Manifest, _upgrade(raw, path), what=f"entry {MANIFEST!r}", path=path,
+                         action="The case file is damaged: open a backup copy")
     bad = [n for n, h in manifest.files.items() if not re.match(_SHA256, h)]
     unlisted = set(archive.namelist()) - set(manifest.files) - {MANIFEST}
     if bad or unlisted:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from surgiplan import __version__
 from surgiplan.errors import BadInputError
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
+M = TypeVar("M", bound=BaseModel)
 
 
 def parse_json(data: bytes | str, *, what: str, path: str | Path, action: str) -> Any:
@@ -61,3 +64,30 @@ def upgrade(raw: dict[str, Any], version: int, *, current: int,
         version += 1
         raw["schema_version"] = version
     return raw
+
+
+def document_version(raw: Any, *, fmt: str, document: str, what: str, path: str | Path,
+                     action: str) -> int:
+    """The ``schema_version`` of ``raw`` after checking it is a JSON object of format ``fmt``
+    with a whole version >= 1 (``document`` names it in messages, e.g. "manifest.json")."""
+    if not isinstance(raw, dict) or raw.get("format") != fmt:
+        got = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
+        raise BadInputError(f"{document} does not describe a SurgiPlan {what} (format {got!r}, "
+                            f"expected {fmt!r})", path=path, action=action)
+    version = raw.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise BadInputError(f"{document} has an invalid schema_version {version!r}", path=path,
+                            action=action)
+    return version
+
+
+def validated(model: type[M], raw: Any, *, what: str, path: str | Path, action: str) -> M:
+    """``raw`` as the pydantic ``model``; ``BadInputError`` "WHAT is invalid at FIELD: why"
+    naming the first problem."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "top level"
+        raise BadInputError(f"{what} is invalid at {where}: {err['msg']}", path=path,
+                            action=action) from exc

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from surgiplan import __version__
 from surgiplan.errors import BadInputError
@@ -93,14 +93,9 @@ def plans_from_bytes(data: bytes, *, path: str = PLANS_ENTRY) -> list[Plan]:
     """Plans from ``plans/plans.json`` bytes of any supported version."""
     raw = versioned.parse_json(data, what="plans document", path=path,
                                action="The case file is damaged: open a backup copy")
-    try:
-        return PlansDocument.model_validate(upgrade(raw, path=path)).plans
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise BadInputError(f"the plans document is invalid at {where}: {err['msg']}",
-                            path=path, action="The case file is damaged: open a backup copy"
-                            ) from exc
+    return versioned.validated(PlansDocument, upgrade(raw, path=path),
+                               what="the plans document", path=path,
+                               action="The case file is damaged: open a backup copy").plans
 
 
 def plans_to_bytes(plans: Iterable[Plan]) -> bytes:

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from surgiplan.errors import BadInputError
-from surgiplan.io.versioned import read_json_file
+from surgiplan.io.versioned import read_json_file, validated
 from surgiplan.plans.model import Intervention, Plan
 from surgiplan.simulation.inputs import (
     AblationInput,
@@ -96,6 +96,9 @@ def placement_of(item: Intervention) -> Placement:
                         action="submit a trajectory, implant or ablation")
 
 
+FIX = "fix the file (format: surgiplan/training/exercises/README.md)"
+
+
 def _from_plan(raw: dict[str, Any], exercise: Exercise, path: Path) -> Attempt:
     if raw.get("format") == "surgiplan.plans":
         from surgiplan.plans.store import plans_from_bytes
@@ -106,7 +109,7 @@ def _from_plan(raw: dict[str, Any], exercise: Exercise, path: Path) -> Attempt:
                                 action="export one plan")
         plan = plans[0]
     else:
-        plan = Plan.model_validate(raw)
+        plan = validated(Plan, raw, what="the plan", path=path, action=FIX)
     for item in plan.interventions:
         if item.kind is exercise.kind:
             p = placement_of(item)
@@ -123,20 +126,13 @@ def read_attempt(path: str | Path, exercise: Exercise) -> Attempt:
     if not isinstance(raw, dict):
         raise BadInputError("the plan file is not a JSON object", path=path,
                             action="give an attempt or plan JSON file")
-    try:
-        if raw.get("format") == ATTEMPT_FORMAT:
-            attempt = Attempt.model_validate(raw)
-        elif "interventions" in raw or raw.get("format") == "surgiplan.plans":
-            attempt = _from_plan(raw, exercise, path)
-        else:
-            raise BadInputError("neither an attempt (format 'surgiplan.attempt') nor a plan",
-                                path=path, action="see surgiplan/training/exercises/README.md")
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "top level"
-        raise BadInputError(f"invalid at {where}: {err['msg']}", path=path,
-                            action="fix the file (format: surgiplan/training/exercises/README.md)"
-                            ) from exc
+    if raw.get("format") == ATTEMPT_FORMAT:
+        attempt = validated(Attempt, raw, what="the attempt", path=path, action=FIX)
+    elif "interventions" in raw or raw.get("format") == "surgiplan.plans":
+        attempt = _from_plan(raw, exercise, path)
+    else:
+        raise BadInputError("neither an attempt (format 'surgiplan.attempt') nor a plan",
+                            path=path, action="see surgiplan/training/exercises/README.md")
     if attempt.exercise_id and attempt.exercise_id != exercise.id:
         raise BadInputError(f"this attempt is for exercise {attempt.exercise_id!r}, not "
                             f"{exercise.id!r}", path=path, action="score it with its exercise")

@@ -21,10 +21,10 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from surgiplan.errors import BadInputError
-from surgiplan.io.versioned import read_json_file, upgrade
+from surgiplan.io.versioned import document_version, read_json_file, upgrade, validated
 from surgiplan.simulation.inputs import PointLPS
 from surgiplan.simulation.spec import Kind
 
@@ -205,13 +205,8 @@ MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}  # v -> v
 
 
 def _upgrade(raw: Any, path: Path) -> dict[str, Any]:
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        raise BadInputError("not a SurgiPlan exercise (format must be 'surgiplan.exercise')",
-                            path=path, action="see surgiplan/training/exercises/README.md")
-    version = raw.get("schema_version")
-    if not isinstance(version, int) or version < 1:
-        raise BadInputError(f"bad schema_version {version!r}", path=path,
-                            action="see surgiplan/training/exercises/README.md")
+    version = document_version(raw, fmt=FORMAT, document="the file", what="exercise",
+                               path=path, action="see surgiplan/training/exercises/README.md")
     return upgrade(raw, version, current=SCHEMA_VERSION, migrations=MIGRATIONS, path=path,
                    subject="this exercise was", what="exercise")
 
@@ -219,14 +214,8 @@ def _upgrade(raw: Any, path: Path) -> dict[str, Any]:
 def exercise_from_json(raw: Any, *, path: str | Path = "<exercise>") -> Exercise:
     """An exercise from its parsed JSON (any supported version); one-line BadInputError."""
     path = Path(path)
-    try:
-        return Exercise.model_validate(_upgrade(raw, path))
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "top level"
-        raise BadInputError(f"invalid exercise at {where}: {err['msg']}", path=path,
-                            action="fix the file (format: surgiplan/training/exercises/README.md)"
-                            ) from exc
+    return validated(Exercise, _upgrade(raw, path), what="the exercise", path=path,
+                     action="fix the file (format: surgiplan/training/exercises/README.md)")
 
 
 def load_exercise(path: str | Path) -> Exercise:
