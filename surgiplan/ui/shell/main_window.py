@@ -92,6 +92,9 @@ class MainWindow(CaseFilesMixin, WindowLayoutMixin, SceneMixin, QMainWindow):
 
         install_pacs(self)
         self._build_measurements_dock()
+        from surgiplan.ui.views.fusion import install_fusion  # several series fused (issue 18)
+
+        self.fusion_panel = install_fusion(self)
         from surgiplan.ui.modes.cohort_window import install_cohort  # cohort results (issue 19)
 
         install_cohort(self)

@@ -33,6 +33,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from surgiplan.twin import Twin
+from surgiplan.ui.views.fusion import FusionLayer, fuse_grey
 from surgiplan.ui.views.overlay import LayerLookup, blend_labels, layer_lookups
 from surgiplan.ui.views.slice_planes import Plane, PlaneMapping, plane_mapping
 from surgiplan.ui.views.slice_tools import Decoration, SliceTool
@@ -108,6 +109,7 @@ class SliceView(QWidget):
         self._decorations: list[Decoration] = []
         self.value_range: tuple[float, float] | None = None
         self._mouse_pos: QPointF | None = None  # last mouse position over the view
+        self.fusion: FusionLayer | None = None  # a further series fused under the structures
 
     # ------------------------------------------------------------------ tools
     def set_tool(self, tool: SliceTool | None) -> None:
@@ -162,6 +164,11 @@ class SliceView(QWidget):
             self.overlay_opacity = float(np.clip(opacity, 0.0, 1.0))
         if outline is not None:
             self.outline = bool(outline)
+        self._invalidate()
+
+    def set_fusion(self, layer: FusionLayer | None) -> None:
+        """Fuse a further series (on the reference grid) into the slice, or none."""
+        self.fusion = layer
         self._invalidate()
 
     def set_cursor(self, point_lps: np.ndarray) -> None:
@@ -232,6 +239,9 @@ class SliceView(QWidget):
             return None
         values = self.mapping.extract(self.twin.image.array, self.slice_index)
         grey = to_grey(values, *self.window)
+        if self.fusion is not None:
+            grey = fuse_grey(grey, self.mapping.extract(self.fusion.array, self.slice_index),
+                             self.fusion)
         planes = [self.mapping.extract(layer, self.slice_index)
                   for layer in self.twin.segmentation.layers]
         if not planes:
