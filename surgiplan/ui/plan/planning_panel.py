@@ -667,7 +667,9 @@ class PlanningPanel(QWidget):
         self.prepare()
 
     def prepare(self) -> None:
-        """Build the distance maps the simulator reads and warm it up, in a worker."""
+        """Build what the simulator reads (the critical structures' region-of-interest
+        distance maps, the skin surface for entry normals; never full-grid maps) and warm it
+        up, in a worker."""
         if self.twin is None or not self._runnable() or self._prepared or not self.isVisible():
             return
         self._prepare_generation += 1
@@ -676,13 +678,16 @@ class PlanningPanel(QWidget):
         geometry = self.twin.geometry
 
         def work(*, progress=None, cancel=None) -> SimulationResult:
-            names = [s.name for s in context.structures if s.role in (Role.CRITICAL, Role.SKIN)]
-            for n, name in enumerate(names):
+            wanted = [s for s in context.structures if s.role in (Role.CRITICAL, Role.SKIN)]
+            for n, s in enumerate(wanted):
                 if cancel is not None:
                     cancel.raise_if_cancelled()
                 if progress is not None:
-                    progress(n / max(1, len(names)), f"distance map of {name}")
-                context.distance_map(name)
+                    progress(n / max(1, len(wanted)), f"preparing {s.name}")
+                if s.role is Role.SKIN:
+                    context.surface(s.name)
+                else:
+                    context.distance_roi(s.name)
             centre = geometry.slice_centre_lps()
             warm = TrajectoryInput(entry_lps=tuple(centre + 20.0), target_lps=tuple(centre))
             # a third-party plug-in warms up in its own process (killed at the timeout)

@@ -223,12 +223,17 @@ class PreparedResection:
         self.voxel_ml = self.geometry.voxel_volume_mm3 / 1000.0
         spacing = np.asarray(self.geometry.spacing_mm, float)
         self.h_max, self.h_min = float(spacing.max()), float(spacing.min())
-        sdf_organ = context.distance_map(organ)
         mask = context.mask(organ)
         if not mask.any():
             raise BadInputError(f"the organ {organ!r} has no voxels",
                                 action="segment the organ first")
-        wanted = (sdf_organ < band_mm) | mask
+        # the organ's region-of-interest map holds every voxel nearer than its margin (>= the
+        # band), so no full-grid map is needed
+        roi = context.distance_roi(organ)
+        if roi.margin_mm < band_mm:
+            raise ValueError(f"band_mm {band_mm} exceeds the distance ROI margin {roi.margin_mm}")
+        wanted = mask.copy()
+        wanted[roi.region] |= roi.values < band_mm
         target_mask = None
         if target is not None:
             target_mask = context.mask(target)
@@ -240,7 +245,8 @@ class PreparedResection:
         self.ijk_zyx = np.stack(np.unravel_index(self.index, mask.shape), 1)
         self.points = self.geometry.index_to_lps(self.ijk_zyx[:, ::-1])
         self.at_edge = _edge_touch(self.ijk_zyx, mask.shape)
-        self.sdf_organ = sdf_organ.reshape(-1)[self.index].astype(np.float32)
+        local = (self.ijk_zyx - [r.start for r in roi.region]).T
+        self.sdf_organ = roi.values[local[0], local[1], local[2]].astype(np.float32)
         self.nominal = mask.reshape(-1)[self.index]
         self.organ_voxels = int(np.count_nonzero(self.nominal))
         self.organ_at_edge = bool(np.any(self.nominal & self.at_edge))
@@ -400,9 +406,14 @@ class PreparedResection:
     def contact_fraction(self, name: str) -> float:
         """Share of a structure's outer voxel layer within two voxels of the organ (cached)."""
         if name not in self._contact:
-            d = self.context.distance_map(name)
-            shell = self.context.mask(name) & (d > -self.h_max)
-            near = self.context.distance_map(self.organ)[shell] <= 2.0 * self.h_max
+            # region-of-interest maps: the shell is within the structure's region; the organ's
+            # map beyond its region is > its margin (> 2 voxels), read as its lower bound there
+            roi = self.context.distance_roi(name)
+            shell = np.zeros(self.geometry.shape_zyx, dtype=bool)
+            shell[roi.region] = roi.values > -self.h_max
+            shell &= self.context.mask(name)
+            points = self.geometry.index_to_lps(np.argwhere(shell)[:, ::-1].astype(float))
+            near = self.context.distance_roi(self.organ).sample(points) <= 2.0 * self.h_max
             self._contact[name] = float(near.mean()) if near.size else 0.0
         return self._contact[name]
 
