@@ -234,17 +234,17 @@ def local_vertebra_frame(context: SimulationContext, bone: str | None,
     """
     if bone is None:
         return VertebraFrame(np.asarray(centre_lps, float))
+    if sum(s.role == Role.BONE for s in context.structures) != 1:  # one vertebra a structure
+        centre = context.centroid_lps(bone)
+        return VertebraFrame(np.asarray(centre_lps if centre is None else centre, float))
     geometry = context.geometry
     mask = context.mask(bone)
-    if sum(s.role == Role.BONE for s in context.structures) == 1:
-        lo = geometry.lps_to_index(centre_lps - np.array([70.0, 70.0, 15.0]))
-        hi = geometry.lps_to_index(centre_lps + np.array([70.0, 70.0, 15.0]))
-        a, b = np.minimum(lo, hi), np.maximum(lo, hi)
-        box = tuple(slice(max(0, int(np.floor(a[k]))), max(0, int(np.ceil(b[k])) + 1))
-                    for k in (2, 1, 0))
-        zyx = np.argwhere(mask[box]) + np.array([s.start for s in box])
-    else:
-        zyx = np.argwhere(mask)
+    lo = geometry.lps_to_index(centre_lps - np.array([70.0, 70.0, 15.0]))
+    hi = geometry.lps_to_index(centre_lps + np.array([70.0, 70.0, 15.0]))
+    a, b = np.minimum(lo, hi), np.maximum(lo, hi)
+    box = tuple(slice(max(0, int(np.floor(a[k]))), max(0, int(np.ceil(b[k])) + 1))
+                for k in (2, 1, 0))
+    zyx = np.argwhere(mask[box]) + np.array([s.start for s in box])
     if len(zyx) == 0:
         return VertebraFrame(np.asarray(centre_lps, float))
     return VertebraFrame(geometry.index_to_lps(zyx.mean(axis=0)[::-1]))
