@@ -386,22 +386,30 @@ def _stencils(faces: np.ndarray, n_points: int) -> vtkCellArray:
     The same stencils the filter builds itself (through vtkExtractEdges and cell links; the
     smoothed points are bit-identical), at a third of its peak memory on a 1.1M-triangle skin.
     """
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    keys = np.unique(np.minimum(edges[:, 0], edges[:, 1]) * n_points
-                     + np.maximum(edges[:, 0], edges[:, 1]))
-    del edges
-    low, high = np.divmod(keys, n_points)
+    n = np.int64(n_points)
+    m = len(faces)
+    keys = np.empty(3 * m, dtype=np.int64)  # undirected edge (low, high) as low * n + high
+    for k, (a, b) in enumerate(((0, 1), (1, 2), (2, 0))):
+        part = keys[k * m:(k + 1) * m]
+        np.minimum(faces[:, a], faces[:, b], out=part)
+        part *= n
+        part += np.maximum(faces[:, a], faces[:, b])
+    keys.sort()
+    keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]  # each edge once
+    directed = np.empty(2 * len(keys), dtype=np.int64)  # both directions, then by source
+    directed[: len(keys)] = keys
+    low, high = np.divmod(keys, n)
     del keys
-    directed = np.concatenate([low * n_points + high, high * n_points + low])
+    np.multiply(high, n, out=directed[len(low):])
+    directed[len(low):] += low
     del low, high
     directed.sort()
-    source, neighbour = np.divmod(directed, n_points)
+    source, neighbour = np.divmod(directed, n)
     del directed
     offsets = np.zeros(n_points + 1, dtype=np.int64)
     np.cumsum(np.bincount(source, minlength=n_points), out=offsets[1:])
-    stencils = vtkCellArray()
-    stencils.SetData(numpy_to_vtkIdTypeArray(offsets, deep=True),
-                     numpy_to_vtkIdTypeArray(neighbour, deep=True))
+    stencils = vtkCellArray()  # the VTK arrays keep the numpy ones alive (no copy)
+    stencils.SetData(numpy_to_vtkIdTypeArray(offsets), numpy_to_vtkIdTypeArray(neighbour))
     return stencils
 
 
