@@ -111,3 +111,29 @@ def test_no_series_means_no_fusion(qtbot, window, mode):
     panel.mode_box.setCurrentText(mode)
     assert panel.current_key() is None and not panel.register_button.isEnabled()
     assert all(v.fusion is None for v in window.slice_views.values())
+
+
+def test_nudging_moves_the_series_and_its_overlay_at_once(qtbot, window):
+    from surgiplan.twin import TwinSeries
+
+    twin = make_twin(spacing=(2.0, 2.0, 2.5), size=(40, 44, 40))
+    twin.add_series(TwinSeries("copy", ImageVolume(twin.image.array.astype(np.float32),
+                                                   twin.geometry, modality="CT")))
+    wait_ready(qtbot, window, lambda: (setattr(window, "_loading", True), window.set_twin(twin)))
+    panel = window.fusion_panel
+    panel.series_box.setCurrentIndex(panel.series_box.findData("copy"))
+    before = window.slice_views["axial"].fusion.array.copy()
+    np.testing.assert_allclose(before, twin.image.array, atol=1e-3)  # identity: the same image
+    panel.axis_box.setCurrentText("L")
+    panel.nudge_buttons["+1 mm"].click()
+    panel.nudge_buttons["+1 mm"].click()
+    t = twin.series_by_key("copy").transform
+    np.testing.assert_allclose(t.matrix_to_reference[:3, 3], [2.0, 0.0, 0.0], atol=1e-9)
+    assert t.kind == "rigid" and t.method.startswith("manual")
+    after = window.slice_views["axial"].fusion.array
+    # series point y shows the reference at y, and is placed at y + 2 mm L: one voxel along i
+    np.testing.assert_allclose(after[:, :, 2:-1], twin.image.array[:, :, 1:-2], atol=1e-3)
+    panel.axis_box.setCurrentText("S")
+    panel.nudge_buttons["+1 deg"].click()
+    assert twin.series_by_key("copy").transform.rotation_deg() == pytest.approx(1.0)
+    assert window.dirty

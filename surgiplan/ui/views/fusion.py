@@ -6,7 +6,9 @@ under the structures, with its own window/level: *blend* (opacity fade from the 
 the series), *checkerboard* (alternating blocks) or *flicker* (the series shown and hidden
 every half second). The Fusion dock chooses the series, the opacity and the mode, adds a scan
 as a series, and registers it (rigid, Mattes mutual information) in a worker with progress and
-cancel; the similarity metric before/after is shown.
+cancel; the similarity metric before/after is shown. Manual nudge: move the series by 1 mm
+or turn it by 1 degree about the reference grid's centre along/about L, P or S; the overlay
+follows at once (the transform's method then says "manual").
 """
 
 from __future__ import annotations
@@ -100,6 +102,17 @@ class FusionPanel(QWidget):
         self.register_button = QPushButton("Register (rigid, mutual information)")
         self.register_button.setObjectName("fusion_register")
         self.register_button.clicked.connect(self.register_current)
+        self.axis_box = QComboBox()
+        self.axis_box.setObjectName("fusion_axis")
+        self.axis_box.addItems(["L", "P", "S"])
+        self.nudge_buttons: dict[str, QPushButton] = {}
+        nudges = QHBoxLayout()
+        nudges.addWidget(self.axis_box)
+        for label in ("-1 mm", "+1 mm", "-1 deg", "+1 deg"):
+            button = QPushButton(label)
+            button.clicked.connect(lambda _=False, text=label: self.nudge_step(text))
+            self.nudge_buttons[label] = button
+            nudges.addWidget(button)
         self.quality = QLabel("No further series. Add a scan of the same patient.")
         self.quality.setWordWrap(True)
         self.quality.setObjectName("fusion_quality")
@@ -115,6 +128,8 @@ class FusionPanel(QWidget):
         column = QVBoxLayout(self)
         column.addLayout(form)
         column.addLayout(buttons)
+        column.addWidget(QLabel("Nudge the series (LPS, about the image centre):"))
+        column.addLayout(nudges)
         column.addWidget(self.quality)
         column.addStretch(1)
         self._enable()
@@ -144,6 +159,8 @@ class FusionPanel(QWidget):
         has_twin = self.twin is not None
         self.add_button.setEnabled(has_twin)
         self.register_button.setEnabled(has_twin and self.current_key() is not None)
+        for button in self.nudge_buttons.values():
+            button.setEnabled(has_twin and self.current_key() is not None)
 
     # ------------------------------------------------------------------ display
     def _series_chosen(self, *_: Any) -> None:
@@ -246,6 +263,38 @@ class FusionPanel(QWidget):
             lambda progress, cancel: register_volumes(twin.image, entry.image,
                                                       progress=progress, cancel=cancel),
             on_done=done, on_error=self._failed)
+
+    def nudge_step(self, label: str) -> None:
+        """One nudge from a button label ("+1 mm", "-1 deg"...) along the chosen axis."""
+        sign = -1.0 if label.startswith("-") else 1.0
+        axis = np.zeros(3)
+        axis["LPS".index(self.axis_box.currentText())] = sign
+        if label.endswith("deg"):
+            self.nudge(rotation_deg=axis)
+        else:
+            self.nudge(translation_mm=axis)
+
+    def nudge(self, *, translation_mm: Any = (0.0, 0.0, 0.0),
+              rotation_deg: Any = (0.0, 0.0, 0.0)) -> None:
+        """Move the chosen series in the reference frame (mm, degrees about L, P, S through the
+        reference grid's centre) and show it at once."""
+        from surgiplan.model.series_transform import SeriesTransform, rigid_matrix
+
+        key, twin = self.current_key(), self.twin
+        if key is None or twin is None:
+            return
+        old = twin.series_by_key(key).transform
+        step = rigid_matrix(rotation_deg, translation_mm, twin.geometry.slice_centre_lps())
+        kind = "rigid" if old.kind in ("identity", "rigid") else "affine"
+        if old.deformation_tfm is not None:
+            self.quality.setText("A deformable transform cannot be nudged: register again.")
+            return
+        moved = SeriesTransform(step @ old.matrix_to_reference, kind=kind,
+                                method=f"manual: nudged from ({old.method})")
+        twin.set_series_transform(key, moved)
+        self._resampled.pop(key, None)
+        self.window_.mark_dirty()
+        self._series_chosen()
 
     def _failed(self, exc: BaseException) -> None:
         self.quality.setText(f"Failed: {exc}")
