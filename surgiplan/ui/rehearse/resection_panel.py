@@ -28,6 +28,12 @@ from surgiplan.model.structures import Role
 from surgiplan.simulation import ResectionInput, SimulationResult
 from surgiplan.simulation.capabilities import HANDLES, LIVE, STRUCTURES
 from surgiplan.ui.plan.planning_panel import wrapped_label
+from surgiplan.ui.rehearse.curved_cut import (
+    CURVE_MESH_SPACING_MM,
+    curve_cut,
+    install_curve,
+    set_curve_heights,
+)
 from surgiplan.ui.rehearse.rehearsal_panels import (
     RehearsalPanel,
     format_point,
@@ -120,6 +126,7 @@ class ResectionPanel(RehearsalPanel):
         v.addLayout(row)
         self.plane_label = QLabel("Plane: —")
         v.addWidget(self.plane_label)
+        install_curve(self, v)  # "Curved cut": control points dragged in the slice views
         self.create_button = QPushButton("Create specimen/remnant structures")
         self.create_button.setObjectName("create_structures")
         self.create_button.clicked.connect(self.create_structures)
@@ -133,6 +140,7 @@ class ResectionPanel(RehearsalPanel):
         self.prepared, self._prepared_key = None, None
         self._prepare_gen += 1
         self.plane.point_lps = None
+        set_curve_heights(self, None, run=False)
         self.scene3d.remove_plane()
         for combo, names in ((self.organ_combo, self.structures(Role.ORGAN)),
                              (self.target_combo, [NO_TARGET, *self.structures(Role.TARGET)])):
@@ -152,7 +160,7 @@ class ResectionPanel(RehearsalPanel):
     def showEvent(self, event) -> None:
         """The plane (slices and 3D handle) is shown only while this panel is."""
         super().showEvent(event)
-        self.decoration.visible = True
+        self.decoration.visible = self.curve_heights is None  # else the curve is drawn
         self.scene3d.set_plane_handle_enabled(True)
         self.scene3d.set_scalar_bar_visible(True)
         if not self.plane.is_set() and self.organ():
@@ -210,6 +218,9 @@ class ResectionPanel(RehearsalPanel):
         if not self.use_plane.isChecked() or not self.plane.is_set() or \
                 self.ensure_simulator() is None:
             return None
+        curved = curve_cut(self)
+        if curved is not None:
+            return curved
         return self.simulator.plane_cut(self.plane.point_lps, self.plane.normal_lps)
 
     def inputs(self) -> ResectionInput | None:
@@ -219,8 +230,9 @@ class ResectionPanel(RehearsalPanel):
         cut = self.cut()
         if cut is None and self.target() is None:
             return None
+        spacing = CUT_MESH_SPACING_MM if self.curve_heights is None else CURVE_MESH_SPACING_MM
         mesh = None if cut is None else cut.surface_mesh(organ_bounds_lps(self.twin, organ),
-                                                         spacing_mm=CUT_MESH_SPACING_MM)
+                                                         spacing_mm=spacing)
         return ResectionInput(
             organ_structure=organ, target_structure=self.target(),
             margin_mm=float(self.margin_spin.value()),

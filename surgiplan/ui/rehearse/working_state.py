@@ -18,6 +18,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer
 
 from surgiplan.plans.working import WorkingRehearsal, store_working, working_from_extras
+from surgiplan.ui.rehearse.curved_cut import curve_heights_mm, set_curve_heights
 from surgiplan.ui.rehearse.rehearsal_panels import format_point
 
 if TYPE_CHECKING:
@@ -70,9 +71,9 @@ def _resection_extra(panel: Any) -> dict[str, Any] | None:
              "use_plane": panel.use_plane.isChecked(),
              "point_lps": _xyz(panel.plane.point_lps),
              "normal_lps": _xyz(panel.plane.normal_lps)}
-    heights = getattr(panel, "curve_heights_mm", None)
-    if callable(heights) and heights() is not None:
-        extra["heights_mm"] = heights()
+    heights = curve_heights_mm(panel)
+    if heights is not None:
+        extra["heights_mm"] = heights
     return extra
 
 
@@ -189,9 +190,7 @@ def _restore_resection(panel: Any, extra: dict[str, Any]) -> None:
             widget.blockSignals(True)
             getattr(widget, setter)(value)
             widget.blockSignals(False)
-    set_curve = getattr(panel, "set_curve_heights", None)
-    if callable(set_curve):
-        set_curve(extra.get("heights_mm"), run=False)
+    set_curve_heights(panel, extra.get("heights_mm"), run=False)
     panel.plane.blockSignals(True)
     try:
         panel.plane.set_plane(extra["point_lps"], extra["normal_lps"])

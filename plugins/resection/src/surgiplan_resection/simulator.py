@@ -254,6 +254,16 @@ class ResectionSimulator:
         return PlaneCut(tuple(point_lps), tuple(normal_lps))
 
     @staticmethod
+    def curved_cut(centre_lps: Any, normal_lps: Any, size_mm: Any, heights_mm: Any) -> Cut:
+        """A deformable cut: a grid of control points (rows along v, columns along u of the
+        plane through ``centre_lps``, ``size_mm`` wide) moved ``heights_mm`` along the normal
+        (LPS mm; removes the side the normal points to), joined by an interpolating spline."""
+        from surgiplan_resection.cuts import HeightFieldCut
+
+        return HeightFieldCut(tuple(centre_lps), tuple(normal_lps), tuple(size_mm),
+                              tuple(tuple(float(x) for x in row) for row in heights_mm))
+
+    @staticmethod
     def prepare(context: SimulationContext, organ: str | None = None,
                 target: str | None = None, *, sd_mm: float | None = None) -> PreparedResection:
         """The organ (and target) gathered once for :meth:`live` re-scoring (seconds)."""
