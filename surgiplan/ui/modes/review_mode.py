@@ -23,7 +23,7 @@ from functools import partial
 from html import escape
 
 import numpy as np
-from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
@@ -142,6 +142,20 @@ def numbers_html(item: Intervention) -> str:
     return "".join(lines) + table + warn
 
 
+def reusable_surfaces(twin: Twin) -> dict:
+    """The display surfaces a main window already shows for ``twin`` (name -> PolyData), so
+    review does not mesh the anatomy again (see ``compare_window.shown_surfaces``)."""
+    from PySide6.QtWidgets import QApplication
+
+    from surgiplan.ui.plan.compare_window import shown_surfaces
+
+    for widget in QApplication.topLevelWidgets():
+        if getattr(widget, "twin", None) is twin and hasattr(widget, "view3d") \
+                and widget.__class__.__name__ == "MainWindow":
+            return shown_surfaces(widget)
+    return {}
+
+
 class ReviewWindow(QWidget):
     """The read-only step-through of one plan of ``twin`` (see the module docstring)."""
 
@@ -164,6 +178,12 @@ class ReviewWindow(QWidget):
         self.decoration = PathDecoration(self.path)
         self._build(window)
         self._show_plan()
+        self._reused = reusable_surfaces(twin)  # the main 3D view's: not meshed again
+        if self._reused:
+            self.view3d.set_surfaces(self._reused, twin.structures)
+        if all(n in self._reused for n in twin.segmentation.names()):
+            QTimer.singleShot(0, self, self._show_step)
+            return
         self.runner.submit("Preparing 3D", self._scene_job, on_done=self._scene_ready,
                            on_error=lambda exc: self.step_label.setText(f"3D failed: {exc}"))
 
@@ -248,7 +268,9 @@ class ReviewWindow(QWidget):
     def _scene_job(self, *, progress=None, cancel=None):
         from surgiplan.ui.data import case_io
 
-        return case_io.scene_3d(self.twin, with_volume=False, progress=progress, cancel=cancel)
+        missing = [n for n in self.twin.segmentation.names() if n not in self._reused]
+        return case_io.scene_3d(self.twin, names=missing, with_volume=False,
+                                progress=progress, cancel=cancel)
 
     def _scene_ready(self, scene) -> None:
         if scene.surfaces:

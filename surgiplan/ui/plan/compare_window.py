@@ -424,12 +424,35 @@ def open_comparison(window: MainWindow, plans: Sequence[Plan]) -> CompareWindow:
     twin = window.twin
     compare = CompareWindow(twin, plans, parent=window)
     compare.show()
+    shown = shown_surfaces(window)
+    if shown:
+        compare.set_surfaces(shown)
+    missing = [n for n in twin.segmentation.names() if n not in shown]
+    if not missing:
+        return compare  # every surface is the main 3D view's own: nothing to build
 
     def done(scene) -> None:
         if compare.isVisible():
-            compare.set_surfaces(scene.surfaces)
+            compare.set_surfaces({**shown, **scene.surfaces})
 
     window.runner.submit("Preparing comparison views",
-                         partial(case_io.scene_3d, twin, with_volume=False), on_done=done,
-                         on_error=window.report_error)
+                         partial(case_io.scene_3d, twin, names=missing, with_volume=False),
+                         on_done=done, on_error=window.report_error)
     return compare
+
+
+def shown_surfaces(window: MainWindow) -> dict[str, Any]:
+    """The display surfaces (PolyData, LPS mm) the main 3D view already shows, by structure
+    name: Compare and review reuse them instead of meshing the twin again (seconds to a
+    minute on a real scan)."""
+    import pyvista as pv
+
+    actors = getattr(getattr(window, "view3d", None), "_surface_actors", {}) or {}
+    names = set(window.twin.segmentation.names()) if window.twin is not None else set()
+    names -= set(getattr(window, "_pending_surfaces", ()))  # edited, re-mesh not shown yet
+    out = {}
+    for name, actor in actors.items():
+        data = actor.GetMapper().GetInput() if actor.GetMapper() is not None else None
+        if name in names and data is not None and data.GetNumberOfCells():
+            out[name] = pv.wrap(data)
+    return out

@@ -288,6 +288,9 @@ class AblationPanel(TrajectoryRehearsalPanel):
         if not self._live_ready:
             self._warm_up(inputs)
             return None
+        if getattr(self, "_dragging", False):  # a drag frame: the zone now, numbers follow
+            self._score_in_worker(inputs)
+            return None
         try:
             scores = self.timed_live(lambda: self.live.score(inputs))
         except Exception as exc:
@@ -295,6 +298,24 @@ class AblationPanel(TrajectoryRehearsalPanel):
             return None
         self.show_live(live_metrics(scores))
         return self.result
+
+    def _score_in_worker(self, inputs: AblationInput) -> None:
+        """Score the dragged probe in a worker, one at a time, the latest position winning
+        (see :mod:`.live_worker`); the answer is shown unless a full run started since."""
+        from surgiplan.ui.rehearse.live_worker import CoalescingScorer
+
+        if getattr(self, "_live_worker", None) is None:
+            self._live_worker = CoalescingScorer(self.window.runner, "Live ablation score", self)
+        live = self.live
+        self.status_label.setText("Live: updating the numbers…")
+
+        def done(scores: Any) -> None:
+            if live is self.live and self._job is None:
+                self.live_ms = self._live_worker.last_ms
+                self.show_live(live_metrics(scores))
+
+        self._live_worker.request(lambda: live.score(inputs), done, lambda exc: self.show_result(
+            SimulationResult.failed(f"live score: {exc}")))
 
     def _warm_up(self, inputs: AblationInput) -> None:
         """The first score builds the scene around the tumour: in a worker."""
