@@ -9,8 +9,6 @@ centre, where a residual pitch shows most) to 2 mm.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -30,8 +28,6 @@ from surgiplan.progress import CancelToken
 from surgiplan.registration.engine import RegistrationSettings, register_volumes
 from surgiplan.registration.quality import landmark_error, transform_difference
 from surgiplan.registration.synthetic import synthetic_pair
-
-SLOW = os.environ.get("SURGIPLAN_SLOW") == "1"
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +75,7 @@ def test_rigid_mutual_information_recovers_the_known_transform(pair, rigid):
     assert rigid.transform.settings["shrink_factors"] == [4, 2, 1]
 
 
-@pytest.mark.skipif(not SLOW, reason="slow: 2 mm head phantom (~1 min on 2 cores); set "
-                    "SURGIPLAN_SLOW=1")
+@pytest.mark.slow  # 2 mm head phantom (~1 min on 2 cores)
 def test_acceptance_tre_at_every_centroid_within_1_mm_at_2_mm():
     pair = synthetic_pair("head", ct_spacing_mm=2.0)
     result = register_volumes(pair.ct, pair.mr)
