@@ -4,7 +4,7 @@
   (with noise): TRE <= 1 mm at 9 points spread over the brain (quick: on the MR shrunk to
   4 mm, TRE <= 2 mm; full resolution with SURGIPLAN_SLOW=1);
 * the abdomen CT registered (rigid, then B-spline) to a copy deformed by a known smooth
-  deformation (4 mm control-point displacements): TRE <= 2 mm at 300 body points
+  deformation (control points moved up to 8 mm): TRE <= 2 mm at 300 body points
   (SURGIPLAN_SLOW=1 only: minutes on 2 cores).
 """
 
@@ -65,7 +65,7 @@ def test_abdomen_ct_to_a_deformed_copy():
     from surgiplan.registration.synthetic import deformed_copy, smooth_deformation
 
     ct = _load("abdomen-ct-contrast")
-    deformation = smooth_deformation(ct.geometry, amplitude_mm=4.0, seed=1)
+    deformation = smooth_deformation(ct.geometry, amplitude_mm=8.0, seed=1)
     copy = deformed_copy(ct, deformation)
     body = np.argwhere(ct.array > -200)
     picked = body[np.random.default_rng(0).choice(len(body), 300, replace=False)]
@@ -74,7 +74,8 @@ def test_abdomen_ct_to_a_deformed_copy():
                                  for p in series_points])
     linear = register_volumes(ct, copy, RegistrationSettings(shrink_factors=(4, 2),
                                                              smoothing_mm=(2.0, 1.0)))
-    found = register_deformable(ct, copy, linear.transform,
-                                DeformableSettings(grid_spacing_mm=80.0, metric="correlation"))
+    found = register_deformable(ct, copy, linear.transform, DeformableSettings(
+        grid_spacing_mm=80.0, metric="correlation", shrink_factors=(4, 2),
+        smoothing_mm=(2.0, 1.0)))
     errors = np.linalg.norm(found.from_reference(reference_points) - series_points, axis=1)
     assert errors.max() <= 2.0, (errors.mean(), errors.max())

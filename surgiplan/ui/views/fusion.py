@@ -254,6 +254,7 @@ class FusionPanel(QWidget):
         def done(result: Any) -> None:
             twin.set_series_transform(key, result.transform.with_quality(
                 seconds=result.seconds))
+            twin.provenance.notes.append(f"series {key!r} registered: {result.transform.method}")
             self._resampled.pop(key, None)
             self.window_.mark_dirty()
             self._fill(select=key)
@@ -292,6 +293,7 @@ class FusionPanel(QWidget):
         moved = SeriesTransform(step @ old.matrix_to_reference, kind=kind,
                                 method=f"manual: nudged from ({old.method})")
         twin.set_series_transform(key, moved)
+        twin.provenance.notes.append(f"series {key!r} nudged by hand")
         self._resampled.pop(key, None)
         self.window_.mark_dirty()
         self._series_chosen()
