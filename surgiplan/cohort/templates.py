@@ -223,11 +223,11 @@ def _trajectory_entry(template: Template, context: Any, simulator: Any, target: 
     if anchor is not None and radius is None:
         return anchor, {"entry_rule": "skin along the direction", "target_lps": list(target)}
     request = PathSearchRequest(
-        target_lps=tuple(float(v) for v in target), diameter_mm=diameter_mm, top_k=1,
+        target_lps=_triple(target), diameter_mm=diameter_mm, top_k=1,
         max_length_mm=float(template.options.get("max_length_mm", DEFAULT_MAX_LENGTH_MM)),
         max_angle_deg=float(template.options.get("max_angle_deg", DEFAULT_MAX_ANGLE_DEG)),
-        entry_region_centre_lps=None if anchor is None else tuple(float(v) for v in anchor),
-        entry_region_radius_mm=None if anchor is None else float(radius),
+        entry_region_centre_lps=None if anchor is None else _triple(anchor),
+        entry_region_radius_mm=None if anchor is None or radius is None else float(radius),
         no_go_structures=tuple(template.options.get("no_go_structures", ())))
     try:
         found = run_search(simulator, context, request)
@@ -243,6 +243,11 @@ def _trajectory_entry(template: Template, context: Any, simulator: Any, target: 
         "n_candidates": found.n_candidates, "n_feasible": found.n_feasible,
         "clearance_mm": best.clearance_mm, "length_mm": best.length_mm,
         "angle_deg": best.angle_deg}
+
+
+def _triple(v: Any) -> tuple[float, float, float]:
+    """An LPS point (mm) as a float triple."""
+    return float(v[0]), float(v[1]), float(v[2])
 
 
 def skin_exit(context: Any, start_lps: np.ndarray, direction: Any) -> np.ndarray:
