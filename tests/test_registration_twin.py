@@ -286,3 +286,44 @@ def test_cli_registers_rigid_and_round_trips_a_dicom_registration(tmp_path, caps
     back = load_bundle(case).series_by_key("mr").transform
     assert back.method.startswith("dicom-sro")
     np.testing.assert_allclose(back.matrix_to_reference, TRUTH.matrix_to_reference, atol=1e-8)
+
+
+def test_cli_with_dicom_series_end_to_end(tmp_path, capsys):
+    """CT and MR written as DICOM (one study, two frames of reference): build the twin from
+    the CT, add the MR, export its alignment as a (de-identified) Spatial Registration object
+    that references both series, and read it back."""
+    from pydicom.uid import generate_uid
+
+    from surgiplan.io import source_series
+    from surgiplan.io.dicom_write import write_series
+
+    twin = _twin()
+    study = generate_uid()
+    write_series(twin.image, tmp_path / "ct", study_uid=study, durable=False,
+                 patient_name="Reg^Test", patient_id="REG-1")
+    mr = twin.series[0].image
+    mr = ImageVolume(np.rint(mr.array).astype(np.int16), mr.geometry, modality="MR")
+    write_series(mr, tmp_path / "mr", study_uid=study, durable=False, patient_name="Reg^Test",
+                 patient_id="REG-1")
+    case = tmp_path / "case.surgiplan"
+    assert main(["twin", "build", str(tmp_path / "ct"), "--out", str(case)]) == 0
+    assert main(["series", "add", str(case), str(tmp_path / "mr"), "--key", "mr",
+                 "--register", "none"]) == 0
+    reg = tmp_path / "reg.dcm"
+    assert main(["series", "export-reg", str(case), "mr", "--series-dicom",
+                 str(tmp_path / "mr"), "--out", str(reg)]) == 0
+    capsys.readouterr()
+    read = read_spatial_registration(reg)
+    mr_source = source_series.deidentify(source_series.from_files(
+        sorted((tmp_path / "mr").iterdir()), ""))
+    assert {i.frame_of_reference_uid for i in read.items} >= {mr_source.frame_of_reference_uid}
+    import pydicom
+
+    ds = pydicom.dcmread(reg)
+    assert str(ds.PatientName) != "Reg^Test" and ds.Modality == "REG"  # de-identified
+    assert main(["series", "import-reg", str(case), "mr", str(reg)]) == 2  # identity only
+    assert "0 non-identity matrices" in capsys.readouterr().err
+    # the series' original files find their de-identified frame of reference in the object
+    assert main(["series", "import-reg", str(case), "mr", str(reg), "--series-dicom",
+                 str(tmp_path / "mr")]) == 0
+    assert load_bundle(case).series_by_key("mr").transform.method.startswith("dicom-sro")

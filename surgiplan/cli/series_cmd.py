@@ -384,7 +384,12 @@ def run_import_reg(args: argparse.Namespace) -> int:
 
     reg = read_spatial_registration(args.registration)
     if args.series_dicom is not None:
+        from surgiplan.io.source_series import deidentified_uid
+
         frame = _source(args.series_dicom, f"series {args.key!r}").frame_of_reference_uid
+        known = {i.frame_of_reference_uid for i in reg.items}
+        if frame not in known and deidentified_uid(frame) in known:
+            frame = deidentified_uid(frame)  # an object exported de-identified (the default)
     else:
         moved = [i for i in reg.items if not np.allclose(i.matrix_to_registration_frame,
                                                          np.eye(4))]
