@@ -92,7 +92,7 @@ def _registration_item(source: SourceSeries, matrix: np.ndarray, matrix_type: st
         float(f"{v:.10g}") for v in np.asarray(matrix, dtype=float).reshape(-1)]
     registration = Dataset()
     registration.MatrixSequence = [matrix_item]
-    registration.FrameOfReferenceTransformationComment = comment[:10240]
+    registration.FrameOfReferenceTransformationComment = comment[:64]  # LO
     registration.RegistrationTypeCodeSequence = [_code(*REGISTRATION_TYPES[matrix_type])]
     item.MatrixRegistrationSequence = [registration]
     return item
