@@ -99,3 +99,29 @@ def test_report_shares_worst_cases_and_pdf(tmp_path):
     assert summary["metrics"][0]["n_meets"] == 3
     with pytest.raises(BadInputError, match="not a cohort results table"):
         read_rows(paths["summary"])
+
+
+def test_trajectory_entry_on_the_skin_along_a_direction_matches_the_analytic_scalp():
+    from surgiplan.cohort.cohort import load_twin
+    from surgiplan.cohort.templates import skin_exit
+    from surgiplan.phantoms.anatomy_head import HEAD_CENTRE_LPS, SCALP_SEMI_MM
+    from surgiplan.simulation import SimulationContext
+
+    (ref,) = cohort_from_json({"generated": {"phantom": "head", "count": 1,
+                                             "spacing_mm": 3.0}})[1]
+    context = SimulationContext(load_twin(ref))
+    scale, centre = ref.variation["scale"], HEAD_CENTRE_LPS + ref.variation["shift_lps"]
+    for axis, semi in enumerate(SCALP_SEMI_MM):  # the scalp is an ellipsoid: exact surface
+        direction = np.eye(3)[axis] * (-1.0 if axis == 1 else 1.0)
+        entry = skin_exit(context, centre, direction)
+        assert np.linalg.norm(entry - (centre + direction * semi * scale)) < 0.6 * 3.0
+    with pytest.raises(BadInputError, match="not a direction"):
+        skin_exit(context, centre, [0.0, 0.0, 0.0])
+    (cut,) = cohort_from_json({"generated": {"phantom": "head", "count": 1, "spacing_mm": 4.0,
+                                             "field_mm": [100, 100, 100]}})[1]
+    with pytest.raises(ValueError, match="never leaves the skin inside the image"):
+        skin_exit(SimulationContext(load_twin(cut)), centre, [0.0, 0.0, 1.0])  # scalp cut off
+    with pytest.raises(BadInputError, match="kind"):
+        template_from_json({"kind": "trajectories"})
+    assert template_from_json({"kind": "trajectory", "entry": [0, 0, 1]}).options == {
+        "entry": [0, 0, 1]}
