@@ -137,3 +137,31 @@ def test_provenance_marks_each_automatic_structure_unreviewed_with_its_method(sp
     for name in (*LUMBAR, "spinal canal"):
         assert f"automatic structure {name}: quality unreviewed; method: automatic (" in notes
     assert "levels from the sacrum" in notes
+
+
+def _centroid_lps(twin, name: str) -> np.ndarray:
+    mask = np.asarray(twin.segmentation.mask(name))
+    return twin.image.geometry.index_to_lps(np.argwhere(mask)[:, ::-1].mean(axis=0))
+
+
+def test_aorta_and_ivc_are_critical_tubes_in_front_of_the_spine(spine_twin) -> None:
+    """Checks an anatomist would make: volumes, length, the aorta on the patient's left of the
+    canal and the IVC on its right, both in front of the vertebrae and near the mid-line (so no
+    kidney or spleen, 50-120 mm lateral, is in either)."""
+    twin = spine_twin
+    geometry = twin.image.geometry
+    canal = _centroid_lps(twin, "spinal canal")
+    bone = sum(np.asarray(twin.segmentation.mask(v)).astype(int) for v in LUMBAR) > 0
+    for name, side, lo_ml, hi_ml in (("aorta", 1.0, 40.0, 160.0),
+                                     ("inferior vena cava", -1.0, 10.0, 120.0)):
+        assert twin.segmentation.get(name).role == Role.CRITICAL
+        mask = np.asarray(twin.segmentation.mask(name))
+        ml = mask.sum() * geometry.voxel_volume_mm3 / 1000.0
+        assert lo_ml <= ml <= hi_ml, (name, ml)  # measured: aorta 99 ml, IVC 51 ml
+        points = geometry.index_to_lps(np.argwhere(mask)[:, ::-1].astype(float))
+        assert side * (points[:, 0].mean() - canal[0]) > 5.0  # LPS x: + = patient left
+        assert np.abs(points[:, 0] - canal[0]).max() < 60.0  # never out at the kidneys
+        assert points[:, 1].mean() < canal[1] - 30.0  # LPS y: - = anterior
+        length = np.ptp(points[:, 2])
+        assert length > 100.0, (name, length)  # measured: aorta 255 mm, IVC 129 mm
+        assert not (mask & bone).any()

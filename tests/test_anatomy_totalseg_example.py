@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from surgiplan.io.twin_build import build_twin
-from surgiplan.segmentation.spine import segment_spine
-from surgiplan.segmentation.threshold import body_mask
+from surgiplan.segmentation.presets import preset_masks
 from tests.conftest import real_scan
 
 
@@ -20,23 +19,47 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def compared() -> dict[str, tuple[str, float]]:
-    """Reference vertebra -> (our best-matching structure, its Dice)."""
+def example():
+    """(the example twin with TotalSegmentator's labels, our ct-spine preset's masks)."""
     folder = real_scan("totalsegmentator-example")
     twin = build_twin(folder / "dicom",
                       labels=[folder / "segmentation_totalsegmentator_v2.nii.gz"],
                       label_names="totalsegmentator-v2")
-    image = twin.image
-    ours = segment_spine(image.array, image.geometry, body_mask(image.array, image.geometry))
+    return twin, {p.name: p.mask for p in preset_masks(twin.image, "ct-spine")}
+
+
+@pytest.fixture(scope="module")
+def compared(example) -> dict[str, tuple[str, float]]:
+    """Reference vertebra -> (our best-matching structure, its Dice)."""
+    twin, ours = example
     out = {}
     for name in twin.segmentation.names():
         if not name.startswith("vertebrae_"):
             continue
         ref = np.asarray(twin.segmentation.mask(name))
-        scores = {n: _dice(ref, m) for n, m in ours.vertebrae.items()}
+        scores = {n: _dice(ref, m) for n, m in ours.items() if n not in _NOT_BONE}
         best = max(scores, key=scores.__getitem__)
         out[name.removeprefix("vertebrae_")] = (best, scores[best])
     return out
+
+
+_NOT_BONE = ("skin", "spinal canal", "aorta", "inferior vena cava")
+
+
+def test_aorta_reaches_dice_080(example) -> None:
+    """Issue 16 acceptance for the aorta (measured 0.84: the calcified, less enhanced aorta of
+    this late-phase scan, tracked at the lower HU level)."""
+    twin, ours = example
+    assert _dice(np.asarray(twin.segmentation.mask("aorta")), ours["aorta"]) >= 0.80
+
+
+@pytest.mark.xfail(strict=True, reason="the IVC tracker follows an enhancing vessel in the "
+                   "liver here (Dice 0): at the liver the IVC of this scan is darker than the "
+                   "liver around it")
+def test_inferior_vena_cava_overlaps_the_reference(example) -> None:
+    twin, ours = example
+    ref = np.asarray(twin.segmentation.mask("inferior_vena_cava"))
+    assert _dice(ref, ours.get("inferior vena cava", np.zeros_like(ref))) >= 0.5
 
 
 def test_each_reference_vertebra_is_found(compared) -> None:
