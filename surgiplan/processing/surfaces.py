@@ -195,8 +195,10 @@ def _label_box(labels: np.ndarray, label: int | np.ndarray):
 
     ``label``: one label, or a lookup table (array indexed by label value) that is non-zero
     for every label wanted."""
+    lut = label if isinstance(label, np.ndarray) else None
+
     def inside_of(k: int) -> np.ndarray:
-        return labels[k] == label if np.isscalar(label) else label[labels[k]] != 0
+        return labels[k] == label if lut is None else lut[labels[k]] != 0
 
     rows = np.zeros(labels.shape[1], dtype=bool)
     cols = np.zeros(labels.shape[2], dtype=bool)

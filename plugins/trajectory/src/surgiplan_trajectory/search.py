@@ -72,13 +72,15 @@ def combined_critical_map(context: SimulationContext) -> np.ndarray:
     return _combined_cache[key]
 
 
-def combined_critical_roi(context: SimulationContext,
-                          ends_lps: np.ndarray) -> tuple[np.ndarray, Any]:
-    """(values, sub-geometry): the combined critical map (as :func:`combined_critical_map`)
-    on the box holding every path between the LPS points ``ends_lps`` only (two voxels
-    padded, clipped to the grid). Each structure's map is its exact region-of-interest map
-    covering that box, so sampling a path there gives the full maps' values without them."""
-    names = [s.name for s in context.by_role(Role.CRITICAL)]
+def combined_critical_roi(context: SimulationContext, ends_lps: np.ndarray,
+                          names: list[str] | None = None) -> tuple[np.ndarray, Any]:
+    """(values, sub-geometry): the combined critical map (as :func:`combined_critical_map`;
+    of ``names`` when given) on the box holding every path between the LPS points
+    ``ends_lps`` only (two voxels padded, clipped to the grid). Each structure's map is its
+    exact region-of-interest map covering that box, so sampling a path there gives the full
+    maps' values without them."""
+    if names is None:
+        names = [s.name for s in context.by_role(Role.CRITICAL)]
     cover = _cover_box(context.geometry, ends_lps)
     from surgiplan.processing.crop import sub_geometry
 
@@ -205,15 +207,15 @@ def no_go_mask(context: SimulationContext, request: PathSearchRequest, entries: 
     for *centre, r in request.no_go_spheres_lps:
         hit |= np.linalg.norm(entries - np.asarray(centre, float), axis=1) <= r
     names = {s.name for s in context.structures}
-    maps = []
     for name in request.no_go_structures:
         if name not in names:
             raise BadInputError(f"no-go structure {name!r} is not in the case",
                                 action=f"choose one of {sorted(names)}")
-        maps.append(context.distance_map(name))
-    if maps:
-        combined = np.minimum.reduce(maps) if len(maps) > 1 else maps[0]
-        inside, _, _ = score_paths(combined, lps_to_zyx_matrix(context.geometry), entries,
+    if request.no_go_structures and len(entries):
+        # region-of-interest maps covering every path (exact there), not full-grid maps
+        combined, geometry = combined_critical_roi(context, np.vstack([entries, target]),
+                                                   list(request.no_go_structures))
+        inside, _, _ = score_paths(combined, lps_to_zyx_matrix(geometry), entries,
                                    target, radius_mm=radius_mm,
                                    band_mm=float(parameters["risk_band_mm"]),
                                    n_samples=int(parameters["path_samples"]))
