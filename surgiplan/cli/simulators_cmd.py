@@ -40,8 +40,10 @@ def run_list(args: argparse.Namespace) -> int:
     for e in entries:
         if e.spec is not None and e.enabled:
             where = ", third-party: runs isolated" if e.isolated else ""
+            caps = f"; capabilities: {', '.join(e.spec.capabilities)}" \
+                if e.spec.capabilities else ""
             print(f"{e.spec.id} {e.spec.version} [{e.spec.kind}] {e.spec.title} "
-                  f"({e.distribution}{where})")
+                  f"({e.distribution}{where}{caps})")
         else:
             print(f"DISABLED {e.name} ({e.distribution}): {e.reason}")
     return 0
