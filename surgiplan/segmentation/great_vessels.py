@@ -75,8 +75,8 @@ def _landmarks(canal: np.ndarray, spine_bone: np.ndarray, geometry: ImageGeometr
     """Canal centre (j, i) per slice (interpolated where empty) and the body's front row."""
     nz = canal.shape[0]
     centre = np.full((nz, 2), np.nan)
-    for k in np.flatnonzero(canal.any(axis=(1, 2))):
-        centre[k] = np.argwhere(canal[k]).mean(axis=0)
+    for slice_k in np.flatnonzero(canal.any(axis=(1, 2))):
+        centre[slice_k] = np.argwhere(canal[slice_k]).mean(axis=0)
     found = np.flatnonzero(np.isfinite(centre[:, 0]))
     for c in range(2):
         centre[:, c] = np.interp(np.arange(nz), found, centre[found, c])
@@ -197,8 +197,12 @@ def _crop(centre: np.ndarray, front: np.ndarray, geometry: ImageGeometry,
 def track_vessel(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
                  canal: np.ndarray, spine_bone: np.ndarray, *, lower_hu: float,
                  window: Window, step_mm: float = STEP_MM) -> np.ndarray:
-    """One tubular vessel in front of the spine (see the module docstring); empty if none."""
+    """One tubular vessel in front of the spine (see the module docstring); empty if none
+    (or without a canal to place it by)."""
     from surgiplan.segmentation.morphology import grow_mask
+
+    if not canal.any():
+        return np.zeros(image.shape, bool)
 
     centre, front = _landmarks(canal, spine_bone, geometry)
     rows, cols = _crop(centre, front, geometry, image.shape)
