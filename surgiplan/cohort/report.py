@@ -74,7 +74,7 @@ def _summary(key: tuple[str, str], group: list[dict[str, Any]], results: str) ->
              + [float(v.min()), float(v.max())]) if len(v) else [math.nan] * 6
     first = group[0]
     mean, median, p05, p95, low, high = stats
-    s = MetricSummary(key[0], key[1], first["title"], first["unit"], int(ok.sum()),
+    s = MetricSummary(key[0], key[1], pooled_title(group), first["unit"], int(ok.sum()),
                       int((~ok).sum()), mean, median, p05, p95, low, high)
     threshold = first["threshold"]
     if threshold is not None and math.isfinite(threshold) and len(v):
@@ -89,6 +89,19 @@ def _summary(key: tuple[str, str], group: list[dict[str, Any]], results: str) ->
                     "open": open_command(kept[i]["source"], kept[i]["twin_id"], results)}
                    for i in order[:WORST_N]]
     return s
+
+
+def pooled_title(group: list[dict[str, Any]]) -> str:
+    """The title of a metric pooled over slots: the rows' title when they share it, else the
+    title with each row's slot name replaced by ``[slot]`` ("Coverage of tumour 1" and
+    "... tumour 2" -> "Coverage of [slot]"), else the metric key."""
+    titles = {r["title"] for r in group}
+    if len(titles) == 1:
+        return titles.pop()
+    generic = {r["title"].replace(r["slot"], "[slot]") for r in group if r["slot"] in r["title"]}
+    if len(generic) == 1 and all(r["slot"] in r["title"] for r in group):
+        return generic.pop()
+    return str(group[0]["metric"])
 
 
 def wilson_ci(k: int, n: int) -> tuple[float, float]:

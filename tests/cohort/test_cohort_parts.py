@@ -125,3 +125,15 @@ def test_trajectory_entry_on_the_skin_along_a_direction_matches_the_analytic_sca
         template_from_json({"kind": "trajectories"})
     assert template_from_json({"kind": "trajectory", "entry": [0, 0, 1]}).options == {
         "entry": [0, 0, 1]}
+
+
+def test_a_metric_pooled_over_slots_is_titled_for_every_slot():
+    from surgiplan.cohort.report import pooled_title
+
+    rows = [_row("a", 1.0, 1.0), _row("b", 2.0, 1.0)]
+    assert pooled_title(rows) == "Breach"
+    for r, slot in zip(rows, ("tumour 1", "tumour 2"), strict=True):
+        r.update(slot=slot, title=f"Coverage of {slot}")
+    assert pooled_title(rows) == "Coverage of [slot]"
+    rows[1]["title"] = "Something else"
+    assert pooled_title(rows) == "breach_mm"

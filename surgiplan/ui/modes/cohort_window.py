@@ -132,7 +132,9 @@ class CohortView(QWidget):
         self.metric_list = QListWidget()
         self.metric_list.setObjectName("cohort_metrics")
         for s in self.summaries:
-            self.metric_list.addItem(QListWidgetItem(self._metric_text(s)))
+            item = QListWidgetItem(self._metric_text(s))
+            item.setToolTip(self._metric_text(s))
+            self.metric_list.addItem(item)
         self.metric_list.currentRowChanged.connect(self.show_metric)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setObjectName("cohort_table")
