@@ -1,7 +1,11 @@
-"""Shared fixtures: paths to the real scans (skipped when absent) and temporary folders."""
+"""Shared fixtures: paths to the real scans (skipped when absent), temporary folders, and the
+generated phantoms rendered once per session."""
 
 from __future__ import annotations
 
+import copy
+import functools
+import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +15,18 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_SCANS = PROJECT_ROOT.parent / "shared" / "scans"
+SLOW = os.environ.get("SURGIPLAN_SLOW") == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``@pytest.mark.slow`` tests run only with SURGIPLAN_SLOW=1 (the marker's meaning in
+    pyproject.toml); each has a smaller CI representative in its module."""
+    if SLOW:
+        return
+    skip = pytest.mark.skip(reason="slow: set SURGIPLAN_SLOW=1 to run it")
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(skip)
 
 
 def real_scan(name: str) -> Path:
@@ -19,6 +35,32 @@ def real_scan(name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"real scan {name!r} not available: {path} is absent (see ../shared/scans)")
     return path
+
+
+@functools.cache
+def _rendered_phantom(name: str, seed: int):
+    from surgiplan.phantoms import make_phantom
+
+    return make_phantom(name, seed=seed)
+
+
+def shared_phantom(name: str, seed: int = 0):
+    """``make_phantom(name, seed=seed)`` rendered once per test session (each render costs
+    seconds); every caller gets its own deep copy: (CT volume in HU, labels, truth)."""
+    return copy.deepcopy(_rendered_phantom(name, seed))
+
+
+@pytest.fixture(scope="session")
+def head_sample(_isolated_user_dirs: None) -> Path:
+    """The folder ``surgiplan sample head --out DIR --seed 0`` wrote, once per session (CLI run
+    in-process). DIR is where ``phantom_bundle("head")`` (training, report, score tests) finds
+    its cached copy, so those share it too. Read-only: copy the bundle before changing it."""
+    from surgiplan.cli.main import main
+    from surgiplan.training.cases import cache_dir
+
+    out = cache_dir() / "head-seed0"  # always the CLI, even over a copy phantom_bundle made
+    assert main(["sample", "head", "--out", str(out), "--seed", "0"]) == 0
+    return out
 
 
 @pytest.fixture

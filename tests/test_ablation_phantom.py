@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from surgiplan.phantoms import make_phantom
 from surgiplan.phantoms.primitives import Ellipsoid
 from surgiplan.simulation import (
     AblationInput,
@@ -22,6 +21,7 @@ from surgiplan.simulation import (
     run_simulation,
 )
 from surgiplan.twin import Twin
+from tests.conftest import shared_phantom
 
 CENTRE = np.array([-65.0, -25.0, 20.0])  # "tumour 1" of the liver phantom
 RADIUS = 12.0
@@ -29,7 +29,7 @@ RADIUS = 12.0
 
 @pytest.fixture(scope="module")
 def liver():
-    volume, segmentation, truth = make_phantom("liver")
+    volume, segmentation, truth = shared_phantom("liver")
     assert truth.structure("tumour 1").exact
     return SimulationContext(Twin(volume, segmentation))
 

@@ -13,7 +13,7 @@ import pytest
 from surgiplan.cli.main import main
 from surgiplan.io.bundle import save_bundle
 from surgiplan.io.twin_build import build_twin
-from surgiplan.phantoms import generate_phantom, make_phantom
+from surgiplan.phantoms import generate_phantom
 from surgiplan.simulation import (
     AblationInput,
     SimulationContext,
@@ -23,7 +23,7 @@ from surgiplan.simulation import (
     validate_result,
 )
 from surgiplan.twin import Twin
-from tests.conftest import real_scan
+from tests.conftest import real_scan, shared_phantom
 
 CENTRE = np.array([-65.0, -25.0, 20.0])  # tumour 1 of the liver phantom, radius 12 mm
 TUMOUR_METRICS = ("coverage_pct", "min_margin_mm", "p_margin_ge_5mm", "p_margin_ge_10mm",
@@ -32,7 +32,7 @@ TUMOUR_METRICS = ("coverage_pct", "min_margin_mm", "p_margin_ge_5mm", "p_margin_
 
 @pytest.fixture(scope="module")
 def liver():
-    volume, segmentation, _ = make_phantom("liver")
+    volume, segmentation, _ = shared_phantom("liver")
     return SimulationContext(Twin(volume, segmentation))
 
 

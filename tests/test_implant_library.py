@@ -70,10 +70,10 @@ def test_poses_place_head_at_entry_and_keep_roll_under_perturbation():
 def test_cli_simulate_implant_json(tmp_path, capsys):
     from surgiplan.cli.main import main
     from surgiplan.io.bundle import save_bundle
-    from surgiplan.phantoms import make_phantom
     from surgiplan.twin import Twin
+    from tests.conftest import shared_phantom
 
-    image, seg, _ = make_phantom("spine")
+    image, seg, _ = shared_phantom("spine")
     case = tmp_path / "spine.surgiplan"
     save_bundle(Twin(image, seg), case)
     code = main(["simulate", "implant", str(case), "--screw", "7x40", "--entry", "17.3,35.8,0",

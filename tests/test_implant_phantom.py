@@ -7,10 +7,10 @@ import pytest
 from surgiplan_implant.pose import apply_pose
 from surgiplan_implant.simulator import ImplantSimulator
 
-from surgiplan.phantoms import make_phantom
 from surgiplan.simulation import SimulationContext, UncertaintyModel, discover
 from surgiplan.simulation.runner import run_simulation
 from surgiplan.twin import Twin
+from tests.conftest import shared_phantom
 
 CONV = np.radians(10.0)  # the phantom's pedicles converge 10 deg (anatomy_spine.py)
 AXIS_POSTERIOR = np.array([np.sin(CONV), np.cos(CONV), 0.0])  # left L4 pedicle axis
@@ -22,7 +22,7 @@ HALF_VOXEL_MM = 0.5  # half the largest spacing of the 0.8 x 0.8 x 1 mm grid
 
 @pytest.fixture(scope="module")
 def phantom():
-    image, seg, truth = make_phantom("spine")
+    image, seg, truth = shared_phantom("spine")
     return SimulationContext(Twin(image, seg)), truth
 
 

@@ -16,10 +16,10 @@ import pytest
 from surgiplan_implant.simulator import ImplantSimulator
 
 from surgiplan.errors import BadInputError
-from surgiplan.phantoms import make_phantom
 from surgiplan.simulation import Level, SimulationContext, UncertaintyModel, validate_result
 from surgiplan.simulation.runner import run_simulation
 from surgiplan.twin import Twin
+from tests.conftest import shared_phantom
 
 SCANS = Path("/work/shared/scans")
 THIN = SCANS / "liver-ct-3slice-seg"
@@ -36,7 +36,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def spine():
-    image, seg, _ = make_phantom("spine")
+    image, seg, _ = shared_phantom("spine")
     return SimulationContext(Twin(image, seg))
 
 
@@ -148,7 +148,7 @@ def test_suggest_on_a_merged_bone_is_refused(abdomen_case):
 def test_soft_tissue_screw_through_the_cli_json(tmp_path):
     from surgiplan.io.bundle import save_bundle
 
-    image, seg, _ = make_phantom("spine")
+    image, seg, _ = shared_phantom("spine")
     case = save_bundle(Twin(image, seg), tmp_path / "spine.surgiplan")
     done = _cli("simulate", "implant", str(case), "--screw", "6.5x45",
                 "--entry", "60,40,0", "--target", "60,0,0", "--samples", "100", "--json")

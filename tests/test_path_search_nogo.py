@@ -9,9 +9,9 @@ import pytest
 
 from surgiplan.errors import BadInputError
 from surgiplan.model.structures import Role
-from surgiplan.phantoms import make_phantom
 from surgiplan.simulation import PathSearchRequest, SimulationContext, load_simulator
 from surgiplan.twin import Twin
+from tests.conftest import shared_phantom
 from tests.ui.conftest import make_twin
 
 TUMOUR_LPS = (-28.0, 20.0, 42.0)
@@ -21,7 +21,7 @@ NO_GO_RADIUS_MM = 25.0
 
 @pytest.fixture(scope="module")
 def head():
-    volume, segmentation, _truth = make_phantom("head")
+    volume, segmentation, _truth = shared_phantom("head")
     return Twin(volume, segmentation)
 
 

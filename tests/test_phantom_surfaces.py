@@ -9,13 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from surgiplan.phantoms.generate import PHANTOM_NAMES, make_phantom
+from surgiplan.phantoms.generate import PHANTOM_NAMES
 from surgiplan.processing.surfaces import structure_surfaces
+from tests.conftest import shared_phantom
 
 
 @pytest.mark.parametrize("name", PHANTOM_NAMES)
 def test_exact_structure_surfaces_lie_within_half_a_voxel_of_the_truth(name):
-    volume, segmentation, truth = make_phantom(name, seed=0)
+    volume, segmentation, truth = shared_phantom(name, seed=0)
     exact = [s.name for s in truth.exact_structures()]
     assert exact, "the phantom must have exact structures to verify against"
     half_diagonal_mm = 0.5 * float(np.linalg.norm(volume.geometry.spacing_mm))

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from scipy.stats import qmc
 
-from surgiplan.phantoms import make_phantom
 from surgiplan.simulation import ResectionInput, SimulationContext, UncertaintyModel
 from surgiplan.simulation import load_simulator as _load
 from surgiplan.twin import Twin
+from tests.conftest import shared_phantom
 
 pytest.importorskip("surgiplan_resection", reason="install it: pip install -e plugins/resection")
 
@@ -34,7 +34,7 @@ TUMOUR_RADIUS = 12.0
 
 @pytest.fixture(scope="module")
 def liver():
-    volume, segmentation, truth = make_phantom("liver")
+    volume, segmentation, truth = shared_phantom("liver")
     twin = Twin(volume, segmentation)
     context = SimulationContext(twin)
     return twin, context, truth, prepare(context, "liver", "tumour 1")

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from surgiplan.phantoms import make_phantom
 from surgiplan.simulation import (
     Level,
     PathSearchRequest,
@@ -18,6 +17,7 @@ from surgiplan.simulation import (
     load_simulator,
 )
 from surgiplan.twin import Twin
+from tests.conftest import shared_phantom
 
 HEAD_CENTRE = np.array([2.0, 12.0, 40.0])
 TUMOUR_LPS = (-28.0, 20.0, 42.0)
@@ -27,7 +27,7 @@ BAND_MM = 10.0
 
 @pytest.fixture(scope="module")
 def head():
-    volume, segmentation, truth = make_phantom("head")
+    volume, segmentation, truth = shared_phantom("head")
     return SimulationContext(Twin(volume, segmentation)), truth
 
 

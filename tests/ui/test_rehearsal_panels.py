@@ -11,8 +11,8 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 
 from surgiplan.model.structures import Segmentation
-from surgiplan.phantoms import make_phantom
 from surgiplan.twin import Twin
+from tests.conftest import shared_phantom
 from tests.ui.test_main_window import send_drag, show
 
 # spine phantom: the left L4 pedicle (see tests/test_implant_phantom.py)
@@ -25,12 +25,12 @@ SAMPLES = 50
 
 @pytest.fixture(scope="module")
 def spine_parts():
-    return make_phantom("spine")
+    return shared_phantom("spine")
 
 
 @pytest.fixture(scope="module")
 def liver_parts():
-    return make_phantom("liver")
+    return shared_phantom("liver")
 
 
 # big body surfaces take a minute to mesh on a loaded 2-core machine: not needed here

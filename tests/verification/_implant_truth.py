@@ -14,6 +14,7 @@ Modified Gertzbein-Robbins grade from the largest non-posterior breach.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -254,19 +255,21 @@ def placement_draws(pose: np.ndarray, length: float, entry_sd: float, tip_sd: fl
     return out
 
 
+@functools.lru_cache(maxsize=1)
 def spine_case():
     """(SimulationContext, SpineTruth) of the spine phantom; the truth read back from its
-    ``truth.json`` form, the label map composed from the segmentation's masks."""
+    ``truth.json`` form, the label map composed from the segmentation's masks. Built once per
+    session: the implant agreement and coverage modules only read it."""
     import json
     import tempfile
     from pathlib import Path
 
-    from surgiplan.phantoms import make_phantom
     from surgiplan.phantoms.truth import load_truth
     from surgiplan.simulation import SimulationContext
     from surgiplan.twin import Twin
+    from tests.conftest import shared_phantom
 
-    image, seg, truth = make_phantom("spine")
+    image, seg, truth = shared_phantom("spine")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "truth.json"
         path.write_text(json.dumps(truth.to_json()), encoding="utf-8")

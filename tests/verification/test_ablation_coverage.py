@@ -26,7 +26,6 @@ import pytest
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.structures import Segmentation
 from surgiplan.model.volume import ImageVolume
-from surgiplan.phantoms import make_phantom
 from surgiplan.simulation import (
     AblationInput,
     SimulationContext,
@@ -35,6 +34,7 @@ from surgiplan.simulation import (
     validate_result,
 )
 from surgiplan.twin import Twin
+from tests.conftest import shared_phantom
 from tests.verification import _ablation_truth as T
 
 CENTRE = np.array([-65.0, -25.0, 20.0])
@@ -50,7 +50,7 @@ CONTROL = {"placement_sd_log_sd": 0.0, "zone_sd_log_sd": 0.0, "boundary_sd_log_s
 
 @pytest.fixture(scope="module")
 def tumour_only() -> SimulationContext:
-    volume, segmentation, _ = make_phantom("liver")
+    volume, segmentation, _ = shared_phantom("liver")
     g = volume.geometry
     ijk = np.rint(g.lps_to_index(CENTRE[None])[0]).astype(int)
     lo = np.maximum(ijk - [60, 60, 60], 0)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from surgiplan.phantoms import make_phantom
 from surgiplan.simulation import (
     AblationInput,
     SimulationContext,
@@ -26,6 +25,7 @@ from surgiplan.simulation import (
     validate_result,
 )
 from surgiplan.twin import Twin
+from tests.conftest import shared_phantom
 from tests.verification import _ablation_truth as T
 
 N_PLANS = 30
@@ -34,7 +34,7 @@ REACH_MM = 10.0
 
 @pytest.fixture(scope="module")
 def liver():
-    volume, segmentation, truth = make_phantom("liver")
+    volume, segmentation, truth = shared_phantom("liver")
     return SimulationContext(Twin(volume, segmentation)), truth
 
 

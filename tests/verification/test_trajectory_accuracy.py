@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import surgiplan.twin as twin_module
-from surgiplan.phantoms import load_truth, make_phantom
+from surgiplan.phantoms import load_truth
 from surgiplan.simulation import (
     IntervalKind,
     PathSearchRequest,
@@ -23,6 +23,7 @@ from surgiplan.simulation import (
 )
 from surgiplan.simulation.uncertainty import SEEG_ROBOT_PROFILE
 from surgiplan.twin import Twin
+from tests.conftest import shared_phantom
 
 from . import _trajectory_truth as ref
 
@@ -38,7 +39,7 @@ def head(tmp_path_factory):
 
     The twin keeps every distance map (its LRU budget would recompute the three critical maps
     on each of the 80 runs: this module checks accuracy, not the cache policy)."""
-    volume, segmentation, truth = make_phantom("head")
+    volume, segmentation, truth = shared_phantom("head")
     path = truth.save(tmp_path_factory.mktemp("head") / "truth.json")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(twin_module, "DISTANCE_CACHE_MAPS", 16)
