@@ -7,7 +7,6 @@ import pytest
 
 from surgiplan.plans.compare import NOT_DISTINGUISHABLE, Better, compare_plans, compare_stored
 from surgiplan.plans.model import Intervention, Plan
-from surgiplan.plans.scoring import result_from_json
 from surgiplan.simulation import Level, Metric, SimulationResult, Status, StructureLevel
 from surgiplan.simulation.inputs import TrajectoryInput
 
@@ -83,7 +82,7 @@ def test_stored_results_compare_like_live_ones(two_plans):
         plans.append(Plan(name=name, interventions=[item.with_result(result)]))
     stored = compare_stored(plans)
     assert stored.to_json() == compare_plans(two_plans).to_json()
-    back = result_from_json(two_plans["Lateral"].to_json())
+    back = SimulationResult.from_json(two_plans["Lateral"].to_json())
     assert back.metric("min_distance_mm", "arteries").ci95 == (-1.6, 2.5)
     assert back.level("arteries").level is Level.CAUTION
 

@@ -8,9 +8,9 @@ SEG. See ``model`` (Plan, Intervention), ``planset`` (PlanSet: edits, undo, even
 from surgiplan.plans.compare import Comparison, compare_plans, compare_stored
 from surgiplan.plans.model import Intervention, Plan, PlanStatus
 from surgiplan.plans.planset import PlanSet
-from surgiplan.plans.scoring import result_from_json, score_plan
+from surgiplan.plans.scoring import score_plan
 from surgiplan.plans.store import plan_set_of_twin, read_plans, store_in_twin, write_plans
 
 __all__ = ["Comparison", "Intervention", "Plan", "PlanSet", "PlanStatus", "compare_plans",
-           "compare_stored", "plan_set_of_twin", "read_plans", "result_from_json", "score_plan",
+           "compare_stored", "plan_set_of_twin", "read_plans", "score_plan",
            "store_in_twin", "write_plans"]

@@ -25,7 +25,6 @@ from enum import StrEnum
 from typing import Any
 
 from surgiplan.plans.model import Plan
-from surgiplan.plans.scoring import result_from_json
 from surgiplan.simulation.result import Level, Metric, SimulationResult, StructureLevel
 
 NOT_DISTINGUISHABLE = "not distinguishable"
@@ -334,7 +333,7 @@ def compare_plans(results_by_plan: Mapping[str, ResultsInput]) -> Comparison:
 
 def compare_stored(plans: Sequence[Plan]) -> Comparison:
     """Compare plans by the results they store (unscored interventions are left out)."""
-    return compare_plans({p.name: [(i.label, result_from_json(i.result))
+    return compare_plans({p.name: [(i.label, SimulationResult.from_json(i.result))
                                    for i in p.interventions if i.result]
                           for p in plans})
 

@@ -2,13 +2,10 @@
 
 :func:`score_plan` runs every intervention of a plan through its simulator plug-in (the
 runner's timeout and cancel apply) and returns one result per intervention.
-:func:`result_from_json` rebuilds a ``SimulationResult`` (metrics, levels, warnings, details,
-provenance; not display geometry) from the JSON a plan stores.
+A stored result is read back with ``SimulationResult.from_json`` (the one JSON form).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from surgiplan.plans.model import Intervention, Plan
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
@@ -20,14 +17,10 @@ from surgiplan.simulation.result import (
 from surgiplan.simulation.runner import DEFAULT_TIMEOUT_S, run_simulation
 
 
-def result_from_json(data: dict[str, Any]) -> SimulationResult:
-    """A ``SimulationResult`` from ``SimulationResult.to_json()`` output (no display geometry)."""
-    return SimulationResult.from_json(data)
-
-
 def stored_results(plan: Plan) -> list[SimulationResult | None]:
     """The stored result of each intervention (None where it was never scored)."""
-    return [None if i.result is None else result_from_json(i.result) for i in plan.interventions]
+    return [None if i.result is None else SimulationResult.from_json(i.result)
+            for i in plan.interventions]
 
 
 def score_intervention(context: SimulationContext, intervention: Intervention, *,

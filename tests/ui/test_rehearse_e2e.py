@@ -163,13 +163,13 @@ def test_rehearsal_kind_from_first_click_to_signed_report(qtbot, window, kind, t
     approved = plans.plan_set.get(first.name)
     assert approved.approved_by == "Dr Test, surgeon"
 
-    from surgiplan.plans.scoring import result_from_json
+    from surgiplan.simulation.result import SimulationResult
     from surgiplan.ui.report.export import export_report
 
     pdf = export_report(window, tmp_path / f"{kind}.pdf", plan=first.name)  # 7. the PDF
     text = _pdf_text(pdf)
     assert first.name in text and "Dr Test" in text
-    metrics = result_from_json(approved.interventions[0].result).metrics
+    metrics = SimulationResult.from_json(approved.interventions[0].result).metrics
     for m in metrics:
         assert " ".join(m.title.split())[:24] in text, m.title
     assert "prediction" in text and "Legend" in text

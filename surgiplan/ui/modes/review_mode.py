@@ -36,8 +36,7 @@ from PySide6.QtWidgets import (
 
 from surgiplan.errors import BadInputError
 from surgiplan.plans import Intervention, Plan, PlanStatus
-from surgiplan.plans.scoring import result_from_json
-from surgiplan.simulation.result import Level
+from surgiplan.simulation.result import Level, SimulationResult
 from surgiplan.twin import Twin
 from surgiplan.ui.plan.plan_graphics import add_intervention_actors, axis_lps, level_of
 from surgiplan.ui.plan.trajectory_tools import (
@@ -106,7 +105,7 @@ def numbers_html(item: Intervention) -> str:
     """The intervention's levels and metrics in large review text (HTML)."""
     if not item.result:
         return "<p style='color:#ffb020'>Not scored: no numbers stored for this step.</p>"
-    result = result_from_json(item.result)
+    result = SimulationResult.from_json(item.result)
     cis = {(m.key, m.structure): m.ci95 for m in result.metrics}
     lines = []
     verdict = result.verdict

@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 
 from surgiplan.plans.model import Intervention, Plan
-from surgiplan.plans.scoring import result_from_json
-from surgiplan.simulation.result import Level
+from surgiplan.simulation.result import Level, SimulationResult
 from surgiplan.simulation.spec import Kind
 from surgiplan.ui.plan.trajectory_tools import LEVEL_RGB
 
@@ -31,7 +30,7 @@ def level_of(intervention: Intervention) -> Level | None:
     metrics (None: not scored or nothing to judge)."""
     if not intervention.result:
         return None
-    return result_from_json(intervention.result).verdict
+    return SimulationResult.from_json(intervention.result).verdict
 
 
 def plan_level(plan: Plan) -> Level | None:

@@ -31,8 +31,7 @@ from surgiplan.plans.compare import (
 )
 from surgiplan.plans.model import Plan, PlanStatus, utc_now
 from surgiplan.plans.planset import PlanSet
-from surgiplan.plans.scoring import result_from_json
-from surgiplan.simulation.result import Metric
+from surgiplan.simulation.result import Metric, SimulationResult
 from surgiplan.twin import Twin
 from surgiplan.ui.plan.trajectory_tools import grade_letter
 
@@ -137,7 +136,7 @@ def _metric_lines(plan: Plan, comparison: Comparison | None) -> list[MetricLine]
     for item in plan.interventions:
         if not item.result:
             continue
-        for m in result_from_json(item.result).metrics:
+        for m in SimulationResult.from_json(item.result).metrics:
             row = rows.get((m.key, m.structure)) if len(plan.interventions) == 1 else None
             threshold = row.threshold if row is not None else None
             rule = rule_for(m.key)
@@ -266,8 +265,8 @@ def build_content(twin: Twin, plan_set: PlanSet, plan_name: str | None = None, *
                  for w in (i.result or {}).get("warnings", [])]
     if not plan.scored:
         warnings.append("The plan is not scored: metrics are missing.")
-    safety = plan_safety(plan.name, [result_from_json(i.result) for i in plan.interventions
-                                     if i.result])
+    safety = plan_safety(plan.name, [SimulationResult.from_json(i.result)
+                                     for i in plan.interventions if i.result])
     return ReportContent(
         title=f"Plan report: {plan.name}",
         case=_case_rows(twin, case_path, include_identifiers), plan=plan,
