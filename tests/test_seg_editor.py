@@ -139,7 +139,8 @@ def test_apply_preset_is_one_undo_step_and_names_stay_unique():
     ct[r < 5] = 900
     twin = Twin(ImageVolume(ct, GEOM, modality="CT"))
     editor = SegmentEditor(twin)
-    assert set(PRESETS) == {"ct-bone-skin-vessels", "ct-spine", "ct-liver", "mr-head"}
+    assert set(PRESETS) == {"ct-bone-skin-vessels", "ct-spine", "ct-liver", "mr-head",
+                            "mr-head-planning"}
     assert apply_preset(twin, "ct-bone-skin-vessels", editor=editor) == ["skin", "bone",
                                                                          "vessels"]
     assert apply_preset(twin, "ct-bone-skin-vessels")[0] == "skin 2"

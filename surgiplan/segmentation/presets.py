@@ -213,6 +213,24 @@ def _mr_head(volume: ImageVolume, progress: ProgressCallback | None,
             PresetStructure("brain", Role.ORGAN, brain, note)]
 
 
+def _mr_head_planning(volume: ImageVolume, progress: ProgressCallback | None,
+                      cancel: CancelToken | None) -> list[PresetStructure]:
+    """``mr-head`` plus the ventricles and the no-go regions for an entry (orbits, face, ears),
+    all critical (``surgiplan.segmentation.head``), so the safest-path search avoids them."""
+    from surgiplan.segmentation.head import METHOD, segment_head
+
+    out = _mr_head(volume, progress, cancel)
+    head, brain = out[0].mask, out[1].mask
+    _step(progress, cancel, 0.7, "ventricles and no-go regions")
+    found = segment_head(volume.array, volume.geometry, head, brain)
+    report(progress, 1.0, "preset done")
+    note = f"automatic ({METHOD}); quality: automatic, unreviewed: check and correct"
+    out.append(PresetStructure("ventricles", Role.CRITICAL, found.ventricles, note))
+    out += [PresetStructure(name, Role.CRITICAL, mask, note)
+            for name, mask in found.no_go.items()]
+    return out
+
+
 PRESETS: dict[str, Preset] = {
     p.name: p for p in (
         Preset("ct-bone-skin-vessels", "CT", "CT: bone + skin + contrast vessels",
@@ -222,6 +240,8 @@ PRESETS: dict[str, Preset] = {
         Preset("ct-liver", "CT", "CT liver (contrast): liver + its vessels + spleen + aorta/IVC "
                "+ skin", _ct_liver),
         Preset("mr-head", "MR", "MR head: head + brain mask", _mr_head),
+        Preset("mr-head-planning", "MR", "MR head planning: head + brain + ventricles + no-go "
+               "regions (orbits, face, ears)", _mr_head_planning),
     )
 }
 
