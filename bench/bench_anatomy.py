@@ -8,6 +8,7 @@
   aorta/IVC; it runs the spine's canal search for the great vessels' landmarks).
 * ``mr-head preset, head MR``: seconds for the ``mr-head`` preset on the 256x256x170 MPRAGE
   (goal <= 20 s); the detail gives the ratio to SimpleITK's Otsu threshold + binary fill.
+* ``mr-head-planning preset, head MR``: ``mr-head`` plus ventricles, orbits, face and ears.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def run() -> list[dict]:
     for scan, preset, bare, label in (
             ("abdomen-ct-contrast", "ct-spine", _bare_ct, "abdomen CT"),
             ("abdomen-ct-contrast", "ct-liver", _bare_ct, "abdomen CT"),
-            ("head-mr-t1-mprage", "mr-head", _bare_mr, "head MR")):
+            ("head-mr-t1-mprage", "mr-head", _bare_mr, "head MR"),
+            ("head-mr-t1-mprage", "mr-head-planning", _bare_mr, "head MR")):
         if not (SCANS / scan).is_dir():
             continue
         volume = load_image(SCANS / scan)
