@@ -31,6 +31,7 @@ NORMAL_SMOOTHING_MM = 6.0  # Gaussian scale of the normal averaging on the surfa
 SPREAD_PER_STEP = 0.66  # in-plane SD growth per sqrt(step), in mean edge lengths (measured)
 MAX_STEPS = 400
 OUTSIDE_PROBE_MM = 2.0
+CHUNK_FACES = 1 << 17  # faces per chunk of the per-face arithmetic (bounds its temporaries)
 
 _cache: dict[int, tuple[object, SkinNormals]] = {}
 
@@ -71,8 +72,11 @@ def _ring_average(faces: np.ndarray, n: int) -> sp.csr_matrix:
 
 def area_weighted_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Per vertex, the sum of its faces' normals times twice their area (not unit length)."""
-    tri = vertices[faces]
-    face_area_normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    face_area_normals = np.empty(faces.shape, dtype=float)
+    for start in range(0, len(faces), CHUNK_FACES):  # chunks: no (F, 3, 3) temporaries
+        tri = vertices[faces[start:start + CHUNK_FACES]]
+        face_area_normals[start:start + CHUNK_FACES] = np.cross(tri[:, 1] - tri[:, 0],
+                                                                tri[:, 2] - tri[:, 0])
     return np.stack([sum(np.bincount(faces[:, corner], face_area_normals[:, axis],
                                      minlength=len(vertices)) for corner in range(3))
                      for axis in range(3)], axis=1)
@@ -88,7 +92,11 @@ def smoothed_vertex_normals(vertices: np.ndarray, faces: np.ndarray,
     both = np.hstack([area_weighted_normals(vertices, faces), vertices]).astype(np.float32)
     if len(faces):
         average = _ring_average(faces, len(vertices)).astype(np.float32)
-        edges = np.linalg.norm(vertices[faces[:, [1, 2, 0]]] - vertices[faces], axis=2)
+        edges = np.empty(faces.shape, dtype=float)  # (F, 3) edge lengths, mm, in chunks
+        for start in range(0, len(faces), CHUNK_FACES):
+            part = faces[start:start + CHUNK_FACES]
+            edges[start:start + CHUNK_FACES] = np.linalg.norm(
+                vertices[part[:, [1, 2, 0]]] - vertices[part], axis=2)
         step = SPREAD_PER_STEP * float(edges.mean())
         for _ in range(min(MAX_STEPS, math.ceil((scale_mm / step) ** 2))):
             both = average @ both
