@@ -236,13 +236,37 @@ def worst_level(result: SimulationResult) -> Level | None:
 
 
 SCENE_DEFER_MS = 150  # while dragging, 3D follows when the drag pauses this long
+MAX_DEFER_MS = 1000  # ... or this long when drag frames arrive slowly (a loaded machine)
+
+
+class PauseTimer(QTimer):
+    """A single-shot timer that fires when restarts pause: its interval is SCENE_DEFER_MS, or
+    four times the median gap between the last restarts when frames come slower (up to
+    MAX_DEFER_MS), so slow drag frames (a loaded machine) never count as a pause and never
+    trigger a 3D render (~0.5 s) in the middle of a drag."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSingleShot(True)
+        self.setInterval(SCENE_DEFER_MS)
+        self._last: float | None = None
+        self._gaps: list[float] = []
+
+    def start(self, *args) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            gap_ms = (now - self._last) * 1000.0
+            self._gaps = ([*self._gaps, gap_ms] if gap_ms < MAX_DEFER_MS else [])[-5:]
+        self._last = now
+        gaps = sorted(self._gaps)
+        median = gaps[len(gaps) // 2] if gaps else 0.0
+        self.setInterval(int(min(MAX_DEFER_MS, max(SCENE_DEFER_MS, 4.0 * median))))
+        super().start(*args)
 
 
 def defer_timer(parent: QWidget, slot) -> QTimer:
-    """A single-shot SCENE_DEFER_MS timer calling ``slot`` (restart it on every drag frame)."""
-    timer = QTimer(parent)
-    timer.setSingleShot(True)
-    timer.setInterval(SCENE_DEFER_MS)
+    """A :class:`PauseTimer` calling ``slot`` (restart it on every drag frame)."""
+    timer = PauseTimer(parent)
     timer.timeout.connect(slot)
     return timer
 
