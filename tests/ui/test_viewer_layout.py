@@ -150,3 +150,20 @@ def test_docks_close_and_come_back_from_the_view_menu(shown):
     assert not dock.isVisible()
     titles["Segment"].trigger()
     assert dock.isVisible()
+
+
+def test_segment_dock_is_not_clipped_at_1280(qtbot, shown):
+    win = shown
+    win.move(0, 0)
+    win.resize(1280, 800)
+    qtbot.waitUntil(lambda: win.width() == 1280, timeout=5000)
+    dock = next(d for d in win.docks() if d.objectName() == "dock_segment")
+    dock.raise_()
+    qtbot.wait(50)
+    scroll = dock.widget()
+    assert isinstance(scroll, QAbstractScrollArea)
+    panel = scroll.widget()
+    assert scroll.viewport().width() >= panel.sizeHint().width(), (
+        scroll.viewport().width(), panel.sizeHint().width())
+    views = [win.view_grid.views[n].width() for n in ("axial", "coronal", "sagittal", "3d")]
+    assert min(views) >= 250, views

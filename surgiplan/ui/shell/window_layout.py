@@ -11,11 +11,13 @@ from functools import partial
 
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QScrollArea, QWidget
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QScrollArea, QStyle, QWidget
 
 DEFAULT_SIZE = (1500, 950)
 DOCK_WIDTH_PX = 300  # default width of the left and right dock areas
-STATE_VERSION = 2  # of QMainWindow.saveState in the settings
+MIN_DOCK_PX = 240
+RIGHT_DOCK_SHARE = 0.36  # the right (Segment) dock area's widest default share of the window
+STATE_VERSION = 3  # of QMainWindow.saveState in the settings (3: dock widths fit Segment)
 
 
 class _UndoRouter(QObject):
@@ -83,9 +85,27 @@ class WindowLayoutMixin:
                 if self.dockWidgetArea(d) == Qt.DockWidgetArea.LeftDockWidgetArea]
         right = [d for d in self.docks()
                  if self.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea]
-        for group in (left, right):
+        left_px, right_px = self._dock_widths()
+        for group, px in ((left, left_px), (right, right_px)):
             if group:
-                self.resizeDocks(group, [DOCK_WIDTH_PX] * len(group), Qt.Orientation.Horizontal)
+                self.resizeDocks(group, [px] * len(group), Qt.Orientation.Horizontal)
+
+    def _dock_widths(self) -> tuple[int, int]:
+        """Default widths (px) of the left and right dock areas: the right one as wide as the
+        Segment panel wants (its controls are not clipped), at most RIGHT_DOCK_SHARE of the
+        window; the left one DOCK_WIDTH_PX, narrowed (not below MIN_DOCK_PX) so the views
+        keep what is left (1280 px: 240 + 460, views 580)."""
+        width = self.width()
+        segment = self.findChild(QDockWidget, "dock_segment")
+        want = DOCK_WIDTH_PX
+        if segment is not None:
+            scroll = segment.widget()
+            inner = scroll.widget() if isinstance(scroll, QScrollArea) else scroll
+            bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+            want = max(want, inner.sizeHint().width() + bar + 4)
+        right = int(min(want, RIGHT_DOCK_SHARE * width))
+        left = int(max(MIN_DOCK_PX, min(DOCK_WIDTH_PX, width / 2 - right)))
+        return left, right
 
     def _route_keys(self) -> None:
         """Undo/redo go to the document (segmentation), never to a number field's own text
