@@ -123,9 +123,6 @@ def test_screw_suggest_on_l3_never_crosses_the_canal(spine_case: Path, spine_twi
     assert measured["canal_mm"] > 0.0  # and never enters the canal
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 acceptance not reached yet: on L3 the "
-                   "plug-in suggests a left screw 0.5-1 mm from the segmented canal (goal >= 2 "
-                   "mm) and refuses the right one (its screw would enter the canal)")
 def test_screw_suggest_on_l3_keeps_2_mm_from_the_canal_on_both_sides(spine_case: Path,
                                                                    spine_twin) -> None:
     for side in ("left", "right"):
