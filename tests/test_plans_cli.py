@@ -14,10 +14,9 @@ from surgiplan.plans.store import read_plans
 
 
 @pytest.fixture(scope="module")
-def head_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("head")
-    assert main(["sample", "head", "--out", str(out)]) == 0
-    return out / "head.surgiplan"
+def head_bundle(head_sample: Path) -> Path:
+    """``surgiplan sample head``'s bundle (tests/conftest.py, once per session; read-only)."""
+    return head_sample / "head.surgiplan"
 
 
 def test_head_sample_ships_a_comparison(head_bundle):
