@@ -20,9 +20,9 @@ import numpy as np
 from scipy import ndimage
 from scipy.stats import qmc
 
-from surgiplan.phantoms import make_phantom
 from surgiplan.simulation import SimulationContext
 from surgiplan.twin import Twin
+from tests.conftest import shared_phantom
 
 OFFSET_MAX_MM = 8.0  # QMC points reach this far outside the liver (boundary offsets)
 
@@ -39,7 +39,7 @@ class LiverCase:
 
 @functools.lru_cache(maxsize=1)
 def liver_case() -> LiverCase:
-    volume, segmentation, truth = make_phantom("liver")
+    volume, segmentation, truth = shared_phantom("liver")
     twin = Twin(volume, segmentation)
     context = SimulationContext(twin)
     liver = segmentation.mask("liver")
@@ -89,21 +89,36 @@ def plane_side(points: np.ndarray, point: np.ndarray, normal: np.ndarray) -> np.
     return (np.asarray(points, float) - point) @ n
 
 
-def boundary_margin(case: LiverCase, target: str, g_fn, *, target_fn=None) -> float:
-    """Margin on the specimen's boundary (module docstring). ``g_fn(points)`` > 0 inside the
-    specimen region (the analytic rule); ``target_fn`` the target's distance (default: the
-    analytic shape)."""
-    geometry = case.context.geometry
-    target_fn = target_fn or (lambda p: case.truth.signed_distance_mm(target, p))
+_BOX_POINTS: dict[tuple[int, str], tuple] = {}  # (id(case), target) -> (case, points)
+
+
+def _box_points(case: LiverCase, target: str) -> tuple:
+    """(target mask, liver | target mask, box low and high (z, y, x), LPS centres of the box's
+    voxels): the same for every plan on ``target``, so computed once per case."""
+    key = (id(case), target)
+    if key not in _BOX_POINTS:
+        _BOX_POINTS[key] = (case, _box_points_of(case, target))
+    return _BOX_POINTS[key][1]
+
+
+def _box_points_of(case: LiverCase, target: str) -> tuple:
     target_mask = case.twin.segmentation.mask(target)
     both = case.liver | target_mask
     idx = np.argwhere(both)
     lo, hi = idx.min(0) - 1, idx.max(0) + 2
     lo, hi = np.maximum(lo, 0), np.minimum(hi, both.shape)
-    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
     zyx = np.stack(np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi, strict=True)],
                                indexing="ij"), -1).reshape(-1, 3)
-    points = geometry.index_to_lps(zyx[:, ::-1])
+    return target_mask, both, lo, hi, case.context.geometry.index_to_lps(zyx[:, ::-1])
+
+
+def boundary_margin(case: LiverCase, target: str, g_fn, *, target_fn=None) -> float:
+    """Margin on the specimen's boundary (module docstring). ``g_fn(points)`` > 0 inside the
+    specimen region (the analytic rule); ``target_fn`` the target's distance (default: the
+    analytic shape)."""
+    target_fn = target_fn or (lambda p: case.truth.signed_distance_mm(target, p))
+    target_mask, both, lo, hi, points = _box_points(case, target)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
     g = g_fn(points).reshape(tuple(hi - lo))
     region = g > 0
     removed = region & both[box]
