@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="cohort_command", metavar="ACTION", required=True)
     run = sub.add_parser("run", help="run TEMPLATE on every twin of COHORT (resumable)")
     run.add_argument("template", type=Path,
-                     help="template JSON, or a built-in kind: pedicle-screws, ablation")
+                     help="template JSON, or a built-in kind: pedicle-screws, ablation, "
+                          "trajectory")
     run.add_argument("cohort", type=Path, help="cohort JSON or a folder of case bundles")
     run.add_argument("--out", type=Path, required=True, help="results table (.parquet)")
     run.add_argument("--scheduler", metavar="ADDRESS",
