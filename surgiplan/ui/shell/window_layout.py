@@ -102,7 +102,7 @@ class WindowLayoutMixin:
             scroll = segment.widget()
             inner = scroll.widget() if isinstance(scroll, QScrollArea) else scroll
             bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
-            want = max(want, inner.sizeHint().width() + bar + 4)
+            want = max(want, inner.sizeHint().width() + 2 * bar + 8)  # its own scroll bar too
         right = int(min(want, RIGHT_DOCK_SHARE * width))
         left = int(max(MIN_DOCK_PX, min(DOCK_WIDTH_PX, width / 2 - right)))
         return left, right
