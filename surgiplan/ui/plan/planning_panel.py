@@ -504,6 +504,13 @@ class PlanningPanel(QWidget):
         self.nogo_add.clicked.connect(self.add_nogo_at_cursor)
         self.nogo_clear.clicked.connect(lambda: (self.nogo_spheres.clear(),
                                                  self._say_nogo()))
+        self.face_zone_button = QPushButton("No entry on face and ears (from anatomy)")
+        self.face_zone_button.setObjectName("face_zone_button")
+        self.face_zone_button.setToolTip("Entries only over the cranial vault: the skin farther "
+                                         "than 20 mm from the brain (face, ears) becomes a "
+                                         "no-go structure")
+        self.face_zone_button.clicked.connect(self.derive_face_zone)
+        v.addWidget(self.face_zone_button)
         row = QHBoxLayout()
         self.search_button = QPushButton("Find safest entries")
         self.search_button.setObjectName("search_button")
@@ -927,6 +934,28 @@ class PlanningPanel(QWidget):
         return dialog
 
     # ------------------------------------------------------------------ search
+    def derive_face_zone(self) -> None:
+        """Derive the face/ear no-entry zone from the skin and the brain in a worker, add it as
+        a structure (Edit > Undo removes it) and name it a no-go structure."""
+        from surgiplan.ui.plan.entry_regions import add_face_zone, face_zone_mask
+
+        twin = self.twin
+        if twin is None:
+            return
+
+        def done(mask) -> None:
+            if twin is not self.twin:
+                return
+            editor = getattr(getattr(self.window, "segment_panel", None), "editor", None)
+            name = add_face_zone(twin, mask, editor)
+            names = [n for n in self.nogo_structures() if n != name] + [name]
+            self.nogo_edit.setText(", ".join(names))
+            self.search_label.setText(f"No entry on {name} ({int(mask.sum())} skin voxels).")
+
+        self.window.runner.submit("Deriving face and ears", lambda **_k: face_zone_mask(twin),
+                                  on_done=done, on_error=lambda exc: self.search_label.setText(
+                                      f"Face and ears not derived: {exc}"))
+
     def add_nogo_at_cursor(self) -> None:
         """A no-go entry zone: a sphere (the radius box) at the crosshair, LPS mm."""
         point = self.window.slice_views["axial"].cursor_lps
