@@ -113,6 +113,7 @@ def test_rehearsal_kind_from_first_click_to_signed_report(qtbot, window, kind, t
     phantom, place, adjust, key = KINDS[kind]
     twin = twin_of(request.getfixturevalue(f"{phantom}_parts"))
     panel = open_panel(qtbot, window, twin, kind)
+    panel.uncertainty_form.set_values({"timeout_s": SLOW_MS / 1000.0})  # a loaded CI machine
     plans = window.plans_panel
 
     place(qtbot, window, panel, twin)  # 1. place, then the full run
