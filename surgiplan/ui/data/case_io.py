@@ -51,9 +51,12 @@ class OpenedTwin:
 
 
 def opened(twin: Twin) -> OpenedTwin:
-    """Pair a twin with its default window (histogram and value range computed here, in the
-    worker, and remembered for the GUI thread)."""
+    """Pair a twin with its default window. Whole-volume passes the GUI thread would make on
+    showing the case are made here, in the worker, and remembered: the histogram window, the
+    value range, each structure's voxel count (the Structures list's volumes)."""
     data_range(twin.image)
+    for name in twin.segmentation.names():
+        twin.voxel_count(name)
     return OpenedTwin(twin, default_window(twin.image))
 
 
