@@ -56,6 +56,8 @@ HELP_TEXT = """Mouse and keys (slice views)
   1..6                  W/L presets (CT: brain, soft tissue, abdomen, liver, lung, bone)
   0                     default window (file or histogram)
   r  reset view     o  outline overlays     h  this help
+3D view: left-drag rotate; click a surface or slice plane = move the crosshair there
+  (and place the active tool's point: plan entry/target, ruler/angle/ROI corners)
 Radiological convention: patient's right on screen left (axial, coronal);
 axial seen from the feet with anterior up; sagittal with anterior on the left."""
 
