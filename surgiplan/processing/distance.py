@@ -198,7 +198,12 @@ def _maurer_distance(
 
     from surgiplan.processing.sitk_filters import execute_filter
 
-    image = sitk.GetImageFromArray(np.ascontiguousarray(inside).view(np.uint8))
+    # filled slab by slab through a view of its own buffer: no region-sized temporary copy
+    image = sitk.Image([int(n) for n in inside.shape[::-1]], sitk.sitkUInt8)
+    pixels = np.asarray(_ItkBuffer(image))
+    for k in range(inside.shape[0]):
+        pixels[k] = inside[k]
+    del pixels
     image.SetSpacing([float(s) for s in spacing_zyx[::-1]])
     filt = sitk.SignedMaurerDistanceMapImageFilter()
     filt.SetInsideIsPositive(False)
