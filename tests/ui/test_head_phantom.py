@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -11,12 +12,12 @@ from tests.ui.conftest import leaked_windows, wait_ready
 
 
 @pytest.fixture(scope="session")
-def head_case(tmp_path_factory):
-    from surgiplan.cli.main import main
-
+def head_case(tmp_path_factory, head_sample):
+    """A copy of ``surgiplan sample head``'s bundle (built once per session, tests/conftest.py)
+    and its truth."""
     out = tmp_path_factory.mktemp("head")
-    assert main(["sample", "head", "--out", str(out)]) == 0
-    return out / "head.surgiplan", json.loads((out / "truth.json").read_text())
+    shutil.copyfile(head_sample / "head.surgiplan", out / "head.surgiplan")
+    return out / "head.surgiplan", json.loads((head_sample / "truth.json").read_text())
 
 
 def _skull_points(truth: dict) -> dict[str, np.ndarray]:
