@@ -145,12 +145,11 @@ class MeasurementsPanel(QWidget):
             self.tool_buttons[kind] = button
         layout.addLayout(row)
         depth_row = QHBoxLayout()
-        depth_row.addWidget(QLabel("ROI depth"))
+        depth_row.addWidget(QLabel("ROI depth (slices)"))
         self.depth_box = QSpinBox()
         self.depth_box.setObjectName("measure_roi_depth")
         self.depth_box.setRange(1, 199)
         self.depth_box.setValue(1)
-        self.depth_box.setSuffix(" slices")
         self.depth_box.setToolTip("Slices a ROI drawn in a slice view spans along the view's "
                                   "normal, centred on the slice shown")
         depth_row.addWidget(self.depth_box)
