@@ -36,7 +36,8 @@ class RegistrationSettings:
     seeded by ``seed``: the same inputs give the same result), at most ``max_samples`` per
     pyramid level (so a 512x512x400 CT costs about what a 2 mm head does). ``smoothing_mm``:
     Gaussian sigma per pyramid level, mm. ``max_step_mm``: the optimiser's largest step in mm
-    (rotations through physical shift scales). ``iterations``: per pyramid level.
+    (rotations through physical shift scales; 0: ITK's estimate, about one voxel).
+    ``iterations``: at most, per pyramid level.
     """
 
     kind: LinearKind = "rigid"
@@ -46,8 +47,8 @@ class RegistrationSettings:
     max_samples: int = 150_000
     shrink_factors: tuple[int, ...] = (4, 2, 1)
     smoothing_mm: tuple[float, ...] = (2.0, 1.0, 0.0)
-    iterations: int = 100
-    max_step_mm: float = 4.0
+    iterations: int = 200
+    max_step_mm: float = 0.0
     initialisation: Initialisation = "moments"
     seed: int = 7
 
