@@ -20,7 +20,8 @@ SLOW = os.environ.get("SURGIPLAN_SLOW") == "1"
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``@pytest.mark.slow`` tests run only with SURGIPLAN_SLOW=1 (the marker's meaning in
-    pyproject.toml); each has a smaller CI representative in its module."""
+    pyproject.toml). A slow test keeps a smaller version of its checks in CI where one can run
+    in seconds (killed saves, resection agreement, cohorts)."""
     if SLOW:
         return
     skip = pytest.mark.skip(reason="slow: set SURGIPLAN_SLOW=1 to run it")
