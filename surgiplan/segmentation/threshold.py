@@ -78,9 +78,9 @@ def body_mask(image: np.ndarray, geometry: ImageGeometry, *, lower: float = -300
 
     The CT table and cushions fall away with the largest-island step; parts joined to the
     body only by bridges thinner than ``2 x detach_mm`` are cut off first (the largest island
-    of the mask shrunk by ``detach_mm``, grown back within the thresholded voxels). That step
-    runs on an in-plane subsampled grid (voxels about ``detach_mm / 1.4`` wide), its regrowth
-    widened by the coarse voxel's half diagonal so the skin surface is never cut.
+    of the mask eroded by about ``detach_mm``, dilated back by twice that within the
+    thresholded voxels). That step runs on an in-plane subsampled grid (voxels about
+    ``detach_mm / 1.4`` wide) with voxel kernels, so the skin surface is never cut.
     """
     raw = fill_holes(fill_holes(threshold_mask(image, lower=lower, within=within),
                                 per_slice_axis=0))
@@ -90,20 +90,22 @@ def body_mask(image: np.ndarray, geometry: ImageGeometry, *, lower: float = -300
 
 
 def _detached(raw: np.ndarray, geometry: ImageGeometry, detach_mm: float) -> np.ndarray:
-    """Where the body may lie: within ``1.5 x detach_mm`` (plus half a coarse voxel diagonal)
-    of the largest island of ``raw`` shrunk by ``detach_mm``, on a subsampled grid."""
-    from surgiplan.segmentation.morphology import distance_to_mask_mm
+    """Where the body may lie: the largest island of ``raw`` eroded by about ``detach_mm``,
+    dilated by twice that (so it reaches past the skin), on an in-plane subsampled grid with
+    ellipsoidal voxel kernels (``scipy.ndimage``; a heuristic that only cuts the table off)."""
+    from scipy import ndimage
 
     sx, sy, sz = geometry.spacing_mm
     step = max(1, int(detach_mm / (1.4 * max(sx, sy))))
-    coarse = np.pad(raw[:, ::step, ::step], 1)  # beyond the grid counts as outside
-    spacing = (sz, sy * step, sx * step)
-    inner = coarse & (distance_to_mask_mm(~coarse, spacing) > detach_mm)
-    core = keep_largest_island(inner)
+    coarse = np.pad(raw[:, ::step, ::step], ((1, 1), (0, 0), (0, 0)), mode="edge")
+    reach = np.maximum(1, np.rint(detach_mm / np.array([sz, sy * step, sx * step]))).astype(int)
+    zz, yy, xx = np.ogrid[-reach[0]:reach[0] + 1, -reach[1]:reach[1] + 1,
+                          -reach[2]:reach[2] + 1]
+    kernel = (zz / reach[0]) ** 2 + (yy / reach[1]) ** 2 + (xx / reach[2]) ** 2 <= 1.0
+    core = keep_largest_island(ndimage.binary_erosion(coarse, structure=kernel))
     if not core.any():
         return np.ones_like(raw)
-    reach = 1.5 * detach_mm + 0.5 * float(np.hypot(sx * step, sy * step))
-    near = (distance_to_mask_mm(core, spacing) <= reach)[1:-1, 1:-1, 1:-1]
+    near = ndimage.binary_dilation(core, structure=kernel, iterations=2)[1:-1]
     full = np.repeat(np.repeat(near, step, axis=1), step, axis=2)
     return full[:, :raw.shape[1], :raw.shape[2]]
 
