@@ -130,6 +130,7 @@ def capture_plan_views(window: MainWindow, plan: Plan) -> dict[str, QImage]:
     a legend strip naming the plan's drawn objects (see :mod:`.legend`)."""
     cursor = next(iter(window.slice_views.values())).cursor_lps
     layout = window.view_grid.layout_name or "four-up"
+    camera = _camera(window)  # the user's 3D view comes back as it was
     restore = hide_foreign(window)  # only this plan's own objects on a page to be signed
     marks, focus, first = show_plan(window, plan)
     legend = plan_legend(plan, list(marks._outline_meshes))
@@ -154,9 +155,27 @@ def capture_plan_views(window: MainWindow, plan: Plan) -> dict[str, QImage]:
         marks.clear()
         restore()
         window.set_layout(layout)
+        _set_camera(window, camera)
         if cursor is not None:
             window.set_cursor(cursor)
     return images
+
+
+def _camera(window: MainWindow):
+    try:
+        return window.view3d.plotter.camera_position
+    except Exception:  # no 3D view (a broken GL context)
+        return None
+
+
+def _set_camera(window: MainWindow, camera) -> None:
+    if camera is None:
+        return
+    try:
+        window.view3d.plotter.camera_position = camera
+        window.view3d.plotter.render()
+    except Exception:
+        pass
 
 
 def probe_image(window: MainWindow, entry: np.ndarray, target: np.ndarray,
