@@ -66,13 +66,18 @@ def _kill_saves(tmp_path: Path, kills: int) -> None:
     twin = _twin()
     path = tmp_path / "case.surgiplan"
     save_bundle(twin, path)
+    started = time.monotonic()
+    save_bundle(twin, path, overwrite_changes=True)  # a warm save, timed
+    # Kill moments spread over 0.6 s, or over three saves on a loaded machine (else no save
+    # would ever complete and the check that the file took new versions could not pass).
+    window_s = max(0.6, 3.0 * (time.monotonic() - started))
     context = multiprocessing.get_context("fork")  # the writer starts with everything imported
     rng = random.Random(11)
     corrupt, mid_save, loaded = [], 0, set()
     for kill in range(kills):
         writer = context.Process(target=_save_forever, args=(twin, str(path)), daemon=True)
         writer.start()
-        time.sleep(rng.uniform(0.0, 0.6))
+        time.sleep(rng.uniform(0.0, window_s))
         os.kill(writer.pid, signal.SIGKILL)
         writer.join()
         mid_save += bool(_temps(tmp_path))
