@@ -38,6 +38,8 @@ def _bare(pair, settings) -> float:
     init = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler3DTransform(),
                                              sitk.CenteredTransformInitializerFilter.MOMENTS)
     reg = sitk.ImageRegistrationMethod()
+    if settings.threads > 0:
+        reg.SetNumberOfThreads(settings.threads)
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=settings.histogram_bins)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
     reg.SetMetricSamplingPercentagePerLevel(
