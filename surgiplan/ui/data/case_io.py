@@ -147,6 +147,12 @@ def warm_up(*, progress: ProgressCallback | None = None,
         report(progress, (n + 1) / len(modules), name)
 
 
+def render_budget(view3d: Any) -> int | None:
+    """Triangles a 3D view is given in all: capped on a software OpenGL, where each frame of the
+    GUI thread costs ~1 ms per 10k triangles; none on a GPU. ``view3d``: a ``View3D``."""
+    return SOFTWARE_RENDER_TRIANGLES if view3d.software_gl() else None
+
+
 def scene_3d(twin: Twin, *, names: list[str] | None = None, with_volume: bool = True,
              render_triangles: int | None = None,
              progress: ProgressCallback | None = None,

@@ -269,6 +269,7 @@ class ReviewWindow(QWidget):
 
         missing = [n for n in self.twin.segmentation.names() if n not in self._reused]
         return case_io.scene_3d(self.twin, names=missing, with_volume=False,
+                                render_triangles=case_io.render_budget(self.view3d),
                                 progress=progress, cancel=cancel)
 
     def _scene_ready(self, scene) -> None:

@@ -436,7 +436,8 @@ def open_comparison(window: MainWindow, plans: Sequence[Plan]) -> CompareWindow:
             compare.set_surfaces({**shown, **scene.surfaces})
 
     window.runner.submit("Preparing comparison views",
-                         partial(case_io.scene_3d, twin, names=missing, with_volume=False),
+                         partial(case_io.scene_3d, twin, names=missing, with_volume=False,
+                                 render_triangles=case_io.render_budget(window.view3d)),
                          on_done=done, on_error=window.report_error)
     return compare
 

@@ -41,9 +41,7 @@ class SceneMixin:
                            on_done=done, on_error=self.report_error)
 
     def _render_budget(self) -> int | None:
-        """Triangles the 3D view is given in all: capped on a software OpenGL, where each
-        frame of the GUI thread costs ~1 ms per 10k triangles; none on a GPU."""
-        return case_io.SOFTWARE_RENDER_TRIANGLES if self.view3d.software_gl() else None
+        return case_io.render_budget(self.view3d)
 
     def _start_surfaces(self, names: list[str] | None) -> None:
         twin = self.twin
