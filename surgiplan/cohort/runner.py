@@ -36,6 +36,7 @@ BYTES_PER_VOXEL = 160  # image, labels, float32 distance maps of a dozen structu
 MIN_WORKER_BYTES = 1 << 30
 WORKER_ENV = "distributed.nanny.pre-spawn-environ"
 MALLOC_TRIM = "MALLOC_TRIM_THRESHOLD_"
+PROFILE = "distributed.worker.profile.enabled"
 
 
 @dataclass
@@ -149,17 +150,19 @@ def _client(scheduler: str | None, workers: int | None, refs: Sequence[TwinRef]
 
 def local_cluster(n_workers: int, memory_limit: int | str = "auto") -> Any:
     """A ``LocalCluster`` of ``n_workers`` single-threaded processes, each limited to
-    ``memory_limit`` bytes, without the ``MALLOC_TRIM_THRESHOLD_`` Dask sets by default.
+    ``memory_limit`` bytes, without the ``MALLOC_TRIM_THRESHOLD_`` Dask sets by default and
+    without the workers' statistical profiler.
 
     That variable fixes glibc's mmap threshold at 128 KiB, so every large numpy temporary is
-    mapped and unmapped anew: ~10x the page faults of a plain process and 1.2-1.5x its wall
-    time on the twin tasks (``bench/bench_cohort.py``). Workers still get Dask's one-thread
-    OMP/MKL/OpenBLAS settings.
+    mapped and unmapped anew: 15x the page faults of a plain process and 1.35-1.45x its wall
+    time on the liver twin tasks (``bench/bench_cohort.py``). The profiler samples every
+    thread's stack 100 times a second for the dashboard (not used here): median overhead
+    1.11 -> 1.02-1.05 without it (noisy). Workers keep Dask's one-thread OMP/MKL/OpenBLAS.
     """
     import dask
     from dask.distributed import LocalCluster
 
-    with dask.config.set({f"{WORKER_ENV}.{MALLOC_TRIM}": None}):
+    with dask.config.set({f"{WORKER_ENV}.{MALLOC_TRIM}": None, PROFILE: False}):
         return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                             memory_limit=memory_limit, dashboard_address=":0",
                             silence_logs=40)

@@ -20,7 +20,7 @@ import os
 import pytest
 
 from surgiplan.cohort.cohort import generated_refs
-from surgiplan.cohort.runner import MALLOC_TRIM, open_twin, read_rows, run_cohort
+from surgiplan.cohort.runner import MALLOC_TRIM, PROFILE, open_twin, read_rows, run_cohort
 from surgiplan.cohort.templates import template_from_json
 
 SLOW = os.environ.get("SURGIPLAN_SLOW") == "1"
@@ -65,12 +65,20 @@ def _matches_serial(cluster, serial, tmp_path, template, refs, every: int) -> li
     return rows
 
 
-def test_workers_run_without_dasks_malloc_trim_setting(cluster):
+def _profiling() -> bool:
+    import dask
+
+    return bool(dask.config.get(PROFILE))
+
+
+def test_workers_run_without_dasks_malloc_trim_setting_and_profiler(cluster):
     from dask.distributed import Client
 
     with Client(cluster) as client:
         seen = client.run(os.environ.get, MALLOC_TRIM)
+        profiling = client.run(_profiling)
     assert len(seen) == 2 and set(seen.values()) == {None}
+    assert set(profiling.values()) == {False}
 
 
 def test_a_small_spine_cohort_on_dask_matches_a_serial_run(cluster, serial, tmp_path):
