@@ -137,3 +137,14 @@ def test_nudging_moves_the_series_and_its_overlay_at_once(qtbot, window):
     panel.nudge_buttons["+1 deg"].click()
     assert twin.series_by_key("copy").transform.rotation_deg() == pytest.approx(1.0)
     assert window.dirty
+
+
+def test_the_segment_dock_is_in_front_of_fusion_and_measure_at_start(qtbot, window):
+    """Fusion and Measure are tabs beside Segment; a fresh window shows Segment, not them."""
+    from PySide6.QtWidgets import QDockWidget
+
+    docks = {n: window.findChild(QDockWidget, n) for n in ("dock_segment", "dock_fusion",
+                                                            "dock_measure")}
+    qtbot.waitUntil(lambda: not docks["dock_segment"].visibleRegion().isEmpty(), timeout=5000)
+    assert docks["dock_fusion"].visibleRegion().isEmpty()
+    assert docks["dock_measure"].visibleRegion().isEmpty()

@@ -21,6 +21,7 @@ import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QComboBox,
+    QDockWidget,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -307,5 +308,8 @@ def install_fusion(window: MainWindow) -> FusionPanel:
     panel = FusionPanel(window)
     add_dock(window, "Fusion", panel, name="dock_fusion",
              area=Qt.DockWidgetArea.RightDockWidgetArea, beside=("dock_measure", "dock_segment"))
+    segment = window.findChild(QDockWidget, "dock_segment")
+    if segment is not None:
+        segment.raise_()  # Segment stays the tab in front at start; Fusion is a tab beside it
     window.case_loaded.connect(panel.set_twin)
     return panel
