@@ -102,9 +102,12 @@ KINDS = {
 
 
 def _pdf_text(path: Path) -> str:
+    import unicodedata
+
     from pypdf import PdfReader
 
-    return " ".join(" ".join(p.extract_text() for p in PdfReader(path).pages).split())
+    text = " ".join(" ".join(p.extract_text() for p in PdfReader(path).pages).split())
+    return unicodedata.normalize("NFKC", text)  # the PDF's typeset ligatures (fi, fl) as letters
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
