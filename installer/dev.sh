@@ -83,7 +83,10 @@ cmd_app() {
 cmd_test() {
   export QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-xcb}"
   local status=0
-  xvfb-run -a -s "-screen 0 1600x1000x24" "$VENV/bin/python" -m pytest -q "$@" || status=$?
+  # Test files run in two worker processes (pytest-xdist; one file stays on one worker, so its
+  # fixtures are built once): the machines have two cores. SURGIPLAN_TEST_WORKERS=0 runs serially.
+  xvfb-run -a -s "-screen 0 1600x1000x24" "$VENV/bin/python" -m pytest -q \
+    -n "${SURGIPLAN_TEST_WORKERS:-2}" --dist loadfile "$@" || status=$?
   # pytest exit 5 = no tests collected: that is a failure for us too.
   return "$status"
 }
