@@ -7,7 +7,7 @@ position says, whatever the two grids' orientations.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -25,10 +25,14 @@ def resample_to_grid(
     *,
     interpolation: Interpolation = "linear",
     default_value: float = 0,
+    transform: Any = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> np.ndarray:
     """``array`` (on ``source``) sampled at the voxel centres of ``target``: ``target.shape_zyx``.
+
+    ``transform``: an optional SimpleITK transform mapping target LPS mm points to source LPS mm
+    points (ITK's resampling convention); None when both grids share one frame.
 
     ``interpolation``:
 
@@ -68,6 +72,8 @@ def resample_to_grid(
     filt.SetOutputSpacing(target.spacing_mm)
     filt.SetOutputOrigin(target.origin_lps)
     filt.SetOutputDirection(tuple(float(v) for v in target.direction.reshape(-1)))
+    if transform is not None:
+        filt.SetTransform(transform)
     filt.SetInterpolator(interpolators[interpolation])
     filt.SetDefaultPixelValue(float(default_value))
     filt.SetOutputPixelType(sitk.GetImageFromArray(np.zeros((1, 1, 1), out_dtype)).GetPixelID())

@@ -16,7 +16,7 @@ import SimpleITK as sitk
 
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.series_transform import SeriesTransform, deformation_from_text
-from surgiplan.processing.sitk_filters import execute_filter
+from surgiplan.processing.resample import resample_to_grid
 from surgiplan.progress import CancelToken, ProgressCallback
 
 Sampling = Literal["linear", "nearest"]
@@ -53,22 +53,9 @@ def series_to_reference_sitk(transform: SeriesTransform, reference: ImageGeometr
 def _resample(array: np.ndarray, source: ImageGeometry, target: ImageGeometry,
               transform: sitk.Transform, sampling: Sampling, default_value: float,
               progress: ProgressCallback | None, cancel: CancelToken | None) -> np.ndarray:
-    was_bool = array.dtype == bool
-    data = array.view(np.uint8) if was_bool else array
-    if sampling == "linear":
-        data = data.astype(np.float32, copy=False)
-    image = source.to_sitk(data)
-    filt = sitk.ResampleImageFilter()
-    filt.SetSize([int(n) for n in target.size])
-    filt.SetOutputSpacing(target.spacing_mm)
-    filt.SetOutputOrigin(target.origin_lps)
-    filt.SetOutputDirection(tuple(float(v) for v in target.direction.reshape(-1)))
-    filt.SetTransform(transform)
-    filt.SetInterpolator(sitk.sitkLinear if sampling == "linear" else sitk.sitkNearestNeighbor)
-    filt.SetDefaultPixelValue(float(default_value))
-    result = execute_filter(filt, image, progress=progress, cancel=cancel, text="resampling")
-    out = sitk.GetArrayFromImage(result)
-    return out.astype(bool) if was_bool else out
+    return resample_to_grid(array, source, target, interpolation=sampling,
+                            default_value=default_value, transform=transform,
+                            progress=progress, cancel=cancel)
 
 
 def series_on_reference(
