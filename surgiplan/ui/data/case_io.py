@@ -140,7 +140,8 @@ def warm_up(*, progress: ProgressCallback | None = None,
 
     modules = ("pydicom", "surgiplan.io.dicom_scan", "surgiplan.io.dicom_load",
                "surgiplan.io.bundle", "surgiplan.processing.surfaces", "pyvista",
-               "vtkmodules.vtkFiltersCore")
+               "vtkmodules.vtkFiltersCore",
+               "surgiplan.segmentation.editor")  # the Segment panel's, on showing a case
     for n, name in enumerate(modules):
         check(cancel)
         importlib.import_module(name)

@@ -9,9 +9,19 @@ from __future__ import annotations
 import json
 from functools import partial
 
-from PySide6.QtCore import QObject, Qt, QTimer
-from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QScrollArea, QStyle, QWidget
+import shiboken6
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtGui import QKeyEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QDockWidget,
+    QLineEdit,
+    QMainWindow,
+    QScrollArea,
+    QStyle,
+    QWidget,
+)
 
 DEFAULT_SIZE = (1500, 950)
 DOCK_WIDTH_PX = 300  # default width of the left and right dock areas
@@ -22,17 +32,28 @@ STATE_VERSION = 3  # of QMainWindow.saveState in the settings (3: dock widths fi
 
 class _UndoRouter(QObject):
     """Takes Ctrl+Z / Ctrl+Shift+Z / Ctrl+Y away from text and number fields of the window, so
-    the Edit menu's undo/redo (the document's) runs instead of the field's text undo."""
+    the Edit menu's undo/redo (the document's) runs instead of the field's text undo.
+
+    Filters only the focused field (moved along on focus changes), not every event of the
+    application: an application-wide Python filter costs each Qt event a call into Python,
+    ~10 ms per panel refill on the GUI thread."""
 
     def __init__(self, window: QMainWindow) -> None:
         super().__init__(window)
         self.window = window
+        self._watched: QWidget | None = None
+        QApplication.instance().focusChanged.connect(self._focus_changed)
+
+    def _focus_changed(self, _old: QWidget | None, new: QWidget | None) -> None:
+        if self._watched is not None and shiboken6.isValid(self._watched):
+            self._watched.removeEventFilter(self)
+        self._watched = None
+        if (isinstance(new, QLineEdit | QAbstractSpinBox) and shiboken6.isValid(new)
+                and new.window() is self.window):
+            new.installEventFilter(self)
+            self._watched = new
 
     def eventFilter(self, watched: QObject, event) -> bool:
-        from PySide6.QtCore import QEvent
-        from PySide6.QtGui import QKeyEvent
-        from PySide6.QtWidgets import QAbstractSpinBox, QLineEdit
-
         if event.type() != QEvent.Type.ShortcutOverride or not isinstance(event, QKeyEvent):
             return False
         if not isinstance(watched, QLineEdit | QAbstractSpinBox):
@@ -111,16 +132,13 @@ class WindowLayoutMixin:
         """Undo/redo go to the document (segmentation), never to a number field's own text
         undo; after a menu closes, the keyboard returns to the view last used (so a letter key
         is a view key, not a menu mnemonic)."""
-        from PySide6.QtWidgets import QApplication, QMenu
+        from PySide6.QtWidgets import QMenu
 
         self._key_router = _UndoRouter(self)
-        QApplication.instance().installEventFilter(self._key_router)
         for menu in self.menuBar().findChildren(QMenu):
             menu.aboutToHide.connect(lambda: QTimer.singleShot(0, self._refocus_view))
 
     def _refocus_view(self) -> None:
-        from PySide6.QtWidgets import QApplication
-
         focus = self.focusWidget()
         if QApplication.activeModalWidget() is None and (
                 focus is None or focus is self.menuBar() or focus is self):

@@ -53,20 +53,23 @@ def blend_labels(
     """RGB uint8 ``(rows, cols, 3)``: grey image with each label plane blended in its colour.
 
     ``opacity`` scales every structure's own opacity; in outline mode only the boundary pixels
-    are drawn, fully opaque times the structure opacity.
+    are drawn, fully opaque times the structure opacity. Integer arithmetic through per-label
+    tables (weight in 1/256 steps, colour premultiplied by it), a few milliseconds for a
+    512x512 slice: ``out = (base * (256 - w) + colour * w + 128) >> 8`` per layer, in order.
     """
-    rgb = np.repeat(grey[:, :, None], 3, axis=2).astype(np.float32)
+    rgb = np.repeat(grey[:, :, None], 3, axis=2)
     for labels, lut in zip(planes, lookups, strict=True):
-        if not labels.any():
-            continue
-        alpha = lut.alpha[labels]
+        scale = 1.0 if outline else float(opacity)
+        weight_lut = np.rint(lut.alpha * np.float32(256.0 * scale)).astype(np.uint16)
         if outline:
-            alpha = np.where(outline_mask(labels), alpha, 0.0)
-        else:
-            alpha = alpha * np.float32(opacity)
-        where = alpha > 0
-        if not where.any():
+            labels = np.where(outline_mask(labels), labels, 0).astype(labels.dtype)
+        weight = weight_lut.take(labels)
+        rows = np.flatnonzero(weight.any(axis=1))
+        if rows.size == 0:
             continue
-        a = alpha[where][:, None]
-        rgb[where] = rgb[where] * (1.0 - a) + lut.rgb[labels[where]].astype(np.float32) * a
-    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+        band = slice(rows[0], rows[-1] + 1)  # only the rows holding a structure
+        w = weight[band][:, :, None]
+        colour = (lut.rgb.astype(np.uint16) * weight_lut[:, None]).take(labels[band], axis=0)
+        mixed = rgb[band].astype(np.uint16) * (256 - w) + colour + 128
+        rgb[band] = (mixed >> 8).astype(np.uint8)
+    return rgb
