@@ -1,0 +1,314 @@
+"""Screw, ablation and resection rehearsals on the real contrast abdomen CT, from first click to
+signed report, in the app (issue 15, acceptance). The twin's anatomy comes from the app's
+automatic presets, run once per session and saved as a case bundle that each test reopens:
+``ct-spine`` (skin, vertebrae by level, spinal canal, aorta, inferior vena cava, sacrum) and
+``ct-liver`` (liver, liver vessels, spleen; its repeated skin/aorta/IVC dropped). The scan has
+no liver lesion, so the target is a written 12 mm sphere ("liver lesion", role target) at the
+point of the liver's lateral half farthest from its boundary and vessels.
+
+Each kind, through real input events in the axial slice view: place (the panel's place
+buttons, then clicks at the widget position of known LPS points), the full run, "Save as new
+plan", adjust (a mouse drag), save again, Ctrl+Z / Ctrl+Shift+Z, Compare (both rows clicked
+in the Plans table, then Compare…), Approve…, File > Export report… (its text read back with
+pypdf: plan name, approver and, for every metric, title, value, interval and threshold
+source), OR review… (every metric's value shown). Screenshots of each step go to
+``$SURGIPLAN_TEST_ARTEFACTS`` (default: the test's tmp_path), named ``real_ct_KIND_N_step``.
+
+Cost: the two presets take ~30-80 s on this 2-core machine and the real CT's surfaces tens of
+seconds more, so the three kinds are ``slow`` (SURGIPLAN_SLOW=1); CI runs the ablation kind on
+the same real CT cropped around the liver (the ``ct-liver`` preset's liver algorithm on the
+crop), with the same steps and checks. The scan comes from ../shared/scans (skipped with the
+reason when absent)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import real_scan
+from tests.ui import rehearse_steps as steps
+from tests.ui.test_rehearsal_panels import open_panel, wait_full
+
+SCAN = "abdomen-ct-contrast"
+LESION_RADIUS_MM = 12.0
+SCREW_MM = (6.0, 40.0)  # diameter x length
+VERTEBRA = "L3"
+# 50 draws (the phantom tests') is too few here: one ablation draw in 50 shrinks the 12 mm
+# lesion away (a whole-boundary offset of -11.7 mm; the boundary SD is one 3 mm slice) and one
+# failed draw (2 % > 1 %) makes the coverage not assessable
+SAMPLES = 200
+SLOW_MS = 600_000  # the shared 2-core machine can be very loaded
+APPROVER = "Dr Test, interventional radiologist"
+# what each kind's twin keeps on screen (the other preset structures cost surface time only)
+KEEP = {
+    "implant": (VERTEBRA, "spinal canal", "aorta", "inferior vena cava"),
+    "ablation": ("skin", "liver", "liver lesion", "liver vessels"),
+    "resection": ("liver", "liver lesion", "liver vessels"),
+}
+KEYS = {"implant": "breach_mm", "ablation": "coverage_pct", "resection": "remnant_pct"}
+DUPLICATES = ("skin 2", "aorta 2", "inferior vena cava 2")  # ct-liver after ct-spine
+
+
+@dataclass
+class Case:
+    path: Path  # the case bundle
+    seconds: dict[str, float]  # preset -> wall time
+
+
+def lps_of(twin, kji) -> np.ndarray:
+    return twin.geometry.index_to_lps(np.asarray(kji, float)[::-1])
+
+
+def add_lesion(twin) -> np.ndarray:
+    """The written target sphere (see the module docstring); its centre (LPS mm)."""
+    from surgiplan.segmentation.morphology import distance_to_mask_mm, grow_mask
+
+    g = twin.geometry
+    liver = np.asarray(twin.segmentation.mask("liver"))
+    vessels = np.asarray(twin.segmentation.mask("liver vessels"))
+    room = distance_to_mask_mm(~(liver & ~grow_mask(vessels, g, 3.0)), g.spacing_mm[::-1])
+    i = np.indices(liver.shape, sparse=True)[2]
+    middle = np.argwhere(liver)[:, 2].mean()
+    lateral = np.where(i < middle, 1.0, 0.0) if g.direction[0][0] > 0 else \
+        np.where(i > middle, 1.0, 0.0)  # patient right: LPS x below the liver's middle
+    centre = np.unravel_index(int(np.argmax(room * lateral)), room.shape)
+    assert room[centre] > LESION_RADIUS_MM + 5.0, "no room for the lesion in the liver"
+    kk, jj, ii = np.indices(liver.shape, sparse=True)
+    sz, sy, sx = g.spacing_mm[::-1]
+    sphere = (((kk - centre[0]) * sz) ** 2 + ((jj - centre[1]) * sy) ** 2
+              + ((ii - centre[2]) * sx) ** 2 <= LESION_RADIUS_MM ** 2) & liver
+    twin.add_structure("liver lesion", sphere, role="target", margin_mm=0.0,
+                       color=(1.0, 1.0, 0.0))
+    return lps_of(twin, centre)
+
+
+def build_case(folder: Path, volume) -> Case:
+    """The preset twin of ``volume`` saved in ``folder`` (see the module docstring)."""
+    from surgiplan.io.bundle import save_bundle
+    from surgiplan.model.structures import Segmentation
+    from surgiplan.segmentation.presets import apply_preset
+    from surgiplan.twin import Twin
+
+    twin = Twin(volume, Segmentation(geometry=volume.geometry))
+    seconds = {}
+    for preset in ("ct-spine", "ct-liver"):
+        started = time.perf_counter()
+        apply_preset(twin, preset)
+        seconds[preset] = time.perf_counter() - started
+    for name in DUPLICATES:
+        if name in twin.segmentation.names():
+            twin.remove_structure(name)
+    add_lesion(twin)
+    return Case(save_bundle(twin, folder / "abdomen.surgiplan"), seconds)
+
+
+@pytest.fixture(scope="session")
+def abdomen_case(tmp_path_factory) -> Case:
+    """The real abdomen CT's preset twin, built once per session (slow: minutes)."""
+    from surgiplan.io.twin_build import load_image
+
+    volume = load_image(real_scan(SCAN))
+    case = build_case(tmp_path_factory.mktemp("real_ct"), volume)
+    print(f"\nreal CT presets: {case.seconds}")
+    return case
+
+
+def twin_for(path: Path, kind: str):
+    """The case reopened, with only the structures ``kind`` needs."""
+    from surgiplan.io.bundle import load_bundle
+
+    twin = load_bundle(path)
+    for name in twin.segmentation.names():
+        if name not in KEEP[kind]:
+            twin.remove_structure(name)
+    return twin
+
+
+def on_slice(twin, point_lps) -> np.ndarray:
+    """``point_lps`` moved to the centre of its axial slice (where an axial click lands)."""
+    ijk = twin.geometry.lps_to_index(np.asarray(point_lps, float))
+    ijk[2] = np.rint(ijk[2])
+    return twin.geometry.index_to_lps(ijk)
+
+
+def pedicle_screw(twin, vertebra: str, side: str = "left") -> tuple[np.ndarray, np.ndarray]:
+    """(head, tip) LPS mm of a ``SCREW_MM`` screw in the vertebra's pedicle, on one axial slice:
+    the straight line (lateral offset from the canal, antero-posterior shift, medial convergence
+    searched) that stays in the vertebra's voxels the most and never enters the canal."""
+    g = twin.geometry
+    vert = np.asarray(twin.segmentation.mask(vertebra))
+    canal = np.asarray(twin.segmentation.mask("spinal canal"))
+    k = int(np.median(np.nonzero(vert)[0]))
+    rows, cols = np.nonzero(canal[k - 1:k + 2].any(axis=0))
+    canal_centre = lps_of(twin, (k, rows.mean(), cols.mean()))
+    sign = 1.0 if side == "left" else -1.0  # LPS x: + = patient left
+    t = np.arange(0.0, SCREW_MM[1] + 0.1, 1.0)
+    best, best_score = None, -1.0
+    for lateral in np.arange(8.0, 26.0, 1.0):
+        for shift in np.arange(-12.0, 8.0, 2.0):
+            for degrees in np.arange(0.0, 26.0, 5.0):
+                a = np.radians(degrees)
+                forward = np.array([-sign * np.sin(a), -np.cos(a), 0.0])  # anterior, medial
+                isthmus = canal_centre + np.array([sign * lateral, shift, 0.0])
+                head = isthmus - 12.0 * forward
+                line = head + t[:, None] * forward
+                idx = np.rint(g.lps_to_index(line)).astype(int)[:, ::-1]
+                if (idx < 0).any() or (idx >= np.asarray(vert.shape)).any():
+                    continue
+                if canal[tuple(idx.T)].any():
+                    continue
+                score = float(vert[tuple(idx.T)].mean())
+                if score > best_score:
+                    best, best_score = (head, line[-1]), score
+    assert best is not None and best_score >= 0.8, f"no pedicle line in {vertebra}: {best_score}"
+    return on_slice(twin, best[0]), on_slice(twin, best[1])
+
+
+def skin_entry(twin, tip_lps: np.ndarray, direction) -> np.ndarray:
+    """The outermost skin voxel along ``direction`` from the tip, on the tip's axial slice."""
+    g = twin.geometry
+    skin = np.asarray(twin.segmentation.mask("skin"))
+    unit = np.asarray(direction, float) / np.linalg.norm(direction)
+    line = tip_lps + np.arange(0.0, 300.0, 0.5)[:, None] * unit
+    idx = np.rint(g.lps_to_index(line)).astype(int)[:, ::-1]
+    inside = np.all((idx >= 0) & (idx < np.asarray(skin.shape)), axis=1)
+    hit = np.zeros(len(line), bool)
+    hit[inside] = skin[tuple(idx[inside].T)]
+    return on_slice(twin, line[np.flatnonzero(hit)[-1] - 2])
+
+
+# ------------------------------------------------------------------ the kinds
+def place_implant(qtbot, window, panel, twin) -> dict:
+    panel.diameter_spin.setValue(SCREW_MM[0])
+    panel.length_spin.setValue(SCREW_MM[1])
+    head, tip = pedicle_screw(twin, VERTEBRA)
+    steps.place_two(qtbot, window, panel, "entry", head, "target", tip)
+    return {"entry": head, "target": tip}
+
+
+def adjust_implant(qtbot, window, panel) -> None:
+    panel.place_buttons["entry"].setChecked(True)
+    steps.drag_point(window, panel.plan.entry_lps, np.array([1.5, 0.0, 0.0]))
+    panel.place_buttons["entry"].setChecked(False)
+
+
+def place_ablation(qtbot, window, panel, twin) -> dict:
+    panel.target_combo.setCurrentText("liver lesion")
+    panel.set_device("custom")
+    panel.long_spin.setValue(45.0)
+    panel.short_spin.setValue(40.0)
+    tip = on_slice(twin, twin.centroid_lps("liver lesion"))
+    entry = skin_entry(twin, tip, (-1.0, -0.3, 0.0))  # patient right, a little anterior
+    steps.place_two(qtbot, window, panel, "target", tip, "entry", entry)
+    return {"target": tip, "entry": entry}
+
+
+def adjust_ablation(qtbot, window, panel) -> None:
+    panel.place_buttons["target"].setChecked(True)
+    steps.drag_point(window, panel.plan.target_lps, np.array([-4.0, 0.0, 0.0]))
+    panel.place_buttons["target"].setChecked(False)
+
+
+def place_resection(qtbot, window, panel, twin) -> dict:
+    qtbot.waitUntil(lambda: panel.plane.is_set(), timeout=SLOW_MS)
+    window.set_cursor(panel.plane.point_lps)
+    qtbot.wait(50)
+    panel.plane_button.setChecked(True)
+    steps.drag_point(window, panel.plane.point_lps, np.array([-4.0, 0.0, 0.0]))
+    panel.plane_button.setChecked(False)
+    return {}
+
+
+def adjust_resection(qtbot, window, panel) -> None:
+    panel.plane_button.setChecked(True)
+    steps.drag_point(window, panel.plane.point_lps, np.array([-6.0, 0.0, 0.0]))
+    panel.plane_button.setChecked(False)
+
+
+KINDS = {"implant": (place_implant, adjust_implant),
+         "ablation": (place_ablation, adjust_ablation),
+         "resection": (place_resection, adjust_resection)}
+
+
+def check_numbers(kind: str, twin, saved, placed: dict) -> None:
+    """The saved plan's inputs are the clicked points (within a voxel) and its numbers are
+    plausible for the anatomy placed on."""
+    from surgiplan.simulation.result import SimulationResult
+
+    result = SimulationResult.from_json(saved.interventions[0].result)
+    value = {m.key: m.value for m in result.metrics if m.structure is None}
+    voxel = float(max(twin.geometry.spacing_mm))
+    inputs = saved.interventions[0].inputs
+    if kind == "implant":
+        pose = np.asarray(inputs["pose"], float).reshape(4, 4)
+        assert np.linalg.norm(pose[:3, 3] - placed["entry"]) <= voxel
+        assert value["breach_mm"] < 2.0, value  # a pedicle line: grade A or B
+    elif kind == "ablation":
+        assert np.linalg.norm(np.asarray(inputs["tip_lps"]) - placed["target"]) <= voxel
+        assert np.linalg.norm(np.asarray(inputs["shaft_lps"]) - placed["entry"]) <= voxel
+        assert value["coverage_pct"] >= 95.0, value  # a 40 mm zone over a 24 mm lesion
+    else:
+        liver_ml = twin.volume_ml("liver")
+        assert 0.0 < value["remnant_pct"] < 100.0
+        assert abs(value["resected_volume_ml"] + value["remnant_volume_ml"] - liver_ml) \
+            <= 0.05 * liver_ml
+
+
+def rehearse(qtbot, window, monkeypatch, tmp_path, twin, kind: str) -> dict[str, float]:
+    """The whole flow of one kind on ``twin`` (see the module docstring); step times (s)."""
+    place, adjust = KINDS[kind]
+    key, stem = KEYS[kind], f"real_ct_{kind}"
+    folder = steps.artefacts(tmp_path)
+    times, started = {}, time.perf_counter()
+    panel = open_panel(qtbot, window, twin, kind)
+    panel.uncertainty_form.set_values({"samples": SAMPLES, "timeout_s": SLOW_MS / 1000.0})
+    times["open"] = time.perf_counter() - started
+    plans = window.plans_panel
+
+    placed = place(qtbot, window, panel, twin)  # 1. place; the full run
+    panel.run_full()
+    wait_full(qtbot, panel, timeout=SLOW_MS)
+    assert panel.result.ok, panel.result.error
+    times["place+run"] = time.perf_counter() - started - sum(times.values())
+    steps.shot(window, folder, f"{stem}_1_placed")
+    first = steps.save_plan(qtbot, panel, plans)  # 2. save
+    assert first.interventions[0].kind == kind
+    steps.assert_same_numbers(first.interventions[0].result, panel.result)
+    check_numbers(kind, twin, first, placed)
+
+    adjust(qtbot, window, panel)  # 3. adjust with a drag; save again
+    wait_full(qtbot, panel, timeout=SLOW_MS)
+    assert panel.result.ok, panel.result.error
+    second = steps.save_plan(qtbot, panel, plans)
+    assert second.interventions[0].inputs != first.interventions[0].inputs
+    steps.assert_same_numbers(second.interventions[0].result, panel.result)
+    steps.shot(window, folder, f"{stem}_2_adjusted_saved")
+    times["adjust+run"] = time.perf_counter() - started - sum(times.values())
+
+    steps.undo_redo(qtbot, window, plans, [first.name], [first.name, second.name])  # 4.
+    steps.compare_two(qtbot, window, folder, stem, key, [first.name, second.name])  # 5.
+    times["compare"] = time.perf_counter() - started - sum(times.values())
+    approved = steps.approve(qtbot, window, monkeypatch, first.name, APPROVER)  # 6.
+    pdf = steps.write_pdf(window, monkeypatch, tmp_path / f"{stem}.pdf")  # 7.
+    steps.check_pdf(window, steps.pdf_text(pdf), first.name, APPROVER)
+    steps.shot(window, folder, f"{stem}_4_approved")
+    times["approve+pdf"] = time.perf_counter() - started - sum(times.values())
+    steps.review(qtbot, window, folder, stem, approved)  # 8.
+    times["review"] = time.perf_counter() - started - sum(times.values())
+    print(f"\n{kind} on the real CT: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items())
+          + f"; screenshots in {folder}")
+    return times
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_rehearsal_on_the_real_abdomen_ct_from_clicks_to_signed_report(
+        qtbot, window, abdomen_case, kind, tmp_path, monkeypatch):
+    twin = twin_for(abdomen_case.path, kind)
+    rehearse(qtbot, window, monkeypatch, tmp_path, twin, kind)
+
