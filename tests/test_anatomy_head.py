@@ -1,19 +1,27 @@
-"""Head MR planning preset on the real T1 MPRAGE (issue 16 item 3): ventricles, orbits, face and
-ears, checked as an anatomist would (volumes, inside the brain, sides, positions), and the
-safest-path search to a deep target never entering a no-go region (slow: SURGIPLAN_SLOW=1).
+"""Head MR planning preset on the real T1 MPRAGE (issue 16 item 3): brain (cortex kept, cut at
+the foramen magnum), ventricles, orbits, face, sinuses and ears, checked as an anatomist would
+(volumes, inside the brain, sides, positions), and the safest-path search to a deep target never
+entering a no-go region (slow: SURGIPLAN_SLOW=1).
+
+Reference volumes: lateral ventricles of healthy adults ~5 ml per side at 3 T (212 adults,
+Surg Radiol Anat 2025;47:1), total ventricular volume 17.4 ml on average (38 adults, Surg
+Radiol Anat), normative tables by decade in Blatter et al., AJNR 1995;16:241 (16-65 years);
+brain 1302 +/- 112 ml in men, intracranial volume 1469 +/- 102 ml (Matsumae et al.,
+J Neurosurg 1996;84:982). Sinuses: maxillary ~15 ml each, frontal and sphenoid a few ml.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from surgiplan.io.twin_build import load_image
 from surgiplan.model.structures import Role
 from surgiplan.segmentation.presets import preset_masks
 from tests.conftest import real_scan
 
-NO_GO = ("orbit left", "orbit right", "face", "ears")
+NO_GO = ("orbit left", "orbit right", "face", "sinuses", "ears")
 
 
 @pytest.fixture(scope="module")
@@ -30,17 +38,59 @@ def _centre(mask: np.ndarray, geometry) -> np.ndarray:
     return geometry.index_to_lps(np.argwhere(mask)[:, ::-1].mean(axis=0))
 
 
+def _points(mask: np.ndarray, geometry) -> np.ndarray:
+    return geometry.index_to_lps(np.argwhere(mask)[:, ::-1].astype(float))
+
+
+def _eyes(found, geometry) -> np.ndarray:
+    return 0.5 * (_centre(found["orbit left"].mask, geometry)
+                  + _centre(found["orbit right"].mask, geometry))
+
+
 def test_ventricles_are_critical_inside_the_brain_with_an_adult_volume(head_case) -> None:
+    """Lateral ventricles: adult volume, inside the brain, two connected sides around the
+    mid-line, from the frontal horns to the atria/occipital horns (measured 13.4 ml; the old
+    preset's 12 ml held sulci near the vertex and missed parts of the horns)."""
     volume, found = head_case
     g = volume.geometry
     ventricles = found["ventricles"]
     assert ventricles.role == Role.CRITICAL
     ml = _ml(ventricles.mask, g)
-    assert 5.0 <= ml <= 60.0, ml  # adult lateral + third ventricles; measured 12 ml
+    assert 7.0 <= ml <= 60.0, ml
     brain = found["brain"].mask
-    assert (ventricles.mask & brain).sum() >= 0.6 * ventricles.mask.sum()
-    head_centre = _centre(found["head"].mask, g)
-    assert abs(_centre(ventricles.mask, g)[0] - head_centre[0]) < 10.0  # on the mid-line
+    assert (ventricles.mask & brain).sum() >= 0.98 * ventricles.mask.sum()
+    middle = _centre(brain, g)
+    centre = _centre(ventricles.mask, g)
+    assert abs(centre[0] - middle[0]) < 8.0  # on the mid-line
+    labels, _ = ndimage.label(ventricles.mask, np.ones((3, 3, 3)))
+    sizes = np.sort(np.bincount(labels.ravel())[1:])[::-1]
+    assert sizes[:2].sum() >= 0.9 * sizes.sum()  # one connected ventricle per side
+    p = _points(ventricles.mask, g)
+    assert 0.3 <= float(np.mean(p[:, 0] > middle[0])) <= 0.7  # both sides
+    assert p[:, 1].min() < centre[1] - 30.0  # frontal horns (LPS y: - = anterior)
+    assert p[:, 1].max() > centre[1] + 30.0  # atria and occipital horns
+    assert p[:, 2].max() < centre[2] + 25.0  # no sulcal CSF near the vertex
+    assert centre[2] > _eyes(found, g)[2] + 20.0  # above the orbits
+
+
+def test_brain_keeps_the_cortex_and_stops_at_the_foramen_magnum(head_case) -> None:
+    """Adult brain volume; the top of the brain within 17 mm of the top of the head (scalp,
+    skull and CSF); the lowest brain is the cerebellum, 25-55 mm below the globes' centre, not
+    the cord (the old mask reached 81 mm below with a 0.6 cm2 tail)."""
+    volume, found = head_case
+    g = volume.geometry
+    brain, head = found["brain"].mask, found["head"].mask
+    assert 1100.0 <= _ml(brain, g) <= 1650.0, _ml(brain, g)  # measured 1347 ml
+    assert not (brain & ~head).any()
+    m = g.index_to_lps_matrix
+    kk, jj, ii = np.ogrid[:head.shape[0], :head.shape[1], :head.shape[2]]
+    z = np.broadcast_to(m[2, 0] * ii + m[2, 1] * jj + m[2, 2] * kk + m[2, 3], head.shape)
+    p, top_of_head = _points(brain, g), float(z[head].max())
+    assert top_of_head - p[:, 2].max() <= 17.0
+    lowest = p[:, 2].min()
+    assert 25.0 <= _eyes(found, g)[2] - lowest <= 55.0, lowest
+    low_area_cm2 = np.sum(p[:, 2] < lowest + 3.0) * g.voxel_volume_mm3 / 100.0 / 3.0
+    assert low_area_cm2 >= 8.0  # a cerebellar section, not the 1 cm2 of the medulla/cord
 
 
 def test_orbits_face_and_ears_are_found_where_they_belong(head_case) -> None:
@@ -60,8 +110,24 @@ def test_orbits_face_and_ears_are_found_where_they_belong(head_case) -> None:
         assert 10.0 <= _ml(found[name].mask, g) <= 45.0  # globe 6 ml + orbital fat
     face = _centre(found["face"].mask, g)
     assert face[1] < centre[1] - 40.0 and face[2] < left[2]  # in front and below the eyes
-    ventricles = _centre(found["ventricles"].mask, g)
-    assert ventricles[2] > left[2] + 10.0  # the ventricles lie above the orbits
+
+
+def test_sinuses_are_found_anterior_and_inferior_to_the_brain(head_case) -> None:
+    """Frontal (above the globes, in front), maxillary (below each orbit) and sphenoid (mid-line,
+    behind the globes) sinus air, outside brain and orbits. Measured 55 ml in all: frontal 9.2,
+    maxillary 15.7 left and 12.3 right, sphenoid 6.6 ml."""
+    volume, found = head_case
+    g = volume.geometry
+    sinuses = found["sinuses"].mask
+    assert 20.0 <= _ml(sinuses, g) <= 120.0
+    assert not (sinuses & (found["brain"].mask | found["orbit left"].mask
+                           | found["orbit right"].mask)).any()
+    rel = _points(sinuses, g) - _eyes(found, g)
+    ml = g.voxel_volume_mm3 / 1000.0
+    assert np.sum((rel[:, 2] > 15.0) & (rel[:, 1] < 10.0)) * ml >= 2.0  # frontal
+    assert np.sum((rel[:, 2] < -15.0) & (rel[:, 0] > 15.0)) * ml >= 5.0  # maxillary, left
+    assert np.sum((rel[:, 2] < -15.0) & (rel[:, 0] < -15.0)) * ml >= 5.0  # maxillary, right
+    assert np.sum((np.abs(rel[:, 0]) < 12.0) & (rel[:, 1] > 25.0)) * ml >= 2.0  # sphenoid
 
 
 @pytest.mark.slow

@@ -12,9 +12,10 @@
 ``"mr-head"`` (T1-weighted):
 
 * head (skin role): above half of Otsu's level, largest island, gaps closed, holes filled;
-* brain (organ role): a skull-stripping heuristic: brain-tissue intensities inside the head
-  shrunk by 4 mm, shrunk by a further 4 mm to cut the bridges to scalp and orbits, largest
-  island, grown back by 4 mm within the tissue mask, holes filled. Check the skull base.
+* brain (organ role): a skull-stripping heuristic (``surgiplan.segmentation.head.brain_mask``):
+  grey/white-matter intensities shrunk by 5 mm to cut the bridges to scalp, orbits and neck,
+  largest island, grown back geodesically up to the inner skull, sulci closed, cut at the
+  foramen magnum. Check the skull base.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.structures import Role
 from surgiplan.model.volume import ImageVolume
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
-from surgiplan.segmentation.islands import keep_largest_island, remove_small_islands
+from surgiplan.segmentation.islands import remove_small_islands
 from surgiplan.segmentation.morphology import fill_holes, grow_mask, shrink_mask
-from surgiplan.segmentation.threshold import body_mask, mr_head_mask, otsu_threshold
+from surgiplan.segmentation.threshold import body_mask, mr_head_mask
 
 if TYPE_CHECKING:
     from surgiplan.segmentation.editor import SegmentEditor
@@ -191,13 +192,10 @@ def _ct_liver(volume: ImageVolume, progress: ProgressCallback | None,
 
 
 def mr_brain_mask(image: np.ndarray, geometry: ImageGeometry, head: np.ndarray) -> np.ndarray:
-    """Brain for the MR head preset (a skull-stripping heuristic, see the module docstring)."""
-    inner = shrink_mask(head, geometry, 4.0)
-    level = otsu_threshold(image, within=inner)
-    tissue = inner & (image >= 0.6 * level)
-    core = keep_largest_island(shrink_mask(tissue, geometry, 4.0))
-    brain = grow_mask(core, geometry, 4.0) & tissue
-    return fill_holes(fill_holes(keep_largest_island(brain), per_slice_axis=0))
+    """Brain for the MR head presets (skull stripping: ``surgiplan.segmentation.head``)."""
+    from surgiplan.segmentation.head import brain_mask
+
+    return brain_mask(image, geometry, head)
 
 
 def _mr_head(volume: ImageVolume, progress: ProgressCallback | None,
@@ -215,8 +213,9 @@ def _mr_head(volume: ImageVolume, progress: ProgressCallback | None,
 
 def _mr_head_planning(volume: ImageVolume, progress: ProgressCallback | None,
                       cancel: CancelToken | None) -> list[PresetStructure]:
-    """``mr-head`` plus the ventricles and the no-go regions for an entry (orbits, face, ears),
-    all critical (``surgiplan.segmentation.head``), so the safest-path search avoids them."""
+    """``mr-head`` plus the ventricles and the no-go regions for an entry (orbits, face,
+    sinuses, ears), all critical (``surgiplan.segmentation.head``), so the safest-path search
+    avoids them."""
     from surgiplan.segmentation.head import METHOD, segment_head
 
     out = _mr_head(volume, progress, cancel)
@@ -241,7 +240,7 @@ PRESETS: dict[str, Preset] = {
                "+ skin", _ct_liver),
         Preset("mr-head", "MR", "MR head: head + brain mask", _mr_head),
         Preset("mr-head-planning", "MR", "MR head planning: head + brain + ventricles + no-go "
-               "regions (orbits, face, ears)", _mr_head_planning),
+               "regions (orbits, face, sinuses, ears)", _mr_head_planning),
     )
 }
 
@@ -272,7 +271,8 @@ def apply_preset(twin: Twin, name: str, *, editor: SegmentEditor | None = None,
     """Run a preset and add its structures to ``twin``; returns the names added.
 
     Names already taken get a number (``"bone 2"``). With ``editor`` the additions are one
-    undoable step. Default colour and margin come from the anatomy name list.
+    undoable step. Default colour and margin come from the anatomy name list. Each structure is
+    recorded in the twin's provenance as automatic (method, quality flag unreviewed).
     """
     from surgiplan.segmentation.anatomy_names import lookup_anatomy
 
@@ -289,6 +289,7 @@ def apply_preset(twin: Twin, name: str, *, editor: SegmentEditor | None = None,
             unique = _unique(p.name, twin.segmentation.names())
             adder = editor.add_structure if editor is not None else twin.add_structure
             adder(unique, p.mask, **props)
+            twin.provenance.record_automatic(unique, f"preset {name}: {p.description}")
             added.append(unique)
 
     if editor is not None:
