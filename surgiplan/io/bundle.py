@@ -147,6 +147,7 @@ class ProvenanceModel(_Strict):
     created_utc: str = ""
     import_warnings: list[str] = []
     notes: list[str] = []
+    automatic: dict[str, dict[str, str]] = {}  # structure -> method, quality flag (provenance)
 
 
 class Manifest(_Strict):

@@ -131,6 +131,7 @@ class SegmentEditor:
 
     def rename_structure(self, old: str, new: str) -> None:
         self.twin.rename_structure(old, new)
+        self.twin.provenance.rename_automatic(old, new)
         self._record(StructureRenamed(old, new, label=f"rename {old} to {new}"))
 
     def set_properties(self, name: str, **props: Any) -> None:
@@ -204,7 +205,8 @@ class SegmentEditor:
         if np.array_equal(old, new):
             return False
         delta = LayerDelta(s.layer, box, old.dtype, _pack(old), _pack(new), label)
-        self.twin.write_layer_region(s.layer, box, new)
+        for changed in self.twin.write_layer_region(s.layer, box, new):
+            self.twin.provenance.mark_edited(changed)  # automatic result edited by the user
         self._record(delta)
         return True
 

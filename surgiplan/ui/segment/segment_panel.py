@@ -759,6 +759,9 @@ class SegmentPanel(QWidget):
         def done(seg: Segmentation) -> None:
             if twin is self.window.twin:
                 names = self.add_segmentation(seg, f"preset {preset}")
+                for n in names:  # automatic results: method and quality flag in provenance
+                    twin.provenance.record_automatic(
+                        n, f"preset {preset}: {twin.structure(n).description}")
                 self.say(f"Preset added {', '.join(names)}. {PRESET_NOTE}")
 
         self.window.runner.submit(f"Preset {preset}", work, on_done=done,
@@ -794,6 +797,8 @@ class SegmentPanel(QWidget):
         def done(seg) -> None:
             if twin is self.window.twin:
                 names = self.add_segmentation(seg, "TotalSegmentator")
+                for n in names:  # automatic results: method and quality flag in provenance
+                    twin.provenance.record_automatic(n, twin.structure(n).description)
                 self.say(f"TotalSegmentator added {len(names)} structures. "
                          + " ".join(warnings))
 
