@@ -22,6 +22,7 @@ from typing import Any
 
 from surgiplan import __version__
 from surgiplan.errors import BadInputError
+from surgiplan.model.provenance import REVIEWED
 from surgiplan.plans.compare import (
     Comparison,
     Threshold,
@@ -70,6 +71,8 @@ class ReportContent:
     verdict: str = ""  # the plan's overall level (worst of levels, concerns, unassessable)
     verdict_reasons: list[str] = field(default_factory=list)
     created_utc: str = field(default_factory=utc_now)
+    # (structure, method, quality flag) of each automatic structure of the twin, from provenance
+    automatic: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def choose_plan(plan_set: PlanSet, name: str | None) -> Plan:
@@ -265,6 +268,11 @@ def build_content(twin: Twin, plan_set: PlanSet, plan_name: str | None = None, *
                  for w in (i.result or {}).get("warnings", [])]
     if not plan.scored:
         warnings.append("The plan is not scored: metrics are missing.")
+    automatic = _automatic_rows(twin)
+    unreviewed = [n for n, _, flag in automatic if not flag.startswith(REVIEWED)]
+    if unreviewed:
+        warnings.append(f"{len(unreviewed)} automatic structure(s) not reviewed: "
+                        f"{', '.join(unreviewed)} (see Automatic structures).")
     safety = plan_safety(plan.name, [SimulationResult.from_json(i.result)
                                      for i in plan.interventions if i.result])
     return ReportContent(
@@ -275,7 +283,14 @@ def build_content(twin: Twin, plan_set: PlanSet, plan_name: str | None = None, *
         provenance=_versions(), plugins=_plugins(), parameters=parameters, hashes=hashes,
         warnings=warnings,
         verdict=str(safety.worst_level) if plan.scored else "not scored",
-        verdict_reasons=safety.reasons())
+        verdict_reasons=safety.reasons(), automatic=automatic)
+
+
+def _automatic_rows(twin: Twin) -> list[tuple[str, str, str]]:
+    """(name, method, quality flag) of the twin's structures an automatic method made."""
+    names = twin.segmentation.names()
+    return [(n, a.method, a.quality + (f" by {a.reviewed_by}" if a.reviewed_by else ""))
+            for n, a in twin.provenance.automatic.items() if n in names]
 
 
 def _inputs_summary(inputs: dict[str, Any]) -> dict[str, Any]:

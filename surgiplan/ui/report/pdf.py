@@ -14,6 +14,7 @@ from PySide6.QtGui import QFont, QImage, QPageLayout, QPageSize, QPdfWriter, QTe
 
 from surgiplan.errors import BadInputError
 from surgiplan.io.atomic import write_bytes_atomic
+from surgiplan.model.provenance import REVIEWED
 from surgiplan.ui.report.content import ReportContent, fmt
 
 DISCLAIMER = ("SurgiPlan is a planning and training aid; it is not a certified medical device. "
@@ -128,6 +129,19 @@ def _images_section(names: list[str]) -> str:
     return text
 
 
+def _automatic_section(c: ReportContent) -> str:
+    """The structures an automatic method made that no one has reviewed (method, flag)."""
+    rows = [[escape(n), escape(m), escape(f)] for n, m, f in c.automatic
+            if not f.startswith(REVIEWED)]
+    done = [n for n, _, f in c.automatic if f.startswith(REVIEWED)]
+    text = "<h2>Automatic structures (not reviewed)</h2>"
+    text += (_table(["Structure", "Method", "Quality flag"], rows) if rows
+             else "<p>None: every automatic structure was reviewed.</p>")
+    if done:
+        text += f"<p class='small'>Reviewed: {escape(', '.join(done))}.</p>"
+    return text
+
+
 def _signoff() -> str:
     rows = "".join(f"<tr><td width='22%'><b>{r}</b></td><td width='30%'>Name:</td>"
                    "<td width='28%'>Signature:</td><td width='20%'>Date:</td></tr>"
@@ -148,6 +162,7 @@ def report_html(c: ReportContent, image_names: list[str]) -> str:
         + _verdict_section(c)
         + f"<h2>Case</h2>{_rows(c.case)}{_plan_section(c)}"
         + (f"<h2>Warnings</h2><ul>{warn}</ul>" if warn else "")
+        + (_automatic_section(c) if c.automatic else "")
         + _metrics_section(c) + _comparison_section(c) + _images_section(image_names)
         + "<h2>Uncertainty model</h2>"
         + "".join(f"<p>{escape(u)}</p>" for u in c.uncertainty)
