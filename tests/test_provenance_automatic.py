@@ -64,3 +64,18 @@ def test_edit_review_rename_and_bundle_round_trip(tmp_path) -> None:
         "skin": REVIEWED, "bone": EDITED, "contrast vessels": UNREVIEWED}
     assert back["skin"].reviewed_by == "Dr Test"
     assert Provenance.from_json({}).automatic == {}  # bundles written before: none recorded
+
+
+def test_cli_marks_reviewed_and_refuses_unknown_names(tmp_path, capsys) -> None:
+    from surgiplan.cli.main import main
+    from surgiplan.io.bundle import load_bundle, save_bundle
+
+    path = tmp_path / "case.surgiplan"
+    save_bundle(_small_ct_twin(), path)
+    assert main(["twin", "review", str(path), "--structure", "bone", "--by", "AB"]) == 0
+    assert "still unreviewed: skin, vessels" in capsys.readouterr().out
+    assert load_bundle(path).provenance.automatic["bone"].quality == REVIEWED
+    assert main(["twin", "review", str(path), "--structure", "liver", "--by", "AB"]) == 2
+    assert "not an automatic structure" in capsys.readouterr().err
+    assert main(["twin", "review", str(path), "--all", "--by", "AB"]) == 0
+    assert load_bundle(path).provenance.unreviewed() == {}

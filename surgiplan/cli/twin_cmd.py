@@ -71,6 +71,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
     info.set_defaults(func=run_info)
 
+    review = commands.add_parser("review", help="mark automatic structures as reviewed (their "
+                                 "quality flag in the case's provenance and report)")
+    review.add_argument("case", type=Path, help="case bundle (.surgiplan), updated in place")
+    review.add_argument("--structure", action="append", default=[], metavar="NAME",
+                        help="an automatic structure you checked (repeatable)")
+    review.add_argument("--all", action="store_true", help="every automatic structure")
+    review.add_argument("--by", required=True, help="who reviewed them (name or initials)")
+    review.set_defaults(func=run_review)
+
 
 def run_build(args: argparse.Namespace) -> int:
     from surgiplan.io.bundle import SUFFIX, save_bundle
@@ -124,6 +133,28 @@ def run_info(args: argparse.Namespace) -> int:
     else:
         print(f"Case {args.case}")
         _print_summary(summary)
+    return 0
+
+
+def run_review(args: argparse.Namespace) -> int:
+    from surgiplan.io.bundle import load_bundle, save_bundle
+
+    twin = load_bundle(args.case)
+    auto = twin.provenance.automatic
+    names = list(auto) if args.all else list(args.structure)
+    if not names:
+        raise BadInputError("no structure to mark reviewed", path=args.case,
+                            action="Give --structure NAME (repeatable) or --all")
+    for name in names:
+        if name not in auto:
+            known = ", ".join(auto) or "none"
+            raise BadInputError(f"{name!r} is not an automatic structure of this case",
+                                path=args.case, action=f"Use one of: {known}")
+        twin.provenance.mark_reviewed(name, by=args.by)
+    save_bundle(twin, args.case)
+    left = twin.provenance.unreviewed(twin.segmentation.names())
+    print(f"Reviewed by {args.by}: {', '.join(names)}; still unreviewed: "
+          f"{', '.join(left) or 'none'}")
     return 0
 
 
