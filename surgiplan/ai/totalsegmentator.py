@@ -193,8 +193,8 @@ def run_totalsegmentator(
     """Segment ``image`` with the local TotalSegmentator in a child process (offline).
 
     ``task`` defaults to :func:`task_for` the image's modality, ``device`` to
-    :func:`default_device`. Raises ``BadInputError`` with :func:`availability`'s reason when
-    it cannot run.
+    :func:`default_device`; each structure's description is :func:`method_text`. Raises
+    ``BadInputError`` with :func:`availability`'s reason when it cannot run.
     """
     task = task or task_for(image.modality)
     device = device or default_device(env)
@@ -215,5 +215,12 @@ def run_totalsegmentator(
             raise BadInputError("TotalSegmentator wrote no result file", path=state.executable,
                                 action="Check its installation and weights")
         seg = import_result(output, image, label_names=keyword, warnings_out=warnings_out)
+    for structure in seg.structures:  # the method, for the twin's provenance and the report
+        structure.description = method_text(task, device, fast=fast)
     report(progress, 1.0, "TotalSegmentator result imported")
     return seg
+
+
+def method_text(task: str, device: str, *, fast: bool = False) -> str:
+    """How a structure was made, for provenance: ``TotalSegmentator (task total_mr, gpu)``."""
+    return f"TotalSegmentator (task {task}, {device}{', fast' if fast else ''})"

@@ -319,6 +319,13 @@ def label_map_onto_image(
             f"{_extent_text(label_geometry)} mm, image {_extent_text(image_geometry)} mm)",
             path=path, action="Give the label map made for this image",
         )
+    exact = _voxels_reordered(labels, label_geometry, image_geometry)
+    if exact is not None:  # the image's own voxel centres in another axis order: no resampling
+        if warnings_out is not None:
+            warnings_out.append(f"{Path(path).name}: the label map holds the image's voxels in "
+                                f"another order ({grid_difference(label_geometry, image_geometry)}"
+                                "); they were reordered onto the image grid exactly.")
+        return exact
     from surgiplan.processing.resample import resample_to_grid
 
     resampled = resample_to_grid(labels, label_geometry, image_geometry, interpolation="label")
@@ -329,6 +336,28 @@ def label_map_onto_image(
             "image grid with nearest-label interpolation."
         )
     return resampled
+
+
+def _voxels_reordered(labels: np.ndarray, source: ImageGeometry, target: ImageGeometry,
+                      ) -> np.ndarray | None:
+    """``labels`` on ``target`` when every target voxel centre is a source voxel centre (axes
+    permuted or flipped, e.g. a NIfTI written in another orientation), else None."""
+    to_source = source.lps_to_index_matrix @ target.index_to_lps_matrix  # target ijk -> source
+    turn, shift = to_source[:3, :3], to_source[:3, 3]
+    signs = np.rint(turn)
+    if (not np.allclose(turn, signs, atol=1e-4) or not np.allclose(shift, np.rint(shift),
+                                                                     atol=1e-3)
+            or not (np.abs(signs).sum(axis=0) == 1).all()
+            or not (np.abs(signs).sum(axis=1) == 1).all()):
+        return None
+    axis_of = np.abs(signs).argmax(axis=1)  # target axis that each source axis follows
+    offset = np.rint(shift).astype(int)
+    index = [int(signs[s, axis_of[s]]) * np.arange(target.size[axis_of[s]]) + offset[s]
+             for s in range(3)]
+    if any(ix.min() < 0 or ix.max() >= n for ix, n in zip(index, source.size, strict=True)):
+        return None
+    picked = labels.transpose(2, 1, 0)[np.ix_(*index)]  # source axis order (i, j, k)
+    return np.ascontiguousarray(picked.transpose(np.argsort(axis_of)).transpose(2, 1, 0))
 
 
 def grid_difference(a: ImageGeometry, b: ImageGeometry) -> str:

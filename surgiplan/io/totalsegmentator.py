@@ -53,15 +53,34 @@ def class_names(keyword: str) -> dict[int, str]:
     return {int(k): v for k, v in labels.items()}
 
 
+# Colours of the classes whose rule gives none (muscles, glands, bowel...): picked by a stable
+# hash of the class name, so a class keeps its colour from run to run (RGB in 0..1).
+PALETTE: tuple[tuple[float, float, float], ...] = (
+    (0.8, 0.45, 0.45), (0.55, 0.7, 0.4), (0.45, 0.55, 0.8), (0.85, 0.7, 0.35),
+    (0.65, 0.45, 0.75), (0.4, 0.7, 0.7), (0.9, 0.55, 0.7), (0.6, 0.6, 0.35),
+    (0.35, 0.5, 0.6), (0.75, 0.55, 0.4), (0.5, 0.75, 0.55), (0.7, 0.4, 0.55),
+)
+
+
+def class_color(name: str) -> tuple[float, float, float]:
+    """The palette colour of a class name without a colour rule (stable: CRC-32 of the name)."""
+    import zlib
+
+    return PALETTE[zlib.crc32(name.encode("utf-8")) % len(PALETTE)]
+
+
 def properties(name: str) -> dict[str, Any]:
-    """SurgiPlan structure properties of a class name: name, role, color, margin_mm."""
+    """SurgiPlan structure properties of a class name: name, role, color, margin_mm.
+
+    Every class gets a role and a colour: its ``roles.json`` rule's, else :func:`class_color`.
+    """
     for rule in _load_json("roles.json")["rules"]:
         fits = name in rule["names"] if "names" in rule else fnmatchcase(name, rule["match"])
         if fits:
-            color = tuple(rule["color"]) if rule.get("color") else None
+            color = tuple(rule["color"]) if rule.get("color") else class_color(name)
             return {"name": name, "role": rule["role"], "color": color,
                     "margin_mm": float(rule["margin_mm"]), "description": "TotalSegmentator"}
-    return {"name": name, "role": "other", "color": None, "margin_mm": 0.0,
+    return {"name": name, "role": "other", "color": class_color(name), "margin_mm": 0.0,
             "description": "TotalSegmentator"}
 
 
