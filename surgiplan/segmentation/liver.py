@@ -9,17 +9,29 @@ STARTING POINTS the user checks and corrects. The grid's k axis must run along S
    holding the seed is grown back by the opening radius within the band, then closed by
    ``CLOSE_MM`` and its holes filled per axial slice and in 3D (the vessels inside belong to
    the organ).
-1b. Liver only: the band within ``HEART_WALL_MM`` of the heart's blood pool (islands of
-   >= ``HEART_POOL_ML`` at least 50 HU brighter than the liver, above the seed's slice) is
-   left out first, so the growing cannot pass the diaphragm into the myocardium.
+1b. Liver only, the dome: the heart's wall sits on the liver with the same HU, so the grown
+   island is split from it by a marker watershed (SimpleITK) on the gradient magnitude
+   (``HEART_EDGE_MM``) between the island at and below the seed's slice and the heart's blood
+   pool grown by ``HEART_MARKER_MM``; the pool is the largest island, after a
+   ``HEART_CORE_MM`` erosion, of the blood (>= 50 HU brighter than the liver) above the seed's
+   slice, if it holds ``HEART_POOL_ML``. The island the liver's marker floods is kept.
+1c. Liver only: in the slices above the seed, the thin dark sheets (the diaphragm's fat: the
+   darkest full-resolution voxel of a coarse voxel, smoothed by ``WALL_SMOOTH_MM``, more than
+   ``DIAPHRAGM_DARKER_HU`` below the liver's level) are left out of the band.
 2. Automatic seed: where the soft-tissue band (``BAND_HU``) is thickest (largest distance to
    anything else, SimpleITK Maurer distance) on the patient's right half of the body for the
    liver; for the spleen, more than ``SPLEEN_LATERAL_MM`` to the left and behind the body's
    centre, in the liver's slices, within -40..+70 HU of the liver's level; or one click.
 3. Liver vessels: voxels of the liver brighter than its parenchyma (>= mean + ``VESSEL_SD``
-   sd) that are tubular (SimpleITK ``ObjectnessMeasure`` of lines at 1.5 and 3 mm, > 0 on
-   either scale), islands >= ``MIN_VESSEL_ML``: portal and hepatic veins together (not told
-   apart).
+   sd), and voxels deeper than ``DARK_DEPTH_MM`` in it darker than its parenchyma (<= mean -
+   ``VESSEL_SD`` sd, above mean - ``DARK_MAX_BELOW_HU``), that are tubular (SimpleITK
+   ``ObjectnessMeasure`` of bright resp. dark lines at 1.5 and 3 mm, > 0 on either scale),
+   islands >= ``MIN_VESSEL_ML``.
+3b. Hepatic vs portal veins (``split_hepatic_portal``): the dark islands are hepatic veins
+   (unenhanced in an arterial or early portal phase); a bright island reaching within
+   ``IVC_CONTACT_MM`` of the vena cava drains into it (hepatic); the other bright islands are
+   portal (fed from the hilum). Disjoint by construction; arteries run with the portal
+   veins and are not told apart.
 4. Lesion: SimpleITK ``ConfidenceConnected`` from the seed within the organ (mean +- 2.5 sd of
    its growing region), opened by 1 mm, the island at the seed, holes filled.
 """
@@ -47,16 +59,27 @@ SEED_RADIUS_MM = 10.0
 BAND_SD = 2.5
 MIN_HALF_BAND_HU = 35.0
 OPEN_MM = 5.0
-HEART_WALL_MM = 10.0
 HEART_POOL_ML = 150.0
+HEART_CORE_MM = 5.0
+HEART_MARKER_MM = 7.0
+HEART_EDGE_MM = 1.0
+DIAPHRAGM_DARKER_HU = 50.0
+WALL_SMOOTH_MM = 0.6
 SPLEEN_LATERAL_MM = 50.0
 CLOSE_MM = 4.0
 VESSEL_SD = 2.0
 MIN_VESSEL_ML = 0.3
+DARK_DEPTH_MM = 4.0
+DARK_MAX_BELOW_HU = 80.0
+IVC_CONTACT_MM = 5.0
 METHOD = ("parenchyma band around the seed's mean HU on the smoothed CT, opened, the seed's "
           "island grown back, closed and filled (SimpleITK, scipy)")
-VESSEL_METHOD = ("voxels of the liver brighter than its parenchyma and tubular (SimpleITK "
-                 "ObjectnessMeasure at 1.5 and 3 mm): portal and hepatic veins together")
+VESSEL_METHOD = ("voxels of the liver brighter or darker than its parenchyma and tubular "
+                 "(SimpleITK ObjectnessMeasure at 1.5 and 3 mm)")
+HEPATIC_METHOD = ("tubular voxels of the liver darker than its parenchyma (unenhanced veins), "
+                  "and the bright tubular islands reaching the vena cava")
+PORTAL_METHOD = ("bright tubular islands of the liver not reaching the vena cava (fed from the "
+                 "hilum)")
 
 
 @dataclass
@@ -125,27 +148,62 @@ def _ball(shape: tuple[int, int, int], centre: Sequence[int], geometry: ImageGeo
             + ((ii - centre[2]) * sx) ** 2 <= radius_mm ** 2)
 
 
-def _heart_wall(smooth: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
+def _heart_pool(smooth: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
                 seed_zyx: tuple[int, int, int], organ_hu: float) -> np.ndarray:
-    """Within ``HEART_WALL_MM`` of the heart's blood pool: the islands of blood (>= the
-    organ's level + 50 HU) of at least ``HEART_POOL_ML``, in the slices above the seed."""
+    """The heart's blood pool in the slices above the seed (step 1b): the blood (>= the organ's
+    level + 50 HU) there, eroded by ``HEART_CORE_MM`` (cuts the vessels off the chambers), its
+    largest island grown back within the blood; empty when under ``HEART_POOL_ML``."""
     from scipy import ndimage
 
-    pool = (smooth >= organ_hu + 50.0) & (smooth < 600.0) & body
-    labels, n = ndimage.label(pool)
+    up = float(np.sign(geometry.direction[2, 2])) or 1.0
+    above = (np.arange(smooth.shape[0]) - seed_zyx[0]) * up > 0
+    pool = (smooth >= organ_hu + 50.0) & (smooth < 600.0) & body & above[:, None, None]
+    labels, n = ndimage.label(shrink_mask(pool, geometry, HEART_CORE_MM))
     if n == 0:
         return np.zeros_like(pool)
-    idx = np.arange(1, n + 1)
-    ml = np.bincount(labels.ravel(), minlength=n + 1)[1:] * geometry.voxel_volume_mm3 / 1000
-    heart = np.isin(labels, idx[ml >= HEART_POOL_ML])
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    heart = grow_mask(labels == int(np.argmax(sizes)) + 1, geometry, HEART_CORE_MM) & pool
+    if heart.sum() * geometry.voxel_volume_mm3 / 1000.0 < HEART_POOL_ML:
+        return np.zeros_like(pool)
+    return heart
+
+
+def _without_heart(organ: np.ndarray, smooth: np.ndarray, geometry: ImageGeometry,
+                   heart: np.ndarray, seed_zyx: tuple[int, int, int]) -> np.ndarray:
+    """The organ less the heart's wall it leaked into (step 1b): a marker watershed (SimpleITK)
+    on the gradient magnitude between the organ at and below the seed's slice and the heart's
+    pool grown by ``HEART_MARKER_MM``; the organ keeps what its marker floods."""
+    import SimpleITK as sitk
+
     up = float(np.sign(geometry.direction[2, 2])) or 1.0
-    below = (np.arange(pool.shape[0]) - seed_zyx[0]) * up <= 0
-    heart[below] = False
-    return grow_mask(heart, geometry, HEART_WALL_MM) if heart.any() else heart
+    below = (np.arange(organ.shape[0]) - seed_zyx[0]) * up <= 0
+    heart_marker = grow_mask(heart, geometry, HEART_MARKER_MM)
+    markers = np.full(organ.shape, 3, np.uint8)
+    markers[organ | heart_marker] = 0
+    markers[organ & below[:, None, None] & ~heart_marker] = 1
+    markers[heart_marker] = 2
+    img = sitk.GetImageFromArray(np.ascontiguousarray(smooth, dtype=np.float32))
+    img.SetSpacing([float(s) for s in geometry.spacing_mm])
+    gradient = sitk.GradientMagnitudeRecursiveGaussian(img, HEART_EDGE_MM)
+    marker_img = sitk.GetImageFromArray(markers)
+    marker_img.CopyInformation(gradient)
+    flooded = sitk.MorphologicalWatershedFromMarkers(gradient, marker_img,
+                                                     markWatershedLine=False, fullyConnected=True)
+    return organ & (sitk.GetArrayFromImage(flooded) == 1)
+
+
+def _thin_walls(walls: np.ndarray, geometry: ImageGeometry, seed_zyx: tuple[int, int, int],
+                organ_hu: float) -> np.ndarray:
+    """The thin dark sheets (the diaphragm's fat, darker than the organ by
+    ``DIAPHRAGM_DARKER_HU`` at full resolution) in the slices above the seed (step 1c)."""
+    up = float(np.sign(geometry.direction[2, 2])) or 1.0
+    above = (np.arange(walls.shape[0]) - seed_zyx[0]) * up > 0
+    return (walls < organ_hu - DIAPHRAGM_DARKER_HU) & above[:, None, None]
 
 
 def grow_organ(smooth: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
-               seed_zyx: tuple[int, int, int], *, heart_barrier: bool = False) -> OrganResult:
+               seed_zyx: tuple[int, int, int], *, heart_barrier: bool = False,
+               walls: np.ndarray | None = None) -> OrganResult:
     """The organ holding ``seed_zyx`` (step 1 of the module docstring); with
     ``heart_barrier`` the heart's wall is kept out first (step 1b)."""
     ball = _ball(smooth.shape, seed_zyx, geometry, SEED_RADIUS_MM) & body
@@ -153,8 +211,10 @@ def grow_organ(smooth: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
     mean, sd = float(values.mean()), float(values.std())
     half = max(BAND_SD * sd, MIN_HALF_BAND_HU)
     band = (smooth >= mean - half) & (smooth <= mean + half) & body
-    if heart_barrier:
-        band &= ~_heart_wall(smooth, geometry, body, seed_zyx, mean)
+    heart = (_heart_pool(smooth, geometry, body, seed_zyx, mean) if heart_barrier
+             else np.zeros_like(band))
+    if walls is not None:
+        band &= ~_thin_walls(walls, geometry, seed_zyx, mean)
     core = shrink_mask(band, geometry, OPEN_MM)
     core = grow_mask(core, geometry, OPEN_MM) & band
     from scipy import ndimage
@@ -168,6 +228,8 @@ def grow_organ(smooth: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
                                 action="click well inside the organ")
         value = np.bincount(labels[near]).argmax()
     organ = labels == value
+    if heart.any():
+        organ = keep_largest_island(_without_heart(organ, smooth, geometry, heart, seed_zyx))
     organ = grow_mask(shrink_mask(grow_mask(organ, geometry, CLOSE_MM), geometry, CLOSE_MM)
                       | organ, geometry, 0.0) & body
     organ = fill_holes(fill_holes(organ, per_slice_axis=0))
@@ -175,8 +237,8 @@ def grow_organ(smooth: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
 
 
 def liver_vessels(image: np.ndarray, smooth: np.ndarray, geometry: ImageGeometry,
-                  liver: OrganResult) -> np.ndarray:
-    """Portal and hepatic vessels inside the liver (step 3 of the module docstring)."""
+                  liver: OrganResult) -> tuple[np.ndarray, np.ndarray]:
+    """(bright, dark) tubular vessels inside the liver (step 3 of the module docstring)."""
     import SimpleITK as sitk
 
     from surgiplan.processing.crop import bounding_box
@@ -184,19 +246,48 @@ def liver_vessels(image: np.ndarray, smooth: np.ndarray, geometry: ImageGeometry
 
     box = bounding_box(liver.mask)
     if box is None:
-        return np.zeros_like(liver.mask)
-    bright = liver.mask[box] & (smooth[box] >= liver.mean_hu + VESSEL_SD * liver.sd_hu)
+        return np.zeros_like(liver.mask), np.zeros_like(liver.mask)
+    inside = liver.mask[box]
+    bright = inside & (smooth[box] >= liver.mean_hu + VESSEL_SD * liver.sd_hu)
+    deep = shrink_mask(inside, geometry, DARK_DEPTH_MM)
+    dark = deep & (smooth[box] <= liver.mean_hu - VESSEL_SD * liver.sd_hu) & (
+        smooth[box] > liver.mean_hu - DARK_MAX_BELOW_HU)
     img = sitk.GetImageFromArray(np.ascontiguousarray(image[box], dtype=np.float32))
     img.SetSpacing([float(s) for s in geometry.spacing_mm])
-    tubular = np.zeros(bright.shape, bool)
+    tubes = {True: np.zeros(inside.shape, bool), False: np.zeros(inside.shape, bool)}
     for sigma in (1.5, 3.0):
         blurred = sitk.SmoothingRecursiveGaussian(img, sigma)
-        hessian = sitk.ObjectnessMeasure(blurred, objectDimension=1, brightObject=True,
-                                         scaleObjectnessMeasure=True)
-        tubular |= sitk.GetArrayFromImage(hessian) > 0
-    out = np.zeros_like(liver.mask)
-    out[box] = bright & tubular
-    return remove_small_islands(out, geometry, min_volume_mm3=MIN_VESSEL_ML * 1000.0)
+        for is_bright in (True, False):
+            hessian = sitk.ObjectnessMeasure(blurred, objectDimension=1, brightObject=is_bright,
+                                             scaleObjectnessMeasure=True)
+            tubes[is_bright] |= sitk.GetArrayFromImage(hessian) > 0
+    out = []
+    for found, tubular in ((bright, tubes[True]), (dark, tubes[False])):
+        full = np.zeros_like(liver.mask)
+        full[box] = found & tubular
+        out.append(remove_small_islands(full, geometry, min_volume_mm3=MIN_VESSEL_ML * 1000.0))
+    return out[0], out[1]
+
+
+def split_hepatic_portal(bright: np.ndarray, dark: np.ndarray, geometry: ImageGeometry,
+                         ivc: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(hepatic veins, portal veins) from the liver's tubular vessels (step 3b): an island of
+    ``bright`` vessels reaching within ``IVC_CONTACT_MM`` of the vena cava drains into it
+    (hepatic), the other bright islands (fed from the hilum) are portal; the ``dark`` islands
+    (unenhanced veins of an arterial or early portal phase) are hepatic."""
+    from scipy import ndimage
+
+    hepatic = dark.copy()
+    labels, n = ndimage.label(bright)
+    if n and ivc is not None and ivc.any():
+        near = grow_mask(ivc, geometry, IVC_CONTACT_MM)
+        touching = np.unique(labels[near & (labels > 0)])
+        drains = np.isin(labels, touching)
+        hepatic |= drains
+        portal = bright & ~drains
+    else:
+        portal = bright.copy()
+    return hepatic & ~portal, portal
 
 
 def lesion_from_seed(image: np.ndarray, geometry: ImageGeometry, organ: np.ndarray,
@@ -225,11 +316,13 @@ def lesion_from_seed(image: np.ndarray, geometry: ImageGeometry, organ: np.ndarr
 
 @dataclass
 class AbdomenResult:
-    """Liver, its vessels and the spleen on the CT's grid (None where not found)."""
+    """Liver, its vessels (brighter and darker than the parenchyma) and the spleen on the CT's
+    grid (None where not found)."""
 
     liver: OrganResult
     vessels: np.ndarray = field(repr=False)
     spleen: OrganResult | None
+    dark_vessels: np.ndarray = field(repr=False)
 
 
 def _coarse(image: np.ndarray, geometry: ImageGeometry, step: int
@@ -243,6 +336,19 @@ def _coarse(image: np.ndarray, geometry: ImageGeometry, step: int
     coarse = ImageGeometry((cx, cy, nz), (sx * step, sy * step, sz), geometry.origin_lps,
                            geometry.direction)
     return small, coarse
+
+
+def _coarse_min(image: np.ndarray, geometry: ImageGeometry, step: int) -> np.ndarray:
+    """The darkest voxel of each ``step`` x ``step`` block of the image smoothed by
+    ``WALL_SMOOTH_MM`` (a thin dark sheet survives the block averaging here)."""
+    import SimpleITK as sitk
+
+    img = sitk.GetImageFromArray(np.ascontiguousarray(image, dtype=np.float32))
+    img.SetSpacing([float(s) for s in geometry.spacing_mm])
+    fine = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(img, WALL_SMOOTH_MM))
+    nz, ny, nx = fine.shape
+    cy, cx = ny // step, nx // step
+    return fine[:, :cy * step, :cx * step].reshape(nz, cy, step, cx, step).min(axis=(2, 4))
 
 
 def _fine(mask: np.ndarray, shape: tuple[int, int, int], step: int) -> np.ndarray:
@@ -280,8 +386,11 @@ def segment_abdomen(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray
     smooth = smoothed(small, coarse)
     seed = (auto_seed(smooth, coarse, small_body, organ="liver") if liver_seed_zyx is None
             else (liver_seed_zyx[0], liver_seed_zyx[1] // step, liver_seed_zyx[2] // step))
-    liver = grow_organ(smooth, coarse, small_body, seed, heart_barrier=True)
-    vessels = _fine(liver_vessels(small, smooth, coarse, liver), image.shape, step)
+    liver = grow_organ(smooth, coarse, small_body, seed, heart_barrier=True,
+                       walls=_coarse_min(image, geometry, step))
+    bright, dark = liver_vessels(small, smooth, coarse, liver)
+    vessels = _fine(bright, image.shape, step)
+    dark_vessels = _fine(dark, image.shape, step)
     spleen = None
     if with_spleen:
         ks = np.flatnonzero(liver.mask.any(axis=(1, 2)))
@@ -295,7 +404,8 @@ def segment_abdomen(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray
     if spleen is not None:
         spleen.mask &= ~full_liver
     return AbdomenResult(OrganResult(full_liver, _full_seed(seed, step), liver.mean_hu,
-                                     liver.sd_hu), vessels & full_liver, spleen)
+                                     liver.sd_hu), vessels & full_liver, spleen,
+                         dark_vessels & full_liver)
 
 
 def _full_seed(seed: tuple[int, int, int], step: int) -> tuple[int, int, int]:

@@ -151,44 +151,20 @@ def _ct_spine(volume: ImageVolume, progress: ProgressCallback | None,
 
 def _ct_liver(volume: ImageVolume, progress: ProgressCallback | None,
               cancel: CancelToken | None) -> list[PresetStructure]:
-    """Skin, the liver (organ) with its vessels (critical), the spleen (organ), and the aorta
-    and inferior vena cava (critical) where found (``surgiplan.segmentation.liver``,
-    ``great_vessels``; contrast CT). Lesions are added from a seed click
-    (``liver.lesion_from_seed``)."""
-    from surgiplan.segmentation import great_vessels, liver
-    from surgiplan.segmentation.spine import segment_spine
+    """Skin, the liver (organ) with its hepatic and portal veins (critical), the spleen,
+    kidneys and gallbladder (organs), and the aorta and inferior vena cava (critical) where
+    found, each kept out of the others (``surgiplan.segmentation.abdomen``; contrast CT).
+    Lesions are added from a seed click (``liver.lesion_from_seed``)."""
+    from surgiplan.segmentation.abdomen import abdomen_structures
 
     image, geometry = volume.array, volume.geometry
     _step(progress, cancel, 0.0, "skin")
     body = body_mask(image, geometry)
-    _step(progress, cancel, 0.2, "liver, its vessels and the spleen")
-    organs = liver.segment_abdomen(image, geometry, body)
-    _step(progress, cancel, 0.6, "aorta and inferior vena cava")
-    vessels: dict[str, np.ndarray] = {}
-    try:
-        spine = segment_spine(image, geometry, body)
-    except BadInputError:  # no spine in view: no landmark for the great vessels
-        spine = None
-    if spine is not None:
-        bone = np.zeros_like(body)
-        for mask in spine.vertebrae.values():
-            bone |= mask
-        vessels = great_vessels.segment_aorta_ivc(image, geometry, body, spine.canal, bone)
+    _step(progress, cancel, 0.2, "liver, its veins, spleen, kidneys, gallbladder, aorta, IVC")
+    found = abdomen_structures(image, geometry, body)
     report(progress, 1.0, "preset done")
-    unreviewed = "quality: automatic, unreviewed: check and correct"
-    organ_note = f"automatic ({liver.METHOD}); {unreviewed}"
-    taken = organs.liver.mask.copy()
-    out = [PresetStructure("skin", Role.SKIN, body, "preset starting point: check and correct"),
-           PresetStructure("liver", Role.ORGAN, organs.liver.mask, organ_note),
-           PresetStructure("liver vessels", Role.CRITICAL, organs.vessels,
-                           f"automatic ({liver.VESSEL_METHOD}); {unreviewed}")]
-    if organs.spleen is not None and organs.spleen.mask.any():
-        out.append(PresetStructure("spleen", Role.ORGAN, organs.spleen.mask, organ_note))
-        taken |= organs.spleen.mask
-    for name, mask in vessels.items():
-        out.append(PresetStructure(name, Role.CRITICAL, mask & ~taken,
-                                   f"automatic ({great_vessels.METHOD}); {unreviewed}"))
-    return out
+    return [PresetStructure("skin", Role.SKIN, body, "preset starting point: check and correct")
+            ] + [PresetStructure(f.name, f.role, f.mask, f.note) for f in found]
 
 
 def mr_brain_mask(image: np.ndarray, geometry: ImageGeometry, head: np.ndarray) -> np.ndarray:
@@ -236,7 +212,8 @@ PRESETS: dict[str, Preset] = {
                _ct_bone_skin_vessels),
         Preset("ct-spine", "CT", "CT spine: vertebrae by level + spinal canal + skin",
                _ct_spine),
-        Preset("ct-liver", "CT", "CT liver (contrast): liver + its vessels + spleen + aorta/IVC "
+        Preset("ct-liver", "CT", "CT liver (contrast): liver + its veins + spleen + kidneys + "
+               "gallbladder + aorta/IVC "
                "+ skin", _ct_liver),
         Preset("mr-head", "MR", "MR head: head + brain mask", _mr_head),
         Preset("mr-head-planning", "MR", "MR head planning: head + brain + ventricles + no-go "
