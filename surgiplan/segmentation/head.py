@@ -1,17 +1,18 @@
 """Head on a T1-weighted MR: the brain, the ventricles and the no-go regions for an entry.
 
 STARTING POINTS the user checks and corrects. Intensities are relative to white matter
-(``wm``: the median of the brightest of three SimpleITK Otsu classes deep in the head);
+(``wm``: the median of the brightest of three SimpleITK Otsu classes, of the head deeper than
+15 mm for the brain, of the brain for the rest);
 positions use the patient's LPS axes, whatever the scan's orientation.
 
 1. Brain (:func:`brain_mask`): brain-tissue voxels (``TISSUE_RANGE`` x wm: grey and white
-   matter, not CSF, bone, air or fat) shrunk by ``BRAIN_CUT_MM`` to cut the bridges to scalp,
-   orbits and neck, largest island, grown back by the same distance and then geodesically
-   (scipy conditional dilation, ``BRAIN_REACH_MM`` voxel steps) within the tissue deeper than
-   ``BRAIN_MIN_DEPTH_MM`` below the skin, so the gyri reach the inner skull; closed by 3 mm
-   (sulcal CSF) and filled. Caudal limit at the foramen magnum: below the lowest 1 mm axial
-   section with at least ``FORAMEN_AREA_CM2`` of brain (the cerebellum's lower end) only the
-   medulla and cord remain, and they are cut off.
+   matter, not CSF, bone, air or fat) deeper than ``BRAIN_CUT_MM`` in that tissue (depths on
+   a ~2 mm grid), which cuts the bridges to scalp, orbits and neck; largest island, grown back
+   geodesically (scipy conditional dilation, ``BRAIN_CUT_MM + BRAIN_REACH_MM`` voxel steps)
+   within the tissue deeper than ``BRAIN_MIN_DEPTH_MM`` below the skin, so the gyri reach the
+   inner skull; closed by 3 mm (sulcal CSF) and filled. Caudal limit at the foramen magnum:
+   below the lowest 1 mm axial section with at least ``FORAMEN_AREA_CM2`` of brain (the
+   cerebellum's lower end) only the medulla and cord remain, and they are cut off.
 2. Ventricles (critical): CSF-dark voxels (< ``CSF_FRACTION`` x wm) of the brain whose distance
    to brighter tissue exceeds ``VENTRICLE_THICK_MM`` (thin sulcal CSF goes) and to the brain's
    surface ``VENTRICLE_DEPTH_MM``; islands >= 0.3 ml centred within ``VENTRICLE_REACH_MM`` of
@@ -137,10 +138,10 @@ def brain_mask(image: np.ndarray, geometry: ImageGeometry, head: np.ndarray) -> 
     """The brain (cortex to the inner skull, cut at the foramen magnum; module docstring 1).
 
     White matter's level comes from the head deeper than 15 mm."""
-    depth = distance_to_mask_mm(~head, geometry.spacing_mm[::-1])
+    depth = _depth_mm(head, geometry)
     wm = white_matter_level(image, head & (depth > 15.0))
     tissue = head & (image >= TISSUE_RANGE[0] * wm) & (image <= TISSUE_RANGE[1] * wm)
-    core = keep_largest_island(shrink_mask(tissue, geometry, BRAIN_CUT_MM))
+    core = keep_largest_island(tissue & (_depth_mm(tissue, geometry) > BRAIN_CUT_MM))
     if not core.any():
         raise BadInputError("no brain found in the head",
                             action="check that the image is a whole-head T1 MR")
@@ -149,6 +150,19 @@ def brain_mask(image: np.ndarray, geometry: ImageGeometry, head: np.ndarray) -> 
                                                geometry, reach))
     brain = fill_holes(brain | shrink_mask(grow_mask(brain, geometry, 3.0), geometry, 3.0))
     return keep_largest_island(brain & _above_foramen_magnum(brain, geometry))
+
+
+def _depth_mm(mask: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
+    """Distance (mm) of each voxel to the nearest voxel outside ``mask``, on a grid of about
+    2 mm voxels (every n-th voxel; SimpleITK Maurer map) repeated back onto the full grid:
+    within ~1.7 mm, eight times cheaper on a 1 mm MR, for the coarse depth tests here."""
+    spacing = np.asarray(geometry.spacing_mm[::-1])
+    step = np.maximum(1, np.rint(2.0 / spacing)).astype(int)
+    coarse = mask[::step[0], ::step[1], ::step[2]]
+    depth = distance_to_mask_mm(~coarse, tuple(spacing * step))
+    for axis, n in enumerate(step):
+        depth = np.repeat(depth, n, axis=axis)
+    return depth[:mask.shape[0], :mask.shape[1], :mask.shape[2]]
 
 
 def _above_foramen_magnum(brain: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
