@@ -105,7 +105,9 @@ def restore(window: MainWindow, kind: str, record: WorkingRehearsal) -> None:
     extra = record.extra
     if kind == "trajectory":
         _restore_trajectory(panel, record)
-    elif kind == "resection":
+        return
+    _choose_simulator(panel, record.simulator_id)
+    if kind == "resection":
         _restore_resection(panel, extra)
     else:
         if panel.ensure_simulator() is None:
@@ -116,6 +118,17 @@ def restore(window: MainWindow, kind: str, record: WorkingRehearsal) -> None:
             _restore_implant(panel, extra)
         else:
             _restore_ablation(panel, extra)
+
+
+def _choose_simulator(panel: Any, simulator_id: str | None) -> None:
+    """Rehearse again with the simulator the working rehearsal used, when it is still offered
+    (else the panel keeps its own choice)."""
+    if not simulator_id or simulator_id == panel.simulator_id:
+        return
+    if panel.simulator_combo.count() == 0:
+        panel.refresh_simulators()
+    if panel.simulator_combo.findData(simulator_id) >= 0:
+        panel.select_simulator(simulator_id)
 
 
 def _set_quietly(form: Any, values: dict[str, Any]) -> None:
