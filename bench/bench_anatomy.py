@@ -8,11 +8,13 @@
   aorta/IVC; it runs the spine's canal search for the great vessels' landmarks).
 * ``mr-head preset, head MR``: seconds for the ``mr-head`` preset on the 256x256x170 MPRAGE
   (goal <= 20 s); the detail gives the ratio to SimpleITK's Otsu threshold + binary fill.
-* ``mr-head-planning preset, head MR``: ``mr-head`` plus ventricles, orbits, face and ears.
+* ``mr-head-planning preset, head MR``: ``mr-head`` plus ventricles, orbits, face, sinuses
+  and ears. ``python -c "import bench.bench_anatomy as b; print(b.run(('mr-head-planning',)))"``
 """
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -48,7 +50,9 @@ def _bare_mr(volume) -> None:
     sitk.BinaryFillhole(head)
 
 
-def run() -> list[dict]:
+def run(only: tuple[str, ...] = ()) -> list[dict]:
+    """One row per preset (``only``: just these presets); the detail gives the 1-minute load
+    average before and after (2 cores: above ~2 the machine is shared and seconds stretch)."""
     from surgiplan.io.twin_build import load_image
     from surgiplan.segmentation.presets import preset_masks
 
@@ -60,10 +64,14 @@ def run() -> list[dict]:
             ("head-mr-t1-mprage", "mr-head-planning", _bare_mr, "head MR")):
         if not (SCANS / scan).is_dir():
             continue
+        if only and preset not in only:
+            continue
         volume = load_image(SCANS / scan)
+        load = os.getloadavg()[0]
         seconds = _seconds(lambda v=volume, p=preset: preset_masks(v, p))
         base = _seconds(lambda v=volume, b=bare: b(v))
         rows.append({"name": f"{preset} preset, {label}", "value": seconds, "unit": " s",
                      "goal": 20.0, "detail": f"{seconds / base:.1f}x the bare library "
-                     f"filters ({base:.1f} s)"})
+                     f"filters ({base:.1f} s); load average {load:.1f} -> "
+                     f"{os.getloadavg()[0]:.1f}"})
     return rows
