@@ -23,6 +23,16 @@ the spinal canal (from ``surgiplan.segmentation.spine``) gives the landmarks.
 The lower HU limit is the first of ``AORTA_LEVELS_HU`` (``IVC_LEVELS_HU``) whose track spans
 half the slices (arterial, portal-venous or late phase); the IVC has its window on the right of
 the canal and a larger step (it is oval).
+
+5. IVC behind the liver: above its track's top the IVC runs as dense as the liver around it
+   (unenhanced or mixing blood), so it is carried up slice by slice: the last cross-section's
+   neighbourhood (``CARRY_MARGIN_MM`` around it, the CT smoothed by ``CARRY_SMOOTH_MM``) is
+   matched in the next slice by normalised cross-correlation over in-plane shifts up to
+   ``CARRY_SHIFT_MM``, and the section moves by the best shift, keeping its shape. It stops
+   where the match drops below ``CARRY_MIN_NCC``, where the section's mean HU falls
+   ``CARRY_DROP_HU`` below the median of the carried sections (lung, fat: it left the
+   vein), where its blood is mostly above ``CARRY_ATRIUM_HU`` (the right atrium), or
+   after ``CARRY_MAX_MM``.
 """
 
 from __future__ import annotations
@@ -42,8 +52,17 @@ MIN_AREA_MM2 = 60.0
 MAX_AREA_MM2 = 1300.0
 STEP_MM = 8.0
 WALL_MM = 2.0
+CARRY_MARGIN_MM = 10.0
+CARRY_SMOOTH_MM = 1.5
+CARRY_SHIFT_MM = 4.5
+CARRY_MIN_NCC = 0.7
+CARRY_DROP_HU = 30.0
+CARRY_MAX_MM = 150.0
+CARRY_DRIFT_MM = 60.0
+CARRY_ATRIUM_HU = 160.0
 METHOD = ("round enhancing cross-sections in front of the spine, tracked slice by slice from "
-          "the roundest one (scipy.ndimage islands and openings)")
+          "the roundest one (scipy.ndimage islands and openings); the IVC carried up behind "
+          "the liver by cross-correlation of its neighbourhood slice to slice")
 
 
 @dataclass(frozen=True)
@@ -247,6 +266,82 @@ def _best_track(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
     return best
 
 
+def _ncc(a: np.ndarray, b: np.ndarray) -> float:
+    """Normalised cross-correlation of two equal-shape patches (-1..1)."""
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum() + 1e-9))
+
+
+def _best_shift(before: np.ndarray, after: np.ndarray, box: tuple[slice, slice], reach: int
+                ) -> tuple[float, int, int]:
+    """(NCC, dj, di): the in-plane shift of ``after`` whose patch best matches ``before``'s."""
+    ref = before[box]
+    best = (-2.0, 0, 0)
+    for dj in range(-reach, reach + 1):
+        for di in range(-reach, reach + 1):
+            moved = (slice(box[0].start + dj, box[0].stop + dj),
+                     slice(box[1].start + di, box[1].stop + di))
+            score = _ncc(ref, after[moved])
+            if score > best[0]:
+                best = (score, dj, di)
+    return best
+
+
+def _carry_crop(vessel: np.ndarray, geometry: ImageGeometry, top: int, up: int
+                ) -> tuple[slice, slice, slice]:
+    """The slices from ``top`` up to ``CARRY_MAX_MM`` and the rows and columns within
+    ``CARRY_DRIFT_MM`` of the top section."""
+    sx, sy, sz = geometry.spacing_mm
+    js, is_ = np.nonzero(vessel[top])
+    dj, di = int(np.ceil(CARRY_DRIFT_MM / sy)), int(np.ceil(CARRY_DRIFT_MM / sx))
+    end = int(np.clip(top + up * int(CARRY_MAX_MM / sz), 0, vessel.shape[0] - 1))
+    return (slice(min(top, end), max(top, end) + 1),
+            slice(max(0, js.min() - dj), min(vessel.shape[1], js.max() + dj + 1)),
+            slice(max(0, is_.min() - di), min(vessel.shape[2], is_.max() + di + 1)))
+
+
+def carry_up(image: np.ndarray, geometry: ImageGeometry, vessel: np.ndarray,
+             bright_hu: float) -> np.ndarray:
+    """``vessel`` carried up from its top section behind the liver (step 5 of the module
+    docstring); unchanged when there is nothing to carry."""
+    import SimpleITK as sitk
+
+    ks = np.flatnonzero(vessel.any(axis=(1, 2)))
+    if ks.size == 0:
+        return vessel
+    up = 1 if geometry.direction[2, 2] >= 0 else -1
+    top = int(ks[-1] if up > 0 else ks[0])
+    crop = _carry_crop(vessel, geometry, top, up)
+    img = sitk.GetImageFromArray(np.ascontiguousarray(image[crop], np.float32))
+    img.SetSpacing([float(s) for s in geometry.spacing_mm])
+    smooth = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(img, CARRY_SMOOTH_MM))
+    pad = int(np.ceil(CARRY_MARGIN_MM / geometry.spacing_mm[0]))
+    reach = max(1, round(CARRY_SHIFT_MM / geometry.spacing_mm[0]))
+    k0 = crop[0].start
+    section = vessel[top][crop[1:]].copy()
+    means = [float(smooth[top - k0][section].mean())]
+    out = vessel.copy()
+    k = top + up
+    while crop[0].start <= k < crop[0].stop:
+        js, is_ = np.nonzero(section)
+        box = (slice(js.min() - pad, js.max() + pad + 1),
+               slice(is_.min() - pad, is_.max() + pad + 1))
+        if (min(box[0].start, box[1].start) < reach or box[0].stop + reach > section.shape[0]
+                or box[1].stop + reach > section.shape[1]):
+            break
+        score, dj, di = _best_shift(smooth[k - up - k0], smooth[k - k0], box, reach)
+        moved = np.roll(section, (dj, di), axis=(0, 1))
+        values = smooth[k - k0][moved]
+        if (score < CARRY_MIN_NCC or values.mean() < np.median(means) - CARRY_DROP_HU
+                or (values >= bright_hu).mean() > 0.5):
+            break
+        section = moved
+        means.append(float(values.mean()))
+        out[k][crop[1:]] |= section
+        k += up
+    return out
+
+
 def segment_aorta_ivc(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
                       canal: np.ndarray, spine_bone: np.ndarray) -> dict[str, np.ndarray]:
     """``{"aorta": mask, "inferior vena cava": mask}`` (empty masks omitted)."""
@@ -254,5 +349,6 @@ def segment_aorta_ivc(image: np.ndarray, geometry: ImageGeometry, body: np.ndarr
                         AORTA_WINDOW, STEP_MM)
     ivc = _best_track(image, geometry, body & ~aorta, canal, spine_bone, IVC_LEVELS_HU,
                       IVC_WINDOW, 10.0)
+    ivc = carry_up(image, geometry, ivc, CARRY_ATRIUM_HU) & body & ~aorta
     return {name: mask for name, mask in (("aorta", aorta), ("inferior vena cava", ivc))
             if mask.any()}
