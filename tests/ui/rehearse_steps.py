@@ -40,11 +40,34 @@ def shot(widget, folder: Path, name: str) -> Path:
     return path
 
 
+def zoom_on(qtbot, window, centre_lps, zoom: float) -> None:
+    """Each slice view zoomed by ``zoom`` with a right-drag, then ``centre_lps`` brought to its
+    middle with a middle-drag (the views' own mouse controls; LPS mm)."""
+    import math
+
+    from PySide6.QtCore import QPointF
+
+    window.set_cursor(np.asarray(centre_lps, float))
+    qtbot.wait(50)
+    for view in window.slice_views.values():
+        middle = QPointF(view.width() / 2.0, view.height() / 2.0)
+        up = 200.0 * math.log(zoom / view.zoom)  # the view: zoom *= exp(-dy / 200)
+        send_drag(view, Qt.MouseButton.RightButton, middle, middle - QPointF(0.0, up))
+        at = view.lps_to_screen(np.asarray(centre_lps, float))
+        send_drag(view, Qt.MouseButton.MiddleButton, at, middle)
+    qtbot.wait(50)
+
+
 def place_two(qtbot, window, panel, first: str, first_lps, second: str, second_lps,
-              view_name: str = "axial") -> None:
-    """Centre the views on ``first_lps``, then click each place button and its point."""
+              view_name: str = "axial", zoom: float | None = None) -> None:
+    """Centre the views on ``first_lps`` (zoomed on the pair when ``zoom`` is given), then
+    click each place button and its point."""
     view = window.slice_views[view_name]
-    window.set_cursor(np.asarray(first_lps, float))
+    if zoom is None:
+        window.set_cursor(np.asarray(first_lps, float))
+    else:
+        zoom_on(qtbot, window, (np.asarray(first_lps, float) + second_lps) / 2.0, zoom)
+        window.set_cursor(np.asarray(first_lps, float))
     qtbot.wait(50)
     for which, point in ((first, first_lps), (second, second_lps)):
         qtbot.mouseClick(panel.place_buttons[which], Qt.MouseButton.LeftButton)
