@@ -36,6 +36,12 @@ from surgiplan.model.volume import ImageVolume
 # (live re-scoring samples them all on every drag) while a huge CT keeps only a couple.
 DISTANCE_CACHE_MAPS = 2
 DISTANCE_CACHE_MIN_BYTES = 1536 * 1024 * 1024
+# Region-of-interest maps (distance_roi) kept at most this many times the image's bytes
+# (least recently used first out; the newest always stays): two full-grid float32 maps of an
+# int16 image. A case with 100 critical structures does not keep 100 maps, while the three
+# head-wide vessel maps of the head phantom stay (live re-scoring samples them all on every
+# drag: at 1x the image they were recomputed on every run, 1.6 s instead of milliseconds).
+ROI_CACHE_IMAGE_FACTOR = 4.0
 # Region-of-interest distance maps (see distance_roi): the structure's box padded by this much.
 # Sampling within it is exact; beyond it a caller gets a conservative lower bound or, when it
 # asks for exact values there, the full-grid map.
@@ -285,8 +291,9 @@ class Twin:
         :class:`~surgiplan.processing.distance.RoiDistanceMap`: float32 values on the
         structure's bounding box padded by at least ``margin_mm`` and holding ``cover``, full
         grid ``(z, y, x)`` slices; exact there, a conservative lower bound beyond). Cached
-        until the structure is edited; a cached map with a margin at least as large that
-        holds ``cover`` is reused. Memory ~ the region, not the grid.
+        until the structure is edited (the cache holds at most :attr:`roi_cache_bytes`); a
+        cached map with a margin at least as large that holds ``cover`` is reused. Memory ~ the
+        region, not the grid: read from the structure's label layer, no full-grid mask.
         """
         with self._lock:
             cached = self._roi_cache.get(name)
@@ -295,15 +302,22 @@ class Twin:
             return cached
         from surgiplan.processing.distance import signed_distance_roi_map
 
-        roi = signed_distance_roi_map(self.segmentation.mask(name), self.geometry,
-                                      margin_mm=margin_mm, cover=cover)
+        s = self.segmentation.get(name)  # read from its layer: no full-grid boolean mask
+        roi = signed_distance_roi_map(self.segmentation.layers[s.layer], self.geometry,
+                                      margin_mm=margin_mm, cover=cover, label=s.label)
         with self._lock:
             self._roi_cache.pop(name, None)
             self._roi_cache[name] = roi  # most recently made last
             total = sum(r.nbytes for r in self._roi_cache.values())
-            while total > self.distance_cache_bytes and len(self._roi_cache) > 1:
+            while total > self.roi_cache_bytes and len(self._roi_cache) > 1:
                 total -= self._roi_cache.pop(next(iter(self._roi_cache))).nbytes
         return roi
+
+    @property
+    def roi_cache_bytes(self) -> int:
+        """Budget of the region-of-interest map cache: ROI_CACHE_IMAGE_FACTOR x the image's
+        bytes (the newest map always stays, whatever its size)."""
+        return int(ROI_CACHE_IMAGE_FACTOR * self.image.array.nbytes)
 
     def cached_full_distance(self, name: str) -> np.ndarray | None:
         """The full-grid map of ``name`` if it is cached (never computes it)."""

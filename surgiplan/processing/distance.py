@@ -217,8 +217,41 @@ def _maurer_distance(
     return np.asarray(_ItkBuffer(result))
 
 
+class _Voxels:
+    """A structure's voxels, cut out box by box: a boolean mask, or the voxels of a label
+    array equal to ``label`` (then no full-grid boolean mask is ever made)."""
+
+    def __init__(self, array: np.ndarray, label: int | None = None) -> None:
+        self.array, self.label = array, label
+
+    def crop(self, box: Box) -> np.ndarray:
+        """Boolean ``mask[box]``, False where ``box`` reaches beyond the grid."""
+        if self.label is None:
+            return crop_padded(self.array, box, fill=False)
+        return crop_padded(self.array, box, fill=0) == self.label
+
+    def box(self) -> Box | None:
+        """Bounding box of the voxels (slab by slab along z: temporaries stay a slab big)."""
+        if self.label is None:
+            return bounding_box(self.array)
+        hits = [np.zeros(n, dtype=bool) for n in self.array.shape]
+        for k in range(0, self.array.shape[0], LABEL_SLAB):
+            slab = self.array[k:k + LABEL_SLAB] == self.label
+            hits[0][k:k + LABEL_SLAB] = slab.any(axis=(1, 2))
+            hits[1] |= slab.any(axis=(0, 2))
+            hits[2] |= slab.any(axis=(0, 1))
+        found = [np.flatnonzero(h) for h in hits]
+        if found[0].size == 0:
+            return None
+        z, y, x = (slice(int(f[0]), int(f[-1]) + 1) for f in found)
+        return z, y, x
+
+
+LABEL_SLAB = 8  # z slices per step of a label array's bounding-box scan
+
+
 def _signed_distance_region(
-    mask: np.ndarray,
+    mask: np.ndarray | _Voxels,
     region: Box,
     box: Box,
     geometry: ImageGeometry,
@@ -226,20 +259,22 @@ def _signed_distance_region(
     cancel: CancelToken | None,
 ) -> np.ndarray:
     """Signed distance on ``mask[region]``; ``box`` is the mask's bounding box (whole grid)."""
+    voxels = mask if isinstance(mask, _Voxels) else _Voxels(mask)
     spacing_zyx = geometry.spacing_mm[::-1]
     half_voxel = 0.5 * max(spacing_zyx)
-    local = mask[region]
+    local = voxels.crop(region)
     n_region = local.size
     inner = pad_box(box, (1, 1, 1))  # every inside voxel plus one outside layer
     n_inner = int(np.prod([s.stop - s.start for s in inner]))
     split = n_region / (n_region + n_inner)
     # Outside voxels: distance to the nearest inside centre (all inside voxels are in region).
     values = _maurer_distance(local, spacing_zyx, progress, cancel, (0.0, split))
+    del local
     _half_voxel_corrected(values, half_voxel)
     # Inside voxels: distance to the nearest outside centre, found within one voxel of the box
     # (beyond the grid counts as outside).
     # A fresh array (crop_padded may return a view of the caller's mask): one mask-sized copy.
-    outside = np.logical_not(crop_padded(mask, inner, fill=False))
+    outside = np.logical_not(voxels.crop(inner))
     depth = _maurer_distance(outside, spacing_zyx, progress, cancel, (split, 1.0))
     _half_voxel_corrected(depth, half_voxel)
     np.negative(depth, out=depth)
@@ -363,15 +398,26 @@ def signed_distance_roi_map(
     *,
     margin_mm: float,
     cover: Box | None = None,
+    label: int | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> RoiDistanceMap:
     """A :class:`RoiDistanceMap` of ``mask``: computed on the mask's bounding box padded by
     ``margin_mm`` only (memory ~ that crop, not the grid), grown to hold ``cover`` (full-grid
     ``(z, y, x)`` slices, clipped to the grid) when given. Values are exact on the whole
-    region: it holds every inside voxel, so the Maurer distances are those of the full grid."""
-    mask = _checked_mask(mask, geometry)
-    box = bounding_box(mask)
+    region: it holds every inside voxel, so the Maurer distances are those of the full grid.
+
+    ``label``: ``mask`` is a label array (a twin's layer) and the structure is its voxels equal
+    to ``label`` (>= 1); no full-grid boolean mask is made then (memory ~ the region only)."""
+    if label is None:
+        voxels = _Voxels(_checked_mask(mask, geometry))
+    else:
+        if mask.shape != geometry.shape_zyx or label < 1:
+            raise BadInputError(f"label array {mask.shape} / label {label} do not fit the "
+                                f"grid {geometry.shape_zyx}",
+                                action="give a layer of the grid and a label >= 1")
+        voxels = _Voxels(mask, int(label))
+    box = voxels.box()
     if box is None:
         report(progress, 1.0, "distance map: empty structure")
         empty = np.full((1, 1, 1), np.inf, dtype=np.float32)
@@ -382,6 +428,6 @@ def signed_distance_roi_map(
         joined = union_box([region, pad_box(cover, (0, 0, 0), geometry.shape_zyx)])
         assert joined is not None  # the union of two boxes is a box
         region = joined
-    values = _signed_distance_region(mask, region, box, geometry, progress, cancel)
+    values = _signed_distance_region(voxels, region, box, geometry, progress, cancel)
     values.setflags(write=False)
     return RoiDistanceMap(values, geometry, region, box, float(margin_mm))

@@ -187,6 +187,15 @@ class SimulationContext:
     def mask(self, name: str) -> np.ndarray:
         return _read_only(self.__twin.segmentation.mask(name))
 
+    def mask_in_box(self, name: str, box: tuple[slice, slice, slice]) -> np.ndarray:
+        """``mask(name)[box]`` for a ``(z, y, x)`` voxel box within the grid (a fresh boolean
+        array the size of the box: no full-grid mask is made)."""
+        shape = self.geometry.shape_zyx
+        if any(not 0 <= b.start < b.stop <= n for b, n in zip(box, shape, strict=True)):
+            raise ValueError(f"box {box} is not a non-empty box within the grid {shape}")
+        s = self.__twin.segmentation.get(name)
+        return self.__twin.segmentation.layers[s.layer][box] == s.label
+
     def surface(self, name: str) -> SurfaceMesh:
         return self.__twin.surface(name)
 

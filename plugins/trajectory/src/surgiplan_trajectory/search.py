@@ -8,8 +8,10 @@
    (voxel-wise minimum of the critical structures' signed distances): clearance and risk.
 3. Rejected: longer than ``max_length_mm``, steeper than ``max_angle_deg`` to the skin normal,
    clearance < 0 (breach), or clearance not assessable (the path leaves the image, or passes
-   nearer the edge that cuts a critical structure than that structure). The rest are ranked
-   by risk, then clearance, angle, length; the list keeps entries at least
+   nearer the edge that cuts a critical structure than that structure). An entry too long is
+   not scored further (``rejected`` counts it as too long only; its heat-map values are NaN):
+   so the maps and normals cover the entries in reach only, not the whole skin (memory).
+   The rest are ranked by risk, then clearance, angle, length; the list keeps entries at least
    ``MIN_SEPARATION_MM`` apart so it offers real alternatives.
 4. Pareto front over (clearance up, length down, angle down) of the feasible candidates.
 5. The top few are re-checked with the exact point-to-mesh distance to each critical
@@ -35,12 +37,12 @@ from surgiplan.simulation import (
 )
 from surgiplan_trajectory.kernel import lps_to_zyx_matrix, score_paths
 from surgiplan_trajectory.simulator import (
+    box_touches_edge,
     edge_distance_mm,
     entry_angles_deg,
     skin_structure,
-    touches_image_edge,
 )
-from surgiplan_trajectory.skin import skin_normals
+from surgiplan_trajectory.skin import skin_normals, skin_normals_within
 
 MIN_SEPARATION_MM = 5.0
 RECHECK_STEP_MM = 0.25
@@ -84,6 +86,10 @@ def combined_critical_roi(context: SimulationContext, ends_lps: np.ndarray,
     cover = _cover_box(context.geometry, ends_lps)
     from surgiplan.processing.crop import sub_geometry
 
+    if len(names) == 1:  # its own region holds the box: no copy (same values there)
+        roi = context.distance_roi(names[0], covering_lps=ends_lps)
+        if roi.mask_box is not None:
+            return roi.values, roi.sub_geometry
     geometry = sub_geometry(context.geometry, cover)
     combined: np.ndarray | None = None
     for name in names:
@@ -107,6 +113,20 @@ def _cover_box(geometry, ends_lps: np.ndarray) -> tuple[slice, slice, slice]:
     hi = np.minimum(np.ceil(zyx.max(axis=0)).astype(int) + 3, geometry.shape_zyx)
     z, y, x = (slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
     return z, y, x
+
+
+def _entries_in_reach(context: SimulationContext, skin: str, target: np.ndarray,
+                      request: PathSearchRequest) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(vertex ids, LPS points, outward normals) of the outer-skin candidates (in the entry
+    region, when one is given). Normals are computed for entries within ``max_length_mm`` of
+    the target only (NaN beyond: those are rejected as too long without further scoring)."""
+    found = skin_normals_within(context, skin, target, request.max_length_mm)
+    ids, entries, normals = found.ids, found.points_lps, found.normals
+    if request.entry_region_centre_lps is not None and request.entry_region_radius_mm:
+        near = np.linalg.norm(entries - np.asarray(request.entry_region_centre_lps), axis=1)
+        inside = near <= request.entry_region_radius_mm
+        ids, entries, normals = ids[inside], entries[inside], normals[inside]
+    return ids, entries, normals
 
 
 def outer_skin(context: SimulationContext, skin: str) -> tuple[np.ndarray, np.ndarray]:
@@ -181,7 +201,9 @@ def unknown_clearance(context: SimulationContext, entries: np.ndarray, target: n
     structure is cut by the image edge and the path is nearer that edge than to the visible
     structures (the unseen part may be nearer; see the simulator's module docstring)."""
     edge = edge_distance_mm(context.geometry, entries, np.broadcast_to(target, entries.shape))
-    cut = any(touches_image_edge(context.mask(s.name)) for s in context.by_role(Role.CRITICAL))
+    shape = context.geometry.shape_zyx  # structure boxes from their (cached) ROI maps
+    cut = any(box_touches_edge(context.distance_roi(s.name).mask_box, shape)
+              for s in context.by_role(Role.CRITICAL))
     return (edge < 0) | (cut & (np.abs(clearance + radius_mm) > edge))
 
 
@@ -250,33 +272,34 @@ def search_paths(
         raise BadInputError("the case has no structure with the role skin",
                             action="segment the skin and set its role to skin")
     report(progress, 0.0, "preparing distance maps and the skin surface")
-    ids, normals = outer_skin(context, skin)
+    target = np.asarray(request.target_lps, float)
+    ids, entries, normals = _entries_in_reach(context, skin, target, request)
     check(cancel)
     started = time.perf_counter()
-    entries = context.surface(skin).vertices_lps[ids]
-    target = np.asarray(request.target_lps, float)
-    if request.entry_region_centre_lps is not None and request.entry_region_radius_mm:
-        near = np.linalg.norm(entries - np.asarray(request.entry_region_centre_lps), axis=1)
-        inside = near <= request.entry_region_radius_mm
-        ids, normals, entries = ids[inside], normals[inside], entries[inside]
     if not len(entries):
         from surgiplan.errors import BadInputError
 
         raise BadInputError(f"the skin {skin!r} has no outer surface to enter through here (it "
                             "fills the image, or no entry lies in the entry region)",
                             action="check the skin structure and the entry region")
-    combined, combined_geometry = combined_critical_roi(context, np.vstack([entries, target]))
-    report(progress, 0.2, f"scoring {len(ids)} candidate entries")
-    radius = request.diameter_mm / 2.0
-    clearance, _, risk = score_paths(combined, lps_to_zyx_matrix(combined_geometry), entries,
-                                     target, radius_mm=radius,
-                                     band_mm=float(parameters["risk_band_mm"]),
-                                     n_samples=int(parameters["path_samples"]))
     vec = target - entries
     length = np.linalg.norm(vec, axis=1)
-    angle = entry_angles_deg(vec / np.maximum(length, 1e-9)[:, None], normals)
-    unknown = unknown_clearance(context, entries, target, clearance, radius)
-    no_go = no_go_mask(context, request, entries, target, radius, parameters)
+    reach = np.flatnonzero(length <= request.max_length_mm)  # the rest: too long, not scored
+    report(progress, 0.2, f"scoring {len(reach)} of {len(ids)} candidate entries (in reach)")
+    radius = request.diameter_mm / 2.0
+    clearance, risk, angle = (np.full(len(ids), np.nan) for _ in range(3))
+    unknown, no_go = np.zeros(len(ids), bool), np.zeros(len(ids), bool)
+    if len(reach):
+        near = entries[reach]
+        combined, combined_geometry = combined_critical_roi(context, np.vstack([near, target]))
+        clearance[reach], _, risk[reach] = score_paths(
+            combined, lps_to_zyx_matrix(combined_geometry), near, target, radius_mm=radius,
+            band_mm=float(parameters["risk_band_mm"]),
+            n_samples=int(parameters["path_samples"]))
+        del combined
+        angle[reach] = entry_angles_deg(vec[reach] / length[reach, None], normals[reach])
+        unknown[reach] = unknown_clearance(context, near, target, clearance[reach], radius)
+        no_go[reach] = no_go_mask(context, request, near, target, radius, parameters)
     feasible, rejected = _reasons(length, angle, clearance, unknown, request, no_go)
     check(cancel)
     pareto = np.zeros(len(ids), dtype=bool)

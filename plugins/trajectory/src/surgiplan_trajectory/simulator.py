@@ -82,7 +82,7 @@ from surgiplan.simulation.uncertainty import (
 )
 from surgiplan_trajectory import __version__
 from surgiplan_trajectory.kernel import N_SAMPLES, lps_to_zyx_matrix, score_paths
-from surgiplan_trajectory.skin import skin_normals
+from surgiplan_trajectory.skin import LOCAL_PAD_MM, skin_normals_near
 
 DEFAULT_MARGIN_MM = 3.0  # lower end of the 2.5-7 mm vessel clearances of automated SEEG plans
 MARGIN_SOURCE = ("vessel clearance of automated SEEG plans 2.5-7 mm (De Momi E et al., Int J "
@@ -161,6 +161,14 @@ def edge_distance_mm(geometry, entries_lps: np.ndarray, targets_lps: np.ndarray)
 def touches_image_edge(mask: np.ndarray) -> bool:
     """True when a (nz, ny, nx) mask has a voxel on the grid's outer faces (cut by the view)."""
     return bool(mask[[0, -1]].any() or mask[:, [0, -1]].any() or mask[:, :, [0, -1]].any())
+
+
+def box_touches_edge(box: tuple[slice, slice, slice] | None, shape_zyx) -> bool:
+    """True when a structure's voxel bounding box ``(z, y, x)`` (None: no voxels) reaches the
+    grid's outer faces: the same answer as :func:`touches_image_edge` on its mask, without the
+    full-grid mask."""
+    return box is not None and any(b.start == 0 or b.stop == n
+                                   for b, n in zip(box, shape_zyx, strict=True))
 
 
 def tilted(normals: np.ndarray, sd_deg: float, rng: np.random.Generator) -> np.ndarray:
@@ -353,7 +361,7 @@ class _Scorer:
         # than a full-grid map on a big CT.
         roi = self.context.distance_roi(name, covering_lps=self._path_ends())
         dist, m = roi.values, lps_to_zyx_matrix(roi.sub_geometry)
-        cut = touches_image_edge(self.context.mask(name))
+        cut = box_touches_edge(roi.mask_box, self.context.geometry.shape_zyx)
         d0, t0, r0 = score_paths(dist, m, self.entry, self.target, radius_mm=self.radius,
                                  band_mm=self.band, n_samples=self.n_path)
         d0, r0 = float(d0[0]), float(r0[0])
@@ -477,11 +485,14 @@ def _clearance_metric(levels, per_draw, draws) -> Metric:
 def _angle_metric(context, entry, target, draws, warnings) -> Metric:
     """Angle between the path and the inward normal of the smooth outer skin at the entry."""
     skin = skin_structure(context)
-    normals = skin_normals(context, skin)
+    # the skin near the entries only (not the whole skin surface: memory, see skin.py)
+    near = entry[None] if draws is None else np.vstack([entry[None], draws.entries])
+    normals = skin_normals_near(context, skin, near)
     normal, gap = normals.at(entry)
     if gap[0] > ENTRY_SKIN_TOLERANCE_MM or not context.geometry.contains_lps(entry):
+        far = f"{gap[0]:.1f} mm" if math.isfinite(gap[0]) else f"more than {LOCAL_PAD_MM:g} mm"
         where = "outside the image" if not context.geometry.contains_lps(entry) else \
-            f"{gap[0]:.1f} mm from the outer skin ({skin})"
+            f"{far} from the outer skin ({skin})"
         warnings.append(f"the entry is {where}: the entry angle is not assessable")
         return Metric.unassessable("entry_angle_deg", ANGLE_TITLE, "deg",
                                    f"the entry is {where}")
