@@ -182,9 +182,13 @@ def _mr_head(volume: ImageVolume, progress: ProgressCallback | None,
     _step(progress, cancel, 0.4, "brain")
     brain = mr_brain_mask(image, geometry, head) & head
     report(progress, 1.0, "preset done")
-    note = "preset starting point: check and correct (skull stripping is a heuristic)"
+    from surgiplan.segmentation.head import BRAIN_METHOD
+
+    note = "preset starting point: check and correct"
+    brain_note = (f"automatic ({BRAIN_METHOD}); quality: automatic, unreviewed: check and "
+                  "correct the skull base")
     return [PresetStructure("head", Role.SKIN, head, note),
-            PresetStructure("brain", Role.ORGAN, brain, note)]
+            PresetStructure("brain", Role.ORGAN, brain, brain_note)]
 
 
 def _mr_head_planning(volume: ImageVolume, progress: ProgressCallback | None,
