@@ -118,10 +118,10 @@ class CaseFilesMixin:
         uid = twin.image.series_uid or (twin.provenance.source_series_uids or [""])[0]
         self.data_panel.set_series_warnings(uid, twin.image.warnings)
         self.data_panel.mark_loaded(uid)
-        self.set_twin(twin, case_path=None, window=opened.window)
+        self.set_twin(twin, case_path=None, window=opened.window, staged=True)
 
     def _case_opened(self, path: Path, opened: case_io.OpenedTwin) -> None:
-        self.set_twin(opened.twin, case_path=path, window=opened.window)
+        self.set_twin(opened.twin, case_path=path, window=opened.window, staged=True)
 
     def _load_error(self, exc: BaseException) -> None:
         self._loading = False

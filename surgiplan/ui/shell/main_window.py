@@ -77,6 +77,8 @@ class MainWindow(CaseFilesMixin, WindowLayoutMixin, SceneMixin, QMainWindow):
         self._bridge: TwinEventBridge | None = None
         self._loading = False
         self._shown_once = False
+        self._later_steps: list = []  # the rest of a staged set_twin, one step per turn
+        self._ready_waiting = False
         self.runner = JobRunner(self)
         self._build_views()
         self._build_panels()
@@ -222,11 +224,15 @@ class MainWindow(CaseFilesMixin, WindowLayoutMixin, SceneMixin, QMainWindow):
 
     # ------------------------------------------------------------------ the twin
     def set_twin(self, twin: Twin | None, *, case_path: Path | None = None,
-                 dirty: bool = False, window: tuple[float, float] | None = None) -> None:
+                 dirty: bool = False, window: tuple[float, float] | None = None,
+                 staged: bool = False) -> None:
         """Show ``twin`` in every view and panel; build its 3D scene in a worker.
 
         ``window`` (centre, width) is the default display window when already computed (the
-        open jobs compute it in their worker); otherwise it is computed here.
+        open jobs compute it in their worker); otherwise it is computed here. ``staged`` (the
+        open jobs): the views show the case in this event-loop turn, the Structures list and
+        the other panels (``case_loaded``) in the next turns, one per turn, so no single turn
+        stalls the GUI; :attr:`ready` waits for them.
         """
         if self._bridge is not None:
             self._bridge.detach()
@@ -245,17 +251,39 @@ class MainWindow(CaseFilesMixin, WindowLayoutMixin, SceneMixin, QMainWindow):
         self._fill_wl_menu()
         self.warning_banner.set_warnings([] if twin is None else list(twin.image.warnings))
         self.view3d.set_image(None if twin is None else twin.image)
-        self.structures_panel.set_twin(twin)
         self._update_title()
+        self._later_steps = []  # a staged show of an earlier twin stops here
         if twin is None:
+            self.structures_panel.set_twin(None)
             return
         self._bridge = TwinEventBridge(twin, self)
         self._bridge.event.connect(self._twin_event)
+        steps = [partial(self.structures_panel.set_twin, twin), partial(self._twin_shown, twin)]
+        if not staged:
+            for step in steps:
+                step()
+            self._start_scene(twin)
+            return
+        self._start_scene(twin)  # the worker meshes while the panels fill
+        self._later_steps = steps
+        QTimer.singleShot(1, self, self._next_step)  # a timer: paints and input run between
+
+    def _twin_shown(self, twin: Twin) -> None:
+        """The panels' part of :meth:`set_twin`: docks, import warnings, ``case_loaded``."""
         self._sync_docks()  # panels behind a tab stay idle on the new case
         for warning in twin.image.warnings:
             self.statusBar().showMessage(f"Import warning: {warning}", 15000)
         self.case_loaded.emit(twin)
-        self._start_scene(twin)
+
+    def _next_step(self) -> None:
+        """Run the next step of a staged :meth:`set_twin`, the following one a turn later."""
+        if self._later_steps:
+            self._later_steps.pop(0)()
+        if self._later_steps:
+            QTimer.singleShot(1, self, self._next_step)
+        elif self._ready_waiting:
+            self._ready_waiting = False
+            QTimer.singleShot(0, self.ready.emit)
 
     def _build_segment_dock(self) -> None:
         """The Segment dock with its Edit/Segment menus and File import/export (issue 4)."""
@@ -312,7 +340,10 @@ class MainWindow(CaseFilesMixin, WindowLayoutMixin, SceneMixin, QMainWindow):
         """Every job of an open is done (image shown, surfaces and 3D volume built)."""
         if self._loading:
             self._loading = False
-            QTimer.singleShot(0, self.ready.emit)
+            if self._later_steps:  # a staged show is still filling the panels
+                self._ready_waiting = True
+            else:
+                QTimer.singleShot(0, self.ready.emit)
 
     def _twin_event(self, name: str, payload: dict) -> None:
         structure = payload.get("name")
