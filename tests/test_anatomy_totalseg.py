@@ -148,6 +148,9 @@ def test_running_gives_the_same_structures_as_importing_the_example(tmp_path: Pa
         assert (ours.role, ours.color, ours.margin_mm) == (ref.role, ref.color, ref.margin_mm)
         assert np.array_equal(run.mask(name), imported.segmentation.mask(name)), name
         assert ours.description == "TotalSegmentator (task total, cpu)"
+    auto = imported.provenance.automatic  # an imported TotalSegmentator output is automatic too
+    assert set(auto) == set(names) and auto["liver"].quality == "automatic, unreviewed"
+    assert auto["liver"].method == f"TotalSegmentator output imported from {reference.name}"
 
 
 def test_a_label_map_in_another_axis_order_lands_exactly() -> None:

@@ -335,11 +335,16 @@ def build_twin(
     sha = hash_source_files(sources, path, cancel=cancel)
     sha.update(hash_source_files(_files_in(label_files), path, cancel=cancel))
     seg = Segmentation(geometry=image.geometry)
+    automatic: dict[str, str] = {}  # structure -> method, for the provenance
     for n, label_file in enumerate(label_files):
         check(cancel)
         report(progress, 0.6 + 0.2 * n / max(1, len(label_files)), f"labels {label_file.name}")
+        before = set(seg.names())
         add_label_input(seg, label_file, label_names=label_names, warnings=warnings,
                         cancel=cancel)
+        automatic.update({s.name: f"TotalSegmentator output imported from {label_file.name}"
+                          for s in seg.structures
+                          if s.name not in before and s.description == "TotalSegmentator"})
     patient = image.metadata.get("patient") or {}
     provenance = Provenance(
         source_series_uids=[image.series_uid] if image.series_uid else [],
@@ -348,6 +353,8 @@ def build_twin(
     image.warnings = warnings
     twin = Twin(image, seg, provenance=provenance,
                 patient_ref=patient_pseudonym(str(patient.get("id") or "")))
+    for name, method in automatic.items():
+        twin.provenance.record_automatic(name, method)
     if preset:
         made = apply_named_preset(twin, preset, progress=_scaled(progress, 0.8, 1.0),
                                   cancel=cancel)
