@@ -1,11 +1,10 @@
 """Registration of a moved MR-like head phantom to its CT (known rigid truth), transform
 conventions, landmark error, cancel and bad input.
 
-The quick case is on a 3 mm grid (CT 60x74x64): the acceptance bound (TRE <= 1 mm at every
-structure centroid) is checked at 2 mm by the SURGIPLAN_SLOW test and bench/bench_registration.py;
-at 3 mm the mean TRE is held to 1 mm and the worst centroid (the sagittal sinus, 60 mm from the
-centre, where a residual pitch shows most) to 2.5 mm, under one voxel (runs differ: ITK's
-step estimation is unseeded; 0.7-2.0 mm seen over six runs).
+The quick case is on a 3 mm grid (CT 60x74x64), where every structure centroid is within 1 mm
+(0.18 mm worst seen); the acceptance run on the full 1 mm grid is the SURGIPLAN_SLOW test and
+bench/bench_registration.py. Runs are repeatable bit for bit (seeded samples, scales computed
+without ITK's unseeded estimator, one ITK thread): a second run must give the same transform.
 """
 
 from __future__ import annotations
@@ -67,19 +66,48 @@ def test_rigid_mutual_information_recovers_the_known_transform(pair, rigid):
     start_error = transform_difference(start, pair.true_transform, centroids)
     assert start_error["tre_mean_mm"] > 10.0
     assert error["tre_mean_mm"] <= 1.0, error
-    assert error["tre_max_mm"] <= 2.5, error
-    assert error["rotation_error_deg"] <= 2.5, error
+    assert error["tre_max_mm"] <= 1.0, error
+    assert error["rotation_error_deg"] <= 1.0, error
     assert rigid.metric_after < rigid.metric_before  # Mattes MI: lower is better
     assert rigid.transform.kind == "rigid"
     assert rigid.transform.quality["metric"] == "Mattes mutual information"
     assert "SimpleITK" in rigid.transform.method
     assert rigid.transform.settings["shrink_factors"] == [4, 2, 1]
+    assert rigid.transform.settings["shrink_factors_used"] == [4, 2, 1]  # 3 mm: not scaled
 
 
-@pytest.mark.slow  # 2 mm head phantom (~1 min on 2 cores)
-def test_acceptance_tre_at_every_centroid_within_1_mm_at_2_mm():
-    pair = synthetic_pair("head", ct_spacing_mm=2.0)
+def test_a_second_run_gives_the_same_transform(pair, rigid):
+    """Issue 18: runs were not repeatable (ITK's unseeded scale sampling and its threads'
+    summing order moved the result by up to 1 mm); now they are, bit for bit."""
+    again = register_volumes(pair.ct, pair.mr, RegistrationSettings(kind="rigid"))
+    assert again.iterations == rigid.iterations
+    np.testing.assert_allclose(again.transform.matrix_to_reference,
+                               rigid.transform.matrix_to_reference, rtol=0, atol=1e-6)
+
+
+def test_the_pyramid_follows_the_grid_and_scales_need_no_sampling():
+    """A 1 mm grid registers on 8/4/2 mm levels (finest_mm=2); the optimiser scales are the
+    squared corner shifts (translations 1, rotations about the squared corner radius)."""
+    from surgiplan.registration.engine import physical_shift_scales
+
+    settings = RegistrationSettings()
+    fine = settings.for_grid((1.0, 1.0, 1.2))
+    assert fine.shrink_factors == (8, 4, 2) and fine.smoothing_mm == (4.0, 2.0, 0.0)
+    assert settings.for_grid((3.0, 3.0, 3.0)) == settings
+    assert RegistrationSettings(finest_mm=0.0).for_grid((0.5, 0.5, 0.5)).shrink_factors == (4, 2, 1)
+    grid = ImageGeometry((11, 21, 31), (1.0, 1.0, 1.0), (-5.0, -10.0, -15.0))
+    image = grid.to_sitk(np.zeros(grid.shape_zyx, np.float32))
+    scales = physical_shift_scales(image, sitk.Euler3DTransform())
+    np.testing.assert_allclose(scales[3:], 1.0, atol=1e-6)
+    # rotation about L moves the corner (y, z) = (10, 15) by |(y, z)| per radian
+    assert scales[0] == pytest.approx(10.0 ** 2 + 15.0 ** 2, rel=1e-3)
+
+
+@pytest.mark.slow  # the full 1 mm head phantom (CT 180x220x190): minutes on a loaded machine
+def test_acceptance_tre_at_every_centroid_within_1_mm_on_the_full_grid():
+    pair = synthetic_pair("head", ct_spacing_mm=1.0)
     result = register_volumes(pair.ct, pair.mr)
+    assert result.transform.settings["shrink_factors_used"] == [8, 4, 2]
     for name, c in pair.centroids_lps.items():
         err = np.linalg.norm(result.transform.from_reference(c)
                              - pair.true_transform.from_reference(c))

@@ -25,7 +25,8 @@ from surgiplan.registration.engine import as_sitk_float
 class DeformableSettings:
     """B-spline control-point spacing (mm), metric, pyramid and iterations."""
 
-    grid_spacing_mm: float = 40.0
+    grid_spacing_mm: float = 40.0  # the finest control-point spacing
+    mesh_levels: int = 1  # > 1: the mesh starts coarser and doubles at each pyramid level
     metric: str = "mattes"  # or "correlation" (same modality, e.g. CT follow-up)
     histogram_bins: int = 32
     sampling_fraction: float = 0.1
@@ -47,7 +48,9 @@ def register_deformable(
     start = time.perf_counter()
     f_img, m_img = as_sitk_float(fixed), as_sitk_float(moving)
     extent = np.asarray(fixed.geometry.size) * np.asarray(fixed.geometry.spacing_mm)
-    mesh = [max(1, round(e / settings.grid_spacing_mm)) for e in extent]
+    levels = len(settings.shrink_factors)
+    coarse = 2 ** (min(settings.mesh_levels, levels) - 1)
+    mesh = [max(1, round(e / (settings.grid_spacing_mm * coarse))) for e in extent]
     bspline = sitk.BSplineTransformInitializer(f_img, mesh, order=3)
     reg = sitk.ImageRegistrationMethod()
     if settings.metric == "mattes":
@@ -57,16 +60,27 @@ def register_deformable(
     reg.SetMetricSamplingStrategy(reg.RANDOM)
     reg.SetMetricSamplingPercentage(settings.sampling_fraction, settings.seed)
     reg.SetInterpolator(sitk.sitkLinear)
-    reg.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5,
-                             numberOfIterations=settings.iterations,
-                             maximumNumberOfCorrections=5, maximumNumberOfFunctionEvaluations=1000)
+    if settings.mesh_levels > 1:  # LBFGS-B cannot follow a mesh that grows between levels
+        reg.SetOptimizerAsGradientDescentLineSearch(
+            learningRate=5.0, numberOfIterations=settings.iterations,
+            convergenceMinimumValue=1e-5, convergenceWindowSize=5)
+        reg.SetOptimizerScalesFromPhysicalShift()
+    else:
+        reg.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5,
+                                 numberOfIterations=settings.iterations,
+                                 maximumNumberOfCorrections=5,
+                                 maximumNumberOfFunctionEvaluations=1000)
     reg.SetShrinkFactorsPerLevel(list(settings.shrink_factors))
     reg.SetSmoothingSigmasPerLevel(list(settings.smoothing_mm))
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     reg.SetMovingInitialTransform(linear.reference_to_series_sitk())
-    reg.SetInitialTransform(bspline, inPlace=True)
+    if coarse > 1:  # mesh doubled at each level after the first ``mesh_levels``
+        refine = [1] * (levels - settings.mesh_levels) + [2 ** i for i in
+                                                          range(settings.mesh_levels)]
+        reg.SetInitialTransformAsBSpline(bspline, inPlace=True, scaleFactors=refine)
+    else:
+        reg.SetInitialTransform(bspline, inPlace=True)
     before = float(reg.MetricEvaluate(f_img, m_img))
-    levels = len(settings.shrink_factors)
     state = {"level": -1}
 
     def on_level() -> None:
@@ -82,11 +96,12 @@ def register_deformable(
     reg.AddCommand(sitk.sitkMultiResolutionIterationEvent, on_level)
     reg.AddCommand(sitk.sitkIterationEvent, on_iteration)
     try:
-        reg.Execute(f_img, m_img)
+        found = reg.Execute(f_img, m_img)
     finally:
         reg.RemoveAllCommands()
     if cancel is not None and cancel.cancelled:
         raise CancelledError("cancelled by the user")
+    bspline = _only_bspline(found)
     after = float(reg.MetricEvaluate(f_img, m_img))
     seconds = time.perf_counter() - start
     report(progress, 1.0, f"deformable registration done in {seconds:.1f} s")
@@ -99,4 +114,13 @@ def register_deformable(
         settings={**linear.settings, "deformable": {
             "grid_spacing_mm": settings.grid_spacing_mm, "metric": settings.metric,
             "iterations": settings.iterations, "shrink_factors": list(settings.shrink_factors),
-            "smoothing_mm": list(settings.smoothing_mm), "mesh_size": mesh}})
+            "smoothing_mm": list(settings.smoothing_mm), "mesh_size": mesh,
+            "mesh_levels": settings.mesh_levels}})
+
+
+def _only_bspline(transform: sitk.Transform) -> sitk.Transform:
+    """The B-spline a registration returned (SimpleITK may wrap it in a composite)."""
+    if transform.GetName() == "CompositeTransform":
+        composite = sitk.CompositeTransform(transform)
+        return composite.GetNthTransform(composite.GetNumberOfTransforms() - 1).Downcast()
+    return transform.Downcast()

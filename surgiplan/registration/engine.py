@@ -13,6 +13,8 @@ moving series in the reference frame.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -38,9 +40,16 @@ class RegistrationSettings:
     Gaussian sigma per pyramid level, mm. ``max_step_mm``: the optimiser's largest step in mm
     (rotations through physical shift scales; 0: ITK's estimate, about one voxel).
     ``iterations``: at most, per pyramid level. ``threads``: ITK threads (0: ITK's default).
-    Not bit-reproducible: ITK's step-size and scale estimation samples with an unseeded
-    generator, so repeated runs end at slightly different points (3 mm head phantom: worst
-    centroid TRE 0.7-2.0 mm over six runs; 2 mm: 0.5-0.9 mm).
+    ``finest_mm``: the finest pyramid level's voxel size, mm (at least): on a grid finer than
+    that every shrink factor is multiplied by ``round(finest_mm / smallest spacing)`` and the
+    smoothing sigmas by the same factor (a 1 mm head registers on 2, 4 and 8 mm levels);
+    0: the shrink factors as given.
+    ``repeatable``: the same inputs and settings give the same transform, bit for bit: the
+    metric's samples are seeded by ``seed``, the optimiser scales come from
+    :func:`physical_shift_scales`, and ITK runs on one thread while the optimiser does (ITK's
+    threads add the metric's partial sums in a timing-dependent order; over ~150 line-search
+    iterations that drifted the result by up to 1 mm on the 3 mm head phantom). False: ITK's
+    default threads (about twice as fast on 2 cores), results vary run to run.
     """
 
     kind: LinearKind = "rigid"
@@ -55,12 +64,24 @@ class RegistrationSettings:
     initialisation: Initialisation = "moments"
     seed: int = 7
     threads: int = 0
+    finest_mm: float = 2.0
+    repeatable: bool = True
 
     def __post_init__(self) -> None:
         if len(self.shrink_factors) != len(self.smoothing_mm) or not self.shrink_factors:
             raise ValueError("shrink_factors and smoothing_mm need one value per level")
         if not 0.0 < self.sampling_fraction <= 1.0:
             raise ValueError("sampling_fraction must be in (0, 1]")
+
+    def for_grid(self, spacing_mm: Any) -> RegistrationSettings:
+        """These settings with the pyramid scaled to a grid of ``spacing_mm`` (see
+        ``finest_mm``)."""
+        factor = max(1, round(self.finest_mm / float(min(spacing_mm)))) if self.finest_mm else 1
+        if factor == 1:
+            return self
+        return replace(self, shrink_factors=tuple(f * factor for f in self.shrink_factors),
+                       smoothing_mm=tuple(s * factor for s in self.smoothing_mm),
+                       finest_mm=0.0)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -118,9 +139,21 @@ def initial_transform(fixed: sitk.Image, moving: sitk.Image, settings: Registrat
         return affine
     if settings.initialisation == "identity":
         return base
-    mode = (sitk.CenteredTransformInitializerFilter.MOMENTS if settings.initialisation == "moments"
-            else sitk.CenteredTransformInitializerFilter.GEOMETRY)
-    return sitk.CenteredTransformInitializer(fixed, moving, base, mode)
+    if settings.initialisation == "geometry":
+        return sitk.CenteredTransformInitializer(
+            fixed, moving, base, sitk.CenteredTransformInitializerFilter.GEOMETRY)
+    # moments of intensity above each image's minimum: CT air (-1000 HU) would weigh negative
+    # and put the centre of mass on the wrong side of the head
+    return sitk.CenteredTransformInitializer(
+        _above_minimum(fixed), _above_minimum(moving), base,
+        sitk.CenteredTransformInitializerFilter.MOMENTS)
+
+
+def _above_minimum(image: sitk.Image) -> sitk.Image:
+    """``image`` minus its minimum (so every weight is >= 0)."""
+    stats = sitk.MinimumMaximumImageFilter()
+    stats.Execute(image)
+    return image - stats.GetMinimum()
 
 
 def sampling_per_level(settings: RegistrationSettings, n_fixed_voxels: int) -> list[float]:
@@ -130,10 +163,33 @@ def sampling_per_level(settings: RegistrationSettings, n_fixed_voxels: int) -> l
             for f in settings.shrink_factors]
 
 
-def configure(settings: RegistrationSettings, n_fixed_voxels: int = 0
-              ) -> sitk.ImageRegistrationMethod:
+def physical_shift_scales(fixed: sitk.Image, transform: sitk.Transform,
+                          step: float = 0.01) -> list[float]:
+    """Optimiser scales as ITK's physical-shift estimator makes them for a matrix transform,
+    without its random sampling: per parameter, the largest squared shift (mm^2) of the fixed
+    image's eight corners when that parameter moves by ``step``, divided by ``step**2``
+    (translations: 1; rotations: about the squared corner radius)."""
+    size = np.asarray(fixed.GetSize(), dtype=float) - 1.0
+    corners = np.array([fixed.TransformContinuousIndexToPhysicalPoint(
+        tuple(float(v) for v in np.asarray(c) * size)) for c in np.ndindex(2, 2, 2)])
+    start = np.asarray(transform.GetParameters(), dtype=float)
+    base = np.array([transform.TransformPoint(tuple(c)) for c in corners])
+    probe = sitk.Transform(transform)
+    scales = []
+    for i in range(len(start)):
+        moved = start.copy()
+        moved[i] += step
+        probe.SetParameters(tuple(moved))
+        shifted = np.array([probe.TransformPoint(tuple(c)) for c in corners])
+        scales.append(float(np.max(np.sum((shifted - base) ** 2, axis=1))) / step ** 2)
+    return scales
+
+
+def configure(settings: RegistrationSettings, n_fixed_voxels: int = 0,
+              scales: list[float] | None = None) -> sitk.ImageRegistrationMethod:
     """An ``ImageRegistrationMethod`` set up from ``settings`` (no images, no transform);
-    ``n_fixed_voxels`` caps the metric's samples per level (0: no cap)."""
+    ``n_fixed_voxels`` caps the metric's samples per level (0: no cap); ``scales``: the
+    optimiser scales (:func:`physical_shift_scales`; None: ITK's estimator, unseeded)."""
     reg = sitk.ImageRegistrationMethod()
     if settings.threads > 0:
         reg.SetNumberOfThreads(settings.threads)
@@ -152,7 +208,10 @@ def configure(settings: RegistrationSettings, n_fixed_voxels: int = 0
         learningRate=1.0, numberOfIterations=settings.iterations, convergenceMinimumValue=1e-6,
         convergenceWindowSize=10, estimateLearningRate=reg.Once,
         maximumStepSizeInPhysicalUnits=settings.max_step_mm)
-    reg.SetOptimizerScalesFromPhysicalShift()
+    if scales is None:
+        reg.SetOptimizerScalesFromPhysicalShift()
+    else:
+        reg.SetOptimizerScales(scales)
     reg.SetShrinkFactorsPerLevel(list(settings.shrink_factors))
     reg.SetSmoothingSigmasPerLevel(list(settings.smoothing_mm))
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
@@ -226,11 +285,13 @@ def register_volumes(
     init = initial_transform(f_img, m_img, settings, initial_reference_to_series)
     n_voxels = fixed.geometry.n_voxels
     before = metric_value(_evaluator(settings, n_voxels), f_img, m_img, init)
-    reg = configure(settings, n_voxels)
+    pyramid = settings.for_grid(fixed.geometry.spacing_mm)
+    reg = configure(pyramid, n_voxels, physical_shift_scales(f_img, init))
     reg.SetInitialTransform(init, inPlace=False)
-    state = _watch(reg, settings, progress, cancel)
+    state = _watch(reg, pyramid, progress, cancel)
     try:
-        found = reg.Execute(f_img, m_img)
+        with _itk_threads(1 if settings.repeatable else 0):
+            found = reg.Execute(f_img, m_img)
     finally:
         reg.RemoveAllCommands()
     if cancel is not None and cancel.cancelled:
@@ -247,7 +308,9 @@ def register_volumes(
                 f"SimpleITK {sitk.Version_VersionString()}"),
         quality={"metric": metric_name, "metric_before": before, "metric_after": after,
                  "iterations": state["iterations"]},
-        settings={**settings.to_json(), "fixed_series_uid": fixed.series_uid,
+        settings={**settings.to_json(), "shrink_factors_used": list(pyramid.shrink_factors),
+                  "smoothing_mm_used": list(pyramid.smoothing_mm),
+                  "fixed_series_uid": fixed.series_uid,
                   "moving_series_uid": moving.series_uid},
     )
     report(progress, 1.0, f"registered in {seconds:.1f} s")
@@ -255,6 +318,21 @@ def register_volumes(
         transform=transform, metric_name=metric_name, metric_before=before, metric_after=after,
         iterations=state["iterations"], seconds=seconds,
         stop_condition=reg.GetOptimizerStopConditionDescription(), settings=settings)
+
+
+@contextmanager
+def _itk_threads(count: int) -> Iterator[None]:
+    """ITK's default thread count set to ``count`` for the block (0: left as it is). The
+    registration's metric takes its threads from this global default, not from the method."""
+    if count <= 0:
+        yield
+        return
+    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(count)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
 
 
 def _second_half(progress: ProgressCallback | None) -> ProgressCallback | None:

@@ -55,3 +55,28 @@ def transform_difference(estimate: SeriesTransform, truth: SeriesTransform,
     return {"tre_mean_mm": float(errors.mean()), "tre_max_mm": float(errors.max()),
             "rotation_error_deg": rotation_angle_deg(residual[:3, :3]),
             "points": float(len(pts))}
+
+
+def rigid_from_landmarks(reference_lps: Any, series_lps: Any) -> SeriesTransform:
+    """The rigid series -> reference transform that best matches landmark pairs (least squares,
+    SimpleITK's landmark initializer with a versor rigid transform); at least 3 pairs not on one
+    line."""
+    import SimpleITK as sitk
+
+    from surgiplan.model.series_transform import matrix_from_sitk
+
+    ref = np.asarray(reference_lps, dtype=float).reshape(-1, 3)
+    ser = np.asarray(series_lps, dtype=float).reshape(-1, 3)
+    if len(ref) != len(ser) or len(ref) < 3:
+        raise BadInputError(f"a landmark alignment needs at least 3 pairs ({len(ref)} reference, "
+                            f"{len(ser)} series points)", action="Place more landmark pairs")
+    centred = ref - ref.mean(axis=0)
+    if np.linalg.matrix_rank(centred, tol=1e-3) < 2:
+        raise BadInputError("the landmarks lie on one line and cannot fix a rotation",
+                            action="Place landmarks spread over the anatomy")
+    found = sitk.LandmarkBasedTransformInitializer(
+        sitk.VersorRigid3DTransform(), [float(v) for v in ref.reshape(-1)],
+        [float(v) for v in ser.reshape(-1)])
+    reference_to_series = matrix_from_sitk(found)
+    return SeriesTransform(np.linalg.inv(reference_to_series), kind="rigid",
+                           method=f"landmarks: {len(ref)} pairs, least squares rigid")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -175,3 +176,79 @@ def deformed_copy(volume: ImageVolume, deformation: object) -> ImageVolume:
     return ImageVolume(array=sitk.GetArrayFromImage(out), geometry=volume.geometry,
                        modality=volume.modality,
                        description=f"{volume.description} (deformed copy)".strip())
+
+
+@dataclass(frozen=True)
+class SyntheticFollowup:
+    """A baseline CT (reference, with truth labels) and a follow-up CT of the same phantom seen
+    by a scanner placed by ``rigid`` (series -> reference) with the anatomy deformed by
+    ``deformation`` (reference -> reference, SimpleITK B-spline): the follow-up at series point
+    ``y`` shows the baseline at ``D(L(y))``."""
+
+    baseline: ImageVolume
+    labels: Segmentation
+    followup: ImageVolume
+    rigid: SeriesTransform
+    deformation: object  # SimpleITK BSplineTransform, reference LPS mm -> reference LPS mm
+    centroids_lps: dict[str, np.ndarray]
+
+    def true_series_points(self, reference_lps: Any) -> np.ndarray:
+        """Where reference points are on the follow-up series: ``L^-1(D^-1(x))`` (mm)."""
+        points = np.asarray(reference_lps, dtype=float).reshape(-1, 3)
+        return self.rigid.from_reference(invert_points(self.deformation, points))
+
+
+def invert_points(transform: Any, points: np.ndarray, iterations: int = 100,
+                  tolerance_mm: float = 1e-6) -> np.ndarray:
+    """``T^-1`` at ``points`` for a smooth, near-identity SimpleITK transform ``T`` (fixed-point
+    iteration ``p <- p + (x - T(p))``; converges while ``T``'s displacement gradient is < 1)."""
+    out = np.array(points, dtype=float)
+    for _ in range(iterations):
+        mapped = np.array([transform.TransformPoint(tuple(map(float, p))) for p in out])
+        residual = np.asarray(points) - mapped
+        out += residual
+        if np.abs(residual).max() < tolerance_mm:
+            break
+    return out
+
+
+def synthetic_followup(
+    name: str = "head", *, ct_spacing_mm: float = 3.0, amplitude_mm: float = 4.0,
+    control_spacing_mm: float = 80.0, rotation_deg_lps: tuple[float, float, float] = (3.0, -2.0,
+                                                                                      4.0),
+    translation_mm: tuple[float, float, float] = (5.0, -4.0, 6.0), noise_sd: float = 10.0,
+    seed: int = 0,
+) -> SyntheticFollowup:
+    """Phantom ``name`` as a baseline CT and a follow-up CT moved by a known rigid transform and
+    deformed by a known smooth B-spline (control points moved up to ``amplitude_mm`` along each
+    axis, ``control_spacing_mm`` apart), with Gaussian noise (HU)."""
+    import SimpleITK as sitk
+
+    from surgiplan.registration.resample import _affine
+
+    spec = phantom_spec(name)
+    grid = scaled_grid(spec.geometry, (ct_spacing_mm,) * 3)
+    render = render_phantom(replace(spec, geometry=grid), seed=seed)
+    baseline = ImageVolume(array=np.rint(render.hu).astype(np.int16), geometry=grid,
+                           modality="CT", description=f"{name} phantom CT (baseline)",
+                           series_uid=f"synthetic-{name}-baseline")
+    labels = Segmentation.from_labelmap(
+        render.labels, grid,
+        {s.label: {"name": s.name, "role": str(s.role)} for s in spec.structures})
+    rigid = SeriesTransform(rigid_matrix(rotation_deg_lps, translation_mm,
+                                         spec.geometry.slice_centre_lps()),
+                            kind="rigid", method="synthetic: known truth")
+    deformation = smooth_deformation(grid, amplitude_mm=amplitude_mm,
+                                     control_spacing_mm=control_spacing_mm, seed=seed + 1)
+    # resampling maps output point y to L(y) first, then D: ITK applies the last added first
+    chain = sitk.CompositeTransform([deformation, _affine(rigid.matrix_to_reference)])
+    image = grid.to_sitk(np.asarray(baseline.array, dtype=np.float32))
+    moved = sitk.GetArrayFromImage(sitk.Resample(image, image, chain, sitk.sitkLinear,
+                                                 float(spec.background_hu)))
+    moved = moved + np.random.default_rng(seed + 2).normal(0.0, noise_sd, moved.shape)
+    followup = ImageVolume(array=moved.astype(np.float32), geometry=grid, modality="CT",
+                           description=f"{name} phantom CT (follow-up, moved and deformed)",
+                           series_uid=f"synthetic-{name}-followup")
+    return SyntheticFollowup(baseline=baseline, labels=labels, followup=followup, rigid=rigid,
+                             deformation=deformation,
+                             centroids_lps=_centroids(render.labels, grid, spec))

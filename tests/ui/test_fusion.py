@@ -148,3 +148,94 @@ def test_the_segment_dock_is_in_front_of_fusion_and_measure_at_start(qtbot, wind
     qtbot.waitUntil(lambda: not docks["dock_segment"].visibleRegion().isEmpty(), timeout=5000)
     assert docks["dock_fusion"].visibleRegion().isEmpty()
     assert docks["dock_measure"].visibleRegion().isEmpty()
+
+
+def _click(qtbot, view, point_lps) -> None:
+    """A left click on ``point_lps`` in ``view`` (its slice moved through the point first)."""
+    from PySide6.QtCore import Qt
+
+    view.set_cursor(np.asarray(point_lps, dtype=float))
+    qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=view.lps_to_screen(point_lps).toPoint())
+
+
+def test_overlay_window_landmark_pairs_and_a_follow_up_change(qtbot, window):
+    """The overlay's own window; four landmark pairs clicked on the reference and on the
+    fused series give the TRE of the (identity) transform, then align the series; two
+    structures compared as baseline and follow-up, in the dock and in the report."""
+    from surgiplan.plans.model import Plan
+    from surgiplan.plans.planset import PlanSet
+    from surgiplan.registration.longitudinal import structure_change
+    from surgiplan.twin import TwinSeries
+    from surgiplan.ui.report.content import build_content
+    from surgiplan.ui.report.pdf import report_html
+    from surgiplan.ui.views.fusion_landmarks import LandmarkTool
+
+    twin = make_twin(spacing=(2.0, 2.0, 2.5), size=(40, 44, 40))
+    shift = np.array([4.0, -6.0, 5.0])  # whole voxels: clicked points stay on voxel centres
+    truth = SeriesTransform(rigid_matrix((0.0, 0.0, 0.0), tuple(shift)), kind="rigid")
+    twin.add_series(TwinSeries("moved", moved_copy(
+        ImageVolume(twin.image.array.astype(np.float32), twin.geometry, modality="CT"),
+        truth)))
+    wait_ready(qtbot, window, lambda: (setattr(window, "_loading", True), window.set_twin(twin)))
+    panel = window.fusion_panel
+    panel.series_box.setCurrentIndex(panel.series_box.findData("moved"))
+    axial = window.slice_views["axial"]
+
+    # the overlay's own window: the reference's stays, the fused marker pixel follows it
+    reference_window = axial.window
+    assert axial.fusion.window == pytest.approx((panel.window_centre.value(),
+                                                 panel.window_width.value()), abs=0.05)
+    axial.set_overlay_style(opacity=0.0)
+    panel.opacity.setValue(100)
+    marker_on_series = truth.from_reference(MARKER_LPS)  # identity transform: shown there
+    axial.set_cursor(marker_on_series)
+    panel.set_overlay_window(0.0, 100.0)  # marker (1500 HU) far above: white
+    white = _pixel(axial, marker_on_series)
+    panel.set_overlay_window(3000.0, 100.0)  # marker far below: black
+    black = _pixel(axial, marker_on_series)
+    assert axial.fusion.window == (3000.0, 100.0) and axial.window == reference_window
+    assert white.min() > 240 and black.max() < 15
+
+    # landmark pairs: a reference point, then the same anatomy where the overlay shows it
+    g = twin.geometry
+    reference = [g.index_to_lps(np.array(ijk, dtype=float))
+                 for ijk in ([20, 22, 20], [12, 30, 18], [28, 14, 24], [20, 28, 12])]
+    panel.landmarks.pick_button.click()
+    assert isinstance(axial.tool, LandmarkTool)
+    for point in reference:
+        _click(qtbot, axial, point)
+        _click(qtbot, axial, point - shift)  # identity transform: the anatomy shows there
+    marks = twin.series_by_key("moved").transform.quality
+    assert marks["landmark_pairs"] == 4
+    assert marks["tre_mean_mm"] == pytest.approx(np.linalg.norm(shift), abs=0.5)
+    assert "4 pair(s)" in panel.landmarks.readout.text()
+    panel.landmarks.align_button.click()
+    aligned = twin.series_by_key("moved").transform
+    # clicks land on whole screen pixels: a few tenths of a mm off at this zoom
+    np.testing.assert_allclose(aligned.from_reference(MARKER_LPS),
+                               truth.from_reference(MARKER_LPS), atol=0.5)
+    assert aligned.quality["tre_max_mm"] < 0.5 and aligned.method.startswith("landmarks")
+    # the overlay follows: the series' marker now lies on the reference's marker
+    marker = twin.image.array >= MARKER_HU
+    assert axial.fusion.array[marker].mean() > 0.8 * MARKER_HU
+    panel.landmarks.pick_button.click()
+    assert axial.tool is None
+
+    # follow-up: a lesion that grew by 2 mm, compared in the worker
+    lps = g.index_to_lps(np.indices(g.shape_zyx).reshape(3, -1).T[:, ::-1])
+    distance = np.linalg.norm(lps - MARKER_LPS, axis=1).reshape(g.shape_zyx)
+    twin.add_structure("lesion", distance <= 8.0, role="target")
+    twin.add_structure("lesion-follow-up", distance <= 10.0, role="target")
+    panel._series_chosen()
+    long = panel.longitudinal
+    long.baseline_box.setCurrentText("lesion")
+    long.followup_box.setCurrentText("lesion-follow-up")
+    long.compare_button.click()
+    qtbot.waitUntil(lambda: "lesion -> lesion-follow-up" in long.readout.text(), timeout=30_000)
+    expected = structure_change("lesion", distance <= 8.0, distance <= 10.0, g)
+    kept = twin.series_by_key("moved").transform.quality["structure_changes"][0]
+    assert kept["change_ml"] == pytest.approx(expected.change_ml)
+    assert 1.0 <= kept["max_growth_mm"] <= 3.5 and kept["max_shrink_mm"] == 0.0
+    assert f"{expected.change_ml:+.2f} ml" in long.readout.text()
+    html = report_html(build_content(twin, PlanSet([Plan(name="empty")])), [])
+    assert "Follow-up: structure changes" in html and "lesion -&gt; lesion-follow-up" in html

@@ -73,6 +73,8 @@ class ReportContent:
     created_utc: str = field(default_factory=utc_now)
     # (structure, method, quality flag) of each automatic structure of the twin, from provenance
     automatic: list[tuple[str, str, str]] = field(default_factory=list)
+    # structure changes between time points kept with the twin's follow-up series (issue 18)
+    longitudinal: list[dict[str, Any]] = field(default_factory=list)
 
 
 def choose_plan(plan_set: PlanSet, name: str | None) -> Plan:
@@ -283,7 +285,9 @@ def build_content(twin: Twin, plan_set: PlanSet, plan_name: str | None = None, *
         provenance=_versions(), plugins=_plugins(), parameters=parameters, hashes=hashes,
         warnings=warnings,
         verdict=str(safety.worst_level) if plan.scored else "not scored",
-        verdict_reasons=safety.reasons(), automatic=automatic)
+        verdict_reasons=safety.reasons(), automatic=automatic,
+        longitudinal=[c for e in twin.series for c in e.transform.quality.get(
+            "structure_changes", [])])
 
 
 def _automatic_rows(twin: Twin) -> list[tuple[str, str, str]]:

@@ -142,6 +142,22 @@ def _automatic_section(c: ReportContent) -> str:
     return text
 
 
+def _longitudinal_section(c: ReportContent) -> str:
+    """Structure changes between baseline and follow-up (volumes, surface movement)."""
+    rows = [[escape(str(ch.get("series", ""))),
+             escape(f"{ch['baseline']} -> {ch['followup']}"),
+             f"{ch['baseline_ml']:.2f} -> {ch['followup_ml']:.2f}",
+             f"{ch['change_ml']:+.2f}" + ("" if ch.get("change_percent") is None
+                                          else f" ({ch['change_percent']:+.1f} %)"),
+             f"{ch['max_growth_mm']:.1f} / {ch['max_shrink_mm']:.1f}"]
+            for ch in c.longitudinal]
+    return ("<h2>Follow-up: structure changes</h2>"
+            + _table(["Series", "Baseline -> follow-up", "Volume (ml)", "Change (ml)",
+                      "Largest growth / shrinkage of the surface (mm)"], rows)
+            + "<p class='small'>Both structures on the reference grid, the follow-up carried "
+            "through its series' registration.</p>")
+
+
 def _signoff() -> str:
     rows = "".join(f"<tr><td width='22%'><b>{r}</b></td><td width='30%'>Name:</td>"
                    "<td width='28%'>Signature:</td><td width='20%'>Date:</td></tr>"
@@ -163,6 +179,7 @@ def report_html(c: ReportContent, image_names: list[str]) -> str:
         + f"<h2>Case</h2>{_rows(c.case)}{_plan_section(c)}"
         + (f"<h2>Warnings</h2><ul>{warn}</ul>" if warn else "")
         + (_automatic_section(c) if c.automatic else "")
+        + (_longitudinal_section(c) if c.longitudinal else "")
         + _metrics_section(c) + _comparison_section(c) + _images_section(image_names)
         + "<h2>Uncertainty model</h2>"
         + "".join(f"<p>{escape(u)}</p>" for u in c.uncertainty)

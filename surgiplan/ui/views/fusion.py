@@ -8,7 +8,11 @@ every half second). The Fusion dock chooses the series, the opacity and the mode
 as a series, and registers it (rigid, Mattes mutual information) in a worker with progress and
 cancel; the similarity metric before/after is shown. Manual nudge: move the series by 1 mm
 or turn it by 1 degree about the reference grid's centre along/about L, P or S; the overlay
-follows at once (the transform's method then says "manual").
+follows at once (the transform's method then says "manual"). The overlay has its own window
+(centre, width), kept per series. Landmark pairs (:mod:`~surgiplan.ui.views.fusion_landmarks`)
+give the transform's target registration error and can align the series or start its
+registration; a follow-up's structure changes are measured in
+:mod:`~surgiplan.ui.views.fusion_longitudinal`.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -33,6 +38,8 @@ from PySide6.QtWidgets import (
 )
 
 from surgiplan.twin import Twin, TwinSeries
+from surgiplan.ui.views.fusion_landmarks import LandmarkPanel, with_landmarks
+from surgiplan.ui.views.fusion_longitudinal import LongitudinalPanel
 from surgiplan.ui.views.windowing import to_grey
 from surgiplan.ui.widgets.docks import add_dock
 
@@ -86,6 +93,7 @@ class FusionPanel(QWidget):
         self.twin: Twin | None = None
         self.layer: FusionLayer | None = None
         self._resampled: dict[str, np.ndarray] = {}
+        self._windows: dict[str, tuple[float, float]] = {}  # overlay window per series
         self.series_box = QComboBox()
         self.series_box.setObjectName("fusion_series")
         self.series_box.currentIndexChanged.connect(self._series_chosen)
@@ -98,6 +106,20 @@ class FusionPanel(QWidget):
         self.mode_box.setObjectName("fusion_mode")
         self.mode_box.addItems(MODES)
         self.mode_box.currentIndexChanged.connect(self._style_changed)
+        self.window_centre = QDoubleSpinBox()
+        self.window_centre.setObjectName("fusion_window_centre")
+        self.window_width = QDoubleSpinBox()
+        self.window_width.setObjectName("fusion_window_width")
+        for box in (self.window_centre, self.window_width):
+            box.setRange(-1e6, 1e6)
+            box.setDecimals(1)
+            box.setSingleStep(10.0)
+            box.setKeyboardTracking(False)
+            box.valueChanged.connect(self._window_changed)
+        self.window_width.setMinimum(1.0)
+        self.landmarks = LandmarkPanel(window)
+        self.landmarks.aligned = self._transform_changed  # type: ignore[method-assign]
+        self.longitudinal = LongitudinalPanel(window)
         self.add_button = QPushButton("Add series...")
         self.add_button.clicked.connect(self._choose_series)
         self.register_button = QPushButton("Register (rigid, mutual information)")
@@ -123,6 +145,12 @@ class FusionPanel(QWidget):
         form.addRow("Overlay series", self.series_box)
         form.addRow("Opacity", self.opacity)
         form.addRow("Mode", self.mode_box)
+        levels = QHBoxLayout()
+        levels.addWidget(QLabel("centre"))
+        levels.addWidget(self.window_centre)
+        levels.addWidget(QLabel("width"))
+        levels.addWidget(self.window_width)
+        form.addRow("Overlay window", levels)
         buttons = QHBoxLayout()
         buttons.addWidget(self.add_button)
         buttons.addWidget(self.register_button)
@@ -132,6 +160,11 @@ class FusionPanel(QWidget):
         column.addWidget(QLabel("Nudge the series (LPS, about the image centre):"))
         column.addLayout(nudges)
         column.addWidget(self.quality)
+        column.addWidget(QLabel("<b>Landmark pairs</b> (reference, then the same point on the "
+                                "series):"))
+        column.addWidget(self.landmarks)
+        column.addWidget(QLabel("<b>Follow-up</b>: structure change against baseline"))
+        column.addWidget(self.longitudinal)
         column.addStretch(1)
         self._enable()
 
@@ -139,6 +172,7 @@ class FusionPanel(QWidget):
     def set_twin(self, twin: Twin | None) -> None:
         self.twin = twin
         self._resampled.clear()
+        self._windows.clear()
         self._fill()
 
     def _fill(self, select: str | None = None) -> None:
@@ -171,9 +205,38 @@ class FusionPanel(QWidget):
             self.layer = None
         else:
             entry = self.twin.series_by_key(key)
-            self.layer = FusionLayer(key, self._on_reference(key), series_window(entry))
+            window = self._windows.setdefault(key, series_window(entry))
+            self.layer = FusionLayer(key, self._on_reference(key), window)
             self._show_quality(entry)
+            for box, value in zip((self.window_centre, self.window_width), window, strict=True):
+                box.blockSignals(True)
+                box.setValue(value)
+                box.blockSignals(False)
+        for box in (self.window_centre, self.window_width):
+            box.setEnabled(self.layer is not None)
+        self.landmarks.set_series(self.twin, key)
+        self.longitudinal.set_series(self.twin, key)
         self._style_changed()
+
+    def set_overlay_window(self, centre: float, width: float) -> None:
+        """The overlay series' own window (its units: HU for CT, MR signal...)."""
+        self.window_centre.setValue(centre)
+        self.window_width.setValue(width)
+
+    def _window_changed(self, *_: Any) -> None:
+        if self.layer is None:
+            return
+        window = (self.window_centre.value(), max(self.window_width.value(), 1.0))
+        self._windows[self.layer.key] = window
+        self.layer = replace(self.layer, window=window)
+        self._apply()
+
+    def _transform_changed(self) -> None:
+        """The chosen series' transform changed (landmark alignment): resample and show."""
+        key = self.current_key()
+        if key is not None:
+            self._resampled.pop(key, None)
+        self._series_chosen()
 
     def _on_reference(self, key: str) -> np.ndarray:
         from surgiplan.registration.carry import series_image_on_reference
@@ -252,9 +315,14 @@ class FusionPanel(QWidget):
             return
         entry = twin.series_by_key(key)
 
+        start = self.landmarks.initial_reference_to_series()  # >= 3 pairs: a landmark start
+        marks = entry.transform.quality.get("landmarks") or {}
+
         def done(result: Any) -> None:
-            twin.set_series_transform(key, result.transform.with_quality(
-                seconds=result.seconds))
+            found = result.transform.with_quality(seconds=result.seconds,
+                                                  landmark_start=start is not None)
+            twin.set_series_transform(key, with_landmarks(
+                found, marks.get("reference_lps", []), marks.get("series_lps", [])))
             twin.provenance.notes.append(f"series {key!r} registered: {result.transform.method}")
             self._resampled.pop(key, None)
             self.window_.mark_dirty()
@@ -262,8 +330,9 @@ class FusionPanel(QWidget):
 
         self.window_.runner.submit(
             f"registering {key}",
-            lambda progress, cancel: register_volumes(twin.image, entry.image,
-                                                      progress=progress, cancel=cancel),
+            lambda progress, cancel: register_volumes(
+                twin.image, entry.image, initial_reference_to_series=start, progress=progress,
+                cancel=cancel),
             on_done=done, on_error=self._failed)
 
     def nudge_step(self, label: str) -> None:
@@ -291,8 +360,11 @@ class FusionPanel(QWidget):
         if old.deformation_tfm is not None:
             self.quality.setText("A deformable transform cannot be nudged: register again.")
             return
-        moved = SeriesTransform(step @ old.matrix_to_reference, kind=kind,
-                                method=f"manual: nudged from ({old.method})")
+        marks = old.quality.get("landmarks") or {}
+        moved = with_landmarks(
+            SeriesTransform(step @ old.matrix_to_reference, kind=kind,
+                            method=f"manual: nudged from ({old.method})"),
+            marks.get("reference_lps", []), marks.get("series_lps", []))
         twin.set_series_transform(key, moved)
         twin.provenance.notes.append(f"series {key!r} nudged by hand")
         self._resampled.pop(key, None)
