@@ -54,6 +54,8 @@ ANTERIOR_MM = 62.0
 POSTERIOR_MM = 55.0
 SACRUM_WIDTH_MM = 85.0
 RIB_REACH_MM = 58.0
+RING_BACK_MM = 6.0
+RING_HALF_WIDTH_MM = 30.0
 LEVELS = ([f"C{i}" for i in range(1, 8)] + [f"T{i}" for i in range(1, 13)]
           + [f"L{i}" for i in range(1, 6)])
 METHOD = ("canal from bone-enclosed holes, vertebral bodies between disc minima, marker "
@@ -327,6 +329,35 @@ def _has_ribs(bone: np.ndarray, a: int, b: int, line: np.ndarray, geometry: Imag
     return hits >= 1
 
 
+def _ring_markers(markers: np.ndarray, ranges: list[tuple[int, int]], bone: np.ndarray,
+                  line: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
+    """Grow each body marker by its ring around the canal: the spine bone in the middle half
+    of its body's slices, in front of the canal centre plus ``RING_BACK_MM`` and within
+    ``RING_HALF_WIDTH_MM`` of it left-right (body, pedicles, the laminae's roots), the
+    connected part touching the body marker. Seeds the arch from its own pedicles, so the
+    flooding no longer hands a whole arch to the spinous process above or the sacrum below.
+    """
+    sx, sy = geometry.spacing_mm[0], geometry.spacing_mm[1]
+    jj = np.arange(bone.shape[1])[None, :, None]
+    ii = np.arange(bone.shape[2])[None, None, :]
+    near = ((jj <= (line[:, 0] + RING_BACK_MM / sy)[:, None, None])
+            & (np.abs(ii - line[:, 1][:, None, None]) * sx <= RING_HALF_WIDTH_MM))
+    out = markers.copy()
+    for number, (a, b) in enumerate(ranges, start=1):
+        q = (b - a) / 4.0
+        k0, k1 = int(np.ceil(a + q)), int(np.floor(b - q))
+        if k1 < k0:
+            continue
+        slab = np.zeros_like(bone)
+        slab[k0:k1 + 1] = bone[k0:k1 + 1] & near[k0:k1 + 1] & (markers[k0:k1 + 1] == 0)
+        slab |= markers == number
+        labels, _ = ndimage.label(slab)
+        keep = np.unique(labels[markers == number])
+        grown = np.isin(labels, keep[keep > 0]) & (out == 0)
+        out[grown] = number
+    return out
+
+
 def _watershed(markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Each ``mask`` voxel gets the marker nearest along paths within the mask: a SimpleITK
     marker watershed on a flat landscape (flooding in first-in first-out order)."""
@@ -360,7 +391,7 @@ def segment_spine(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray) 
     if not ranges:
         raise BadInputError("no vertebra found between the discs",
                             action="check that the CT shows the spine")
-    labels = _watershed(markers, bone)
+    labels = _watershed(_ring_markers(markers, ranges, bone, sub_line, geometry), bone)
     names, source, sacral = _level_names(sub, sub_body, ranges, sub_line, geometry)
 
     def full(mask: np.ndarray) -> np.ndarray:

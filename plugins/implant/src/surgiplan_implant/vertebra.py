@@ -2,25 +2,32 @@
 
 1. The vertebra: a bone structure holding one vertebra, or (one ``bone`` structure for the
    whole skeleton) the connected bone around a picked point within a 32 mm slab along S.
-2. Pedicle level: on the chosen side, the antero-posterior level (patient axes, from the
-   vertebra's centroid) where the bone's coronal cross-section is smallest between the body
-   and the posterior elements: the pedicles are the waist of the vertebral ring.
-3. Pedicle axis through the isthmus: the straight line through the pedicle at that level that
+2. Pedicle seed: on the chosen side, the centroid of the bone beside the canal (the holes the
+   vertebra encloses in its axial slices), level with its front half, in the slices where the
+   ring is closed: the pedicles join the body to the arch there. Without a closed ring, the
+   antero-posterior level where the bone's coronal cross-section is smallest between the
+   body and the posterior elements (the waist of the vertebral ring).
+3. Pedicle axis through the isthmus: the straight line through the pedicle at the seed that
    maximises its smallest plus its mean inscribed distance (minus the signed distance) over
-   12 mm around the level: a grid search over the point (+-3 mm), the medial convergence
+   12 mm around it: a grid search over the point (+-3 mm), the medial convergence
    (-5..35 deg) and the cranio-caudal tilt (+-15 deg); then refined to the centre line (the
-   least-squares line through the mid-points between the walls, +-3 mm around the level).
-   The narrowest pedicle width is the smallest wall-to-wall width across that axis.
-4. Diameter = 80 % of the narrowest width, length = 80 % of the bone chord along the axis from
-   the posterior entry to the anterior cortex of the body, each rounded down to a catalogue
-   size. The head goes at the posterior entry (where the axis leaves the bone), the tip along
-   the axis.
+   least-squares line through the mid-points between the walls, +-3 mm around the level)
+   unless that makes the line shallower. The narrowest pedicle width is the smallest
+   wall-to-wall width across that axis.
+4. Length = 80 % of the bone chord along the axis from the posterior entry to the anterior
+   cortex of the body; diameter = 80 % of the narrowest width, but no more than the room the
+   axis leaves: its inscribed distance past the shank's first quarter, its distance to the
+   bony canal, and its distance to the canal's critical contents (a segmented spinal canal)
+   less :data:`CANAL_MARGIN_MM`; each rounded down to a catalogue size. The head goes at the
+   posterior entry (where the axis leaves the bone), sunk along the axis where the axis meets
+   the bone at a glancing angle (:func:`seat_depth_mm`); the tip along the axis.
 
 Refusals (``BadInputError``, never a guess): the bone is not separable into vertebrae (the
 connected bone around the point spans more than :data:`MAX_VERTEBRA_HEIGHT_MM` along S or
 holds more than :data:`MAX_VERTEBRA_ML`: one merged ``bone`` label), the vertebra's spinal
-canal cannot be found (no closed ring in its axial slices), or the screw would enter the canal
-(the holes enclosed by the vertebra in its axial slices).
+canal cannot be found (no closed ring in its axial slices), the pedicle leaves no room for the
+smallest screw, or the screw would enter the canal (the holes enclosed by the vertebra in its
+axial slices; trilinear signed distance < 0 at a sample point of the screw's body).
 """
 
 from __future__ import annotations
@@ -44,6 +51,9 @@ MAX_VERTEBRA_ML = 150.0  # a lumbar vertebra holds ~40-90 ml of bone
 MIN_CANAL_AREA_MM2 = 30.0  # smaller enclosed holes are cancellous gaps, not the canal
 DIAMETER_FRACTION = 0.8
 LENGTH_FRACTION = 0.8
+CANAL_MARGIN_MM = 2.0  # the screw's whole body keeps this far from the canal's contents
+ENTRY_SKIP_FRACTION = 0.25  # the shank's first quarter enters the bone obliquely at its surface
+PEDICLE_REACH_MM = 12.0  # the pedicle: bone beside the canal's side wall, up to this far out
 SIDES = {"left": 1.0, "right": -1.0}  # patient left is +L
 
 
@@ -135,6 +145,29 @@ def pedicle_level(points_lps: np.ndarray, centre: np.ndarray, side: float) -> fl
     return float(0.5 * (edges[a] + edges[b + 1]))
 
 
+def pedicle_seed(mask: np.ndarray, geometry: Any, points_lps: np.ndarray, side: float
+                 ) -> np.ndarray:
+    """A point in the pedicle on ``side`` (LPS mm): the centroid of the bone beside the canal
+    (within ``PEDICLE_REACH_MM`` of its side wall, level with its front half) in the slices
+    where the vertebra closes its ring round the canal; the pedicles join the body to the
+    arch exactly there. Without a closed ring: the waist of :func:`pedicle_level`."""
+    canal = canal_mask(mask, geometry)
+    if canal.any():
+        hole = geometry.index_to_lps(np.argwhere(canal)[:, ::-1].astype(float))
+        ring = np.isin(np.argwhere(mask)[:, 0], np.flatnonzero(canal.any(axis=(1, 2))))
+        c = hole.mean(axis=0)
+        wall = float((side * (hole[:, 0] - c[0])).max())
+        rel = points_lps[ring] - c
+        beside = ((side * rel[:, 0] > wall) & (side * rel[:, 0] < wall + PEDICLE_REACH_MM)
+                  & (rel[:, 1] <= 0.0) & (rel[:, 1] > hole[:, 1].min() - c[1]))
+        if beside.sum() >= 10:
+            return points_lps[ring][beside].mean(axis=0)
+    centre = points_lps.mean(axis=0)
+    level = pedicle_level(points_lps, centre, side)
+    rel = points_lps - centre
+    return points_lps[(side * rel[:, 0] > 2.0) & (np.abs(rel[:, 1] - level) < 1.0)].mean(axis=0)
+
+
 def centre_line(sampler: GridSampler, point: np.ndarray, direction: np.ndarray, *,
                 iterations: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Refine a line through the pedicle to its centre line: the least-squares line through
@@ -162,6 +195,65 @@ def _perpendiculars(direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return e1, np.cross(direction, e1)
 
 
+def refined_axis(sampler: GridSampler, point: np.ndarray, direction: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`centre_line` when it keeps the line at least as deep in the bone over +-6 mm
+    (smallest inscribed distance, 0.25 mm slack); the line as given when the refinement
+    drifts to a shallower line or its walls are not found (a real pedicle's irregular
+    cortex)."""
+    t = np.arange(-6.0, 6.01, 0.5)[:, None]
+    depth = float((-sampler(point + t * direction)).min())
+    try:
+        new_point, new_direction = centre_line(sampler, point, direction)
+    except BadInputError:
+        return point, direction
+    if float((-sampler(new_point + t * new_direction)).min()) < depth - 0.25:
+        return point, direction
+    return new_point, new_direction
+
+
+def _canal_contents(context: SimulationContext, canal: np.ndarray) -> np.ndarray:
+    """The critical structures inside the vertebra's canal (the segmented spinal canal, dural
+    sac or cauda equina), as one mask; empty when there is none."""
+    out = np.zeros_like(canal)
+    for info in context.by_role(Role.CRITICAL):
+        critical = np.asarray(context.mask(info.name))
+        if (critical & canal).any():
+            out |= critical
+    return out
+
+
+def room_mm(sampler: GridSampler, canal: np.ndarray, contents: np.ndarray, geometry: Any,
+            entry: np.ndarray, tip: np.ndarray) -> float:
+    """The largest screw radius (mm) the axis from ``entry`` to ``tip`` allows: its smallest
+    inscribed distance in the bone past the first ``ENTRY_SKIP_FRACTION`` of the shank (where
+    it may enter the bone obliquely; :func:`seat_depth_mm` then sinks its start), its
+    distance to the bony ``canal``, and to the critical ``contents`` of the canal less
+    ``CANAL_MARGIN_MM``."""
+    length = float(np.linalg.norm(tip - entry))
+    direction = (tip - entry) / length
+    axis = entry + np.arange(0.0, length + 0.01, 0.25)[:, None] * direction
+    deep = axis[np.arange(len(axis)) * 0.25 >= ENTRY_SKIP_FRACTION * length]
+    room = float((-sampler(deep)).min())
+    if canal.any():
+        room = min(room, float(canal_distance_mm(canal, geometry, axis).min()))
+    if contents.any():
+        room = min(room, float(canal_distance_mm(contents, geometry, axis).min())
+                   - CANAL_MARGIN_MM)
+    return room
+
+
+def seat_depth_mm(sampler: GridSampler, entry: np.ndarray, direction: np.ndarray,
+                  radius_mm: float, within_mm: float) -> float:
+    """How deep (mm along the axis) the shank's start must sit so that the shank of
+    ``radius_mm`` stays in the bone past its first ``radius_mm`` (the entry zone a grade
+    ignores): an axis that meets the bone surface at a glancing angle runs shallower than
+    the radius for a few millimetres; searched within the first ``within_mm``."""
+    t = np.arange(0.0, within_mm + 0.01, 0.25)
+    shallow = t[-sampler(entry + t[:, None] * direction) < radius_mm - 0.25]
+    return float(max(0.0, shallow.max() + 0.25 - radius_mm)) if len(shallow) else 0.0
+
+
 def narrowest_width_mm(sampler: GridSampler, point: np.ndarray, direction: np.ndarray,
                        ) -> float:
     """Narrowest bone width (mm) across the axis near ``point``: for 18 directions
@@ -178,8 +270,17 @@ def narrowest_width_mm(sampler: GridSampler, point: np.ndarray, direction: np.nd
 
 
 def _crossing(sampler: GridSampler, start: np.ndarray, direction: np.ndarray) -> float:
-    """Distance (mm) from ``start`` (inside) to where the signed distance first reaches 0."""
-    return float(np.linalg.norm(_exit(sampler, start, direction, limit_mm=40.0) - start))
+    """Distance (mm) from ``start`` to where the signed distance first reaches 0 (0 when
+    ``start`` is outside the bone, 40 when the ray stays in it that far)."""
+    t = np.arange(0.0, 40.0, 0.25)
+    d = sampler(start + t[:, None] * direction)
+    out = np.flatnonzero(d >= 0)
+    if len(out) == 0:
+        return 40.0
+    j = int(out[0])
+    if j == 0:
+        return 0.0
+    return float(t[j - 1] + d[j - 1] / (d[j - 1] - d[j]) * 0.25)
 
 
 def _directions(side: float) -> tuple[np.ndarray, np.ndarray]:
@@ -248,21 +349,31 @@ def suggest_screw(context: SimulationContext, vertebra: str, side: str, *,
     mask = vertebra_mask(context, vertebra, point_lps)
     zyx = np.argwhere(mask)
     points = geometry.index_to_lps(zyx[:, ::-1].astype(float))
-    centre = points.mean(axis=0)
-    level = pedicle_level(points, centre, sign)
-    rel = points - centre
-    at_level = points[(sign * rel[:, 0] > 2.0) & (np.abs(rel[:, 1] - level) < 1.0)]
     values, sub = signed_distance_roi(mask, geometry, margin_mm=4.0)
     sampler = GridSampler(values, sub, np.inf)
-    point, direction, _ = best_axis(sampler, at_level.mean(axis=0), sign)
-    point, direction = centre_line(sampler, point, direction)
+    point, direction, _ = best_axis(sampler, pedicle_seed(mask, geometry, points, sign), sign)
+    point, direction = refined_axis(sampler, point, direction)
     entry = _exit(sampler, point, -direction)
     anterior = _exit(sampler, point, direction)
     chord = float(np.linalg.norm(anterior - entry))
     width = narrowest_width_mm(sampler, point, direction)
-    diameter = family.diameter.floor(DIAMETER_FRACTION * width)
     length = family.length.floor(LENGTH_FRACTION * chord)
     tip = entry + length * direction
+    canal = canal_mask(mask, geometry)
+    room = room_mm(sampler, canal, _canal_contents(context, canal), geometry, entry, tip)
+    if 2.0 * room < family.diameter.minimum:
+        raise BadInputError(
+            f"the pedicle of {vertebra} on the {side} leaves room for a {2 * room:.1f} mm screw "
+            f"{CANAL_MARGIN_MM:.0f} mm from the canal (smallest: {family.diameter.minimum} mm)",
+            action="check the vertebra segmentation or place the screw by hand")
+    diameter = family.diameter.floor(min(DIAMETER_FRACTION * width, 2.0 * room))
+    sunk = seat_depth_mm(sampler, entry, direction, 0.5 * diameter,
+                         ENTRY_SKIP_FRACTION * length)
+    if sunk > 0.0:
+        entry = entry + sunk * direction
+        chord -= sunk
+        length = family.length.floor(LENGTH_FRACTION * chord)
+        tip = entry + length * direction
     check_out_of_canal(mask, geometry, entry, tip, diameter, vertebra)
     return ScrewSuggestion(
         vertebra=vertebra, side=side, diameter_mm=diameter, length_mm=length,
@@ -316,10 +427,18 @@ def canal_mask(mask: np.ndarray, geometry: Any) -> np.ndarray:
     return canal
 
 
+def canal_distance_mm(canal: np.ndarray, geometry: Any, points_lps: np.ndarray) -> np.ndarray:
+    """Signed distance (mm, < 0 inside) of LPS points to the canal, trilinear between voxel
+    centres: the nearest voxel's label would flag points up to half a voxel outside it."""
+    values, sub = signed_distance_roi(canal, geometry, margin_mm=4.0)
+    return GridSampler(values, sub, np.inf)(points_lps)
+
+
 def check_out_of_canal(mask: np.ndarray, geometry: Any, entry: np.ndarray, tip: np.ndarray,
                        diameter_mm: float, vertebra: str) -> None:
-    """Refuse a suggestion whose screw (a cylinder from ``entry`` to ``tip``) enters the
-    canal, or when no canal can be found to check it against."""
+    """Refuse a suggestion whose screw (a cylinder from ``entry`` to ``tip``, sampled every
+    0.5 mm on 3 radii x 12 angles) enters the canal (its interpolated signed distance < 0 at
+    a sample point), or when no canal can be found to check it against."""
     canal = canal_mask(mask, geometry)
     if not canal.any():
         raise BadInputError(
@@ -336,9 +455,7 @@ def check_out_of_canal(mask: np.ndarray, geometry: Any, entry: np.ndarray, tip: 
                                 + np.sin(angles)[None, :, None] * e2)).reshape(-1, 3)
     t = np.arange(0.0, length + 0.25, 0.5)
     points = (entry + t[:, None] * direction)[:, None, :] + ring[None]
-    ijk = np.rint(geometry.lps_to_index(points.reshape(-1, 3))).astype(int)
-    inside = np.all((ijk >= 0) & (ijk < np.asarray(geometry.size)), axis=1)
-    hit = canal[ijk[inside, 2], ijk[inside, 1], ijk[inside, 0]]
+    hit = canal_distance_mm(canal, geometry, points.reshape(-1, 3)) < 0.0
     if hit.any():
         raise BadInputError(
             f"the suggested screw in {vertebra} would enter the spinal canal "
