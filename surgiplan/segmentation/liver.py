@@ -11,10 +11,11 @@ STARTING POINTS the user checks and corrects. The grid's k axis must run along S
    the organ).
 1b. Liver only, the dome: the heart's wall sits on the liver with the same HU, so the grown
    island is split from it by a marker watershed (SimpleITK) on the gradient magnitude
-   (``HEART_EDGE_MM``) between the island at and below the seed's slice and the heart's blood
-   pool grown by ``HEART_MARKER_MM``; the pool is the largest island, after a
-   ``HEART_CORE_MM`` erosion, of the blood (>= 50 HU brighter than the liver) above the seed's
-   slice, if it holds ``HEART_POOL_ML``. The island the liver's marker floods is kept.
+   (``HEART_EDGE_MM``), in the slices from the seed's up, between the island in the seed's
+   slice and the heart's blood pool grown by ``HEART_MARKER_MM``; the pool is the largest
+   island, after a ``HEART_CORE_MM`` erosion, of the blood (>= 50 HU brighter than the liver)
+   above the seed's slice, if it holds ``HEART_POOL_ML``. The island the liver's marker
+   floods is kept.
 1c. Liver only: in the slices above the seed, the thin dark sheets (the diaphragm's fat: the
    darkest full-resolution voxel of a coarse voxel, smoothed by ``WALL_SMOOTH_MM``, more than
    ``DIAPHRAGM_DARKER_HU`` below the liver's level) are left out of the band.
@@ -171,25 +172,29 @@ def _heart_pool(smooth: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
 def _without_heart(organ: np.ndarray, smooth: np.ndarray, geometry: ImageGeometry,
                    heart: np.ndarray, seed_zyx: tuple[int, int, int]) -> np.ndarray:
     """The organ less the heart's wall it leaked into (step 1b): a marker watershed (SimpleITK)
-    on the gradient magnitude between the organ at and below the seed's slice and the heart's
-    pool grown by ``HEART_MARKER_MM``; the organ keeps what its marker floods."""
+    on the gradient magnitude between the organ in the seed's slice and the heart's pool grown
+    by ``HEART_MARKER_MM``, in the slices from the seed's up; the organ keeps what its marker
+    floods (and all of itself below the seed's slice)."""
     import SimpleITK as sitk
 
     up = float(np.sign(geometry.direction[2, 2])) or 1.0
-    below = (np.arange(organ.shape[0]) - seed_zyx[0]) * up <= 0
-    heart_marker = grow_mask(heart, geometry, HEART_MARKER_MM)
-    markers = np.full(organ.shape, 3, np.uint8)
-    markers[organ | heart_marker] = 0
-    markers[organ & below[:, None, None] & ~heart_marker] = 1
+    ks = slice(seed_zyx[0], organ.shape[0]) if up > 0 else slice(0, seed_zyx[0] + 1)
+    seed_local = 0 if up > 0 else seed_zyx[0]
+    part, heart_marker = organ[ks], grow_mask(heart, geometry, HEART_MARKER_MM)[ks]
+    markers = np.full(part.shape, 3, np.uint8)
+    markers[part | heart_marker] = 0
+    markers[seed_local][part[seed_local] & ~heart_marker[seed_local]] = 1
     markers[heart_marker] = 2
-    img = sitk.GetImageFromArray(np.ascontiguousarray(smooth, dtype=np.float32))
+    img = sitk.GetImageFromArray(np.ascontiguousarray(smooth[ks], dtype=np.float32))
     img.SetSpacing([float(s) for s in geometry.spacing_mm])
     gradient = sitk.GradientMagnitudeRecursiveGaussian(img, HEART_EDGE_MM)
     marker_img = sitk.GetImageFromArray(markers)
     marker_img.CopyInformation(gradient)
     flooded = sitk.MorphologicalWatershedFromMarkers(gradient, marker_img,
                                                      markWatershedLine=False, fullyConnected=True)
-    return organ & (sitk.GetArrayFromImage(flooded) == 1)
+    out = organ.copy()
+    out[ks] = part & (sitk.GetArrayFromImage(flooded) == 1)
+    return out
 
 
 def _thin_walls(walls: np.ndarray, geometry: ImageGeometry, seed_zyx: tuple[int, int, int],
@@ -338,17 +343,23 @@ def _coarse(image: np.ndarray, geometry: ImageGeometry, step: int
     return small, coarse
 
 
-def _coarse_min(image: np.ndarray, geometry: ImageGeometry, step: int) -> np.ndarray:
+def _coarse_min(image: np.ndarray, geometry: ImageGeometry, step: int, above_k: int
+                ) -> np.ndarray:
     """The darkest voxel of each ``step`` x ``step`` block of the image smoothed by
-    ``WALL_SMOOTH_MM`` (a thin dark sheet survives the block averaging here)."""
+    ``WALL_SMOOTH_MM`` (a thin dark sheet survives the block averaging here), in the slices
+    above ``above_k`` (+inf elsewhere: only the dome needs it)."""
     import SimpleITK as sitk
 
-    img = sitk.GetImageFromArray(np.ascontiguousarray(image, dtype=np.float32))
+    nz, ny, nx = image.shape
+    cy, cx = ny // step, nx // step
+    out = np.full((nz, cy, cx), np.inf, np.float32)
+    up = float(np.sign(geometry.direction[2, 2])) or 1.0
+    ks = slice(above_k, nz) if up > 0 else slice(0, above_k + 1)
+    img = sitk.GetImageFromArray(np.ascontiguousarray(image[ks], dtype=np.float32))
     img.SetSpacing([float(s) for s in geometry.spacing_mm])
     fine = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(img, WALL_SMOOTH_MM))
-    nz, ny, nx = fine.shape
-    cy, cx = ny // step, nx // step
-    return fine[:, :cy * step, :cx * step].reshape(nz, cy, step, cx, step).min(axis=(2, 4))
+    out[ks] = fine[:, :cy * step, :cx * step].reshape(-1, cy, step, cx, step).min(axis=(2, 4))
+    return out
 
 
 def _fine(mask: np.ndarray, shape: tuple[int, int, int], step: int) -> np.ndarray:
@@ -387,7 +398,7 @@ def segment_abdomen(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray
     seed = (auto_seed(smooth, coarse, small_body, organ="liver") if liver_seed_zyx is None
             else (liver_seed_zyx[0], liver_seed_zyx[1] // step, liver_seed_zyx[2] // step))
     liver = grow_organ(smooth, coarse, small_body, seed, heart_barrier=True,
-                       walls=_coarse_min(image, geometry, step))
+                       walls=_coarse_min(image, geometry, step, seed[0]))
     bright, dark = liver_vessels(small, smooth, coarse, liver)
     vessels = _fine(bright, image.shape, step)
     dark_vessels = _fine(dark, image.shape, step)
