@@ -1,27 +1,33 @@
-"""Rehearsal drag latency in the app (issue 15, item 11), each with a bare-library baseline.
+"""Rehearsal drag latency in the app (issue 15, item 11), each with bare baselines in the run.
 
-* ``trajectory drag re-score``: one drag frame in the Planning panel on the head phantom (the
-  placement tool's ``set_point(dragging=True)``: live nominal score, tables, repaint requests,
-  events processed), median over 20 frames; goal <= 30 ms. Baseline in the same run: the bare
-  simulator ``run`` with 0 Monte Carlo samples on the same input.
-* ``ablation drag re-score``: the same in the Ablation panel on the liver phantom (tumour 1);
-  baseline: the panel's prepared live scorer alone (``live.score``). A drag frame draws the
-  zone; the score runs in a worker (latest position wins), so a second row gives the time
-  from the last frame to its numbers on screen.
-* ``implant suggest``: the Implant panel's auto-suggest (L4 left, spine phantom) from the
-  click to the suggested screw shown; baseline: the bare ``suggest_input`` call.
-* ``Compare complete``: Compare of the head phantom's demo plans, from the call to every view
-  holding the anatomy (surfaces reused from the main 3D view); goal <= 3 s; baseline: the bare
-  ``compare_stored`` of the same plans.
+One row per rehearsal kind, on the phantoms: a drag frame is one move of the dragged object
+(``set_point(dragging=True)`` / ``set_plane(dragging=True)``, as the slice tools do) until the
+app has handled it: the live nominal score, the tables, and every slice view repainted (the
+window's paint composed and flushed). Median over FRAMES frames; goal <= 30 ms. The 3D view
+follows when the drag pauses, so no frame renders it. Baselines measured in the same run and
+window:
 
-Runs in-process: call under ``xvfb-run -a`` (or QT_QPA_PLATFORM=offscreen).
+* ``repaint``: the three slice views repainted with nothing changed (Qt's floor for a frame);
+* ``scorer``: the kind's bare live score on the same input (trajectory: the simulator's ``run``
+  with 0 Monte Carlo samples; ablation/implant: the prepared live scorer; resection: ``live``);
+* ``pyvista``: a bare pyvista actor moved by its user matrix and the 3D view rendered (what a
+  3D update per frame would cost).
+
+Also: ``implant suggest`` (click to the suggested screw shown; baseline the bare
+``suggest_input``) and ``Compare complete`` (head phantom demo plans, from the call to every
+view filled; goal <= 3 s; baseline the bare ``compare_stored``). The load average is in each
+row's detail: the machine is shared.
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python bench/bench_rehearsal.py
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +35,10 @@ import numpy as np
 FRAMES = 20
 GOAL_MS = 30.0
 COMPARE_GOAL_MS = 3000.0
+
+
+def _load() -> str:
+    return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
 
 def _wait(app, condition, timeout_s: float = 120.0) -> None:
@@ -60,31 +70,139 @@ def _show(app, window, twin) -> None:
     _wait(app, lambda: not window._loading)
 
 
-def _frames(app, plan, which: str, base: np.ndarray, axis: np.ndarray) -> list[float]:
-    times = []
-    for n in range(FRAMES):
-        started = time.perf_counter()
-        plan.set_point(which, base + (1.0 + n % 5) * axis, dragging=True)
+class _PaintCounter:
+    """Counts paint events of the window's slice views (a frame ends when all repainted)."""
+
+    def __init__(self, window) -> None:
+        from PySide6.QtCore import QEvent, QObject
+
+        class Filter(QObject):
+            def __init__(self) -> None:
+                super().__init__()
+                self.counts: dict[int, int] = {}
+
+            def eventFilter(self, obj, event) -> bool:
+                if event.type() == QEvent.Type.Paint:
+                    self.counts[id(obj)] = self.counts.get(id(obj), 0) + 1
+                return False
+
+        self.views = list(window.slice_views.values())
+        self.filter = Filter()
+        for view in self.views:
+            view.installEventFilter(self.filter)
+
+    def snapshot(self) -> list[int]:
+        return [self.filter.counts.get(id(v), 0) for v in self.views]
+
+    def remove(self) -> None:
+        for view in self.views:
+            view.removeEventFilter(self.filter)
+
+
+def _frame_ms(app, counter: _PaintCounter, move: Callable[[], None],
+              busy: Callable[[], bool] = lambda: False) -> float:
+    """One frame: ``move()``, then events until every slice view repainted and ``busy()``
+    (e.g. a pending 0-ms frame timer) is over."""
+    before = counter.snapshot()
+    started = time.perf_counter()
+    move()
+    end = started + 2.0
+    while True:
         app.processEvents()
+        done = all(a > b for a, b in zip(counter.snapshot(), before, strict=True))
+        if (done and not busy()) or time.perf_counter() > end:
+            break
+        time.sleep(0.0002)
+    return (time.perf_counter() - started) * 1000.0
+
+
+def _frames(app, window, move: Callable[[int], None], busy: Callable[[], bool]) -> list[float]:
+    counter = _PaintCounter(window)
+    try:
+        for n in range(3):  # warm-up frames (first paints of the decorations)
+            _frame_ms(app, counter, lambda n=n: move(n), busy)
+        return [_frame_ms(app, counter, lambda n=n: move(n + 3), busy) for n in range(FRAMES)]
+    finally:
+        counter.remove()
+
+
+def _repaint_baseline(app, window) -> float:
+    """The three slice views repainted with nothing changed (median ms)."""
+    counter = _PaintCounter(window)
+    try:
+        def update() -> None:
+            for view in counter.views:
+                view.update()
+        return statistics.median(_frame_ms(app, counter, update) for _ in range(FRAMES))
+    finally:
+        counter.remove()
+
+
+def _pyvista_baseline(app, window) -> float:
+    """A bare pyvista actor moved by its user matrix and the 3D view repainted (median ms)."""
+    import pyvista as pv
+
+    plotter = window.view3d.plotter
+    actor = plotter.add_mesh(pv.Cylinder(radius=1.0, height=40.0), name="bench:bare",
+                             reset_camera=False, render=False)
+    times = []
+    try:
+        for n in range(10):
+            started = time.perf_counter()
+            matrix = np.eye(4)
+            matrix[0, 3] = 0.5 * n
+            actor.user_matrix = matrix
+            plotter.interactor.repaint()  # paintGL now: VTK renders, Qt composes
+            app.processEvents()
+            times.append((time.perf_counter() - started) * 1000.0)
+    finally:
+        plotter.remove_actor("bench:bare", render=False)
+    return statistics.median(times)
+
+
+def _bare_ms(fn: Callable[[], object], repeats: int = 5) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
         times.append((time.perf_counter() - started) * 1000.0)
-    return times
+    return min(times)
 
 
-def _row(name: str, times: list[float], baseline_ms: float, detail: str) -> dict:
+def _row(name: str, times: list[float], baselines: dict[str, float], detail: str) -> dict:
     value = statistics.median(times)
+    bare = "; ".join(f"{k} {v:.1f} ms" for k, v in baselines.items())
     return {"name": name, "value": value, "unit": "ms", "goal": GOAL_MS,
-            "detail": f"median of {len(times)} frames (max {max(times):.1f} ms); bare "
-                      f"baseline {baseline_ms:.1f} ms ({value / max(baseline_ms, 1e-6):.1f}x); "
-                      f"{detail}"}
+            "detail": f"median of {len(times)} frames (max {max(times):.1f} ms); bare: {bare}; "
+                      f"{detail}; {_load()}"}
+
+
+def _phantom(app, window, kind: str):
+    from surgiplan.phantoms import make_phantom
+    from surgiplan.twin import Twin
+
+    volume, segmentation, _truth = make_phantom(kind)
+    _show(app, window, Twin(volume, segmentation))
+    return window.twin
+
+
+def _rehearsal(app, window, attr: str):
+    panel = getattr(window, attr)
+    window.rehearsal_dock.raise_()
+    window.rehearsal_tabs.setCurrentWidget(panel)
+    panel.ensure_simulator()
+    app.processEvents()
+    return panel
+
+
+def _common(app, window) -> dict[str, float]:
+    return {"repaint": _repaint_baseline(app, window), "pyvista": _pyvista_baseline(app, window)}
 
 
 def trajectory_row(app, window) -> dict:
-    from surgiplan.phantoms import make_phantom
     from surgiplan.simulation import SimulationContext, UncertaintyModel, discover
-    from surgiplan.twin import Twin
 
-    volume, segmentation, _truth = make_phantom("head")
-    _show(app, window, Twin(volume, segmentation))
+    _phantom(app, window, "head")
     panel = window.planning_panel
     panel.set_entries(discover())
     window.planning_dock.raise_()
@@ -92,79 +210,96 @@ def trajectory_row(app, window) -> dict:
     target, entry = np.array([-28.0, 20.0, 42.0]), np.array([-70.0, 12.0, 40.0])
     panel.plan.set_points(entry, target)
     _wait(app, lambda: panel._mc_job is None)
-    times = _frames(app, panel.plan, "target", target, np.array([0.0, 0.0, 0.5]))
-    sim, inputs = panel.entry().simulator, panel.inputs()
+    step = np.array([0.0, 0.0, 0.5])
+    times = _frames(app, window, lambda n: panel.plan.set_point(
+        "target", target + (1.0 + n % 5) * step, dragging=True), panel._drag_frames.pending)
+    sim, inputs, params = panel.entry().simulator, panel.inputs(), panel.form.values()
     context = SimulationContext(window.twin)
-    bare = []
-    for _ in range(5):
-        started = time.perf_counter()
-        sim.run(context, inputs, panel.form.values(), uncertainty=UncertaintyModel(samples=0))
-        bare.append((time.perf_counter() - started) * 1000.0)
-    return _row("trajectory drag re-score (head phantom)", times, min(bare),
-                "Planning panel, live nominal score per frame")
+    baselines = {"scorer": _bare_ms(lambda: sim.run(context, inputs, params,
+                                                    uncertainty=UncertaintyModel(samples=0))),
+                 **_common(app, window)}
+    panel.plan.set_point("target", target)  # release: the Monte Carlo run
+    return _row("trajectory drag frame (head phantom)", times, baselines,
+                f"Planning panel, live nominal score on the GUI thread ({panel.live_ms or 0:.1f}"
+                f" ms in the app)")
 
 
 def ablation_row(app, window) -> dict:
-    from surgiplan.phantoms import make_phantom
-    from surgiplan.twin import Twin
-
-    volume, segmentation, _truth = make_phantom("liver")
-    _show(app, window, Twin(volume, segmentation))
-    panel = window.ablation_panel
-    window.rehearsal_dock.raise_()
-    window.rehearsal_tabs.setCurrentWidget(panel)
-    panel.ensure_simulator()
+    twin = _phantom(app, window, "liver")
+    panel = _rehearsal(app, window, "ablation_panel")
     panel.target_combo.setCurrentText("tumour 1")
-    twin = window.twin
     idx = np.argwhere(twin.segmentation.mask("tumour 1")).mean(0)[::-1]
     centre = twin.geometry.index_to_lps(idx[None])[0]
     panel.set_probe(centre, centre + np.array([-60.0, 0.0, 0.0]))
     _wait(app, lambda: panel._live_ready and not panel.is_running(), timeout_s=300.0)
-    times = _frames(app, panel.plan, "target", centre, np.array([-1.0, 0.0, 0.0]))
+    step = np.array([-1.0, 0.0, 0.0])
+    times = _frames(app, window, lambda n: panel.plan.set_point(
+        "target", centre + (1.0 + n % 5) * step, dragging=True), panel._drag_frames.pending)
     inputs = panel.inputs()
-    bare = []
-    for _ in range(5):
-        started = time.perf_counter()
-        panel.live.score(inputs)
-        bare.append((time.perf_counter() - started) * 1000.0)
-    rows = [_row("ablation drag re-score (liver phantom)", times, min(bare),
-                 "Ablation panel, zone drawn per frame, score in a worker")]
+    baselines = {"scorer": _bare_ms(lambda: panel.live.score(inputs)), **_common(app, window)}
     worker = getattr(panel, "_live_worker", None)
-    if worker is not None:
-        _wait(app, lambda: not worker.busy)
-        rows.append({"name": "ablation drag: numbers after the last frame (liver phantom)",
-                     "value": worker.last_ms or float("nan"), "unit": "ms", "goal": None,
-                     "detail": f"worker, {worker.skipped} of {FRAMES} frames coalesced; bare "
-                               f"scorer {min(bare):.1f} ms"})
-    return rows
+    where = "on the GUI thread" if worker is None else \
+        f"in a worker ({worker.skipped} requests coalesced)"
+    panel.plan.set_point("target", centre)
+    panel.plan.released.emit()
+    return _row("ablation drag frame (liver phantom)", times, baselines,
+                f"Ablation panel, zone on the slices, live score {where}")
 
 
-def suggest_row(app, window) -> dict:
-    from surgiplan.phantoms import make_phantom
-    from surgiplan.twin import Twin
-
-    volume, segmentation, _truth = make_phantom("spine")
-    _show(app, window, Twin(volume, segmentation))
-    panel = window.implant_panel
-    window.rehearsal_dock.raise_()
-    window.rehearsal_tabs.setCurrentWidget(panel)
-    panel.ensure_simulator()
+def implant_rows(app, window) -> list[dict]:
+    _phantom(app, window, "spine")
+    panel = _rehearsal(app, window, "implant_panel")
     panel.vertebra_combo.setCurrentText("L4")
     panel.side_combo.setCurrentText("left")
     started = time.perf_counter()
     panel.suggest()
     _wait(app, lambda: "Suggested" in panel.suggest_label.text()
           or "FAILED" in panel.suggest_label.text(), timeout_s=300.0)
-    value = (time.perf_counter() - started) * 1000.0
-    bare_started = time.perf_counter()
+    suggest_ms = (time.perf_counter() - started) * 1000.0
     try:
-        panel.simulator.suggest_input(panel.context, "L4", "left")
-        bare = f"bare suggest_input {(time.perf_counter() - bare_started) * 1000.0:.0f} ms"
+        bare = f"bare suggest_input {_bare_ms(lambda: panel.simulator.suggest_input(panel.context, 'L4', 'left'), 1):.0f} ms"  # noqa: E501
     except Exception as exc:  # the bench reports, it does not stop
         bare = f"bare suggest_input failed: {exc}"
-    return {"name": "implant suggest (spine phantom, L4 left)", "value": value, "unit": "ms",
-            "goal": None, "detail": f"click to screw shown ({panel.suggest_label.text()[:60]}); "
-                                    f"{bare}"}
+    rows = [{"name": "implant suggest (spine phantom, L4 left)", "value": suggest_ms,
+             "unit": "ms", "goal": None,
+             "detail": f"click to screw shown ({panel.suggest_label.text()[:60]}); {bare}; "
+                       f"{_load()}"}]
+    if not panel.plan.complete():
+        return rows
+    panel.rescore_live()
+    _wait(app, lambda: panel._maps_ready and not panel.is_running(), timeout_s=300.0)
+    tip = panel.plan.target_lps.copy()
+    step = np.array([0.3, 0.0, 0.0])
+    times = _frames(app, window, lambda n: panel.plan.set_point(
+        "target", tip + (1.0 + n % 5) * step, dragging=True), panel._drag_frames.pending)
+    scorer, pose = panel.live_scorer(), panel.pose()
+    baselines = {"scorer": _bare_ms(lambda: scorer.score(pose)), **_common(app, window)}
+    panel.plan.set_point("target", tip)
+    panel.plan.released.emit()
+    rows.append(_row("implant drag frame (spine phantom, L4 left)", times, baselines,
+                     "Implant panel, live score on the GUI thread"))
+    return rows
+
+
+def resection_row(app, window) -> dict:
+    _phantom(app, window, "liver")
+    panel = _rehearsal(app, window, "resection_panel")
+    if not panel.plane.is_set():
+        panel.default_plane()
+    panel.prepare()
+    _wait(app, lambda: panel.prepared is not None, timeout_s=300.0)
+    panel.rescore_live()
+    point, normal = panel.plane.point_lps.copy(), panel.plane.normal_lps.copy()
+    times = _frames(app, window, lambda n: panel.plane.set_plane(
+        point + (1.0 + n % 5) * 0.5 * normal, normal, dragging=True),
+        panel._drag_frames.pending)
+    cut, margin = panel.cut(), float(panel.margin_spin.value())
+    baselines = {"scorer": _bare_ms(lambda: panel.simulator.live(
+        panel.prepared, cut, margin_mm=margin, parameters=panel.form.values())),
+        **_common(app, window)}
+    panel.plane.set_plane(point, normal)
+    return _row("resection drag frame (liver phantom, plane)", times, baselines,
+                "Resection panel, live volumes/margin on the GUI thread")
 
 
 def compare_row(app, window) -> dict:
@@ -188,20 +323,32 @@ def compare_row(app, window) -> dict:
     _wait(app, lambda: all(v._surface_actors for v in compare.views), timeout_s=300.0)
     value = (time.perf_counter() - started) * 1000.0
     compare.close()
-    bare_started = time.perf_counter()
-    compare_stored(names[:2])
-    bare = (time.perf_counter() - bare_started) * 1000.0
-    return {"name": "Compare complete (head phantom, 2 plans)", "value": value, "unit": "ms",
-            "goal": COMPARE_GOAL_MS,
-            "detail": f"call to every view filled; bare compare_stored {bare:.0f} ms"}
+    bare = _bare_ms(lambda: compare_stored(names[:2]), 1)
+    return {"name": "Compare window complete (head phantom, 2 plans)", "value": value,
+            "unit": "ms", "goal": COMPARE_GOAL_MS,
+            "detail": f"call to every view filled; bare compare_stored {bare:.0f} ms; {_load()}"}
+
+
+def _guarded(name: str, fn: Callable[[], dict | list[dict]]) -> list[dict]:
+    """The rows of ``fn``, or one row saying why it failed (the bench reports, never stops)."""
+    try:
+        out = fn()
+    except Exception as exc:
+        return [{"name": f"{name} FAILED", "value": float("nan"), "unit": "ms", "goal": None,
+                 "detail": f"{type(exc).__name__}: {exc}"}]
+    return out if isinstance(out, list) else [out]
 
 
 def run() -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         app, window = _window(Path(tmp))
         try:
-            return [trajectory_row(app, window), *ablation_row(app, window),
-                    suggest_row(app, window), compare_row(app, window)]
+            rows = []
+            for name, fn in (("trajectory", trajectory_row), ("ablation", ablation_row),
+                             ("resection", resection_row), ("implant", implant_rows),
+                             ("compare", compare_row)):
+                rows += _guarded(name, lambda fn=fn: fn(app, window))
+            return rows
         finally:
             window.dirty = False
             window.ask_rehearsals_on_close = False

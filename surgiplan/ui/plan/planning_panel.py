@@ -26,7 +26,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -271,6 +271,42 @@ def defer_timer(parent: QWidget, slot) -> QTimer:
     return timer
 
 
+class DragFrames(QObject):
+    """Drag frames (``frame()``: score and paint the moved object) at most twice per
+    event-loop pass: the first move of a pass at once, later moves of the same pass merged
+    into one frame when the pass ends (a 0-ms timer), so moves queued during a slow frame
+    never pile up and a lone move is never delayed."""
+
+    def __init__(self, parent: QObject, frame) -> None:
+        super().__init__(parent)
+        self._frame = frame
+        self._due = False
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self._pass_ended)
+
+    def request(self) -> None:
+        if self._timer.isActive():
+            self._due = True
+            return
+        self._timer.start()
+        self._frame()
+
+    def pending(self) -> bool:
+        """A merged frame is still to run."""
+        return self._due
+
+    def cancel(self) -> None:
+        self._due = False
+        self._timer.stop()
+
+    def _pass_ended(self) -> None:
+        if self._due:
+            self._due = False
+            self._frame()
+
+
 def set_scrolled_body(widget: QWidget, body: QWidget) -> None:
     """Lay ``body`` out as ``widget``'s whole content, scrollable, without margins (the wheel
     changes a field's value only when it has focus: :func:`install_wheel_guard`)."""
@@ -383,6 +419,8 @@ class PlanningPanel(QWidget):
         self.live_disabled: set[str] = set()
         self._generation = 0
         self._scene_timer = defer_timer(self, self._update_scene)
+        self._drag_frames = DragFrames(self, self._drag_frame)
+        self._dragging = False
         self._search_generation = 0
         self._mc_job = None
         self._search_job = None
@@ -548,7 +586,7 @@ class PlanningPanel(QWidget):
         self.entry_button.toggled.connect(partial(self._placing, "entry"))
         self.target_button.toggled.connect(partial(self._placing, "target"))
         self.plan.changed.connect(self._plan_changed)
-        self.plan.level_changed.connect(self._repaint_views)
+        self.plan.level_changed.connect(lambda: self._repaint_views(deferred=self._dragging))
         self.form.values_changed.connect(lambda _v: self._settings_changed())
         self.tool_form.values_changed.connect(lambda _v: self._settings_changed())
         self.uncertainty_form.values_changed.connect(lambda _v: self.run_full())
@@ -770,15 +808,28 @@ class PlanningPanel(QWidget):
                             level_color(self.plan.level))
 
     def _plan_changed(self, dragging: bool) -> None:
+        """A drag move is scored and painted through DragFrames (:meth:`_drag_frame`);
+        a placement or release at once, with the Monte Carlo run."""
+        self._dragging = dragging
         self.plan.diameter_mm = float(self.tool_form.values()["diameter_mm"])
+        if dragging:
+            self._drag_frames.request()
+            return
+        self._drag_frames.cancel()
         self.points_label.setText(self._points_text())
         if self.plan.complete() and self._runnable():
             self.rescore_live()
-            if not dragging:
-                self.run_full()
+            self.run_full()
         # the probe's-eye dock opens only on request: opening it while placing would resize
         # the slice views under the cursor (issue 15, item 2)
-        self._repaint_views(deferred=dragging)
+        self._repaint_views()
+
+    def _drag_frame(self) -> None:
+        """One drag frame: the live nominal score, the slices; 3D once the drag pauses."""
+        self.points_label.setText(self._points_text())
+        if self.plan.complete() and self._runnable():
+            self.rescore_live()
+        self._repaint_views(deferred=True)
 
     def _points_text(self) -> str:
         fmt = format_lps

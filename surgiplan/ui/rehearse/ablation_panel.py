@@ -43,6 +43,7 @@ from surgiplan.ui.rehearse.rehearsal_panels import (
 from surgiplan.ui.rehearse.rehearsal_tools import MeshOutlineDecoration
 
 CUSTOM = "custom"
+GUI_SCORE_MS = 15.0  # a drag frame scores on the GUI thread when the last score was this fast
 ZONE_RGB = (1.0, 0.55, 0.1)
 
 
@@ -289,8 +290,13 @@ class AblationPanel(TrajectoryRehearsalPanel):
             self._warm_up(inputs)
             return None
         if getattr(self, "_dragging", False):  # a drag frame: the zone now, numbers follow
-            self._score_in_worker(inputs)
+            self.status_label.setText("Live: updating the numbers…")
+            self._drag_frames.request()
             return None
+        self._drag_frames.cancel()
+        return self._score_now(inputs)
+
+    def _score_now(self, inputs: AblationInput) -> SimulationResult | None:
         try:
             scores = self.timed_live(lambda: self.live.score(inputs))
         except Exception as exc:
@@ -298,6 +304,17 @@ class AblationPanel(TrajectoryRehearsalPanel):
             return None
         self.show_live(live_metrics(scores))
         return self.result
+
+    def _drag_frame(self) -> None:
+        """The dragged probe's numbers, once per event-loop pass: on this thread while the
+        live score is cheap (a few ms), else in a worker (latest position wins)."""
+        inputs = self.inputs()
+        if inputs is None or self.live is None or not self._live_ready:
+            return
+        if (self.live_ms or 0.0) <= GUI_SCORE_MS:
+            self._score_now(inputs)
+        else:
+            self._score_in_worker(inputs)
 
     def _score_in_worker(self, inputs: AblationInput) -> None:
         """Score the dragged probe in a worker, one at a time, the latest position winning

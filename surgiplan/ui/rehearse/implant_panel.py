@@ -214,19 +214,31 @@ class ImplantPanel(TrajectoryRehearsalPanel):
 
     # ------------------------------------------------------------------ live scoring
     def _plan_changed(self, dragging: bool) -> None:
+        """A drag move is scored and painted through DragFrames (:meth:`_drag_frame`),
+        a placement or release at once."""
         self.plan.diameter_mm = self.size_mm()[0]
+        if dragging:
+            self._drag_frames.request()
+            return
+        self._drag_frames.cancel()
+        if self._show_ends():
+            self.rescore_live()
+            self._draw()
+
+    def _show_ends(self) -> bool:
         ends = self.head_tip()
         self.points_label.setText(f"Head: {format_point(None if ends is None else ends[0])}\n"
                                   f"Tip: {format_point(None if ends is None else ends[1])}")
-        if ends is None:
+        return ends is not None
+
+    def _drag_frame(self) -> None:
+        """Live score and slices now; 3D when the drag pauses (a render ~0.5 s)."""
+        if not self._show_ends():
             return
         self.rescore_live()
-        if dragging:  # 3D follows when the drag pauses (a render ~0.5 s); slices now
-            for view in self.window.slice_views.values():
-                view.update()
-            self._scene_timer.start()
-        else:
-            self._draw()
+        for view in self.window.slice_views.values():
+            view.update()
+        self._scene_timer.start()
 
     def prepare_live(self) -> None:
         """Build the simulator's distance grids for this case in a worker (once)."""

@@ -54,6 +54,7 @@ class Rehearsal3D:
         self.plane_widget = None
         self._plane_cb: tuple[PlaneCallback, PlaneCallback] | None = None
         self._dragging_plane = False
+        self._plane_bounds: tuple[float, ...] | None = None
         self._scalar_bar: str | None = None
 
     @property
@@ -218,15 +219,21 @@ class Rehearsal3D:
     def show_plane(self, point_lps, normal_lps, bounds_lps: np.ndarray, *,
                    on_move: PlaneCallback | None = None,
                    on_release: PlaneCallback | None = None) -> None:
-        """The cut plane handle over ``bounds_lps`` ((2, 3) LPS box), or moved to the plane."""
+        """The cut plane handle over ``bounds_lps`` ((2, 3) LPS box: its plane is drawn clipped
+        to the box), or moved to the plane (and placed over a new box)."""
+        b = np.asarray(bounds_lps, float)
+        vtk_bounds = (b[0, 0], b[1, 0], b[0, 1], b[1, 1], b[0, 2], b[1, 2])
         if self.plane_widget is not None:
             if not self._dragging_plane:
+                if self._plane_bounds != vtk_bounds:  # another organ: its box
+                    self.plane_widget.PlaceWidget(*vtk_bounds)
+                    self._plane_bounds = vtk_bounds
                 self.plane_widget.SetOrigin(*np.asarray(point_lps, float))
                 self.plane_widget.SetNormal(*np.asarray(normal_lps, float))
                 self.update()
             return
-        b = np.asarray(bounds_lps, float)
         self._plane_cb = (on_move, on_release)
+        self._plane_bounds = vtk_bounds
 
         def moved(normal, origin) -> None:
             self._dragging_plane = True
@@ -235,7 +242,7 @@ class Rehearsal3D:
 
         self.plane_widget = self.plotter.add_plane_widget(
             moved, normal=tuple(np.asarray(normal_lps, float)), origin=tuple(point_lps),
-            bounds=(b[0, 0], b[1, 0], b[0, 1], b[1, 1], b[0, 2], b[1, 2]), factor=1.0,
+            bounds=vtk_bounds, factor=1.0,
             color=(0.3, 0.8, 1.0), outline_translation=False, interaction_event="always",
             pass_widget=False, test_callback=False)
         self.plane_widget.AddObserver("EndInteractionEvent", self._plane_released)

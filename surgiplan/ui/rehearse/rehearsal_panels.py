@@ -53,6 +53,7 @@ from surgiplan.simulation.uncertainty import SEEG_ROBOT_PROFILE, ErrorProfile
 from surgiplan.twin import Twin
 from surgiplan.ui.plan.planning_panel import (
     UNCERTAINTY_PARAMETERS,
+    DragFrames,
     _table,
     defer_timer,
     fill_levels_table,
@@ -156,12 +157,17 @@ class RehearsalPanel(QWidget):
         self._focus_pending = True  # frame the 3D view on the first full result of a case
         # while dragging, the 3D scene follows when the drag pauses (a 3D render ~0.5 s)
         self._scene_timer = defer_timer(self, lambda: self._deferred_scene())
+        # drag moves of one event-loop pass are merged (see DragFrames, _drag_frame)
+        self._drag_frames = DragFrames(self, lambda: self._drag_frame())
         self._build()
         window.case_loaded.connect(self.set_twin)
         window.twin_event.connect(self._structures_event)
 
     def _deferred_scene(self) -> None:
         """Update the 3D scene after a drag paused (subclasses draw their objects)."""
+
+    def _drag_frame(self) -> None:
+        """One drag frame, once per event-loop pass (subclasses score and paint)."""
 
     def _attach_placement(self, placement: Any, decoration: Any,
                           on_changed: Callable[[bool], None]) -> None:

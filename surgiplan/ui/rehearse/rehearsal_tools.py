@@ -163,27 +163,57 @@ class PlaneTool:
         pass  # the PlaneDecoration draws the plane in every view
 
 
+def clip_line_to_box(x0: np.ndarray, d: np.ndarray, box_lps: np.ndarray
+                     ) -> tuple[float, float] | None:
+    """The parameter range ``(t0, t1)`` where the line ``x0 + t d`` (LPS mm) lies inside the
+    box ((2, 3): min, max corners), or None when it misses the box (slab method)."""
+    t0, t1 = -math.inf, math.inf
+    for axis in range(3):
+        lo, hi = float(box_lps[0][axis]), float(box_lps[1][axis])
+        if abs(d[axis]) < 1e-12:
+            if not lo <= x0[axis] <= hi:
+                return None
+            continue
+        a, b = (lo - x0[axis]) / d[axis], (hi - x0[axis]) / d[axis]
+        t0, t1 = max(t0, min(a, b)), min(t1, max(a, b))
+    return (t0, t1) if t1 > t0 else None
+
+
 class PlaneDecoration:
-    """Draws a :class:`CutPlane` on a slice view (register with ``add_decoration``)."""
+    """Draws a :class:`CutPlane` on a slice view (register with ``add_decoration``): its trace
+    only within ``bounds_lps`` (the organ's box, where the bounded cut acts; the whole view
+    when None) and the normal arrow with its knob."""
 
     def __init__(self, plane: CutPlane) -> None:
         self.plane = plane
         self.visible = True
+        self.bounds_lps: np.ndarray | None = None
+
+    def segment_lps(self, view: SliceView) -> tuple[np.ndarray, np.ndarray] | None:
+        """The drawn piece of the plane's trace on the view's slice (two LPS points), or
+        None when the plane does not cross the slice within the bounds."""
+        trace = plane_trace(view, self.plane)
+        if trace is None:
+            return None
+        x0, d = trace
+        if self.bounds_lps is None:
+            reach = 2.0 * float(np.max(view.mapping.geometry.size) *
+                                np.max(view.mapping.geometry.spacing_mm))
+            return x0 - reach * d, x0 + reach * d
+        span = clip_line_to_box(x0, d, np.asarray(self.bounds_lps, float))
+        return None if span is None else (x0 + span[0] * d, x0 + span[1] * d)
 
     def __call__(self, view: SliceView, p: QPainter) -> None:
         if not self.visible or view.mapping is None or not self.plane.is_set():
             return
-        trace = plane_trace(view, self.plane)
-        if trace is None:
+        segment = self.segment_lps(view)
+        if segment is None:
             return
-        x0, d = trace
-        reach = 2.0 * float(np.max(view.mapping.geometry.size) *
-                            np.max(view.mapping.geometry.spacing_mm))
         color = QColor(*PLANE_RGB)
         p.save()
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         p.setPen(QPen(color, 2.0))
-        p.drawLine(view.lps_to_screen(x0 - reach * d), view.lps_to_screen(x0 + reach * d))
+        p.drawLine(view.lps_to_screen(segment[0]), view.lps_to_screen(segment[1]))
         knob = knob_lps(view, self.plane)
         if knob is not None:
             a, b = view.lps_to_screen(knob[0]), view.lps_to_screen(knob[1])

@@ -44,7 +44,6 @@ from surgiplan.ui.rehearse.rehearsal_tools import CutPlane, PlaneDecoration, Pla
 
 NO_TARGET = "(none)"
 CUT_MESH_SPACING_MM = 50.0  # a plane needs few vertices; the simulator samples it itself
-HANDLE_PAD_MM = 20.0
 
 
 ORGAN_PAD_MM = 10.0
@@ -61,6 +60,16 @@ def organ_bounds_lps(twin: Any, name: str) -> np.ndarray:
                         for c in (lo[2], hi[2])], float)
     lps = twin.geometry.index_to_lps(corners)
     return np.stack([lps.min(axis=0) - ORGAN_PAD_MM, lps.max(axis=0) + ORGAN_PAD_MM])
+
+
+def accepts(fn: Any, keyword: str) -> bool:
+    """Whether ``fn`` takes the keyword argument ``keyword``."""
+    import inspect
+
+    try:
+        return keyword in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def box_lps(twin: Any, name: str, pad_mm: float = 0.0) -> np.ndarray:
@@ -86,6 +95,9 @@ class ResectionPanel(RehearsalPanel):
         self.decoration = PlaneDecoration(self.plane)
         self.prepared = None
         self._prepared_key: tuple | None = None
+        self._dragging = False
+        self._live_geometry = None
+        self._organ_box: tuple[tuple | None, np.ndarray | None] = (None, None)
         self._prepare_gen = 0
         super().__init__(window, parent)
         self._attach_placement(self.plane, self.decoration, self._plane_changed)
@@ -138,6 +150,7 @@ class ResectionPanel(RehearsalPanel):
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
         self.prepared, self._prepared_key = None, None
+        self._organ_box = (None, None)
         self._prepare_gen += 1
         self.plane.point_lps = None
         set_curve_heights(self, None, run=False)
@@ -246,24 +259,66 @@ class ResectionPanel(RehearsalPanel):
         self.run_full()
 
     # ------------------------------------------------------------------ live scoring
-    def _plane_changed(self, _dragging: bool) -> None:
+    def _plane_changed(self, dragging: bool) -> None:
+        """A drag move is scored and painted through DragFrames (:meth:`_drag_frame`),
+        the 3D handle and cut follow when the drag pauses; a set plane or release at once."""
+        self._dragging = dragging
+        if dragging:
+            self._drag_frames.request()
+            return
+        self._drag_frames.cancel()
+        self._scene_timer.stop()
         if not self.plane.is_set():
             return
-        p, n = self.plane.point_lps, self.plane.normal_lps
-        self.plane_label.setText(f"Plane: {format_point(p)}, "
-                                 f"normal ({n[0]:.2f}, {n[1]:.2f}, {n[2]:.2f})")
+        self._show_plane_label()
         self._show_handle()
         self.rescore_live()
         for view in self.window.slice_views.values():
             view.update()
 
-    def _show_handle(self) -> None:
+    def _show_plane_label(self) -> None:
+        p, n = self.plane.point_lps, self.plane.normal_lps
+        self.plane_label.setText(f"Plane: {format_point(p)}, "
+                                 f"normal ({n[0]:.2f}, {n[1]:.2f}, {n[2]:.2f})")
+
+    def organ_box_lps(self) -> np.ndarray | None:
+        """The chosen organ's LPS box ((2, 3); its voxel centres padded by half a voxel,
+        cached per organ), None without an organ: the drawn cut is bounded to it."""
         organ = self.organ()
-        if self.twin is None or organ is None or not self.plane.is_set():
+        if self.twin is None or organ is None:
+            return None
+        key = (id(self.twin), organ)
+        if self._organ_box[0] != key:
+            found = bool(self.twin.segmentation.mask(organ).any())
+            pad = 0.5 * max(self.twin.geometry.spacing_mm)
+            self._organ_box = (key, box_lps(self.twin, organ, pad) if found else None)
+        return self._organ_box[1]
+
+    def _drag_frame(self) -> None:
+        if not self.plane.is_set():
+            return
+        self.decoration.bounds_lps = self.organ_box_lps()
+        self._show_plane_label()
+        self.rescore_live()
+        for view in self.window.slice_views.values():
+            view.update()
+        self._scene_timer.start()
+
+    def _deferred_scene(self) -> None:
+        """The drag paused: the 3D handle and the live cut surface follow."""
+        self._show_handle()
+        if self._live_geometry is not None:
+            self._show_live_3d(self._live_geometry)
+
+    def _show_handle(self) -> None:
+        """The 3D plane handle, its plane drawn within the organ's box only (as the slice
+        lines: the cut is bounded to the organ)."""
+        box = self.organ_box_lps()
+        self.decoration.bounds_lps = box
+        if box is None or not self.plane.is_set():
             return
         self.scene3d.show_plane(
-            self.plane.point_lps, self.plane.normal_lps,
-            box_lps(self.twin, organ, HANDLE_PAD_MM),
+            self.plane.point_lps, self.plane.normal_lps, box,
             on_move=lambda p, n: self.plane.set_plane(p, n, dragging=True),
             on_release=lambda p, n: (self.plane.set_plane(p, n), self.plane.released.emit()))
         if not self.isVisible():  # the handle shows only while this panel does
@@ -304,20 +359,30 @@ class ResectionPanel(RehearsalPanel):
         cut = self.cut()
         if cut is None and self.target() is None:
             return None
+        quick = {"quick": True} if self._dragging and accepts(self.simulator.live, "quick") \
+            else {}  # drag frames: coarse cut-vessel diameters (the full run is exact)
         try:
             result = self.timed_live(lambda: self.simulator.live(
                 self.prepared, cut, margin_mm=float(self.margin_spin.value()),
-                parameters=self.form.values()))
+                parameters=self.form.values(), **quick))
         except Exception as exc:
             self.show_result(SimulationResult.failed(f"live score: {exc}"))
             return None
         self.show_result(result, live=True)
-        self.scene3d.remove("result")
-        self.scene3d.show_geometry(result.geometry, part="live")
-        self.scene3d.set_scalar_bar_visible(self.isVisible())
+        if self._dragging:  # a 3D render per drag frame would stall the drag
+            self._live_geometry = result.geometry
+        else:
+            self._show_live_3d(result.geometry)
         return result
 
+    def _show_live_3d(self, geometry: Any) -> None:
+        self._live_geometry = None
+        self.scene3d.remove("result")
+        self.scene3d.show_geometry(geometry, part="live")
+        self.scene3d.set_scalar_bar_visible(self.isVisible())
+
     def show_geometry(self, result: SimulationResult) -> None:
+        self._live_geometry = None
         self.scene3d.remove("live")
         self.scene3d.show_geometry(result.geometry, part="result")
         self.scene3d.set_scalar_bar_visible(self.isVisible())

@@ -70,9 +70,27 @@ def device_dir() -> Path:
     return Path(str(files("surgiplan_ablation") / "data"))
 
 
+_TABLES: dict[tuple[str, int, int], DeviceTable] = {}  # (path, mtime ns, size) -> table
+
+
 def load_device(path: Path) -> DeviceTable:
-    """Read and check one device table (``BadInputError`` naming the file on any problem)."""
+    """Read and check one device table (``BadInputError`` naming the file on any problem);
+    an unchanged file is parsed once (every live ablation score resolves its device)."""
     path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError:
+        stat = None
+    key = None if stat is None else (str(path), stat.st_mtime_ns, stat.st_size)
+    if key in _TABLES:
+        return _TABLES[key]
+    table = _read_device(path)
+    if key is not None:
+        _TABLES[key] = table
+    return table
+
+
+def _read_device(path: Path) -> DeviceTable:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

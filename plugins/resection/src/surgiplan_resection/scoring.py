@@ -284,8 +284,11 @@ class PreparedResection:
         return self.boundary_value(cut, rule, margin_mm) > 0
 
     def score(self, cut: Cut | None, *, rule: str = "auto", margin_mm: float = 0.0,
-              surface_spacing_mm: float = 1.0, min_diameter_mm: float = 1.0) -> ResectionScore:
-        """Score one resection (nominal values; tens of milliseconds for a plane on a liver)."""
+              surface_spacing_mm: float = 1.0, min_diameter_mm: float = 1.0,
+              quick: bool = False) -> ResectionScore:
+        """Score one resection (nominal values; tens of milliseconds for a plane on a liver).
+        ``quick``: a cut vessel's diameter is its section's equal-area circle on the surface
+        grid (for drag frames) instead of the sub-voxel inscribed disc (~0.1-1 s a vessel)."""
         rule = resolve_rule(rule, has_cut=cut is not None, has_target=self.target is not None)
         g = self.boundary_value(cut, rule, margin_mm)
         region = g > 0
@@ -296,7 +299,8 @@ class PreparedResection:
         distances: dict[str, float] = {}
         if cut is not None:
             mesh = cut.surface_mesh(self.bounds_lps, spacing_mm=surface_spacing_mm)
-            surface, values, crossings, distances = self._surface(mesh, min_diameter_mm)
+            surface, values, crossings, distances = self._surface(
+                mesh, min_diameter_mm, quick_spacing_mm=surface_spacing_mm if quick else None)
         margin, point, resected_pct = self._margin(g, region)
         margins = {s.name: s.margin_mm for s in self.context.structures
                    if s.name in distances}
@@ -370,8 +374,10 @@ class PreparedResection:
                 b_out.append(pos[hit])
         return np.concatenate(a_out), np.concatenate(b_out)
 
-    def _surface(self, mesh: SurfaceMesh, min_diameter_mm: float):
-        """Clip the cut to the organ region; margin values, crossings, clearances on it."""
+    def _surface(self, mesh: SurfaceMesh, min_diameter_mm: float, *,
+                 quick_spacing_mm: float | None = None):
+        """Clip the cut to the organ region; margin values, crossings, clearances on it
+        (``quick_spacing_mm``: the grid spacing for quick crossing diameters, see score)."""
         verts = mesh.vertices_lps
         d_all = self.context.signed_distance_mm(self.organ, verts)
         near = np.flatnonzero(d_all < HOLE_BAND_MM)
@@ -393,7 +399,9 @@ class PreparedResection:
             d = d_inner[name]
             distances[name] = float(d[in_region].min()) if in_region.any() else math.inf
             for patch in patches[name]:
-                crossing = self._crossing(name, adjacency, local_verts, patch)
+                crossing = (self._crossing(name, adjacency, local_verts, patch)
+                            if quick_spacing_mm is None else
+                            self._quick_crossing(name, local_verts, patch, d, quick_spacing_mm))
                 if crossing.diameter_mm >= min_diameter_mm or not crossing.in_field:
                     crossings.append(crossing)
         surface = _clip(mesh, near[in_region])
@@ -416,6 +424,18 @@ class PreparedResection:
             near = self.context.distance_roi(self.organ).sample(points) <= 2.0 * self.h_max
             self._contact[name] = float(near.mean()) if near.size else 0.0
         return self._contact[name]
+
+    def _quick_crossing(self, name: str, verts: np.ndarray, patch: np.ndarray,
+                        d: np.ndarray, spacing_mm: float) -> VesselCrossing:
+        """A vessel section's equal-area circle: each grid vertex of the patch stands for
+        ``spacing_mm**2`` of the surface (coarse; the drag frames' live score only)."""
+        area = len(patch) * spacing_mm ** 2
+        ijk = self.geometry.lps_to_index(verts[patch])
+        in_field = bool(np.all(ijk >= 0.5) and
+                        np.all(ijk <= np.asarray(self.geometry.size) - 1.5))
+        start = verts[patch[int(np.argmin(d[patch]))]]
+        return VesselCrossing(name, 2.0 * math.sqrt(area / math.pi),
+                              tuple(float(x) for x in start), len(patch), in_field)
 
     def _crossing(self, name: str, adjacency, verts: np.ndarray,
                   patch: np.ndarray) -> VesselCrossing:

@@ -233,13 +233,14 @@ class ResectionSimulator:
         return result
 
     def live(self, prepared: PreparedResection, cut: Cut | None, *, margin_mm: float = 0.0,
-             parameters: dict[str, Any] | None = None) -> SimulationResult:
+             parameters: dict[str, Any] | None = None, quick: bool = False) -> SimulationResult:
         """Nominal re-score of a cut on a prepared organ (no intervals, no specimen meshes);
-        ``parameters`` as for :meth:`run` (defaults; ``surface_spacing_mm`` 2 mm)."""
+        ``parameters`` as for :meth:`run` (defaults; ``surface_spacing_mm`` 2 mm); ``quick``
+        (drag frames): cut vessels' diameters from their section's area on the surface grid."""
         params = {**SPEC.defaults(), "surface_spacing_mm": 2.0, **(parameters or {})}
         score = prepared.score(cut, rule=params["specimen_rule"], margin_mm=margin_mm,
                                surface_spacing_mm=params["surface_spacing_mm"],
-                               min_diameter_mm=params["min_vessel_diameter_mm"])
+                               min_diameter_mm=params["min_vessel_diameter_mm"], quick=quick)
         required = margin_mm
         if required <= 0 and prepared.target is not None:
             required = prepared.context.structure(prepared.target).margin_mm
