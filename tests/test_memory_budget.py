@@ -4,9 +4,12 @@ bound beyond it."""
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
+import surgiplan.twin as twin_module
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.volume import ImageVolume
 from surgiplan.processing.distance import (
@@ -117,3 +120,94 @@ def test_distance_in_a_box_equals_the_full_map_there_without_building_it():
     assert empty.shape == (2, 3, 4) and np.all(np.isposinf(empty))
     with pytest.raises(ValueError, match="within the grid"):
         context.distance_in_box("nerve", (slice(-1, 5), slice(0, 3), slice(0, 4)))
+
+
+# ---------------------------------------------------------------------- budgets of the runs
+def _body_case(shape_zyx=(60, 160, 160), spacing=(1.0, 1.0, 1.5), *,
+               vessel_z_mm=(-np.inf, np.inf)) -> Twin:
+    """A CT-like body cylinder (skin) with a target and a critical vessel along z (within
+    ``vessel_z_mm``)."""
+    nz, ny, nx = shape_zyx
+    geometry = ImageGeometry((nx, ny, nz), spacing,
+                             tuple(-n * s / 2 for n, s in zip((nx, ny, nz), spacing, strict=True)))
+    zz, yy, xx = np.indices(shape_zyx, sparse=True)
+    xmm, ymm, zmm = ((xx - nx / 2) * spacing[0], (yy - ny / 2) * spacing[1],
+                     (zz - nz / 2) * spacing[2])
+    body = np.broadcast_to((xmm / 70) ** 2 + (ymm / 60) ** 2 < 1, shape_zyx)
+    twin = Twin(ImageVolume(np.where(body, 40, -1000).astype(np.int16), geometry,
+                            modality="CT"))
+    twin.add_structure("skin", body, role="skin")
+    twin.add_structure("tumour", xmm ** 2 + (ymm - 10) ** 2 + zmm ** 2 < 64, role="target")
+    vessel = ((xmm - 15) ** 2 + ymm ** 2 < 16) & (zmm > vessel_z_mm[0]) & (zmm < vessel_z_mm[1])
+    twin.add_structure("vessel", vessel, role="critical", margin_mm=2.0)
+    return twin
+
+
+def _traced_peak(run) -> int:
+    """Peak bytes of Python/numpy allocations while ``run()`` runs (not ITK's or VTK's own)."""
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_roi_map_from_a_label_layer_makes_no_full_grid_mask():
+    twin = _body_case()
+    n_voxels = twin.geometry.n_voxels
+    peak = _traced_peak(lambda: twin.distance_roi("vessel"))
+    assert peak < 0.5 * n_voxels, f"{peak} bytes: a full-grid boolean mask is {n_voxels}"
+    full = signed_distance_map(twin.segmentation.mask("vessel"), twin.geometry)
+    roi = twin.distance_roi("vessel")
+    np.testing.assert_allclose(roi.values, full[roi.region], rtol=0, atol=1e-4)
+
+
+def test_roi_cache_stays_within_its_share_of_the_image():
+    geometry = _grid()
+    twin = Twin(ImageVolume(np.zeros(geometry.shape_zyx, np.int16), geometry, modality="CT"))
+    for k in range(12):  # twelve small critical structures along x
+        twin.add_structure(f"c{k}", _ball(geometry, centre_zyx=(60, 80, 10 + 10 * k)),
+                           role="critical")
+    budget = twin_module.ROI_CACHE_IMAGE_FACTOR * twin.image.array.nbytes
+    assert twin.roi_cache_bytes == int(budget) and budget <= 4 * twin.image.array.nbytes
+    newest = None
+    for s in twin.structures:
+        newest = twin.distance_roi(s.name, margin_mm=30.0)
+        cached = sum(r.nbytes for r in twin._roi_cache.values())
+        assert cached <= max(budget, newest.nbytes)
+    assert 1 < len(twin._roi_cache) < 12  # LRU: some kept, the oldest dropped
+    assert twin.distance_roi("c11") is newest  # the newest is reused, not recomputed
+
+
+def test_simulate_stays_within_its_memory_budget():
+    """The trajectory run holds its maps and meshes near the path and the entry only: the
+    full-grid mask and the whole skin surface cost 11x the image bytes here (before)."""
+    from surgiplan.simulation import TrajectoryInput, UncertaintyModel, load_simulator
+
+    sim = load_simulator("trajectory")
+    inputs = TrajectoryInput(entry_lps=(0.0, -60.0, 0.0), target_lps=(0.0, 10.0, 0.0))
+    model = UncertaintyModel(samples=20)
+    twin = _body_case()
+    context = SimulationContext(twin)
+    result = sim.run(context, inputs, sim.spec.defaults(), uncertainty=model)  # compiled
+    assert result.ok and abs(result.metric("clearance_mm").value - 10.85) < 0.3
+    fresh = SimulationContext(_body_case())
+    peak = _traced_peak(lambda: sim.run(fresh, inputs, sim.spec.defaults(),
+                                        uncertainty=model))
+    assert peak <= 4.0 * twin.image.array.nbytes, peak / twin.image.array.nbytes
+
+
+def test_plan_path_maps_cover_the_entries_in_reach_only():
+    from surgiplan.simulation import PathSearchRequest, load_simulator
+
+    """The critical map covers the vessel's region and the paths from entries within reach
+    (0.26 of the grid here), not every skin entry (0.66 of the grid before)."""
+    twin = _body_case(shape_zyx=(100, 160, 160), spacing=(1.0, 1.0, 3.0),
+                      vessel_z_mm=(-130.0, -70.0))
+    sim = load_simulator("trajectory")
+    request = PathSearchRequest(target_lps=(0.0, 10.0, -100.0), max_length_mm=70.0, top_k=3)
+    result = sim.search(SimulationContext(twin), request, sim.spec.defaults())
+    assert result.candidates and result.rejected["too_long"] > 0.5 * result.n_candidates
+    region = twin._roi_cache["vessel"].values.size
+    assert region < 0.4 * twin.geometry.n_voxels, region / twin.geometry.n_voxels

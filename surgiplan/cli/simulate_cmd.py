@@ -128,7 +128,28 @@ def _add_common_args(parser: argparse.ArgumentParser) -> None:
 def _context(case: Path):
     from surgiplan.simulation import SimulationContext
 
+    _release_freed_blocks_promptly()
     return SimulationContext(load_case(case))
+
+
+MMAP_THRESHOLD_BYTES = 256 * 1024
+
+
+def _release_freed_blocks_promptly() -> None:
+    """glibc only: blocks of MMAP_THRESHOLD_BYTES or more are mapped and unmapped on free.
+
+    By default glibc raises that threshold up to 32 MiB as blocks are freed, so the crop-sized
+    temporaries of distance maps and meshes (ITK's and VTK's included) stay in the heap and
+    count in the peak of the next step (measured on the 512x512x200 bench CT: -15 MiB for
+    simulate, -49 MiB for plan-path). A one-shot command loses nothing by it."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if sys.platform.startswith("linux") and name:
+        libc = ctypes.CDLL(name)
+        if hasattr(libc, "mallopt"):
+            libc.mallopt(-3, MMAP_THRESHOLD_BYTES)  # -3: M_MMAP_THRESHOLD
 
 
 def run_trajectory(args: argparse.Namespace) -> int:
