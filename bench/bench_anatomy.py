@@ -4,8 +4,9 @@
   512x512x134 abdomen CT (goal <= 20 s on the 2-core machine); the detail gives the ratio to
   the bare library filters it calls on the same volume (one SimpleITK threshold, scipy's
   per-slice hole filling and 3D labelling of the bone, one SimpleITK marker watershed).
-* ``ct-liver preset, abdomen CT``: the same for ``ct-liver`` (liver, its vessels, spleen,
-  aorta/IVC; it runs the spine's canal search for the great vessels' landmarks).
+* ``ct-liver preset, abdomen CT``: the same for ``ct-liver`` (liver, hepatic and portal veins,
+  spleen, kidneys, gallbladder, aorta/IVC; it runs the spine's canal search for the great
+  vessels' and kidneys' landmarks).
 * ``mr-head preset, head MR``: seconds for the ``mr-head`` preset on the 256x256x170 MPRAGE
   (goal <= 20 s); the detail gives the ratio to SimpleITK's Otsu threshold + binary fill.
 * ``mr-head-planning preset, head MR``: ``mr-head`` plus ventricles, orbits, face, sinuses
