@@ -11,10 +11,14 @@
   cached in the bundle) until every structure's surface is in the 3D view, over loading the
   same bundle and adding its cached surfaces to a bare pyvista plotter and rendering (goal
   <= 1.5x); the 3D delay after the slices show (goal <= 3 s) and the longest GUI stall (with
-  when it ended, to tell the slices' set-up from the 3D scene's first frame). ``--reopen
-  [CASE]`` runs only these rows, on CASE (a bundle saved as :func:`make_case` saves it) or a
-  freshly built one. On a software OpenGL the app draws a clustered copy of the surfaces
-  (``case_io.SOFTWARE_RENDER_TRIANGLES``) while the bare plotter draws the full cached ones.
+  when it ended, to tell the slices' set-up from the 3D scene's first frame), best and median
+  of 3 runs, each with the 1-minute load average before -> after it. Beside each stall, the
+  GUI thread's own CPU time in it (``time.thread_time``): on a loaded 2-core machine a gap is
+  mostly waiting for a core (wall ~ CPU x load / 2), so that CPU figure is the app's part.
+  ``--reopen [CASE [RUNS]]`` runs only these rows, on CASE (a bundle saved as
+  :func:`make_case` saves it) or a freshly built one. On a software OpenGL the app draws a
+  clustered copy of the surfaces (``case_io.SOFTWARE_RENDER_TRIANGLES``) while the bare
+  plotter draws the full cached ones.
 
 Runs its GUI parts in child processes, under ``xvfb-run`` when there is no display.
 """
