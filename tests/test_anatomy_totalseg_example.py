@@ -66,12 +66,22 @@ def test_inferior_vena_cava_overlaps_the_reference(example) -> None:
 
 def test_each_reference_vertebra_is_found(compared) -> None:
     assert set(compared) == {"T11", "T12"}
-    assert compared["T12"][1] >= 0.5  # measured 0.58 (see the xfail below for the goal)
+    assert compared["T12"][1] >= 0.6  # measured 0.63 (see the xfail below for the goal)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 acceptance not reached: Dice T12 0.58, T11 "
-                   "0.38 (goal 0.80), and without a sacrum or detected ribs in these 20 "
-                   "slices the levels are not named")
+def test_vertebra_level_names_agree(compared) -> None:
+    """No sacrum in these 20 slices: the levels come from the last rib-bearing vertebra
+    (the 11th ribs pass 60-115 mm beside the canal at T12)."""
+    for level, (ours, _dice) in compared.items():
+        assert ours == level
+
+
+@pytest.mark.xfail(strict=True, reason="issue 16 acceptance not reached: Dice T12 0.63, T11 "
+                   "0.33 (goal 0.80): the split at the degenerate T11/T12 disc sits 1-2 slices "
+                   "low, T11's spinous process (down to T12's pedicles) goes to T12, the "
+                   "fatty marrow (~115 HU) of T12's posterior body is left out, and "
+                   "TotalSegmentator's own T11 at the field's top edge covers only the front "
+                   "of the body")
 def test_vertebrae_reach_dice_080_with_the_same_level_names(compared) -> None:
     for level, (ours, dice) in compared.items():
         assert dice >= 0.80 and ours == level

@@ -15,13 +15,16 @@ from one corrected level). Patient axes: the grid's k axis must run along S (axi
 4. Bodies: the islands of bone in the vertebral-body column (the discs part them, tilted or
    not); an island taller than ``MAX_BODY_MM`` is cut at the disc minima
    (``scipy.signal.find_peaks``) of the column's mean HU along S. Each is one marker.
-5. Vertebrae: a marker watershed (SimpleITK ``MorphologicalWatershedFromMarkers``) of the smoothed,
-   negated HU within the spine bone, so the dark joint gaps (discs, facets) become the
-   boundaries and each posterior arch goes to the body it is joined to through its pedicles.
+5. Vertebrae: each body marker grows by its ring round the canal (the spine bone in the middle
+   half of its body's slices, in front of the canal centre + ``RING_BACK_MM``: body, pedicles,
+   the laminae's roots), so each arch is seeded from its own pedicles; then a marker
+   watershed (SimpleITK ``MorphologicalWatershedFromMarkers``) on a flat landscape within the
+   spine bone gives every other voxel to the marker nearest along the bone.
 6. Levels: counted up from the sacrum (the lowest segment whose bone at the body's depth is
    wider than ``SACRUM_WIDTH_MM``, the alae) as L5, L4, ... L1, T12, ...; without a sacrum
-   in view, from the last rib-bearing vertebra (bone beyond ``RIB_REACH_MM`` from the midline
-   in its slab) as T12. With neither, the segments are named "vertebra 1".. from the bottom.
+   in view, from the last rib-bearing vertebra (bone ``RIB_REACH_MM``-``RIB_OUTER_MM`` left
+   and right of the canal in its slab, on the whole grid) as T12. With neither, the segments
+   are named "vertebra 1".. from the bottom.
 """
 
 from __future__ import annotations
@@ -54,13 +57,15 @@ ANTERIOR_MM = 62.0
 POSTERIOR_MM = 55.0
 SACRUM_WIDTH_MM = 85.0
 RIB_REACH_MM = 58.0
+RIB_OUTER_MM = 120.0
+RIB_BACK_MM = 35.0
 RING_BACK_MM = 6.0
 RING_HALF_WIDTH_MM = 30.0
 LEVELS = ([f"C{i}" for i in range(1, 8)] + [f"T{i}" for i in range(1, 13)]
           + [f"L{i}" for i in range(1, 6)])
-METHOD = ("canal from bone-enclosed holes, vertebral bodies between disc minima, marker "
-          "watershed (SimpleITK) of the HU within the spine bone; levels counted from the "
-          "sacrum or the last rib-bearing vertebra")
+METHOD = ("canal from bone-enclosed holes, vertebral bodies between disc minima, each grown "
+          "by its pedicle ring, marker watershed (SimpleITK) within the spine bone; levels "
+          "counted from the sacrum or the last rib-bearing vertebra")
 
 
 @dataclass
@@ -283,8 +288,11 @@ def _row_width_mm(bone_slab: np.ndarray, j: int, i: int, sx: float) -> float:
 
 
 def _level_names(image: np.ndarray, body: np.ndarray, ranges: list[tuple[int, int]],
-                 line: np.ndarray, geometry: ImageGeometry) -> tuple[list[str], str, int]:
-    """Level names bottom to top, how they were set, and the number of sacral segments."""
+                 line: np.ndarray, geometry: ImageGeometry, wide_bone: np.ndarray,
+                 wide_line: np.ndarray) -> tuple[list[str], str, int]:
+    """Level names bottom to top, how they were set, and the number of sacral segments
+    (``image``, ``body``, ``line``: the spine's box; ``wide_bone``, ``wide_line``: the whole
+    grid's bone and centre line, where the ribs reach beyond the box)."""
     sx = geometry.spacing_mm[0]
     full_bone = (image >= BONE_HU) & body
     sacral = 0
@@ -301,7 +309,7 @@ def _level_names(image: np.ndarray, body: np.ndarray, ranges: list[tuple[int, in
         names = ["S"] * sacral + [LEVELS[len(LEVELS) - 1 - t] if t < len(LEVELS) else f"V{t}"
                                   for t in range(n - sacral)]
         return names, "sacrum", sacral
-    ribbed = [_has_ribs(full_bone, a, b, line, geometry) for a, b in ranges]
+    ribbed = [_has_ribs(wide_bone, a, b, wide_line, geometry) for a, b in ranges]
     if any(ribbed):
         last = int(np.flatnonzero(ribbed)[0])  # lowest rib-bearing segment is T12
         t12 = LEVELS.index("T12")
@@ -313,16 +321,17 @@ def _level_names(image: np.ndarray, body: np.ndarray, ranges: list[tuple[int, in
 
 def _has_ribs(bone: np.ndarray, a: int, b: int, line: np.ndarray, geometry: ImageGeometry
               ) -> bool:
-    """Bone beyond ``RIB_REACH_MM`` left and right of the canal, behind the body's front, in
-    the segment's middle slices."""
+    """Bone ``RIB_REACH_MM`` to ``RIB_OUTER_MM`` left and right of the canal, from 30 mm in
+    front of it to ``RIB_BACK_MM`` behind it (the ribs' necks and angles), in the segment's
+    middle slices."""
     sx, sy = geometry.spacing_mm[0], geometry.spacing_mm[1]
     hits = 0
     for k in range(a + 1, b):
         j0 = int(max(0, line[k, 0] - 30 / sy))
-        j1 = int(min(bone.shape[1], line[k, 0] + 25 / sy))
+        j1 = int(min(bone.shape[1], line[k, 0] + RIB_BACK_MM / sy))
         i = line[k, 1]
-        lo = int(max(0, i - (RIB_REACH_MM + 25) / sx))
-        hi = int(min(bone.shape[2], i + (RIB_REACH_MM + 25) / sx))
+        lo = int(max(0, i - RIB_OUTER_MM / sx))
+        hi = int(min(bone.shape[2], i + RIB_OUTER_MM / sx))
         left = bone[k, j0:j1, int(i + RIB_REACH_MM / sx):hi].any()
         right = bone[k, j0:j1, lo:int(i - RIB_REACH_MM / sx)].any()
         hits += int(left and right)
@@ -392,7 +401,8 @@ def segment_spine(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray) 
         raise BadInputError("no vertebra found between the discs",
                             action="check that the CT shows the spine")
     labels = _watershed(_ring_markers(markers, ranges, bone, sub_line, geometry), bone)
-    names, source, sacral = _level_names(sub, sub_body, ranges, sub_line, geometry)
+    names, source, sacral = _level_names(sub, sub_body, ranges, sub_line, geometry,
+                                         (image >= BONE_HU) & body, line)
 
     def full(mask: np.ndarray) -> np.ndarray:
         out = np.zeros(image.shape, bool)
