@@ -7,6 +7,7 @@ invalidated only for the structure that changed. Changes emit events on ``twin.e
   region edits add ``box=``, the changed ``(z, y, x)`` slices)
 * ``"structure_renamed"`` (``name=`` the new name, ``old_name=``)
 * ``"structure_properties_changed"`` (``name=``, ``fields=``)
+* ``"structure_reviewed"`` (``name=``, ``by=``): a person checked an automatic structure
 * ``"image_changed"``
 * ``"series_added"`` / ``"series_removed"`` / ``"series_transform_changed"`` (``key=``)
 
@@ -176,6 +177,12 @@ class Twin:
             setattr(s, key, value)
         self.events.emit("structure_properties_changed", name=name, fields=sorted(props))
 
+    def mark_reviewed(self, name: str, *, by: str = "") -> None:
+        """A person (``by``) checked automatic structure ``name``: its quality flag becomes
+        reviewed. Raises KeyError for a structure no automatic method made."""
+        self.provenance.mark_reviewed(name, by=by)
+        self.events.emit("structure_reviewed", name=name, by=by)
+
     def _invalidate(self, name: str, *, keep_count: bool = False) -> None:
         self._distance_cache.pop(name, None)
         self._roi_cache.pop(name, None)
@@ -185,12 +192,13 @@ class Twin:
 
     # ------------------------------------------------------------------ region edits
     def write_layer_region(self, layer: int, box: tuple[slice, slice, slice],
-                           values: np.ndarray) -> list[str]:
+                           values: np.ndarray, *, user_edit: bool = False) -> list[str]:
         """Write label ``values`` into ``layers[layer][box]``; returns the structures changed.
 
         Only the structures whose voxels changed lose their derived data; their voxel counts
-        are updated from the change (no full-grid count). Emits ``"structure_changed"`` with
-        ``name=`` and ``box=`` for each.
+        are updated from the change (no full-grid count). With ``user_edit``, automatic
+        structures that changed are flagged edited in provenance (before the events go out).
+        Emits ``"structure_changed"`` with ``name=`` and ``box=`` for each.
         """
         with self._lock:
             target = self.segmentation.layers[layer][box]
@@ -206,6 +214,9 @@ class Twin:
                                                      - np.count_nonzero(old == s.label))
                 self._invalidate(s.name, keep_count=True)
             target[...] = values
+            if user_edit:
+                for s in changed:
+                    self.provenance.mark_edited(s.name)
         for s in changed:
             self.events.emit("structure_changed", name=s.name, box=box)
         return [s.name for s in changed]

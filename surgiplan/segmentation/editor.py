@@ -205,8 +205,7 @@ class SegmentEditor:
         if np.array_equal(old, new):
             return False
         delta = LayerDelta(s.layer, box, old.dtype, _pack(old), _pack(new), label)
-        for changed in self.twin.write_layer_region(s.layer, box, new):
-            self.twin.provenance.mark_edited(changed)  # automatic result edited by the user
+        self.twin.write_layer_region(s.layer, box, new, user_edit=True)
         self._record(delta)
         return True
 

@@ -105,3 +105,27 @@ def test_volume_column_is_live(qtbot, shown):
     qtbot.waitUntil(lambda: float(panel.volume_text("tumour")) > before, timeout=3000)
     assert float(panel.volume_text("tumour")) == pytest.approx(twin.volume_ml("tumour"),
                                                                 abs=0.01)
+
+
+def test_review_column_marks_an_automatic_structure_reviewed(qtbot, window, twin):
+    """An automatic structure reads 'Mark reviewed'; a click flags it reviewed by the user in
+    provenance (dirty case, row updated); a later voxel edit asks for a review again."""
+    from surgiplan.model.provenance import EDITED, REVIEWED
+
+    twin.provenance.record_automatic("tumour", "test method")
+    show(qtbot, window, twin)
+    panel = window.structures_panel
+    others = [n for n in twin.segmentation.names() if n != "tumour"]
+    assert panel.review_text("tumour") == "Mark reviewed"
+    assert all(not panel.review_button(n).isEnabled() for n in others), "hand-drawn: nothing"
+    window.dirty = False
+    panel.review_button("tumour").click()
+    qtbot.wait(20)
+    entry = twin.provenance.automatic["tumour"]
+    assert entry.quality == REVIEWED and entry.reviewed_by
+    assert panel.review_text("tumour") == "✓ reviewed"
+    assert window.dirty, "the review is part of the case: it must be saved"
+    assert window.segment_panel.editor.paint("tumour", TUMOUR_LPS, 25.0), "voxels changed"
+    qtbot.wait(20)
+    assert twin.provenance.automatic["tumour"].quality == EDITED
+    assert panel.review_text("tumour") == "Mark reviewed (edited)"

@@ -1,5 +1,6 @@
 """The structures list: visibility, colour swatch, editable name (anatomy completion), role,
-opacity, safety margin (mm) and the live volume (ml).
+opacity, safety margin (mm), the live volume (ml) and the review state of automatic structures
+(automatic results stay flagged "unreviewed" in provenance and report until a person marks them).
 
 Edits go through the Segment panel's editor when there is one (``editor_source``; undoable),
 else straight to the twin; either way the twin emits the model event the views redraw on. The
@@ -31,11 +32,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from surgiplan.model.provenance import EDITED, REVIEWED
 from surgiplan.model.structures import Role, Structure
 from surgiplan.twin import Twin
 
-COLUMNS = ("Show", "Colour", "Name", "Role", "Opacity", "Margin mm", "Volume ml")
-NAME_COLUMN, VOLUME_COLUMN = 2, 6
+COLUMNS = ("Show", "Colour", "Name", "Role", "Opacity", "Margin mm", "Volume ml", "Review")
+NAME_COLUMN, VOLUME_COLUMN, REVIEW_COLUMN = 2, 6, 7
+
+
+def reviewer_name() -> str:
+    """Who is marking structures reviewed: the operating-system account name."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown user"
 
 
 def _swatch_style(color: tuple[float, float, float]) -> str:
@@ -153,6 +165,43 @@ class StructuresPanel(QWidget):
         volume.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.table.setItem(row, VOLUME_COLUMN, volume)
         self._show_volume(row, s.name)
+        review = QToolButton()
+        review.setAutoRaise(True)
+        review.clicked.connect(lambda _=False, r=row: self._review(r))
+        self.table.setCellWidget(row, REVIEW_COLUMN, review)
+        self._show_review(row, s.name)
+
+    def _show_review(self, row: int, name: str) -> None:
+        """Label the row's review button: '-' (drawn by hand), 'Mark reviewed' or '✓'."""
+        button = self.table.cellWidget(row, REVIEW_COLUMN)
+        entry = self.twin.provenance.automatic.get(name)
+        if entry is None:
+            button.setText("–")
+            button.setEnabled(False)
+            button.setToolTip("Drawn or imported by hand: no automatic method to review")
+        elif entry.quality == REVIEWED:
+            button.setText("✓ reviewed")
+            button.setEnabled(False)
+            button.setToolTip(f"Automatic ({entry.method}); reviewed by "
+                              f"{entry.reviewed_by or 'unknown'} at {entry.changed_utc} UTC")
+        else:
+            edited = " (edited)" if entry.quality == EDITED else ""
+            button.setText(f"Mark reviewed{edited}")
+            button.setEnabled(True)
+            button.setToolTip(f"Automatic ({entry.method}), {entry.quality}. Click after checking "
+                              "it on every slice: the report then lists it as reviewed by you.")
+
+    def review_text(self, name: str) -> str:
+        return self.table.cellWidget(self.row_of(name), REVIEW_COLUMN).text()
+
+    def review_button(self, name: str) -> QToolButton:
+        return self.table.cellWidget(self.row_of(name), REVIEW_COLUMN)
+
+    def _review(self, row: int) -> None:
+        if self.twin is not None and 0 <= row < len(self._names):
+            name = self._names[row]
+            if name in self.twin.provenance.automatic:
+                self.twin.mark_reviewed(name, by=reviewer_name())
 
     def _show_volume(self, row: int, name: str) -> None:
         ml = self.twin.volume_ml(name)
@@ -175,6 +224,7 @@ class StructuresPanel(QWidget):
             w.blockSignals(False)
         self.table.cellWidget(row, 1).setStyleSheet(_swatch_style(s.color))
         self._show_volume(row, name)
+        self._show_review(row, name)
 
     def row_of(self, name: str) -> int:
         if name in self._names:

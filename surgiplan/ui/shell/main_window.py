@@ -347,7 +347,9 @@ class MainWindow(CaseFilesMixin, WindowLayoutMixin, SceneMixin, QMainWindow):
 
     def _twin_event(self, name: str, payload: dict) -> None:
         structure = payload.get("name")
-        if name == "structure_properties_changed":
+        if name == "structure_reviewed":
+            self.structures_panel.update_row(structure)
+        elif name == "structure_properties_changed":
             for view in self.slice_views.values():
                 view.refresh_overlays()
             self.view3d.update_structure(self.twin.structure(structure))
