@@ -76,6 +76,19 @@ def test_no_vessel_structure_holds_totalsegmentators_spleen_on_the_example(examp
     assert not {"left kidney", "right kidney", "gallbladder"} & set(ours)
 
 
+def test_portal_veins_hold_totalsegmentators_portal_vein_on_the_example(example) -> None:
+    """TotalSegmentator's portal vein (where it runs in our liver mask, at the hilum): >= 50 %
+    in our portal veins (measured 66 %), <= 5 % in our hepatic veins (measured 2 %). No IVC is
+    proposed here: its only enhancing track never leaves the liver, so it is another vessel
+    (it was the portal vein, Dice 0 against TotalSegmentator's IVC)."""
+    twin, ours = example
+    portal_ref = np.asarray(twin.segmentation.mask("portal_vein_and_splenic_vein")) & ours["liver"]
+    assert portal_ref.sum() > 1000
+    assert (portal_ref & ours["portal veins"]).sum() >= 0.5 * portal_ref.sum()
+    assert (portal_ref & ours["hepatic veins"]).sum() <= 0.05 * portal_ref.sum()
+    assert "inferior vena cava" not in ours
+
+
 @pytest.fixture(scope="module")
 def abdomen():
     volume = load_image(real_scan("abdomen-ct-contrast"))
@@ -137,46 +150,54 @@ def test_kidneys_and_spleen_are_not_in_any_vessel_structure(abdomen) -> None:
             assert not (ours[vessel] & ours[organ]).any(), (vessel, organ)
 
 
-def _heart_blood(volume: ImageVolume, body: np.ndarray) -> np.ndarray:
-    """The heart's chambers, found apart from the preset: >= 180 HU in the scan's top quarter
-    (the chest), the largest island after a 5 mm erosion, grown back within the blood."""
+@pytest.fixture(scope="module")
+def heart_distance_mm(abdomen) -> tuple[int, np.ndarray]:
+    """(first slice k0, distance in mm to the heart's chambers for the slices from k0 up): the
+    chambers found apart from the preset, >= 180 HU in the scan's top quarter (the chest; k
+    runs toward S on this scan), the largest island after a 5 mm erosion, grown back within
+    the blood."""
     from scipy import ndimage
 
+    volume, _ours, body = abdomen
     g = volume.geometry
-    blood = (volume.array >= 180) & (volume.array < 600) & body
-    blood[: int(0.75 * blood.shape[0])] = False  # k runs toward S on this scan
+    k0 = int(0.5 * volume.array.shape[0])
+    top = volume.array[k0:]
+    blood = (top >= 180) & (top < 600) & body[k0:]
+    blood[: int(0.75 * volume.array.shape[0]) - k0] = False
     labels, _n = ndimage.label(shrink_mask(blood, g, 5.0))
     largest = labels == np.bincount(labels.ravel())[1:].argmax() + 1
-    return grow_mask(largest, g, 5.0) & blood
+    heart = grow_mask(largest, g, 5.0) & blood
+    assert 100.0 <= _ml(heart, g) <= 600.0
+    return k0, distance_to_mask_mm(heart, g.spacing_mm[::-1])
 
 
-def test_liver_stays_below_the_heart(abdomen) -> None:
+def test_liver_stays_below_the_heart(abdomen, heart_distance_mm) -> None:
     """The liver dome touches the heart's inferior wall through the thin diaphragm with the same
     HU: liver within 20 mm of the heart's blood <= 25 ml (measured 14.6 ml; 49.5 ml when it
     grew ~140 ml into the heart's wall), and none within 5 mm (the wall's inner half)."""
-    volume, ours, body = abdomen
+    volume, ours, _body = abdomen
     g = volume.geometry
-    heart = _heart_blood(volume, body)
-    assert 100.0 <= _ml(heart, g) <= 600.0
-    near = distance_to_mask_mm(heart, g.spacing_mm[::-1])
-    assert _ml(ours["liver"] & (near <= 20.0), g) <= 25.0
-    assert _ml(ours["liver"] & (near <= 5.0), g) <= 0.5
+    k0, near = heart_distance_mm
+    liver = ours["liver"][k0:]
+    assert _ml(liver & (near <= 20.0), g) <= 25.0
+    assert _ml(liver & (near <= 5.0), g) <= 0.5
 
 
-def test_inferior_vena_cava_runs_from_the_kidneys_up_to_the_heart(abdomen) -> None:
+def test_inferior_vena_cava_runs_from_the_kidneys_up_to_the_heart(abdomen,
+                                                                  heart_distance_mm) -> None:
     """The IVC, tracked where it enhances and carried up behind the liver where it does not:
     one unbroken column of cross-sections from below the kidneys' lower poles to within 35 mm
     of the heart's blood (measured 31 mm; it stopped 100 mm below the heart before it was
     carried), each 150-800 mm2, on the patient's right of the aorta in every shared slice."""
-    volume, ours, body = abdomen
+    volume, ours, _body = abdomen
     g = volume.geometry
     ivc, aorta = ours["inferior vena cava"], ours["aorta"]
     ks = np.flatnonzero(ivc.any(axis=(1, 2)))
     assert np.all(np.diff(ks) == 1)
     kidneys = np.flatnonzero((ours["left kidney"] | ours["right kidney"]).any(axis=(1, 2)))
     assert ks[0] <= kidneys[0]
-    near = distance_to_mask_mm(_heart_blood(volume, body), g.spacing_mm[::-1])
-    assert near[ks[-1]][ivc[ks[-1]]].min() <= 35.0
+    k0, near = heart_distance_mm
+    assert ks[-1] >= k0 and near[ks[-1] - k0][ivc[ks[-1]]].min() <= 35.0
     area = ivc.sum(axis=(1, 2))[ks] * g.spacing_mm[0] * g.spacing_mm[1]
     assert area.min() >= 150.0 and area.max() <= 800.0
     for k in np.intersect1d(ks, np.flatnonzero(aorta.any(axis=(1, 2)))):

@@ -3,7 +3,8 @@
 STARTING POINTS the user checks and corrects; each comes with its method for the provenance.
 The organs (``surgiplan.segmentation.liver``, ``kidneys``, ``gallbladder``) and the great
 vessels (``great_vessels``, placed by the spine's canal from ``spine``) are found separately,
-then made disjoint: the vena cava is cut out of the liver (the liver's band holds the
+then made disjoint (an IVC track that never leaves the liver is dropped, see
+``_leaves_liver``): the vena cava is cut out of the liver (the liver's band holds the
 isodense caval lumen), and no vessel structure keeps a voxel of the liver (except the
 hepatic and portal veins, inside it), the spleen, a kidney or the gallbladder.
 """
@@ -19,6 +20,7 @@ from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.structures import Role
 
 UNREVIEWED = "quality: automatic, unreviewed: check and correct"
+MIN_OUTSIDE_SLICES = 3
 
 
 @dataclass
@@ -46,6 +48,16 @@ def _spine_landmarks(image: np.ndarray, geometry: ImageGeometry, body: np.ndarra
     return spine.canal, bone
 
 
+def _leaves_liver(vessel: np.ndarray, liver: np.ndarray) -> bool:
+    """Whether at least ``MIN_OUTSIDE_SLICES`` of the vessel's cross-sections lie mostly outside
+    the liver. An IVC track that never leaves the liver was not started on the enhancing
+    infrahepatic IVC: inside the liver the IVC is as dense as the parenchyma, so an enhancing
+    round section there is another vessel (the portal vein), and it is dropped."""
+    area = vessel.sum(axis=(1, 2))
+    outside = (vessel & ~liver).sum(axis=(1, 2))
+    return int(((area > 0) & (outside >= 0.5 * area)).sum()) >= MIN_OUTSIDE_SLICES
+
+
 def abdomen_structures(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray
                        ) -> list[Found]:
     """Liver, hepatic and portal veins (and their union, "liver vessels"), spleen, kidneys,
@@ -63,6 +75,9 @@ def abdomen_structures(image: np.ndarray, geometry: ImageGeometry, body: np.ndar
         found_kidneys = kidneys.segment_kidneys(image, geometry, body, canal, bone,
                                                 exclude=organs.liver.mask | spleen)
     ivc = vessels.get("inferior vena cava")
+    if ivc is not None and not _leaves_liver(ivc, organs.liver.mask):
+        del vessels["inferior vena cava"]
+        ivc = None
     liver_mask = organs.liver.mask & ~ivc if ivc is not None else organs.liver.mask
     gall = gallbladder.segment_gallbladder(image, geometry, body, liver_mask)
     hepatic, portal = liver.split_hepatic_portal(

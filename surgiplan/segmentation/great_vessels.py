@@ -295,7 +295,10 @@ def _carry_crop(vessel: np.ndarray, geometry: ImageGeometry, top: int, up: int
     js, is_ = np.nonzero(vessel[top])
     dj, di = int(np.ceil(CARRY_DRIFT_MM / sy)), int(np.ceil(CARRY_DRIFT_MM / sx))
     end = int(np.clip(top + up * int(CARRY_MAX_MM / sz), 0, vessel.shape[0] - 1))
-    return (slice(min(top, end), max(top, end) + 1),
+    k0, k1 = min(top, end), max(top, end) + 1
+    if k1 - k0 < 4:  # SimpleITK's recursive Gaussian needs four slices
+        k0, k1 = max(0, min(k0, k1 - 4)), min(vessel.shape[0], max(k1, k0 + 4))
+    return (slice(k0, k1),
             slice(max(0, js.min() - dj), min(vessel.shape[1], js.max() + dj + 1)),
             slice(max(0, is_.min() - di), min(vessel.shape[2], is_.max() + di + 1)))
 

@@ -169,6 +169,14 @@ def _heart_pool(smooth: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
     return heart
 
 
+def _from_slice_up(k: int, nz: int, up: float) -> slice:
+    """The slices from ``k`` toward S (``up`` = +1: k grows toward S), at least four of them
+    where the grid has them (SimpleITK's recursive Gaussians need four along each axis)."""
+    if up > 0:
+        return slice(max(0, min(k, nz - 4)), nz)
+    return slice(0, min(nz, max(k + 1, 4)))
+
+
 def _without_heart(organ: np.ndarray, smooth: np.ndarray, geometry: ImageGeometry,
                    heart: np.ndarray, seed_zyx: tuple[int, int, int]) -> np.ndarray:
     """The organ less the heart's wall it leaked into (step 1b): a marker watershed (SimpleITK)
@@ -178,8 +186,8 @@ def _without_heart(organ: np.ndarray, smooth: np.ndarray, geometry: ImageGeometr
     import SimpleITK as sitk
 
     up = float(np.sign(geometry.direction[2, 2])) or 1.0
-    ks = slice(seed_zyx[0], organ.shape[0]) if up > 0 else slice(0, seed_zyx[0] + 1)
-    seed_local = 0 if up > 0 else seed_zyx[0]
+    ks = _from_slice_up(seed_zyx[0], organ.shape[0], up)
+    seed_local = seed_zyx[0] - ks.start
     part, heart_marker = organ[ks], grow_mask(heart, geometry, HEART_MARKER_MM)[ks]
     markers = np.full(part.shape, 3, np.uint8)
     markers[part | heart_marker] = 0
@@ -354,7 +362,7 @@ def _coarse_min(image: np.ndarray, geometry: ImageGeometry, step: int, above_k: 
     cy, cx = ny // step, nx // step
     out = np.full((nz, cy, cx), np.inf, np.float32)
     up = float(np.sign(geometry.direction[2, 2])) or 1.0
-    ks = slice(above_k, nz) if up > 0 else slice(0, above_k + 1)
+    ks = _from_slice_up(above_k, nz, up)
     img = sitk.GetImageFromArray(np.ascontiguousarray(image[ks], dtype=np.float32))
     img.SetSpacing([float(s) for s in geometry.spacing_mm])
     fine = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(img, WALL_SMOOTH_MM))
