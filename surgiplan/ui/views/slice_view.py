@@ -169,7 +169,10 @@ class SliceView(QWidget):
         self._invalidate()
 
     def set_fusion(self, layer: FusionLayer | None) -> None:
-        """Fuse a further series (on the reference grid) into the slice, or none."""
+        """Fuse a further series (on the reference grid) into the slice, or none (the same
+        layer again, e.g. none on a newly opened case, keeps the built image)."""
+        if layer is self.fusion:
+            return
         self.fusion = layer
         self._invalidate()
 
