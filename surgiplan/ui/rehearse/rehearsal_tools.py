@@ -27,6 +27,7 @@ KNOB_MM = 25.0  # length of the drawn normal arrow (at least KNOB_PX on screen)
 KNOB_PX = 45.0
 GRAB_RADIUS_PX = 12.0
 PLANE_RGB = (80, 200, 255)
+ON_PLANE_MM = 1e-6  # a mesh vertex this close to a slice plane is taken as on its + side
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -233,6 +234,10 @@ def mesh_section_lps(vertices_lps: np.ndarray, faces: np.ndarray, origin_lps: np
     v = np.asarray(vertices_lps, float)
     f = np.asarray(faces, np.int64).reshape(-1, 3)
     d = (v - np.asarray(origin_lps, float)) @ np.asarray(normal, float)
+    # vertices on the plane count as on its positive side: a plane through a ring of vertices
+    # (a zone whose axis lies in the slice, as when both ends are clicked in one view) still
+    # crosses the triangles on its negative side instead of none of them
+    d = np.where(np.abs(d) < ON_PLANE_MM, ON_PLANE_MM, d)
     tri = d[f]
     crossing = (tri.min(axis=1) < 0) & (tri.max(axis=1) > 0)
     f, tri = f[crossing], tri[crossing]
