@@ -18,11 +18,12 @@ import pytest
 from PySide6.QtCore import Qt
 
 from surgiplan.ui.plan import plans_panel as plans_module
-from tests.ui.test_main_window import send_drag
+from tests.ui.rehearse_steps import drag_point as _drag_point
+from tests.ui.rehearse_steps import pdf_text as _pdf_text
+from tests.ui.rehearse_steps import place_two as _place_two
 from tests.ui.test_rehearsal_panels import liver_parts as liver_parts
 from tests.ui.test_rehearsal_panels import open_panel, screw_ends, twin_of, wait_full
 from tests.ui.test_rehearsal_panels import spine_parts as spine_parts
-from tests.ui.test_rehearse_flow import click
 
 SLOW_MS = 300_000  # generous: the shared 2-core CI machine can be very loaded
 
@@ -31,23 +32,6 @@ def _shot(window, tmp_path: Path, kind: str, step: str) -> None:
     folder = Path(os.environ.get("SURGIPLAN_TEST_ARTEFACTS", tmp_path))
     folder.mkdir(parents=True, exist_ok=True)
     window.grab().save(str(folder / f"e2e_{kind}_{step}.png"))
-
-
-def _place_two(qtbot, window, panel, first: str, first_lps, second: str, second_lps) -> None:
-    view = window.slice_views["axial"]
-    window.set_cursor(np.asarray(first_lps, float))
-    qtbot.wait(50)
-    for which, point in ((first, first_lps), (second, second_lps)):
-        qtbot.mouseClick(panel.place_buttons[which], Qt.MouseButton.LeftButton)
-        click(view, point)
-    panel.place_buttons[second].setChecked(False)
-
-
-def _drag_point(window, point_lps, shift_lps) -> None:
-    view = window.slice_views["axial"]
-    start = view.lps_to_screen(np.asarray(point_lps, float))
-    send_drag(view, Qt.MouseButton.LeftButton, start,
-              view.lps_to_screen(np.asarray(point_lps, float) + shift_lps))
 
 
 def _place_ablation(qtbot, window, panel, twin) -> None:
@@ -99,15 +83,6 @@ KINDS = {
     "implant": ("spine", _place_implant, _adjust_implant, "breach_mm"),
     "resection": ("liver", _place_resection, _adjust_resection, "remnant_pct"),
 }
-
-
-def _pdf_text(path: Path) -> str:
-    import unicodedata
-
-    from pypdf import PdfReader
-
-    text = " ".join(" ".join(p.extract_text() for p in PdfReader(path).pages).split())
-    return unicodedata.normalize("NFKC", text)  # the PDF's typeset ligatures (fi, fl) as letters
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
