@@ -14,6 +14,12 @@ is inside the image and in no structure), so neither an inner skin boundary (a s
 skull side) nor the cap where the field of view cuts the body gives a normal; the averaging
 runs on the outer skin's own faces. A point takes the normal of the nearest averaging
 window's centre (see ``smoothed_vertex_normals``).
+
+Memory: a simulation needs the normals at a few entries only, so ``skin_normals_near`` meshes
+the skin in a box ``LOCAL_PAD_MM`` around them (not the whole skin surface, ~230 MiB on a
+512x512x200 CT); the path search averages over the outer skin within reach of the target
+only (``skin_normals_within``). Both are local operations: the answers on the head phantom
+and the bench CT were unchanged (simulate JSON identical; search candidates identical).
 """
 
 from __future__ import annotations
