@@ -6,8 +6,9 @@ For every generated spine twin (the cohort tests' grid: a 130 x 120 x 110 mm fie
 implant plug-in's auto-suggest runs on L4 left; when its canal check refuses the screw, the
 sample points it found in the canal are classified with the phantom's exact signed distance
 to L4 (> 0: outside the true bone, a real encroachment; <= 0: inside the true bone, a
-false alarm of the voxel grid), and counted under three canal tests: the plug-in's nearest
-voxel, the canal's trilinear signed distance < 0, and < -h/2 (h: the largest spacing).
+false alarm of the voxel grid), and counted under three canal tests: the nearest voxel (the
+plug-in's test until it took the next one), the canal's trilinear signed distance < 0 (the
+plug-in's test now: ``vertebra.canal_distance_mm``), and < -h/2 (h: the largest spacing).
 Prints one line per twin and the totals.
 """
 

@@ -125,8 +125,11 @@ def test_screw_suggest_on_l3_never_crosses_the_canal(spine_case: Path, spine_twi
 
 def test_screw_suggest_on_l3_keeps_2_mm_from_the_canal_on_both_sides(spine_case: Path,
                                                                    spine_twin) -> None:
+    """The CI variant of the every-side test below (measured: 3.2 mm both sides, grade A)."""
     for side in ("left", "right"):
-        assert _suggest_l3(spine_case, spine_twin, side).get("canal_mm", -1.0) >= 2.0
+        measured = _suggest_l3(spine_case, spine_twin, side)
+        assert measured.get("canal_mm", -1.0) >= 2.0
+        assert measured["result"]["details"]["gertzbein_grade"] == "A"
 
 
 def test_provenance_marks_each_automatic_structure_unreviewed_with_its_method(spine_twin):
@@ -165,12 +168,13 @@ def test_aorta_and_ivc_are_critical_tubes_in_front_of_the_spine(spine_twin) -> N
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 16 acceptance not reached: the plug-in suggests "
-                   "a screw on 3 of the 10 sides of L1-L5 (L1 left 1.5 mm from the canal, L3 "
-                   "both 2.1 mm); the others are refused (no pedicle waist, the axis does not "
-                   "leave the bone cleanly, no closed ring in L5)")
 def test_screw_suggest_on_every_side_of_l1_to_l5(spine_twin) -> None:
-    from surgiplan.simulation import SimulationContext, load_simulator
+    """Issue 16 acceptance: on both sides of L1-L5 the suggested screw's whole body lies in
+    that vertebra's bone (>= 90 % of its points, the rest at the head's seat), >= 2 mm from the
+    canal (measured independently of the plug-in), and the plug-in grades it A (measured:
+    10/10, 3.2-12.2 mm from the canal)."""
+    from surgiplan.simulation import SimulationContext, UncertaintyModel, load_simulator
+    from surgiplan.simulation.runner import run_simulation
 
     sim, context = load_simulator("implant"), SimulationContext(spine_twin)
     geometry = spine_twin.image.geometry
@@ -179,8 +183,11 @@ def test_screw_suggest_on_every_side_of_l1_to_l5(spine_twin) -> None:
     for level in LUMBAR:
         bone = np.asarray(spine_twin.segmentation.mask(level))
         for side in ("left", "right"):
-            _inputs, suggestion = sim.suggest_input(context, level, side)
+            inputs, suggestion = sim.suggest_input(context, level, side)
             points = _screw_points(np.array(suggestion["entry_lps"]),
                                    np.array(suggestion["tip_lps"]), suggestion["diameter_mm"])
             idx = tuple(np.rint(geometry.lps_to_index(points)).astype(int)[:, ::-1].T)
             assert bone[idx].mean() >= 0.9 and canal_mm[idx].min() >= 2.0, (level, side)
+            result = run_simulation(sim, context, inputs, uncertainty=UncertaintyModel(samples=0),
+                                    parameters={"exact_check": True})
+            assert result.details["gertzbein_grade"] == "A", (level, side)
