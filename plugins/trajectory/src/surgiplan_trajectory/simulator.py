@@ -490,7 +490,8 @@ def _angle_metric(context, entry, target, draws, warnings) -> Metric:
     normals = skin_normals_near(context, skin, near)
     normal, gap = normals.at(entry)
     if gap[0] > ENTRY_SKIN_TOLERANCE_MM or not context.geometry.contains_lps(entry):
-        far = f"{gap[0]:.1f} mm" if math.isfinite(gap[0]) else f"more than {LOCAL_PAD_MM:g} mm"
+        # distances up to LOCAL_PAD_MM are exact (every vertex that near is in the local box)
+        far = f"{gap[0]:.1f} mm" if gap[0] <= LOCAL_PAD_MM else f"more than {LOCAL_PAD_MM:g} mm"
         where = "outside the image" if not context.geometry.contains_lps(entry) else \
             f"{far} from the outer skin ({skin})"
         warnings.append(f"the entry is {where}: the entry angle is not assessable")
