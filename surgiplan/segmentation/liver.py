@@ -384,11 +384,18 @@ def _refined(organ: OrganResult, coarse_mask: np.ndarray, image: np.ndarray, ste
     boundary) kept where the full-resolution HU, averaged 3x3 in-plane, is in the band."""
     from scipy import ndimage
 
+    from surgiplan.processing.crop import bounding_box, pad_box
+
     inner = _fine(ndimage.binary_erosion(coarse_mask), image.shape, step)
     outer = _fine(ndimage.binary_dilation(coarse_mask), image.shape, step)
-    local = ndimage.uniform_filter(image.astype(np.float32), size=(1, 3, 3))
+    found = bounding_box(outer)
+    if found is None:
+        return inner
+    box = pad_box(found, (0, 1, 1), image.shape)  # the 3x3 mean's reach
+    local = ndimage.uniform_filter(image[box].astype(np.float32), size=(1, 3, 3))
     half = max(BAND_SD * organ.sd_hu, MIN_HALF_BAND_HU)
-    band = (local >= organ.mean_hu - half) & (local <= organ.mean_hu + half)
+    band = np.zeros(image.shape, bool)
+    band[box] = (local >= organ.mean_hu - half) & (local <= organ.mean_hu + half)
     return fill_holes(inner | (outer & band), per_slice_axis=0)
 
 
