@@ -207,3 +207,49 @@ def test_landmark_error_is_the_distance_in_the_reference_frame():
     assert err.mean_mm == pytest.approx(2.0) and err.n == 3
     with pytest.raises(BadInputError, match="landmarks need pairs"):
         landmark_error(truth, ref, ser[:2])
+
+
+# ---------------------------------------------------------------------------- follow-up
+FOLLOWUP_BSPLINE = dict(grid_spacing_mm=80.0, metric="correlation", iterations=200,
+                        sampling_fraction=0.25, shrink_factors=(4, 2, 1),
+                        smoothing_mm=(4.0, 2.0, 0.0))
+
+
+@pytest.fixture(scope="module")
+def followup_tre():
+    """Centroid TRE (mm) of the 3 mm head follow-up CT (rigid 3/-2/4 deg, 5/-4/6 mm, and a
+    known B-spline deformation, ~2.5 mm at the centroids): rigid alone, then rigid + B-spline."""
+    from surgiplan.registration.deformable import DeformableSettings, register_deformable
+    from surgiplan.registration.synthetic import synthetic_followup
+
+    fu = synthetic_followup("head", ct_spacing_mm=3.0)
+    names = list(fu.centroids_lps)
+    points = np.array([fu.centroids_lps[n] for n in names])
+    truth = fu.true_series_points(points)
+    linear = register_volumes(fu.baseline, fu.followup)
+    found = register_deformable(fu.baseline, fu.followup, linear.transform,
+                                DeformableSettings(**FOLLOWUP_BSPLINE))
+
+    def tre(t):
+        return dict(zip(names, np.linalg.norm(t.from_reference(points) - truth, axis=1),
+                        strict=True))
+
+    return tre(linear.transform), tre(found)
+
+
+@pytest.mark.slow  # ~100 s CPU on one core (10 min at load 20)
+def test_a_deformed_follow_up_is_recovered_better_than_rigid(followup_tre):
+    """Measured: rigid 1.0-3.0 mm (veins 2.98); B-spline 0.28-0.68 mm except arteries 1.33
+    and veins 2.67 mm."""
+    rigid, deformable = followup_tre
+    assert np.mean(list(deformable.values())) < 0.7 * np.mean(list(rigid.values()))
+    for name in ("brain", "ventricles", "tumour", "scalp"):
+        assert deformable[name] <= 1.0, (name, deformable)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 18 goal not met: the sagittal sinus centroid "
+                   "stays 2.7 mm off (1.1 mm even from the true rigid start)")
+def test_a_deformed_follow_up_is_within_1_mm_at_every_centroid(followup_tre):
+    _, deformable = followup_tre
+    assert max(deformable.values()) <= 1.0, deformable

@@ -84,7 +84,9 @@ def _abdomen_tre(ct: ImageVolume, shrink: tuple[int, ...]) -> np.ndarray:
     return np.linalg.norm(found.from_reference(reference_points) - series_points, axis=1)
 
 
-@pytest.mark.slow  # ~400 s at load 20 on 2 cores: too heavy for CI
+@pytest.mark.slow  # ~260 s at load 20 on 2 cores: too heavy for CI
+@pytest.mark.xfail(strict=True, reason="issue 18 (b) not met on the reduced CT: TRE mean "
+                   "0.73 mm, max 3.7 mm at 4.3x4.3x6 mm voxels")
 def test_abdomen_ct_to_a_deformed_copy_quick():
     """The CT binned 4x4x2 (4.3x4.3x6 mm) and cropped to its central 64x64x40 voxels."""
     ct = _load("abdomen-ct-contrast")
