@@ -230,9 +230,9 @@ class MainWindow(CaseFilesMixin, WindowLayoutMixin, SceneMixin, QMainWindow):
 
         ``window`` (centre, width) is the default display window when already computed (the
         open jobs compute it in their worker); otherwise it is computed here. ``staged`` (the
-        open jobs): the views show the case in this event-loop turn, the Structures list and
-        the other panels (``case_loaded``) in the next turns, one per turn, so no single turn
-        stalls the GUI; :attr:`ready` waits for them.
+        open jobs): the axial and 3D views show the case in this event-loop turn, the coronal
+        and sagittal views, the Structures list and the other panels (``case_loaded``) in the
+        next turns, one per turn, so no single turn stalls the GUI; :attr:`ready` waits.
         """
         if self._bridge is not None:
             self._bridge.detach()
@@ -244,8 +244,8 @@ class MainWindow(CaseFilesMixin, WindowLayoutMixin, SceneMixin, QMainWindow):
         self._display_made: dict = {}  # display surfaces made this session (name -> mesh)
         if twin is not None and window is None:
             window = default_window(twin.image)
-        for view in self.slice_views.values():
-            view.set_twin(twin, window=window)
+        for name, view in self.slice_views.items():  # staged: the axial view first
+            view.set_twin(twin if not staged or name == "axial" else None, window=window)
         self.wl_bar.set_volume(None if twin is None else twin.image)
         self.wl_bar.show_window(*self.slice_views["axial"].window)
         self._fill_wl_menu()
@@ -265,8 +265,18 @@ class MainWindow(CaseFilesMixin, WindowLayoutMixin, SceneMixin, QMainWindow):
             self._start_scene(twin)
             return
         self._start_scene(twin)  # the worker meshes while the panels fill
-        self._later_steps = steps
+        later_views = [partial(self._show_in_view, view, twin)
+                       for name, view in self.slice_views.items() if name != "axial"]
+        self._later_steps = [*later_views, *steps]
         QTimer.singleShot(1, self, self._next_step)  # a timer: paints and input run between
+
+    def _show_in_view(self, view: SliceView, twin: Twin) -> None:
+        """A staged slice view shows ``twin`` at the axial view's current window and cursor
+        (the user may have changed them since the first turn)."""
+        axial = self.slice_views["axial"]
+        view.set_twin(twin, window=axial.window)
+        if axial.cursor_lps is not None:
+            view.set_cursor(axial.cursor_lps)
 
     def _twin_shown(self, twin: Twin) -> None:
         """The panels' part of :meth:`set_twin`: docks, import warnings, ``case_loaded``."""
