@@ -199,6 +199,11 @@ class SimulationContext:
     def surface(self, name: str) -> SurfaceMesh:
         return self.__twin.surface(name)
 
+    def has_surface(self, name: str) -> bool:
+        """True when ``name``'s full surface mesh is already in memory (:meth:`surface` then
+        costs nothing; otherwise it is built from the whole structure)."""
+        return name in self.__twin.cached_surface_names()
+
     def centroid_lps(self, name: str) -> np.ndarray | None:
         """Centre of mass (LPS mm) of a structure's voxels; None when it has none."""
         return self.__twin.centroid_lps(name)

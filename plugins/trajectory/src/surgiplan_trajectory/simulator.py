@@ -82,7 +82,7 @@ from surgiplan.simulation.uncertainty import (
 )
 from surgiplan_trajectory import __version__
 from surgiplan_trajectory.kernel import N_SAMPLES, lps_to_zyx_matrix, score_paths
-from surgiplan_trajectory.skin import LOCAL_PAD_MM, skin_normals_near
+from surgiplan_trajectory.skin import LOCAL_PAD_MM, skin_normals, skin_normals_near
 
 DEFAULT_MARGIN_MM = 3.0  # lower end of the 2.5-7 mm vessel clearances of automated SEEG plans
 MARGIN_SOURCE = ("vessel clearance of automated SEEG plans 2.5-7 mm (De Momi E et al., Int J "
@@ -485,13 +485,15 @@ def _clearance_metric(levels, per_draw, draws) -> Metric:
 def _angle_metric(context, entry, target, draws, warnings) -> Metric:
     """Angle between the path and the inward normal of the smooth outer skin at the entry."""
     skin = skin_structure(context)
-    # the skin near the entries only (not the whole skin surface: memory, see skin.py)
-    near = entry[None] if draws is None else np.vstack([entry[None], draws.entries])
-    normals = skin_normals_near(context, skin, near)
+    if context.has_surface(skin):  # in memory (the app's): its normals, cached per mesh
+        normals, exact_to = skin_normals(context, skin), math.inf
+    else:  # the skin near the entries only, not the whole skin surface (memory, skin.py)
+        near = entry[None] if draws is None else np.vstack([entry[None], draws.entries])
+        normals, exact_to = skin_normals_near(context, skin, near), LOCAL_PAD_MM
     normal, gap = normals.at(entry)
     if gap[0] > ENTRY_SKIN_TOLERANCE_MM or not context.geometry.contains_lps(entry):
         # distances up to LOCAL_PAD_MM are exact (every vertex that near is in the local box)
-        far = f"{gap[0]:.1f} mm" if gap[0] <= LOCAL_PAD_MM else f"more than {LOCAL_PAD_MM:g} mm"
+        far = f"{gap[0]:.1f} mm" if gap[0] <= exact_to else f"more than {exact_to:g} mm"
         where = "outside the image" if not context.geometry.contains_lps(entry) else \
             f"{far} from the outer skin ({skin})"
         warnings.append(f"the entry is {where}: the entry angle is not assessable")

@@ -43,7 +43,11 @@ OUTSIDE_PROBE_MM = 2.0
 LOCAL_PAD_MM = 30.0  # skin_normals_near: 5 smoothing scales around the points
 CHUNK_FACES = 1 << 17  # faces per chunk of the per-face arithmetic (bounds its temporaries)
 
+# one entry each (whole skin, near entries, within reach): a search does not evict the normals
+# that live re-scoring reads on every drag
 _cache: dict[object, tuple[object, SkinNormals]] = {}
+_near_cache: dict[object, tuple[object, SkinNormals]] = {}
+_within_cache: dict[object, tuple[object, SkinNormals]] = {}
 
 
 @dataclass(frozen=True)
@@ -161,15 +165,15 @@ def skin_normals_near(context: SimulationContext, skin: str, points_lps: np.ndar
     hi = np.minimum(np.ceil(zyx.max(axis=0)).astype(int) + 1 + pad, geometry.shape_zyx)
     box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
     key = ("near", context.snapshot_key(), skin, tuple(map(int, (*lo, *hi))))
-    if key not in _cache:
+    if key not in _near_cache:
         if np.any(hi <= lo):  # every point far off the grid
             mesh = SurfaceMesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64))
         else:
             labels = context.mask_in_box(skin, box).view(np.uint8)
             mesh = layer_surfaces(labels, sub_geometry(geometry, box), {skin: 1})[skin]
-        _cache.clear()
-        _cache[key] = (mesh, _normals_of_mesh(context, mesh))
-    return _cache[key][1]
+        _near_cache.clear()
+        _near_cache[key] = (mesh, _normals_of_mesh(context, mesh))
+    return _near_cache[key][1]
 
 
 def skin_normals_within(context: SimulationContext, skin: str, centre_lps: np.ndarray,
@@ -183,7 +187,7 @@ def skin_normals_within(context: SimulationContext, skin: str, centre_lps: np.nd
     mesh = context.surface(skin)
     centre = np.asarray(centre_lps, float).reshape(3)
     key = ("within", id(mesh), tuple(centre), float(radius_mm))
-    if key not in _cache or _cache[key][0] is not mesh:
+    if key not in _within_cache or _within_cache[key][0] is not mesh:
         ids = _outer_vertices(context, mesh.vertices_lps, mesh.faces)
         gap = np.linalg.norm(mesh.vertices_lps[ids] - centre, axis=1)
         outer = np.zeros(len(mesh.vertices_lps), dtype=bool)
@@ -198,10 +202,10 @@ def skin_normals_within(context: SimulationContext, skin: str, centre_lps: np.nd
         row[ids] = np.arange(len(ids))
         normals[row[local.ids]] = local.normals
         normals[gap > radius_mm] = np.nan
-        _cache.clear()
-        _cache[key] = (mesh, SkinNormals(ids, mesh.vertices_lps[ids], normals,
+        _within_cache.clear()
+        _within_cache[key] = (mesh, SkinNormals(ids, mesh.vertices_lps[ids], normals,
                                          local.window_normals, local.tree, local.vertex_tree))
-    return _cache[key][1]
+    return _within_cache[key][1]
 
 
 def _normals_of_mesh(context: SimulationContext, mesh: SurfaceMesh,
