@@ -36,7 +36,8 @@ from PySide6.QtWidgets import (
 
 from surgiplan.errors import BadInputError
 from surgiplan.plans import Intervention, Plan, PlanStatus
-from surgiplan.simulation.result import Level, SimulationResult
+from surgiplan.simulation.result import DisplayMesh, Level, SimulationResult
+from surgiplan.simulation.spec import Kind
 from surgiplan.twin import Twin
 from surgiplan.ui.plan.plan_graphics import add_intervention_actors, axis_lps, level_of
 from surgiplan.ui.plan.trajectory_tools import (
@@ -45,6 +46,8 @@ from surgiplan.ui.plan.trajectory_tools import (
     TrajectoryPlan,
     grade_letter,
 )
+from surgiplan.ui.rehearse.ablation_panel import ZONE_RGB
+from surgiplan.ui.rehearse.rehearsal_tools import MeshOutlineDecoration
 from surgiplan.ui.views.slice_planes import Plane
 from surgiplan.ui.views.slice_view import SliceView
 from surgiplan.ui.views.view3d import View3D
@@ -141,6 +144,23 @@ def numbers_html(item: Intervention) -> str:
     return "".join(lines) + table + warn
 
 
+def zone_meshes(item: Intervention) -> list[DisplayMesh]:
+    """An ablation step's nominal zones (LPS mm) from its probes and settings, through its
+    simulator's ``resolve_probes``; none for other kinds or when the plug-in cannot say."""
+    if item.kind is not Kind.ABLATION:
+        return []
+    from surgiplan.simulation import load_simulator
+
+    try:
+        simulator = load_simulator(item.simulator_id)
+        probes = simulator.resolve_probes(item.input_model(), custom_modality=item.parameters
+                                          .get("custom_modality", "microwave"))
+    except Exception:  # a missing or failing plug-in: the review shows the probes only
+        return []
+    return [DisplayMesh(f"ablation zone {k}", *p.zone.mesh(), ZONE_RGB, 0.35)
+            for k, p in enumerate(probes, start=1)]
+
+
 def reusable_surfaces(twin: Twin) -> dict:
     """The display surfaces a main window already shows for ``twin`` (name -> PolyData), so
     review does not mesh the anatomy again (see ``compare_window.shown_surfaces``)."""
@@ -215,9 +235,11 @@ class ReviewWindow(QWidget):
         self.view3d = View3D()
         for n, view in enumerate([*self.slice_views.values(), self.view3d]):
             grid.addWidget(view, n // 2, n % 2)
+        self.zones = MeshOutlineDecoration()  # ablation zones on the slices (issue 15, 7)
         for view in self.slice_views.values():
             view.set_twin(self.twin, window=window)
             view.add_decoration(self.decoration)
+            view.add_decoration(self.zones)
         body.addLayout(grid, 3)
         self.numbers_label = QLabel("")
         self.numbers_label.setObjectName("review_numbers")
@@ -302,12 +324,23 @@ class ReviewWindow(QWidget):
         self._show_plan()
 
     def _show_plan(self) -> None:
+        import pyvista as pv
+
         self.step = 0
         self.approval_label.setText(f"<b>{self.plan.name}</b> &nbsp; "
                                     f"{approval_text(self.plan)}")
         self.view3d.set_image(self.twin.image)
+        zones = []
         for item in self.plan.interventions:
             add_intervention_actors(self.view3d.plotter, item, prefix="review")
+            for n, mesh in enumerate(zone_meshes(item)):
+                zones.append(mesh)
+                faces = np.hstack([np.full((len(mesh.faces), 1), 3), mesh.faces]).ravel()
+                self.view3d.plotter.add_mesh(
+                    pv.PolyData(np.asarray(mesh.vertices_lps, float), faces),
+                    name=f"review:{item.id}:zone{n}", color=mesh.color, opacity=mesh.opacity,
+                    reset_camera=False, render=False)
+        self.zones.set_meshes(zones)
         self._show_step()
 
     def current(self) -> Intervention | None:
