@@ -236,8 +236,9 @@ def check_review(text: str, plan: Any) -> None:
             assert shown in text, (m.title, shown)
 
 
-def review(qtbot, window, folder: Path, stem: str, plan: Any) -> str:
-    """Click OR review… on the selected plan; the first step's numbers (plain text)."""
+def review(qtbot, window, folder: Path, stem: str, plan: Any, check=None) -> str:
+    """Click OR review… on the selected plan; the first step's numbers (plain text).
+    ``check(review_window)`` runs on the open window."""
     plans = window.plans_panel
     qtbot.mouseClick(plans.buttons["review"], Qt.MouseButton.LeftButton)
     shown = plans.review_windows[-1]
@@ -247,6 +248,8 @@ def review(qtbot, window, folder: Path, stem: str, plan: Any) -> str:
     text = html.unescape(re.sub(r"<[^>]+>", " ", shown.numbers_label.text()))
     text = " ".join(text.split())
     shot(shown, folder, f"{stem}_5_review")
+    if check is not None:
+        check(shown)
     shown.close()
     check_review(text, plan)
     return text
