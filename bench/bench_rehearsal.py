@@ -199,8 +199,13 @@ def _common(app, window) -> dict[str, float]:
     return {"repaint": _repaint_baseline(app, window), "pyvista": _pyvista_baseline(app, window)}
 
 
-def trajectory_row(app, window) -> dict:
-    from surgiplan.simulation import SimulationContext, UncertaintyModel, discover
+def trajectory_rows(app, window) -> list[dict]:
+    from surgiplan.simulation import (
+        SimulationContext,
+        TrajectoryInput,
+        UncertaintyModel,
+        discover,
+    )
 
     _phantom(app, window, "head")
     panel = window.planning_panel
@@ -218,10 +223,20 @@ def trajectory_row(app, window) -> dict:
     baselines = {"scorer": _bare_ms(lambda: sim.run(context, inputs, params,
                                                     uncertainty=UncertaintyModel(samples=0))),
                  **_common(app, window)}
-    panel.plan.set_point("target", target)  # release: the Monte Carlo run
-    return _row("trajectory drag frame (head phantom)", times, baselines,
-                f"Planning panel, live nominal score on the GUI thread ({panel.live_ms or 0:.1f}"
-                f" ms in the app)")
+    live = "off (a score took over the budget)" if panel.live_disabled else \
+        f"on the GUI thread ({panel.live_ms or 0:.1f} ms in the app)"
+    rows = [_row("trajectory drag frame, target (head phantom)", times, baselines,
+                 f"Planning panel, live nominal score {live}")]
+    times = _frames(app, window, lambda n: panel.plan.set_point(
+        "entry", entry + (1.0 + n % 5) * step, dragging=True), panel._drag_frames.pending)
+    moved = TrajectoryInput(entry_lps=tuple(entry + 2.0 * step), target_lps=tuple(target),
+                            diameter_mm=inputs.diameter_mm)
+    baselines["scorer"] = _bare_ms(lambda: sim.run(context, moved, params,
+                                                   uncertainty=UncertaintyModel(samples=0)), 1)
+    rows.append(_row("trajectory drag frame, entry (head phantom)", times, baselines,
+                     f"Planning panel, live nominal score {live}; scorer: one new entry"))
+    panel.plan.set_points(entry, target)  # release: the Monte Carlo run
+    return rows
 
 
 def ablation_row(app, window) -> dict:
@@ -344,7 +359,7 @@ def run() -> list[dict]:
         app, window = _window(Path(tmp))
         try:
             rows = []
-            for name, fn in (("trajectory", trajectory_row), ("ablation", ablation_row),
+            for name, fn in (("trajectory", trajectory_rows), ("ablation", ablation_row),
                              ("resection", resection_row), ("implant", implant_rows),
                              ("compare", compare_row)):
                 rows += _guarded(name, lambda fn=fn: fn(app, window))

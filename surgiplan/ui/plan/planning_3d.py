@@ -37,6 +37,29 @@ def _rgb(level: Level | None) -> tuple[float, float, float]:
     return tuple(c / 255.0 for c in LEVEL_RGB[level])
 
 
+def _translation(point_lps) -> np.ndarray:
+    matrix = np.eye(4)
+    matrix[:3, 3] = np.asarray(point_lps, float)
+    return matrix
+
+
+def _segment_matrix(a_lps, b_lps) -> np.ndarray:
+    """4x4 taking the unit segment (0, 0, 0)-(0, 0, 1) to ``a``-``b`` (LPS mm): rotation of z
+    onto the direction, scaled along it by the length."""
+    a, b = np.asarray(a_lps, float), np.asarray(b_lps, float)
+    d = b - a
+    length = float(np.linalg.norm(d))
+    z = d / length
+    helper = np.array([1.0, 0.0, 0.0]) if abs(z[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    x = np.cross(helper, z)
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    matrix = np.eye(4)
+    matrix[:3, :3] = np.column_stack([x, y, z * length])
+    matrix[:3, 3] = a
+    return matrix
+
+
 def heatmap_values(mesh: SurfaceMesh, scalars: DisplayScalars) -> np.ndarray:
     """Per-vertex values of the whole ``mesh``: ``scalars.values`` at ``scalars.vertex_ids``,
     NaN elsewhere (vertices that were not candidates)."""
@@ -55,6 +78,8 @@ class Planning3D:
         self._heatmap_actor = None
         self._heatmap_title = ""
         self._names: set[str] = set()
+        self._path_actors: dict[str, object] = {}  # the path's actors, moved by user matrix
+        self._tube_radius: float | None = None
 
     @property
     def plotter(self):
@@ -70,6 +95,7 @@ class Planning3D:
         for name in [n for n in self._names if n.startswith(prefix)]:
             self.plotter.remove_actor(name, render=False)
             self._names.discard(name)
+            self._path_actors.pop(name, None)
 
     def _update(self) -> None:
         self.plotter.interactor.update()
@@ -80,24 +106,53 @@ class Planning3D:
     # ------------------------------------------------------------------ the planned path
     def show_path(self, entry_lps, target_lps, diameter_mm: float,
                   level: Level | None) -> None:
-        """The planned tool as a tube with entry and target spheres, in its level colour."""
-        import pyvista as pv
-
-        self._remove("planning:path")
+        """The planned tool as a tube with entry and target spheres, in its level colour. The
+        meshes are made once (a unit-length tube per radius); a move only sets the actors'
+        user matrices (no re-meshing)."""
         if entry_lps is None and target_lps is None:
+            self._remove("planning:path")
             self._update()
             return
         color = _rgb(level)
         for label, point in (("entry", entry_lps), ("target", target_lps)):
-            if point is not None:
-                self._add(f"planning:path:{label}", pv.Sphere(radius=2.5, center=point),
-                          color=color if label == "target" else (1.0, 1.0, 1.0))
-        if entry_lps is not None and target_lps is not None and \
-                np.linalg.norm(np.subtract(target_lps, entry_lps)) > 1e-3:
-            radius = max(diameter_mm / 2.0, MIN_TUBE_RADIUS_MM)
-            tube = pv.Line(entry_lps, target_lps).tube(radius=radius, n_sides=12)
-            self._add("planning:path:tool", tube, color=color)
+            actor = self._path_actor(label, point is not None)
+            if actor is not None:
+                actor.user_matrix = _translation(point)
+                actor.prop.color = color if label == "target" else (1.0, 1.0, 1.0)
+        radius = max(diameter_mm / 2.0, MIN_TUBE_RADIUS_MM)
+        drawn = entry_lps is not None and target_lps is not None and \
+            np.linalg.norm(np.subtract(target_lps, entry_lps)) > 1e-3
+        tube = self._path_actor("tool", drawn, radius=radius)
+        if tube is not None:
+            tube.user_matrix = _segment_matrix(entry_lps, target_lps)
+            tube.prop.color = color
         self._update()
+
+    def _path_actor(self, label: str, shown: bool, *, radius: float | None = None):
+        """The path actor ``label`` (made on first use, or again for another tube radius);
+        removed and None when not ``shown``."""
+        import pyvista as pv
+
+        name = f"planning:path:{label}"
+        actor = self._path_actors.get(name) if name in self._names else None
+        if actor is not None and not self.plotter.renderer.HasViewProp(actor):
+            actor = None  # the view was cleared under us
+        if not shown:
+            if actor is not None:
+                self._remove(name)
+            return None
+        if actor is not None and (radius is None or self._tube_radius == radius):
+            return actor
+        if radius is None:
+            mesh = pv.Sphere(radius=2.5)
+        else:  # unit length along +z from the origin, placed by the user matrix
+            mesh = pv.Cylinder(center=(0.0, 0.0, 0.5), direction=(0.0, 0.0, 1.0),
+                               radius=radius, height=1.0, resolution=12)
+        actor = self._add(name, mesh)
+        self._path_actors[name] = actor
+        if radius is not None:
+            self._tube_radius = radius
+        return actor
 
     def look_along_path(self, entry_lps, target_lps, *, distance_mm: float = 250.0) -> None:
         """Put the 3D camera on the path's line behind the entry, looking at the target."""
