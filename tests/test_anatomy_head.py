@@ -112,6 +112,35 @@ def test_orbits_face_and_ears_are_found_where_they_belong(head_case) -> None:
     assert face[1] < centre[1] - 40.0 and face[2] < left[2]  # in front and below the eyes
 
 
+def test_ears_are_the_two_auricles_found_lateral_to_the_brain(head_case) -> None:
+    """Ears from anatomy (the head's lateral protrusions, not a box): two islands, one on each
+    side (LPS x: + = left), sticking out >= 10 mm beyond the brain's side, centred beside it
+    front-back, between the brain's lowest point (cerebellum) and the globes' level, outside
+    the brain. Measured: left 23.5 ml centred 70 mm left, right 20.2 ml 71 mm right, 15-21 mm
+    below the globes' centre (the auricles plus 10 mm of skin around them)."""
+    volume, found = head_case
+    g = volume.geometry
+    ears, brain = found["ears"].mask, found["brain"].mask
+    assert not (ears & brain).any()
+    labels, n = ndimage.label(ears, np.ones((3, 3, 3)))
+    assert n == 2, n
+    b, eyes = _points(brain, g), _eyes(found, g)
+    sides = []
+    for v in (1, 2):
+        p = _points(labels == v, g)
+        c = p.mean(axis=0)
+        assert 5.0 <= _ml(labels == v, g) <= 60.0
+        sides.append("left" if c[0] > b[:, 0].mean() else "right")
+        if sides[-1] == "left":
+            assert c[0] > b[:, 0].max() and p[:, 0].max() >= b[:, 0].max() + 10.0
+        else:
+            assert c[0] < b[:, 0].min() and p[:, 0].min() <= b[:, 0].min() - 10.0
+        assert abs(c[1] - b[:, 1].mean()) <= 25.0  # beside the brain's middle, front-back
+        assert c[1] > eyes[1] + 50.0  # well behind the globes
+        assert b[:, 2].min() < c[2] < eyes[2] and c[2] >= eyes[2] - 40.0, c  # LPS z: + = up
+    assert sorted(sides) == ["left", "right"]
+
+
 def test_sinuses_are_found_anterior_and_inferior_to_the_brain(head_case) -> None:
     """Frontal (above the globes, in front), maxillary (below each orbit) and sphenoid (mid-line,
     behind the globes) sinus air, outside brain and orbits. Measured 55 ml in all: frontal 9.2,

@@ -31,9 +31,16 @@ positions use the patient's LPS axes, whatever the scan's orientation.
    mastoid cells, mouth and teeth are outside it), opened by ``SINUS_OPEN_MM`` (thin dark bone
    goes), islands >= 0.5 ml: the frontal, ethmoid, maxillary and sphenoid sinuses and the air
    of the nasal cavity.
-6. Ears (critical): the head more than its half-width less ``EAR_DEPTH_MM`` from the mid-line,
-   within ``EAR_HALF_LENGTH_MM`` front-back of the head's centre and from 50 mm below the
-   globes' centre to 5 mm above it.
+6. Ears (critical): the auricles found as the head's lateral protrusions. On a ~2 mm grid
+   (every n-th voxel, beyond the grid is air) the head is opened by a ``EAR_OPEN_MM`` ball
+   (SimpleITK Maurer distance maps): what lies more than ``EAR_OUT_MM`` outside the opened head
+   sticks out (ears, nose, chin, lips). Islands kept as ear: centred more lateral than the
+   brain's half-width less ``EAR_LATERAL_SLACK_MM`` from its mid-line, within
+   ``EAR_HALF_LENGTH_MM`` front-back of the brain's centre, from ``EAR_BELOW_MM`` below the
+   brain's lowest point (the cerebellum) to ``EAR_ABOVE_MM`` below its centre (the temporal
+   lobes' level). On the full grid they grow geodesically within what sticks out (the
+   auricle's thin rims, the concha and canal opening) for ``EAR_REACH_MM``, then by
+   ``EAR_MARGIN_MM`` within the head (the skin around the auricle); specks < 1 ml go.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ from scipy import ndimage
 from surgiplan.errors import BadInputError
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.processing.crop import bounding_box, pad_box
-from surgiplan.segmentation.islands import keep_largest_island
+from surgiplan.segmentation.islands import keep_largest_island, remove_small_islands
 from surgiplan.segmentation.morphology import (
     distance_to_mask_mm,
     fill_holes,
@@ -72,11 +79,17 @@ FACE_TOP_MM = 15.0
 AIR_FRACTION = 0.15
 SINUS_BOX_MM = (40.0, 55.0, 40.0, 45.0)  # |left-right|, behind, above, below the globes
 SINUS_OPEN_MM = 2.0
-EAR_DEPTH_MM = 25.0
-EAR_HALF_LENGTH_MM = 25.0
+EAR_OPEN_MM = 10.0
+EAR_OUT_MM = 2.0
+EAR_LATERAL_SLACK_MM = 10.0
+EAR_HALF_LENGTH_MM = 40.0
+EAR_BELOW_MM = 10.0
+EAR_ABOVE_MM = 20.0
+EAR_REACH_MM = 20.0
+EAR_MARGIN_MM = 10.0
 METHOD = ("intensity relative to white matter (SimpleITK multi-Otsu), depth and thickness "
           "(SimpleITK distance maps), geodesic growth and islands (scipy), position in the "
-          "patient's axes")
+          "patient's axes; ears: the head's lateral protrusions beyond its 10 mm-ball opening")
 BRAIN_METHOD = ("skull stripping: grey/white-matter intensities, 5 mm erosion, largest island, "
                 "geodesic regrowth (scipy), cut at the foramen magnum")
 
@@ -197,12 +210,59 @@ def segment_head(image: np.ndarray, geometry: ImageGeometry, head: np.ndarray,
                          & (xyz[2] < eyes[2] + FACE_TOP_MM))
         orbits = no_go["orbit left"] | no_go["orbit right"]
         no_go["sinuses"] = _sinuses(image, geometry, head & ~orbits, brain, wm, xyz, eyes)
-        half_width = 0.5 * float(np.ptp(np.broadcast_to(xyz[0], head.shape)[head]))
-        ear_band = (head & (np.abs(xyz[1] - centre[1]) <= EAR_HALF_LENGTH_MM)
-                    & (xyz[2] >= eyes[2] - 50.0) & (xyz[2] <= eyes[2] + 5.0))
-        lateral = np.abs(xyz[0] - centre[0]) >= half_width - EAR_DEPTH_MM
-        no_go["ears"] = ear_band & lateral
+    ears = _ears(geometry, head, brain, xyz)
+    if ears.any():
+        no_go["ears"] = ears
     return HeadResult(ventricles, no_go, globes)
+
+
+def _protrusions(head: np.ndarray, geometry: ImageGeometry,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(head, mm, step) on the grid of every ``step``-th voxel (~2 mm; beyond it is air):
+    the head and each voxel's distance (mm) outside the head's opening by an ``EAR_OPEN_MM``
+    ball (0 inside it)."""
+    spacing = np.asarray(geometry.spacing_mm[::-1])
+    step = np.maximum(1, np.rint(2.0 / spacing)).astype(int)
+    coarse = np.pad(head[::step[0], ::step[1], ::step[2]], 1)
+    coarse_mm = tuple(float(v) for v in spacing * step)
+    core = distance_to_mask_mm(~coarse, coarse_mm) > EAR_OPEN_MM
+    outside_mm = np.maximum(distance_to_mask_mm(core, coarse_mm) - EAR_OPEN_MM, 0.0)
+    inner = (slice(1, -1),) * 3
+    return coarse[inner], outside_mm[inner], step
+
+
+def _ears(geometry: ImageGeometry, head: np.ndarray, brain: np.ndarray,
+          xyz: list[np.ndarray]) -> np.ndarray:
+    """Both auricles and ``EAR_MARGIN_MM`` of skin around them (module docstring 6)."""
+    coarse_head, outside_mm, step = _protrusions(head, geometry)
+    sticking_out = coarse_head & (outside_mm > EAR_OUT_MM)
+    coarse_xyz = [np.broadcast_to(c, head.shape)[::step[0], ::step[1], ::step[2]] for c in xyz]
+    brain_xyz = [np.broadcast_to(c, head.shape)[brain] for c in xyz]
+    middle = np.array([float(c.mean()) for c in brain_xyz])
+    half_width = 0.5 * float(np.ptp(brain_xyz[0]))
+    lowest = float(brain_xyz[2].min())
+    labels, n = ndimage.label(sticking_out)
+    ears = np.zeros(sticking_out.shape, bool)
+    for v in range(1, n + 1):
+        island = labels == v
+        c = _centre(island, coarse_xyz) - middle
+        if (abs(c[0]) >= half_width - EAR_LATERAL_SLACK_MM and abs(c[1]) <= EAR_HALF_LENGTH_MM
+                and lowest - EAR_BELOW_MM <= c[2] + middle[2] <= middle[2] - EAR_ABOVE_MM):
+            ears |= island
+    seeds = _upsample(ears, step, head.shape) & head
+    box = _box(seeds, pad=int(np.ceil(EAR_REACH_MM / min(geometry.spacing_mm))) + 1)
+    sticks_out = _upsample(coarse_head & (outside_mm > 0.0), step, head.shape)[box] & head[box]
+    full = np.zeros_like(head)
+    full[box] = _geodesic_grow(seeds[box], sticks_out, geometry, EAR_REACH_MM)
+    grown = grow_mask(full, geometry, EAR_MARGIN_MM) & head
+    return remove_small_islands(grown, geometry, min_volume_mm3=1000.0)  # specks of the "& head"
+
+
+def _upsample(coarse: np.ndarray, step: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A mask on the grid of every ``step``-th voxel repeated back onto the full grid."""
+    for axis, n in enumerate(step):
+        coarse = np.repeat(coarse, n, axis=axis)
+    return coarse[:shape[0], :shape[1], :shape[2]]
 
 
 def _box(mask: np.ndarray, pad: int = 3) -> tuple[slice, ...]:
