@@ -366,6 +366,12 @@ class Twin:
         with self._lock:
             self._surface_cache.update(meshes)
 
+    def drop_cached_surfaces(self) -> None:
+        """Forget every cached surface mesh (recomputed on demand): for a one-shot run that
+        needs none of those a case bundle brought along."""
+        with self._lock:
+            self._surface_cache.clear()
+
     def cached_surface_names(self) -> list[str]:
         with self._lock:
             return list(self._surface_cache)

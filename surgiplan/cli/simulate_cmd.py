@@ -125,11 +125,16 @@ def _add_common_args(parser: argparse.ArgumentParser) -> None:
     add_param_arg(parser)
 
 
-def _context(case: Path):
+def _context(case: Path, *, keep_surfaces: bool = True):
+    """The case's simulation context; without ``keep_surfaces`` the surface meshes a bundle
+    brought along are dropped (a trajectory run then meshes the skin near its entry only)."""
     from surgiplan.simulation import SimulationContext
 
     _release_freed_blocks_promptly()
-    return SimulationContext(load_case(case))
+    twin = load_case(case)
+    if not keep_surfaces:
+        twin.drop_cached_surfaces()
+    return SimulationContext(twin)
 
 
 MMAP_THRESHOLD_BYTES = 256 * 1024
@@ -167,7 +172,7 @@ def run_trajectory(args: argparse.Namespace) -> int:
         raise BadInputError(f"bad trajectory: {exc.errors()[0]['msg']}",
                             action="check --entry, --target and --diameter") from exc
     model = uncertainty_model(args)
-    context = _context(args.case)
+    context = _context(args.case, keep_surfaces=False)  # memory: see _context
     result = run_simulation(simulator, context, inputs, uncertainty=model, parameters=params,
                             timeout_s=args.timeout)
     return report_result(result, as_json=args.json)
