@@ -224,7 +224,8 @@ def _protrusions(head: np.ndarray, geometry: ImageGeometry,
     spacing = np.asarray(geometry.spacing_mm[::-1])
     step = np.maximum(1, np.rint(2.0 / spacing)).astype(int)
     coarse = np.pad(head[::step[0], ::step[1], ::step[2]], 1)
-    coarse_mm = tuple(float(v) for v in spacing * step)
+    coarse_mm = (float(spacing[0] * step[0]), float(spacing[1] * step[1]),
+                 float(spacing[2] * step[2]))
     core = distance_to_mask_mm(~coarse, coarse_mm) > EAR_OPEN_MM
     outside_mm = np.maximum(distance_to_mask_mm(core, coarse_mm) - EAR_OPEN_MM, 0.0)
     inner = (slice(1, -1),) * 3

@@ -101,10 +101,11 @@ def _near(mask: np.ndarray, geometry: ImageGeometry, reach_mm: float) -> np.ndar
     of 2x2x2 blocks (a block is set when any of its voxels is), plus the blocks' diagonal."""
     spacing = np.asarray(geometry.spacing_mm[::-1])
     padded = np.pad(mask, [(0, n % 2) for n in mask.shape])
-    blocks = padded.reshape(padded.shape[0] // 2, 2, padded.shape[1] // 2, 2,
-                            padded.shape[2] // 2, 2).any(axis=(1, 3, 5))
+    blocks = np.asarray(padded.reshape(padded.shape[0] // 2, 2, padded.shape[1] // 2, 2,
+                                       padded.shape[2] // 2, 2).any(axis=(1, 3, 5)), bool)
     slack = 2.0 * float(np.linalg.norm(spacing))
-    near = distance_to_mask_mm(blocks, tuple(2.0 * spacing)) <= reach_mm + slack
+    block_mm = (2.0 * float(spacing[0]), 2.0 * float(spacing[1]), 2.0 * float(spacing[2]))
+    near = distance_to_mask_mm(blocks, block_mm) <= reach_mm + slack
     for axis in range(3):
         near = np.repeat(near, 2, axis=axis)
     return near[:mask.shape[0], :mask.shape[1], :mask.shape[2]]
