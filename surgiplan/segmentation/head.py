@@ -237,19 +237,21 @@ def _ears(geometry: ImageGeometry, head: np.ndarray, brain: np.ndarray,
     """Both auricles and ``EAR_MARGIN_MM`` of skin around them (module docstring 6)."""
     coarse_head, outside_mm, step = _protrusions(head, geometry)
     sticking_out = coarse_head & (outside_mm > EAR_OUT_MM)
-    coarse_xyz = [np.broadcast_to(c, head.shape)[::step[0], ::step[1], ::step[2]] for c in xyz]
-    brain_xyz = [np.broadcast_to(c, head.shape)[brain] for c in xyz]
+    grid = (slice(None, None, step[0]), slice(None, None, step[1]), slice(None, None, step[2]))
+    coarse_xyz = [np.broadcast_to(c, head.shape)[grid] for c in xyz]
+    brain_xyz = [c[brain[grid]] for c in coarse_xyz]
     middle = np.array([float(c.mean()) for c in brain_xyz])
     half_width = 0.5 * float(np.ptp(brain_xyz[0]))
     lowest = float(brain_xyz[2].min())
     labels, n = ndimage.label(sticking_out)
-    ears = np.zeros(sticking_out.shape, bool)
-    for v in range(1, n + 1):
-        island = labels == v
-        c = _centre(island, coarse_xyz) - middle
-        if (abs(c[0]) >= half_width - EAR_LATERAL_SLACK_MM and abs(c[1]) <= EAR_HALF_LENGTH_MM
-                and lowest - EAR_BELOW_MM <= c[2] + middle[2] <= middle[2] - EAR_ABOVE_MM):
-            ears |= island
+    count = np.maximum(np.bincount(labels.ravel(), minlength=n + 1), 1)
+    dx, dy, z = (np.bincount(labels.ravel(), weights=c.ravel(), minlength=n + 1) / count
+                 for c in coarse_xyz)
+    dx, dy = np.abs(dx - middle[0]), np.abs(dy - middle[1])
+    keep = ((dx >= half_width - EAR_LATERAL_SLACK_MM) & (dy <= EAR_HALF_LENGTH_MM)
+            & (z >= lowest - EAR_BELOW_MM) & (z <= middle[2] - EAR_ABOVE_MM))
+    keep[0] = False
+    ears = keep[labels]
     seeds = _upsample(ears, step, head.shape) & head
     box = _box(seeds, pad=int(np.ceil(EAR_REACH_MM / min(geometry.spacing_mm))) + 1)
     sticks_out = _upsample(coarse_head & (outside_mm > 0.0), step, head.shape)[box] & head[box]
