@@ -6,8 +6,14 @@
 * bone: >= 300 HU cortex (islands < 200 mm3 dropped), gaps closed by 3 mm, holes filled per
   axial slice and in 3D; then marrow islands of the 150-500 HU range that are mostly enclosed
   by bone join it (vertebral bodies whose cortex is open at the basivertebral foramen);
-* vessels: 150-500 HU inside the body, more than 2 mm from bone, islands >= 1 ml. With
-  contrast this holds the aorta, the heart chambers, large veins and enhancing kidney cortex.
+* vessels: 150-500 HU inside the body, more than 2 mm from bone, without the thick organs,
+  islands >= 1 ml. The thick organs are what enhances as much as the blood but is no tube:
+  the enhancing voxels closed by ``VESSEL_CLOSE_MM`` and filled per axial slice; where a
+  ``VESSEL_MAX_RADIUS_MM`` ball fits (wider than a vessel: the kidneys, the spleen, the heart's
+  chambers), that ball grown by ``VESSEL_ORGAN_RIM_MM`` (the organ's rim and its hilum) is
+  left out (SimpleITK Maurer distances). With contrast this keeps the aorta, the large veins
+  and their branches; the kidneys and spleen are not "vessels" (their own finders are in the
+  ``ct-liver`` preset).
 
 ``"mr-head"`` (T1-weighted):
 
@@ -88,11 +94,26 @@ def ct_bone_mask(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray) -
     return bone | _enclosed_islands(marrow, bone, min_share=0.6)
 
 
+VESSEL_CLOSE_MM = 5.0
+VESSEL_MAX_RADIUS_MM = 12.0
+VESSEL_ORGAN_RIM_MM = 9.0
+
+
+def thick_enhancing(enhancing: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
+    """Where ``enhancing`` (closed and filled) holds a ball wider than a vessel, grown by the
+    organ's rim (see the module docstring): kidneys, spleen, heart chambers."""
+    solid = fill_holes(shrink_mask(grow_mask(enhancing, geometry, VESSEL_CLOSE_MM), geometry,
+                                   VESSEL_CLOSE_MM) | enhancing, per_slice_axis=0)
+    core = shrink_mask(solid, geometry, VESSEL_MAX_RADIUS_MM)
+    return grow_mask(core, geometry, VESSEL_MAX_RADIUS_MM + VESSEL_ORGAN_RIM_MM)
+
+
 def ct_vessel_mask(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
                    bone: np.ndarray) -> np.ndarray:
     """Contrast-enhanced vessels for the CT preset (see the module docstring)."""
     near_bone = grow_mask(bone, geometry, 2.0)
-    vessels = (image >= 150) & (image <= 500) & body & ~near_bone
+    enhancing = (image >= 150) & (image <= 500) & body & ~near_bone
+    vessels = enhancing & ~thick_enhancing(enhancing, geometry)
     return remove_small_islands(vessels, geometry, min_volume_mm3=1000.0)
 
 
