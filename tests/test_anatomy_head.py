@@ -185,3 +185,29 @@ def test_safest_path_to_a_deep_target_never_enters_a_no_go_region(head_case) -> 
         points = entry + np.linspace(0.0, 1.0, 300)[:, None] * (tip - entry)
         idx = np.rint(g.lps_to_index(points)).astype(int)[:, ::-1]
         assert not no_go[tuple(idx.T)].any(), c.entry_lps
+
+
+def test_head_mask_closing_in_a_band_matches_the_full_closing() -> None:
+    """The MR head mask's 3 mm closing runs only in a band outside the head (threshold.py,
+    for speed); after the hole filling it equals the full-grid closing by Maurer distance maps
+    (grow then shrink) up to voxels exactly 3 mm away, on a rough blob with gaps and a cavity
+    on an anisotropic grid (0.9 x 0.9 x 1.3 mm)."""
+    from surgiplan.model.geometry import ImageGeometry
+    from surgiplan.segmentation.morphology import fill_holes, grow_mask, shrink_mask
+    from surgiplan.segmentation.threshold import _closing_outside
+
+    g = ImageGeometry(size=(60, 56, 40), spacing_mm=(0.9, 0.9, 1.3), origin_lps=(0, 0, 0))
+    rng = np.random.default_rng(7)
+    z, y, x = np.ogrid[:40, :56, :60]
+    r = np.sqrt(((x - 30) * 0.9) ** 2 + ((y - 28) * 0.9) ** 2 + ((z - 20) * 1.3) ** 2)
+    noise = ndimage.gaussian_filter(rng.standard_normal(r.shape), 2.0) * 12.0
+    blob = (r + noise < 20.0) & ~(r < 8.0)  # rough surface, notches, a cavity
+    blob[:, 26:29, :] &= r[:, 26:29, :] < 12.0  # a 3-voxel slit cut into the surface
+
+    def solid(m: np.ndarray) -> np.ndarray:
+        return fill_holes(fill_holes(m, per_slice_axis=0))
+
+    full = solid(blob | shrink_mask(grow_mask(blob, g, 3.0), g, 3.0))
+    band = solid(blob | _closing_outside(blob, g, 3.0))
+    assert (full != solid(blob)).sum() > 100  # the closing matters here
+    assert (full != band).sum() <= 0.001 * full.sum(), (full != band).sum()
