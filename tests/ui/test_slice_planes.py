@@ -117,3 +117,27 @@ def test_overlay_blend_and_outline():
     seg.structures[0].visible = False
     hidden = blend_labels(grey, [seg.layers[0][0]], layer_lookups(seg))
     assert tuple(hidden[2, 2]) == (100, 100, 100)
+
+
+def test_small_structure_on_another_layer_is_drawn_over_the_organ_around_it():
+    """A lesion added before its organ lands on layer 0 and the organ on layer 1; drawn in
+    layer order the organ would cover it. By size, the lesion is drawn last (on top)."""
+    geo = ImageGeometry((8, 8, 1), (1, 1, 1), (0, 0, 0))
+    seg = Segmentation(geo)
+    lesion = np.zeros(geo.shape_zyx, bool)
+    lesion[0, 3:5, 3:5] = True
+    seg.add("lesion", lesion, color=(1.0, 1.0, 0.0))
+    organ = np.zeros(geo.shape_zyx, bool)
+    organ[0, 1:7, 1:7] = True
+    seg.add("organ", organ, color=(0.0, 0.0, 1.0))
+    assert [s.layer for s in seg.structures] == [0, 1], "the organ overlaps: its own layer"
+    counts = {s.name: int(seg.voxel_count(s.name)) for s in seg.structures}
+    lookups = layer_lookups(seg, voxel_count=counts.__getitem__)
+    assert [lut.layer for lut in lookups] == [1, 0]
+    grey = np.full((8, 8), 100, np.uint8)
+    planes = [seg.layers[lut.layer][0] for lut in lookups]
+    r, g, b = blend_labels(grey, planes, lookups, opacity=1.0)[3, 3]
+    assert r > 200 and g > 200 and b < 60, "the lesion shows in its own colour"
+    in_layer_order = blend_labels(grey, [layer[0] for layer in seg.layers], layer_lookups(seg),
+                                  opacity=1.0)[3, 3]
+    assert tuple(in_layer_order) == (0, 0, 255), "drawn in layer order the organ hides it"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,10 +16,29 @@ class LayerLookup:
 
     rgb: np.ndarray  # (n_labels + 1, 3) uint8
     alpha: np.ndarray  # (n_labels + 1,) float32
+    layer: int = 0  # index of the label layer these tables colour
 
 
-def layer_lookups(segmentation: Segmentation) -> list[LayerLookup]:
-    """Lookup tables from the structures' colour, visibility and opacity, one per layer."""
+def layer_lookups(segmentation: Segmentation, *,
+                  voxel_count: Callable[[str], int] | None = None) -> list[LayerLookup]:
+    """Lookup tables from the structures' colour, visibility and opacity, one per layer.
+
+    In layer order; with ``voxel_count`` (structure name -> voxels) in drawing order instead:
+    the layer whose largest visible structure is biggest first, so a small lesion on another
+    layer is drawn over the organ around it, never hidden under it. Build the planes for
+    :func:`blend_labels` from each lookup's ``layer``.
+    """
+    lookups = _lookups_in_layer_order(segmentation)
+    if voxel_count is None:
+        return lookups
+    largest = {n: 0 for n in range(len(lookups))}
+    for s in segmentation:
+        if s.visible:
+            largest[s.layer] = max(largest[s.layer], int(voxel_count(s.name)))
+    return sorted(lookups, key=lambda lut: -largest[lut.layer])  # stable: ties keep layer order
+
+
+def _lookups_in_layer_order(segmentation: Segmentation) -> list[LayerLookup]:
     lookups = []
     for n, layer in enumerate(segmentation.layers):
         top = int(np.iinfo(layer.dtype).max) if layer.dtype.kind in "ui" else 255
@@ -28,7 +48,7 @@ def layer_lookups(segmentation: Segmentation) -> list[LayerLookup]:
             if s.layer == n and s.visible:
                 rgb[s.label] = np.round(np.asarray(s.color) * 255).astype(np.uint8)
                 alpha[s.label] = float(s.opacity)
-        lookups.append(LayerLookup(rgb, alpha))
+        lookups.append(LayerLookup(rgb, alpha, n))
     return lookups
 
 
@@ -50,7 +70,8 @@ def blend_labels(
     opacity: float = 0.5,
     outline: bool = False,
 ) -> np.ndarray:
-    """RGB uint8 ``(rows, cols, 3)``: grey image with each label plane blended in its colour.
+    """RGB uint8 ``(rows, cols, 3)``: grey image with each label plane blended in its colour,
+    in list order (later planes over earlier ones; ``planes[i]`` is coloured by ``lookups[i]``).
 
     ``opacity`` scales every structure's own opacity; in outline mode only the boundary pixels
     are drawn, fully opaque times the structure opacity. Integer arithmetic through per-label

@@ -65,12 +65,13 @@ def reslice_rgb(twin: Twin, points_lps: np.ndarray, window: tuple[float, float],
     grey = to_grey(np.nan_to_num(values, nan=float(np.nanmin(values)) if np.isfinite(
         values).any() else 0.0), *window)
     grey[~np.isfinite(values)] = 0
-    planes = [ndimage.map_coordinates(layer, zyx, order=0, mode="constant", cval=0,
-                                      prefilter=False).reshape(shape)
-              for layer in twin.segmentation.layers]
+    lookups = layer_lookups(twin.segmentation, voxel_count=twin.voxel_count)
+    planes = [ndimage.map_coordinates(twin.segmentation.layers[lut.layer], zyx, order=0,
+                                      mode="constant", cval=0, prefilter=False).reshape(shape)
+              for lut in lookups]
     if not planes:
         return np.repeat(grey[:, :, None], 3, axis=2)
-    return blend_labels(grey, planes, layer_lookups(twin.segmentation), opacity=overlay_opacity)
+    return blend_labels(grey, planes, lookups, opacity=overlay_opacity)
 
 
 def _qimage(rgb: np.ndarray) -> QImage:

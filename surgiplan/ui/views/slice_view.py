@@ -147,7 +147,8 @@ class SliceView(QWidget):
 
     def refresh_overlays(self) -> None:
         """Re-read structure colours/visibility/opacity and redraw."""
-        self._lookups = [] if self.twin is None else layer_lookups(self.twin.segmentation)
+        self._lookups = [] if self.twin is None else layer_lookups(
+            self.twin.segmentation, voxel_count=self.twin.voxel_count)
         self._invalidate()
 
     def _bounded(self, center: float, width: float) -> tuple[float, float]:
@@ -247,8 +248,9 @@ class SliceView(QWidget):
         if self.fusion is not None:
             grey = fuse_grey(grey, self.mapping.extract(self.fusion.array, self.slice_index),
                              self.fusion)
-        planes = [self.mapping.extract(layer, self.slice_index)
-                  for layer in self.twin.segmentation.layers]
+        layers = self.twin.segmentation.layers
+        planes = [self.mapping.extract(layers[lut.layer], self.slice_index)
+                  for lut in self._lookups]
         if not planes:
             return np.repeat(grey[:, :, None], 3, axis=2)
         return blend_labels(grey, planes, self._lookups, opacity=self.overlay_opacity,
