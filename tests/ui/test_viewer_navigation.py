@@ -134,3 +134,31 @@ def test_window_drag_and_typed_values_stay_within_the_data(qtbot):
     assert view.window == (-1000.0 - 2500.0, 5000.0)  # still overlapping the data
     view.set_window(float("nan"), 0.0)
     assert view.window == (250.0, pytest.approx(2.5))
+
+
+def test_hover_position_reads_in_patient_directions(qtbot):
+    """The corner text names the patient's side: a point right of the patient (LPS x < 0)
+    reads 'R', never 'L -…'."""
+    from surgiplan.model.frames import format_lps
+
+    assert format_lps([-174.54, 12.0, -3.0]) == "R 174.5  P 12.0  I 3.0 mm"
+    assert format_lps([27.7, -12.0, 40.1]) == "L 27.7  A 12.0  S 40.1 mm"
+    twin = make_twin(size=(24, 20, 18))
+    view = SliceView(Plane.AXIAL)
+    qtbot.addWidget(view)
+    view.resize(300, 300)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_twin(twin)
+    checked = 0
+    for x in (120, 180):  # either side of the image centre
+        at = QPointF(x, 150)
+        QApplication.sendEvent(view, QMouseEvent(
+            QMouseEvent.Type.MouseMove, at, view.mapToGlobal(at), Qt.MouseButton.NoButton,
+            Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier))
+        lps = view.screen_to_lps(at)
+        if view.value_at(at) is not None:
+            assert view._hover_text.split("\n")[0] == format_lps(lps)
+            assert "-" not in view._hover_text.split("\n")[0], view._hover_text
+            checked += 1
+    assert checked == 2, "both points are on the image"

@@ -20,6 +20,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QMouseEvent, QPainter, QPen
 
+from surgiplan.model.frames import format_lps
 from surgiplan.simulation.result import Level
 
 if TYPE_CHECKING:
@@ -33,18 +34,7 @@ LEVEL_RGB: dict[Level | None, tuple[int, int, int]] = {
     None: (80, 170, 255),  # not scored yet
 }
 POINTS = ("entry", "target")
-
-
-def format_lps(point_lps, *, decimals: int = 1) -> str:
-    """A point as patient directions, e.g. ``R 27.7  A 12.0  S 40.1 mm`` (LPS: +x left,
-    +y posterior, +z superior; a negative x is to the patient's right); "—" for None."""
-    if point_lps is None:
-        return "—"
-    parts = []
-    for value, (plus, minus) in zip(np.asarray(point_lps, float).reshape(3),
-                                    (("L", "R"), ("P", "A"), ("S", "I")), strict=True):
-        parts.append(f"{plus if value >= 0 else minus} {abs(value):.{decimals}f}")
-    return "  ".join(parts) + " mm"
+__all__ = ["format_lps"]  # re-exported: the panels format points from here
 
 
 GRADE_LETTERS = "ABCDE"  # the Gertzbein-Robbins grade metric is 0..4 for A..E

@@ -19,6 +19,7 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 from scipy import ndimage
 
+from surgiplan.model.frames import format_lps
 from surgiplan.model.structures import Role
 from surgiplan.processing.distance import sample_volume
 from surgiplan.twin import Twin
@@ -237,7 +238,7 @@ class ProbeView(QWidget):
     def _depth_text(self, centre: np.ndarray) -> str:
         depth, length = self.depth_mm(), self.length_mm()
         text = (f"Depth {depth:.1f} mm from entry, {length - depth:.1f} mm to target "
-                f"(L {centre[0]:.1f}  P {centre[1]:.1f}  S {centre[2]:.1f})")
+                f"({format_lps(centre)})")
         here = self.distances_here()
         if here:
             text += "\nClearance here: " + ", ".join(f"{n} {v:.1f} mm" for n, v in here.items())

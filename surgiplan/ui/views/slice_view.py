@@ -32,6 +32,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from surgiplan.model.frames import format_lps
 from surgiplan.twin import Twin
 from surgiplan.ui.views.fusion import FusionLayer, fuse_grey
 from surgiplan.ui.views.overlay import LayerLookup, blend_labels, layer_lookups
@@ -544,8 +545,7 @@ class SliceView(QWidget):
             lps = self.screen_to_lps(pos)
             unit = f" {self.twin.image.units}" if self.twin.image.units else ""
             shown = f"{value:.0f}" if abs(value) >= 100 else f"{value:.4g}"
-            self._hover_text = (f"L {lps[0]:.1f}  P {lps[1]:.1f}  S {lps[2]:.1f} mm\n"
-                                f"{shown}{unit}")
+            self._hover_text = f"{format_lps(lps)}\n{shown}{unit}"
         self.update()
 
     def leaveEvent(self, event) -> None:
