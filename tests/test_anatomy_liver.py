@@ -325,3 +325,16 @@ def test_generic_ct_presets_vessels_hold_no_kidney_or_spleen(abdomen) -> None:
         assert (vessels & mask[ks]).sum() <= 0.03 * mask.sum(), name
     lumen = ours["aorta"][ks] & (image >= 200)
     assert (vessels & lumen).sum() >= 0.8 * lumen.sum()
+
+
+def test_liver_step_on_fewer_than_four_slices_says_what_it_needs() -> None:
+    """A 3-slice CT (like ../shared/scans/liver-ct-3slice-seg): one clear line, no traceback
+    from SimpleITK's recursive Gaussian."""
+    from surgiplan.errors import BadInputError
+    from surgiplan.model.geometry import ImageGeometry
+    from surgiplan.segmentation.liver import segment_abdomen
+
+    geometry = ImageGeometry((40, 40, 3), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), np.eye(3))
+    image = np.full((3, 40, 40), 100, np.int16)
+    with pytest.raises(BadInputError, match="at least 4 axial slices, the image has 3"):
+        segment_abdomen(image, geometry, np.ones(image.shape, bool))

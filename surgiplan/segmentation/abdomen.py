@@ -48,6 +48,27 @@ def _spine_landmarks(image: np.ndarray, geometry: ImageGeometry, body: np.ndarra
     return spine.canal, bone
 
 
+def without_ivc_inside_liver(vessels: dict[str, np.ndarray], image: np.ndarray,
+                             geometry: ImageGeometry, body: np.ndarray) -> dict[str, np.ndarray]:
+    """``vessels`` (from ``great_vessels.segment_aorta_ivc``) less an inferior vena cava that
+    never leaves the liver (``_leaves_liver``), for the presets that find no liver themselves
+    (``ct-spine``): the liver is found automatically (``liver.segment_abdomen`` without the
+    spleen and the liver's vessels); without a liver in view the vessels are unchanged."""
+    from surgiplan.segmentation import liver
+
+    ivc = vessels.get("inferior vena cava")
+    if ivc is None:
+        return vessels
+    try:
+        organ = liver.segment_abdomen(image, geometry, body, with_spleen=False,
+                                       with_vessels=False).liver.mask
+    except BadInputError:  # no liver in view (or not axial): nothing to judge the IVC by
+        return vessels
+    if _leaves_liver(ivc, organ):
+        return vessels
+    return {name: mask for name, mask in vessels.items() if name != "inferior vena cava"}
+
+
 def _leaves_liver(vessel: np.ndarray, liver: np.ndarray) -> bool:
     """Whether at least ``MIN_OUTSIDE_SLICES`` of the vessel's cross-sections lie mostly outside
     the liver. An IVC track that never leaves the liver was not started on the enhancing

@@ -55,6 +55,7 @@ from surgiplan.segmentation.morphology import (
 )
 
 SMOOTH_MM = 1.5
+MIN_SLICES = 4  # SimpleITK's recursive Gaussians need four along each axis
 BAND_HU = (40.0, 220.0)
 SEED_RADIUS_MM = 10.0
 BAND_SD = 2.5
@@ -401,11 +402,15 @@ def _refined(organ: OrganResult, coarse_mask: np.ndarray, image: np.ndarray, ste
 
 def segment_abdomen(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray, *,
                     liver_seed_zyx: tuple[int, int, int] | None = None,
-                    with_spleen: bool = True) -> AbdomenResult:
+                    with_spleen: bool = True, with_vessels: bool = True) -> AbdomenResult:
     """Liver (automatic or from one seed, full-grid index), its vessels and the spleen, run on
     a grid block-averaged to about 2 mm in-plane and refined at the boundary (see the module
-    docstring)."""
+    docstring); without the vessels (empty masks) or the spleen (None) when not asked for."""
     _axial_check(geometry)
+    if image.shape[0] < MIN_SLICES:
+        raise BadInputError(f"the liver preset needs at least {MIN_SLICES} axial slices, the "
+                            f"image has {image.shape[0]}",
+                            action="load a series that covers the liver")
     step = max(1, round(2.0 / max(geometry.spacing_mm[0], geometry.spacing_mm[1])))
     small, coarse = _coarse(image, geometry, step)
     small_body = body[:, ::step, ::step][:, :small.shape[1], :small.shape[2]]
@@ -414,7 +419,8 @@ def segment_abdomen(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray
             else (liver_seed_zyx[0], liver_seed_zyx[1] // step, liver_seed_zyx[2] // step))
     liver = grow_organ(smooth, coarse, small_body, seed, heart_barrier=True,
                        walls=_coarse_min(image, geometry, step, seed[0]))
-    bright, dark = liver_vessels(small, smooth, coarse, liver)
+    bright, dark = (liver_vessels(small, smooth, coarse, liver) if with_vessels
+                    else (np.zeros_like(liver.mask), np.zeros_like(liver.mask)))
     vessels = _fine(bright, image.shape, step)
     dark_vessels = _fine(dark, image.shape, step)
     spleen = None

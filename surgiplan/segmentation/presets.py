@@ -137,8 +137,11 @@ def _ct_spine(volume: ImageVolume, progress: ProgressCallback | None,
               cancel: CancelToken | None) -> list[PresetStructure]:
     """Skin, the spinal canal (critical), one bone structure per vertebra named by level
     (``surgiplan.segmentation.spine``), the sacrum, and the aorta and inferior vena cava in
-    front (critical, ``surgiplan.segmentation.great_vessels``; contrast CT) where found."""
+    front (critical, ``surgiplan.segmentation.great_vessels``; contrast CT) where found; an
+    IVC track that never leaves the liver is dropped, as in ``ct-liver``
+    (``abdomen.without_ivc_inside_liver``)."""
     from surgiplan.segmentation import great_vessels
+    from surgiplan.segmentation.abdomen import without_ivc_inside_liver
     from surgiplan.segmentation.spine import METHOD, segment_spine
 
     image, geometry = volume.array, volume.geometry
@@ -151,6 +154,7 @@ def _ct_spine(volume: ImageVolume, progress: ProgressCallback | None,
     for mask in spine.vertebrae.values():
         bone |= mask
     vessels = great_vessels.segment_aorta_ivc(image, geometry, body, spine.canal, bone)
+    vessels = without_ivc_inside_liver(vessels, image, geometry, body)
     report(progress, 1.0, "preset done")
     note = (f"automatic ({METHOD}; levels from the {spine.level_source}); quality: "
             f"{spine.quality}: check and correct")
