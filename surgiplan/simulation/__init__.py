@@ -28,6 +28,7 @@ from surgiplan.simulation.result import (
     Status,
     StructureLevel,
     level_for,
+    level_for_probability,
     validate_result,
     worst_level,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "UncertaintyModel",
     "discover",
     "level_for",
+    "level_for_probability",
     "load_simulator",
     "run_simulation",
     "submit",

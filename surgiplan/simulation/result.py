@@ -8,6 +8,18 @@ Level of a critical structure against its safety margin ``m`` (mm), from the too
 * ``caution`` : ``0 <= d < m``;
 * ``safe``    : ``d >= m``.
 
+The Monte Carlo breach probability ``P`` (:attr:`StructureLevel.breach_probability`, the share
+of draws in which the tool, zone or implant enters the structure) raises that level, for every
+simulator alike (:func:`level_for_probability`):
+
+* ``P >= 0.05`` (:data:`CAUTION_BREACH_PROBABILITY`): at least ``caution`` -- a breach is not
+  unlikely under the stated errors, whatever the nominal clearance;
+* ``P >= 0.50`` (:data:`BREACH_BREACH_PROBABILITY`): ``breach`` -- a breach is the likelier
+  outcome.
+
+:class:`StructureLevel` applies this floor itself, so every reader (Compare, review, the PDF,
+a result read back from JSON) shows the same level, and never "safe" next to P(breach) 43 %.
+
 A clearance that is not a finite number (NaN, +/-inf: the inputs left the image, the draws
 failed) is never ``safe``: :func:`level_for` gives ``caution`` and the simulator must mark the
 metric ``not_assessable`` with its reason.
@@ -55,6 +67,8 @@ class IntervalKind(StrEnum):
 
 
 _RANK = {Level.SAFE: 0, Level.CAUTION: 1, Level.BREACH: 2}
+CAUTION_BREACH_PROBABILITY = 0.05  # P(breach) at or above this: at least caution
+BREACH_BREACH_PROBABILITY = 0.50  # P(breach) at or above this: breach (the likelier outcome)
 
 
 def worst_level(levels: Any) -> Level:
@@ -62,16 +76,33 @@ def worst_level(levels: Any) -> Level:
     return max(levels, key=_RANK.__getitem__, default=Level.SAFE)
 
 
-def level_for(min_distance_mm: float, margin_mm: float) -> Level:
-    """Traffic-light level of a clearance against a margin (see the module docstring).
+def level_for_probability(breach_probability: float | None) -> Level:
+    """The least level a breach probability (0..1) allows: ``breach`` at >= 0.50, ``caution``
+    at >= 0.05, else ``safe`` (None or NaN: no Monte Carlo, ``safe``)."""
+    try:
+        p = float(breach_probability)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return Level.SAFE
+    if not math.isfinite(p):
+        return Level.SAFE
+    if p >= BREACH_BREACH_PROBABILITY:
+        return Level.BREACH
+    return Level.CAUTION if p >= CAUTION_BREACH_PROBABILITY else Level.SAFE
+
+
+def level_for(min_distance_mm: float, margin_mm: float,
+              breach_probability: float | None = None) -> Level:
+    """Traffic-light level of a clearance against a margin, raised by the breach probability
+    (see the module docstring).
 
     A non-finite clearance (NaN, inf) is not assessable and never ``safe``: ``caution``.
     """
+    floor = level_for_probability(breach_probability)
     if not math.isfinite(float(min_distance_mm)):
-        return Level.CAUTION
+        return worst_level([Level.CAUTION, floor])
     if min_distance_mm < 0:
         return Level.BREACH
-    return Level.CAUTION if min_distance_mm < margin_mm else Level.SAFE
+    return worst_level([Level.CAUTION if min_distance_mm < margin_mm else Level.SAFE, floor])
 
 
 @dataclass(frozen=True)
@@ -146,7 +177,11 @@ class Concern:
 
 @dataclass(frozen=True)
 class StructureLevel:
-    """A critical structure's verdict: level from the nominal clearance, breach probability."""
+    """A critical structure's verdict: level from the nominal clearance, breach probability.
+
+    ``level`` is raised to at least :func:`level_for_probability` of ``breach_probability``
+    on construction (see the module docstring): a level never reads safer than its P(breach).
+    """
 
     structure: str
     level: Level
@@ -154,6 +189,15 @@ class StructureLevel:
     margin_mm: float
     breach_probability: float | None = None
     closest_point_lps: tuple[float, float, float] | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            level = Level(self.level)
+        except ValueError:
+            return  # validate_result reports an unknown level
+        floor = level_for_probability(self.breach_probability)
+        if _RANK[floor] > _RANK[level]:
+            object.__setattr__(self, "level", floor)
 
     def to_json(self) -> dict[str, Any]:
         return {"structure": self.structure, "level": str(self.level),
@@ -285,7 +329,8 @@ class SimulationResult:
     def verdict_reasons(self) -> list[str]:
         """Human lines behind a non-safe :attr:`overall_level`, most severe first."""
         lines = [(lv.level, f"{lv.structure}: {lv.level} (clearance "
-                            f"{_fmt(lv.min_distance_mm)} mm, margin {lv.margin_mm:g} mm)")
+                            f"{_fmt(lv.min_distance_mm)} mm, margin {lv.margin_mm:g} mm"
+                            f"{_fmt_p(lv.breach_probability)})")
                  for lv in self.levels if lv.level is not Level.SAFE]
         lines += [(c.level, c.message) for c in self.concerns if c.level is not Level.SAFE]
         lines += [(Level.CAUTION, f"{m.title}: not assessable ({m.not_assessable})")
@@ -426,6 +471,15 @@ def _nan(value: Any) -> float:
 
 def _fmt(value: float) -> str:
     return f"{value:.1f}" if math.isfinite(float(value)) else "not assessable"
+
+
+def _fmt_p(p: float | None) -> str:
+    """", P(breach) 43 %" for a finite probability, else ""."""
+    try:
+        value = float(p)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return ""
+    return f", P(breach) {100 * value:.0f} %" if math.isfinite(value) else ""
 
 
 def _num(value: float | None) -> float | None:

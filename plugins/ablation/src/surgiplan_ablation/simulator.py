@@ -534,7 +534,8 @@ def _metrics(context, scene, nom, mc, draws, hyper, model, fov
         margin = context.structure(name).margin_mm
         p_hit = None if mc is None else float(np.mean(mc["critical_ml"][:, n] > 0))
         shown = clearance if not fov["zone"] else math.nan
-        levels.append(StructureLevel(name, level_for(shown, margin), shown, margin, p_hit))
+        levels.append(StructureLevel(name, level_for(shown, margin, p_hit), shown, margin,
+                                     p_hit))
     return metrics, levels
 
 

@@ -150,7 +150,8 @@ def critical_metrics(live: LiveScorer, score: ImplantScore, mc: MonteCarlo | Non
                                    interval=None if p is None else p[1], reason=reason))
             p_breach = None if p is None or reason else p[0]
         margin = s.margin_mm if s.margin_mm > 0 else float(default_margin_mm)
-        levels.append(StructureLevel(s.name, level_for(value, margin), value, margin, p_breach,
+        levels.append(StructureLevel(s.name, level_for(value, margin, p_breach), value, margin,
+                                     p_breach,
                                      score.closest_lps.get(s.name)))
     return metrics, levels
 
