@@ -310,11 +310,14 @@ def resection_row(app, window) -> dict:
         panel._drag_frames.pending)
     cut, margin = panel.cut(), float(panel.margin_spin.value())
     baselines = {"scorer": _bare_ms(lambda: panel.simulator.live(
-        panel.prepared, cut, margin_mm=margin, parameters=panel.form.values())),
+        panel.prepared, cut, margin_mm=margin, parameters=panel.form.values(), quick=True)),
+        "exact scorer (on release)": _bare_ms(lambda: panel.simulator.live(
+            panel.prepared, cut, margin_mm=margin, parameters=panel.form.values()), 1),
         **_common(app, window)}
     panel.plane.set_plane(point, normal)
     return _row("resection drag frame (liver phantom, plane)", times, baselines,
-                "Resection panel, live volumes/margin on the GUI thread")
+                "Resection panel, live volumes/margin (quick vessel diameters) on the GUI "
+                "thread")
 
 
 def compare_row(app, window) -> dict:
