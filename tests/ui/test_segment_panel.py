@@ -300,3 +300,27 @@ def test_only_the_edited_structure_is_re_meshed_once_per_stroke(qtbot, seg_windo
     assert meshed == [["tumour"]], "one re-meshing of the edited structure only"
     assert "tumour" in win.view3d.surface_names() and "body" in win.view3d.surface_names()
     panel.set_tool(None)
+
+
+def test_running_a_preset_again_updates_its_own_structures_and_keeps_edited_ones(
+        qtbot, seg_window):
+    """A second run gives one 'skin', not 'skin 2'; a structure the user edited is kept."""
+    from surgiplan.model.provenance import EDITED, UNREVIEWED
+
+    win, panel = seg_window, seg_window.segment_panel
+    twin = win.twin
+    panel.run_preset("ct-bone-skin-vessels")
+    wait_idle(qtbot, win)
+    first = twin.segmentation.names()
+    assert {"skin", "bone", "vessels"} <= set(first)
+    panel.editor.paint("bone", MARKER_LPS, 6.0, erase=True)
+    edited_bone = twin.segmentation.mask("bone").copy()
+    assert twin.provenance.automatic["bone"].quality == EDITED
+    assert twin.segmentation.mask("bone").sum() < twin.segmentation.mask("skin").sum()
+    panel.run_preset("ct-bone-skin-vessels")
+    wait_idle(qtbot, win)
+    assert twin.segmentation.names() == first, "no numbered duplicates"
+    assert np.array_equal(twin.segmentation.mask("bone"), edited_bone), "the user's edit stays"
+    assert twin.provenance.automatic["skin"].quality == UNREVIEWED
+    assert "kept yours" in panel.message.text() and "bone" in panel.message.text()
+    assert "updated" in panel.message.text()

@@ -37,6 +37,13 @@ from PySide6.QtWidgets import (
 )
 
 from surgiplan.model.geometry import ImageGeometry
+from surgiplan.segmentation.preset_merge import (
+    ADD,
+    KEEP,
+    UPDATE,
+    merge_actions,
+    merge_summary,
+)
 from surgiplan.segmentation.presets import PRESETS
 from surgiplan.ui.segment.segment_tools import (
     BoxTool,
@@ -714,8 +721,10 @@ class SegmentPanel(QWidget):
         return True
 
     # ------------------------------------------------------------------ adding structures
-    def add_segmentation(self, seg: Segmentation, label: str) -> list[str]:
-        """Add every structure of ``seg`` (same grid) as one undoable step; returns names."""
+    def add_segmentation(self, seg: Segmentation, label: str, *,
+                         only: set[str] | None = None) -> list[str]:
+        """Add every structure of ``seg`` (same grid; those named in ``only`` when given) as
+        one undoable step; taken names get a number ("tumour 2"). Returns the names added."""
         editor = self.editor
         if editor is None:
             return []
@@ -725,6 +734,8 @@ class SegmentPanel(QWidget):
         taken = {tuple(round(c, 3) for c in s.color) for s in editor.twin.structures}
         with editor.stroke(label):
             for s in seg.structures:
+                if only is not None and s.name not in only:
+                    continue
                 mask = seg.mask(s.name)
                 name = unique_name(s.name, editor.twin.segmentation.names())
                 role, color, margin = imported_style(s.name, s.role, s.color, s.margin_mm,
@@ -735,6 +746,30 @@ class SegmentPanel(QWidget):
         self._fill_combos(select=added[0] if added else None)
         self._update_undo()
         return added
+
+    def merge_preset(self, seg: Segmentation, preset: str) -> dict[str, str]:
+        """Bring a preset's proposals into the twin as one undoable step: new names are added,
+        untouched automatic structures of the same name updated, a person's kept (see
+        :mod:`surgiplan.segmentation.preset_merge`). Returns name -> action."""
+        editor = self.editor
+        if editor is None:
+            return {}
+        twin = editor.twin
+        actions = merge_actions(twin, seg.names())
+        with editor.stroke(f"preset {preset}"):
+            for name, action in actions.items():
+                if action == UPDATE:
+                    editor.replace_mask(name, seg.mask(name), overwrite_others=False,
+                                        label=f"preset {preset}: {name}")
+            self.add_segmentation(seg, f"preset {preset}",
+                                  only={n for n, a in actions.items() if a == ADD})
+        for name, action in actions.items():  # automatic results: method and quality flag
+            if action != KEEP:
+                twin.provenance.record_automatic(
+                    name, f"preset {preset}: {seg.get(name).description}")
+        self._fill_combos()
+        self._update_undo()
+        return actions
 
     def run_preset(self, preset: str) -> None:
         """One-click assisted preset (worker); its structures are starting points to correct."""
@@ -758,11 +793,8 @@ class SegmentPanel(QWidget):
 
         def done(seg: Segmentation) -> None:
             if twin is self.window.twin:
-                names = self.add_segmentation(seg, f"preset {preset}")
-                for n in names:  # automatic results: method and quality flag in provenance
-                    twin.provenance.record_automatic(
-                        n, f"preset {preset}: {twin.structure(n).description}")
-                self.say(f"Preset added {', '.join(names)}. {PRESET_NOTE}")
+                actions = self.merge_preset(seg, preset)
+                self.say(f"Preset {preset}: {merge_summary(actions)}. {PRESET_NOTE}")
 
         self.window.runner.submit(f"Preset {preset}", work, on_done=done,
                                   on_error=self.window.report_error)
