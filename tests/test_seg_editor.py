@@ -133,7 +133,7 @@ def test_anatomy_names_cover_regions_with_roles():
         anatomy_names("knee")
 
 
-def test_apply_preset_is_one_undo_step_and_names_stay_unique():
+def test_apply_preset_is_one_undo_step_and_a_second_run_keeps_edits():
     r = np.linalg.norm(np.indices(GEOM.shape_zyx).T - np.array([10, 15, 20]), axis=-1).T
     ct = np.where(r < 9, 40, -1000).astype(np.int16)
     ct[r < 5] = 900
@@ -143,10 +143,19 @@ def test_apply_preset_is_one_undo_step_and_names_stay_unique():
                             "mr-head-planning"}
     assert apply_preset(twin, "ct-bone-skin-vessels", editor=editor) == ["skin", "bone",
                                                                          "vessels"]
-    assert apply_preset(twin, "ct-bone-skin-vessels")[0] == "skin 2"
     assert np.array_equal(twin.segmentation.mask("bone"), r < 5)
-    editor.undo()
-    assert twin.segmentation.names() == ["skin 2", "bone 2", "vessels 2"]
+    editor.paint("bone", (16.0, 12.0, 15.0), 2.0, erase=True)  # a person edits the bone
+    edited = twin.segmentation.mask("bone").copy()
+    assert edited.sum() < (r < 5).sum()
+    # run again: the untouched automatic structures are updated, the edited bone kept
+    assert apply_preset(twin, "ct-bone-skin-vessels", editor=editor) == ["skin", "vessels"]
+    assert twin.segmentation.names() == ["skin", "bone", "vessels"], "no 'skin 2'"
+    assert np.array_equal(twin.segmentation.mask("bone"), edited)
+    # the second run proposed the same voxels: it changed nothing and made no undo step
+    editor.undo()  # the edit
+    assert np.array_equal(twin.segmentation.mask("bone"), r < 5)
+    editor.undo()  # the first run, one step
+    assert twin.segmentation.names() == []
 
 
 # ------------------------------------------------------------------ real scans

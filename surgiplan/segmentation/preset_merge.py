@@ -9,9 +9,12 @@ after ct-spine gives one skin and one aorta, not "skin 2", and never overwrites 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from surgiplan.model.provenance import UNREVIEWED
-from surgiplan.twin import Twin
+
+if TYPE_CHECKING:
+    from surgiplan.twin import Twin
 
 ADD, UPDATE, KEEP = "add", "update", "keep"
 

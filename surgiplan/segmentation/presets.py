@@ -264,23 +264,19 @@ def preset_masks(volume: ImageVolume, name: str, *, progress: ProgressCallback |
     return preset.build(volume, progress, cancel)
 
 
-def _unique(name: str, taken: list[str]) -> str:
-    n, candidate = 2, name
-    while candidate in taken:
-        candidate, n = f"{name} {n}", n + 1
-    return candidate
-
-
 def apply_preset(twin: Twin, name: str, *, editor: SegmentEditor | None = None,
                  progress: ProgressCallback | None = None,
                  cancel: CancelToken | None = None) -> list[str]:
-    """Run a preset and add its structures to ``twin``; returns the names added.
+    """Run a preset and bring its structures into ``twin``; returns the names added or updated.
 
-    Names already taken get a number (``"bone 2"``). With ``editor`` the additions are one
-    undoable step. Default colour and margin come from the anatomy name list. Each structure is
-    recorded in the twin's provenance as automatic (method, quality flag unreviewed).
+    A name the twin has already is updated when an automatic run made it and nobody touched it
+    since, and kept (the proposal dropped) when a person drew, edited or reviewed it
+    (:mod:`surgiplan.segmentation.preset_merge`). With ``editor`` it is one undoable step.
+    Default colour and margin come from the anatomy name list. Each structure added or updated
+    is recorded in the twin's provenance as automatic (method, quality flag unreviewed).
     """
     from surgiplan.segmentation.anatomy_names import lookup_anatomy
+    from surgiplan.segmentation.preset_merge import KEEP, UPDATE, merge_action
 
     proposals = preset_masks(twin.image, name, progress=progress, cancel=cancel)
     check(cancel)
@@ -292,11 +288,19 @@ def apply_preset(twin: Twin, name: str, *, editor: SegmentEditor | None = None,
             props: dict[str, Any] = {"role": p.role, "description": p.description,
                                      "color": entry.color if entry else None,
                                      "margin_mm": entry.margin_mm if entry else 0.0}
-            unique = _unique(p.name, twin.segmentation.names())
-            adder = editor.add_structure if editor is not None else twin.add_structure
-            adder(unique, p.mask, **props)
-            twin.provenance.record_automatic(unique, f"preset {name}: {p.description}")
-            added.append(unique)
+            action = merge_action(twin, p.name)
+            if action == KEEP:
+                continue
+            if action == UPDATE and editor is not None:
+                editor.replace_mask(p.name, p.mask, overwrite_others=False,
+                                    label=f"preset {name}: {p.name}")
+            elif action == UPDATE:
+                twin.set_structure_mask(p.name, p.mask)
+            else:
+                adder = editor.add_structure if editor is not None else twin.add_structure
+                adder(p.name, p.mask, **props)
+            twin.provenance.record_automatic(p.name, f"preset {name}: {p.description}")
+            added.append(p.name)
 
     if editor is not None:
         with editor.stroke(f"preset {name}"):

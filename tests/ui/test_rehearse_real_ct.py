@@ -53,7 +53,7 @@ KEEP = {
     "resection": ("liver", "liver lesion", "liver vessels"),
 }
 KEYS = {"implant": "breach_mm", "ablation": "coverage_pct", "resection": "remnant_pct"}
-DUPLICATES = ("skin 2", "aorta 2", "inferior vena cava 2")  # ct-liver after ct-spine
+DUPLICATES = ("skin 2", "aorta 2", "inferior vena cava 2")  # ct-liver after ct-spine: none
 
 
 @dataclass
@@ -106,9 +106,8 @@ def build_case(folder: Path, volume) -> Case:
         started = time.perf_counter()
         apply_preset(twin, preset)
         seconds[preset] = time.perf_counter() - started
-    for name in DUPLICATES:
-        if name in twin.segmentation.names():
-            twin.remove_structure(name)
+    duplicated = set(DUPLICATES) & set(twin.segmentation.names())
+    assert not duplicated, f"a second preset updates its own structures: {duplicated}"
     add_lesion(twin)
     return Case(save_bundle(twin, folder / "abdomen.surgiplan"), seconds)
 
