@@ -338,3 +338,21 @@ def test_liver_step_on_fewer_than_four_slices_says_what_it_needs() -> None:
     image = np.full((3, 40, 40), 100, np.int16)
     with pytest.raises(BadInputError, match="at least 4 axial slices, the image has 3"):
         segment_abdomen(image, geometry, np.ones(image.shape, bool))
+
+
+def test_liver_in_a_crop_of_the_upper_liver_agrees_with_the_whole_scans(abdomen) -> None:
+    """Slices 84-112 (the crop tests/ui/test_rehearse_real_ct.py's CI variant uses): the seed
+    lands on the bottom slice and the heart's chambers fall apart once eroded; the liver found
+    in the crop matches the whole scan's liver there (measured Dice 0.987, 1199 vs 1190 ml;
+    before: 0.921, 1393 ml with the heart's wall)."""
+    import dataclasses
+
+    from surgiplan.segmentation.liver import segment_abdomen
+
+    volume, ours, _body = abdomen
+    box = (slice(84, 112), slice(0, volume.array.shape[1]), slice(0, volume.array.shape[2]))
+    crop = dataclasses.replace(volume, array=np.ascontiguousarray(volume.array[box]),
+                               geometry=sub_geometry(volume.geometry, box))
+    found = segment_abdomen(crop.array, crop.geometry, body_mask(crop.array, crop.geometry),
+                            with_spleen=False, with_vessels=False).liver.mask
+    assert _dice(found, ours["liver"][box]) >= 0.95

@@ -14,8 +14,10 @@ STARTING POINTS the user checks and corrects. The grid's k axis must run along S
    (``HEART_EDGE_MM``), in the slices from the seed's up, between the island in the seed's
    slice and the heart's blood pool grown by ``HEART_MARKER_MM``; the pool is the largest
    island, after a ``HEART_CORE_MM`` erosion, of the blood (>= 50 HU brighter than the liver)
-   above the seed's slice, if it holds ``HEART_POOL_ML``. The island the liver's marker
-   floods is kept.
+   above the seed's slice (and every island of at least ``HEART_CHAMBER_ML``: the chambers,
+   apart once eroded in a crop), if it holds ``HEART_POOL_ML``. The liver's marker also holds
+   the island's core (eroded by ``LIVER_CORE_MM``, wider than the heart's wall): a crop's
+   seed may sit in its bottom slice. The island the liver's marker floods is kept.
 1c. Liver only: in the slices above the seed, the thin dark sheets (the diaphragm's fat: the
    darkest full-resolution voxel of a coarse voxel, smoothed by ``WALL_SMOOTH_MM``, more than
    ``DIAPHRAGM_DARKER_HU`` below the liver's level) are left out of the band.
@@ -63,6 +65,8 @@ MIN_HALF_BAND_HU = 35.0
 OPEN_MM = 5.0
 HEART_POOL_ML = 150.0
 HEART_CORE_MM = 5.0
+HEART_CHAMBER_ML = 20.0
+LIVER_CORE_MM = 12.0
 HEART_MARKER_MM = 7.0
 HEART_EDGE_MM = 1.0
 DIAPHRAGM_DARKER_HU = 50.0
@@ -154,7 +158,9 @@ def _heart_pool(smooth: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
                 seed_zyx: tuple[int, int, int], organ_hu: float) -> np.ndarray:
     """The heart's blood pool in the slices above the seed (step 1b): the blood (>= the organ's
     level + 50 HU) there, eroded by ``HEART_CORE_MM`` (cuts the vessels off the chambers), its
-    largest island grown back within the blood; empty when under ``HEART_POOL_ML``."""
+    largest island and every island of at least ``HEART_CHAMBER_ML`` (the chambers: apart once
+    eroded where a crop holds only the heart's lower part) grown back within the blood; empty
+    when under ``HEART_POOL_ML``."""
     from scipy import ndimage
 
     up = float(np.sign(geometry.direction[2, 2])) or 1.0
@@ -163,8 +169,11 @@ def _heart_pool(smooth: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
     labels, n = ndimage.label(shrink_mask(pool, geometry, HEART_CORE_MM))
     if n == 0:
         return np.zeros_like(pool)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    heart = grow_mask(labels == int(np.argmax(sizes)) + 1, geometry, HEART_CORE_MM) & pool
+    sizes = np.bincount(labels.ravel(), minlength=n + 1) * geometry.voxel_volume_mm3 / 1000.0
+    sizes[0] = 0.0
+    chambers = (sizes >= HEART_CHAMBER_ML) | (sizes == sizes.max())
+    chambers[0] = False
+    heart = grow_mask(chambers[labels], geometry, HEART_CORE_MM) & pool
     if heart.sum() * geometry.voxel_volume_mm3 / 1000.0 < HEART_POOL_ML:
         return np.zeros_like(pool)
     return heart
@@ -178,12 +187,27 @@ def _from_slice_up(k: int, nz: int, up: float) -> slice:
     return slice(0, min(nz, max(k + 1, 4)))
 
 
+def _thick_core(organ: np.ndarray, geometry: ImageGeometry, seed_zyx: tuple[int, int, int]
+                ) -> np.ndarray:
+    """The organ eroded by ``LIVER_CORE_MM`` (wider than the heart's wall it leaked into), the
+    island at the seed (else the largest): the liver's marker where the seed's slice holds
+    little of it (a crop whose bottom slice has the seed)."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(shrink_mask(organ, geometry, LIVER_CORE_MM))
+    if n == 0:
+        return np.zeros_like(organ)
+    value = labels[seed_zyx] or int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
+    return labels == value
+
+
 def _without_heart(organ: np.ndarray, smooth: np.ndarray, geometry: ImageGeometry,
                    heart: np.ndarray, seed_zyx: tuple[int, int, int]) -> np.ndarray:
     """The organ less the heart's wall it leaked into (step 1b): a marker watershed (SimpleITK)
     on the gradient magnitude between the organ in the seed's slice and the heart's pool grown
-    by ``HEART_MARKER_MM``, in the slices from the seed's up; the organ keeps what its marker
-    floods (and all of itself below the seed's slice)."""
+    by ``HEART_MARKER_MM``, in the slices from the seed's up; the organ's marker also holds its
+    thick core (``_thick_core``); the organ keeps what its marker floods (and all of itself
+    below the seed's slice)."""
     import SimpleITK as sitk
 
     up = float(np.sign(geometry.direction[2, 2])) or 1.0
@@ -193,6 +217,7 @@ def _without_heart(organ: np.ndarray, smooth: np.ndarray, geometry: ImageGeometr
     markers = np.full(part.shape, 3, np.uint8)
     markers[part | heart_marker] = 0
     markers[seed_local][part[seed_local] & ~heart_marker[seed_local]] = 1
+    markers[_thick_core(organ, geometry, seed_zyx)[ks] & ~heart_marker] = 1
     markers[heart_marker] = 2
     img = sitk.GetImageFromArray(np.ascontiguousarray(smooth[ks], dtype=np.float32))
     img.SetSpacing([float(s) for s in geometry.spacing_mm])
