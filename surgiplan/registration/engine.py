@@ -245,7 +245,7 @@ def _watch(reg: sitk.ImageRegistrationMethod, settings: RegistrationSettings,
 
 def _evaluator(settings: RegistrationSettings, n_fixed_voxels: int
                ) -> sitk.ImageRegistrationMethod:
-    """A method that evaluates the metric at full resolution with at most ``max_samples``."""
+    """A method that evaluates the metric with at most ``max_samples`` samples."""
     fraction = min(settings.sampling_fraction, settings.max_samples / max(n_fixed_voxels, 1))
     return configure(replace(settings, sampling_fraction=fraction))
 
@@ -286,8 +286,13 @@ def register_volumes(
     f_img, m_img = as_sitk_float(fixed), as_sitk_float(moving)
     init = initial_transform(f_img, m_img, settings, initial_reference_to_series)
     n_voxels = fixed.geometry.n_voxels
-    before = metric_value(_evaluator(settings, n_voxels), f_img, m_img, init)
     pyramid = settings.for_grid(fixed.geometry.spacing_mm)
+    # the metric before/after on the images binned to the finest level (what was optimised;
+    # on the full 1 mm grid ITK's moving-image gradient alone cost ~2 s per evaluation)
+    bins = [pyramid.shrink_factors[-1]] * 3
+    f_eval, m_eval = sitk.BinShrink(f_img, bins), sitk.BinShrink(m_img, bins)
+    n_eval = int(np.prod(f_eval.GetSize()))
+    before = metric_value(_evaluator(settings, n_eval), f_eval, m_eval, init)
     reg = configure(pyramid, n_voxels, physical_shift_scales(f_img, init))
     reg.SetInitialTransform(init, inPlace=False)
     state = _watch(reg, pyramid, progress, cancel)
@@ -298,7 +303,7 @@ def register_volumes(
         reg.RemoveAllCommands()
     if cancel is not None and cancel.cancelled:
         raise CancelledError("cancelled by the user")
-    after = metric_value(_evaluator(settings, n_voxels), f_img, m_img, found)
+    after = metric_value(_evaluator(settings, n_eval), f_eval, m_eval, found)
     seconds = time.perf_counter() - start
     reference_to_series = matrix_from_sitk(found)
     metric_name = ("Mattes mutual information" if settings.metric == "mattes"
