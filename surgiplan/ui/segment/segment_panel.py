@@ -219,10 +219,10 @@ class SegmentPanel(QWidget):
         grid.addWidget(QLabel("Scissors"), 3, 0)
         grid.addWidget(self.scissors_remove, 3, 1)
         grid.addWidget(self.scissors_slice_only, 3, 2)
-        self.overlap_box = QCheckBox("Whole-structure edits keep other structures (overlap)")
+        self.overlap_box = QCheckBox("Keep other structures (overlap)")
         self.overlap_box.setToolTip(
-            "Threshold, grow, logical... results that cover other structures leave them "
-            "intact (the edited structure moves to its own layer). Unchecked: it takes "
+            "Whole-structure edits (threshold, grow, logical...) that cover other structures "
+            "leave them intact (the edited structure moves to its own layer). Unchecked: it takes "
             "their voxels. The brush always takes them.")
         self.overlap_box.setChecked(True)
         grid.addWidget(self.overlap_box, 4, 0, 1, 3)
@@ -306,8 +306,11 @@ class SegmentPanel(QWidget):
     def _build_preset_box(self) -> QGroupBox:
         box = QGroupBox("Assisted presets (one click)")
         layout = QVBoxLayout(box)
-        for name, title in PRESET_TITLES.items():
-            layout.addWidget(_button(title, partial(self.run_preset, name), PRESET_NOTE))
+        for name, title in PRESET_TITLES.items():  # short label, the full title as tip
+            button = _button(title.split(":")[0], partial(self.run_preset, name),
+                             f"{title}.\n{PRESET_NOTE}")
+            button.setObjectName(f"preset_{name}")
+            layout.addWidget(button)
         note = QLabel(PRESET_NOTE)
         note.setObjectName("preset_note")
         note.setWordWrap(True)

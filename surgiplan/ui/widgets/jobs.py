@@ -40,15 +40,23 @@ class _Runnable(QRunnable):
         now = time.monotonic()
         if now - self._last_emit >= 0.05 or fraction >= 1.0:  # at most 20 updates per second
             self._last_emit = now
-            self._signals.progress.emit(float(fraction), str(text))
+            self._emit(self._signals.progress, float(fraction), str(text))
+
+    def _emit(self, signal: Any, *args: Any) -> None:
+        """Emit to the GUI thread; when the window that asked is gone (the app is closing),
+        stop the job quietly instead of printing a traceback."""
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # "Signal source has been deleted": nobody left to tell
+            self._cancel.cancel()
 
     def run(self) -> None:
         try:
             result = self._fn(progress=self._progress, cancel=self._cancel)
         except BaseException as exc:  # delivered to the GUI thread, never lost
-            self._signals.failed.emit(exc)
+            self._emit(self._signals.failed, exc)
         else:
-            self._signals.finished.emit(result)
+            self._emit(self._signals.finished, result)
 
 
 @dataclass
