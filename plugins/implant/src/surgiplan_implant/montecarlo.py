@@ -22,7 +22,15 @@ Intervals (``IntervalKind``):
   is evaluated at 40 equal-mass quantiles of e (common random placement draws), and the
   interval is the shortest range of those values holding 95 % of e's mass, each end widened for
   Monte Carlo noise (its Wilson 95 % half-width added in quadrature to the systematic
-  half-width). The point value is e = 0.
+  half-width). The point value is the **predictive** probability ``k / n``: the share of the
+  draws that carry both a placement error and their own systematic offset -- the very draws
+  the value intervals come from, so a grade interval reaching C or worse implies P(>= C) > 0.
+  (It was the probability at e = 0, which reads 0 while the grade interval reaches D whenever
+  the boundary error, not placement, drives the breach -- e.g. 3 mm CT slices.) The interval
+  also holds that estimate's Clopper-Pearson 95 % interval (``scipy.stats.binomtest``), failed
+  draws counted as misses for its lower and as hits for its upper end. A wide interval (up to
+  [0, 1]) says the twin's boundary is too uncertain to tell: at e = -1.96 s every screw near a
+  wall breaches, at +1.96 s none does.
 * draws off the image grid cannot be scored: their share is reported; above
   :data:`MAX_FAILED_SHARE` the metric is not assessable, below it the interval is widened as
   if every failed draw fell on the far side of each bound.
@@ -35,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
+from scipy.stats import binomtest, norm
 
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
 from surgiplan.simulation import UncertaintyModel
@@ -169,15 +177,20 @@ def value_interval(values: np.ndarray) -> tuple[float, float] | None:
     return float(low), float(high)
 
 
-def probability_interval(nominal: np.ndarray, quantiles: list[np.ndarray],
+def probability_interval(predictive: np.ndarray, quantiles: list[np.ndarray],
                          failed: np.ndarray) -> tuple[float, tuple[float, float]] | None:
-    """(point, 95 % confidence interval) of a probability: ``nominal`` hits (n,) at offset 0,
-    ``quantiles`` hits at each equal-mass offset quantile (see module doc); failed draws
-    count as misses for the lower bound and hits for the upper."""
+    """(point, 95 % confidence interval) of a probability: ``predictive`` hits (n,) of the
+    draws with their own systematic offset (point ``k / n``), ``quantiles`` hits at each
+    equal-mass offset quantile (see module doc); failed draws count as misses for the lower
+    bound and hits for the upper."""
     if failed.mean() > MAX_FAILED_SHARE or failed.all():
         return None
     ok = ~failed
-    p = float(nominal[ok].mean())
+    k, n = int((predictive & ok).sum()), int(ok.sum())
+    p = k / n
+    cp_low = binomtest(k, n).proportion_ci(0.95, method="exact").low
+    cp_high = binomtest(k + int(failed.sum()), len(failed)).proportion_ci(
+        0.95, method="exact").high
     rates = np.array([(h & ok).sum() for h in quantiles])
     order = np.argsort(rates, kind="stable")
     keep = math.ceil(0.95 * len(quantiles))
@@ -190,7 +203,7 @@ def probability_interval(nominal: np.ndarray, quantiles: list[np.ndarray],
     half = 0.5 * (p_hi - p_lo)  # systematic half-width; Monte Carlo noise adds in quadrature
     low = p_lo - (math.hypot(half, p_lo - w_lo) - half)
     high = p_hi + (math.hypot(half, w_hi - p_hi) - half)
-    return p, (max(0.0, min(low, p)), min(1.0, max(high, p)))
+    return p, (max(0.0, min(low, cp_low, p)), min(1.0, max(high, cp_high, p)))
 
 
 def other_poses(other_pose: np.ndarray, other_vertices: np.ndarray, model: UncertaintyModel,

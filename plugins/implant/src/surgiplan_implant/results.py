@@ -99,7 +99,7 @@ def bone_metrics(score: ImplantScore, mc: MonteCarlo | None, why: str) -> list[M
                            "(modified; 0=A ... 4=E)", "", grade,
                            None if v is None else v.grade_index, mc, reason=why))
     if mc is not None:
-        p = probability_interval(mc.nominal.grade_index >= 2,
+        p = probability_interval(mc.values.grade_index >= 2,
                                  [b.grade_index >= 2 for b in mc.quantiles], mc.failed)
         title = "Probability of grade C or worse"
         metrics.append(_metric("p_grade_c_or_worse", title, "", math.nan if p is None else p[0],
@@ -140,7 +140,7 @@ def critical_metrics(live: LiveScorer, score: ImplantScore, mc: MonteCarlo | Non
                                structure=s.name))
         p_breach = None
         if mc is not None:
-            p = probability_interval(mc.nominal.min_distance[:, k] < 0,
+            p = probability_interval(mc.values.min_distance[:, k] < 0,
                                      [b.min_distance[:, k] < 0 for b in mc.quantiles],
                                      mc.failed)
             reason = "" if p is not None and math.isfinite(value) else _failed_reason(mc)
@@ -210,8 +210,9 @@ def interval_details(mc: MonteCarlo | None, model: Any, spacing_mm: Any) -> dict
             "confidence": f"probabilities: over {N_QUANTILES} equal-mass quantiles of the "
                           "systematic offset ~ N(0, systematic_sd_mm) (common placement "
                           "draws), the shortest range holding 95 % of its mass, ends widened "
-                          "by the Wilson 95 % half-width in quadrature; point value at offset "
-                          "0",
+                          "by the Wilson 95 % half-width in quadrature, and holding the "
+                          "Clopper-Pearson 95 % interval of the point value; point value: "
+                          "the predictive share k/n of the draws (each with its own offset)",
             "hu_shares": "placement error only (the CT values are measured)",
             "implant_clearance_mm": "placement error of both implants"}})
     return data
