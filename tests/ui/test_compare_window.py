@@ -113,3 +113,40 @@ def test_opened_from_the_plans_panel(window, qtbot, case):
     assert [p.name for p in compare.plans] == ["Lateral", "Posterior"]
     qtbot.waitUntil(lambda: "vessel" in compare.views[1].surface_names(), timeout=20_000)
     compare.close()
+
+
+def _display_box(renderer, box) -> np.ndarray:
+    """(min xy, max xy) in display pixels of the 8 corners of a (2, 3) LPS box."""
+    corners = [(x, y, z) for x in box[:, 0] for y in box[:, 1] for z in box[:, 2]]
+    xy = []
+    for corner in corners:
+        renderer.SetWorldPoint(*corner, 1.0)
+        renderer.WorldToDisplay()
+        xy.append(renderer.GetDisplayPoint()[:2])
+    return np.array([np.min(xy, axis=0), np.max(xy, axis=0)])
+
+
+def test_camera_frames_the_plans_from_the_side(compare):
+    """The plans' own objects (not the whole scan) fill a good share of each view, seen from
+    a side perpendicular to their axes (not end-on)."""
+    from surgiplan.ui.plan.compare_window import actor_bounds_lps
+    from surgiplan.ui.plan.plan_graphics import axis_lps
+
+    compare.set_standard_view("superior")  # start end-on on the whole scan
+    compare.focus_on_plans()
+    boxes = [actor_bounds_lps(v.plotter.renderer, "plan:") for v in compare.views]
+    box = np.array([np.min([b[0] for b in boxes], axis=0), np.max([b[1] for b in boxes], axis=0)])
+    for view in compare.views:
+        renderer = view.plotter.renderer
+        lo, hi = _display_box(renderer, box)
+        width, height = renderer.GetSize()
+        assert lo[0] >= 0 and lo[1] >= 0 and hi[0] <= width and hi[1] <= height, (lo, hi)
+        share = max((hi[0] - lo[0]) / width, (hi[1] - lo[1]) / height)
+        # the plans' ~40 mm box in ~45 mm padding: far more than the whole scan would give
+        assert share > 0.2, share
+    direction = np.array(compare.cameras()[0].GetDirectionOfProjection())
+    for plan in compare.plans:
+        entry, target = axis_lps(plan.interventions[0])
+        unit = (target - entry) / np.linalg.norm(target - entry)
+        assert abs(float(unit @ direction)) < 0.8  # seen from the side
+    assert abs(direction[2]) < 0.7  # never from the scan's cut ends

@@ -365,7 +365,7 @@ class ReviewWindow(QWidget):
                                 for i in self.plan.interventions) if a is not None]
             if axes:
                 self._centre_slices(axes[0][1])
-            self.view3d.set_standard_view("anterior")
+            self._frame("review:", axes)
         else:
             self.step_label.setText(title + f"{item.label} ({item.kind})")
             self.numbers_label.setText(numbers_html(item))
@@ -377,7 +377,7 @@ class ReviewWindow(QWidget):
                 self.path.set_points(entry, target)
                 self.path.set_level(level_of(item))
                 self._centre_slices(target)
-                self._look_along(entry, target)
+                self._look_along(entry, target)  # the probe's-eye view of this step
         for view in self.slice_views.values():
             view.update()
         self.step_changed.emit(self.step)
@@ -411,6 +411,18 @@ class ReviewWindow(QWidget):
         camera.SetPosition(*(np.asarray(entry, float) - d * distance_mm))
         camera.SetViewUp(*(-v))
         renderer.ResetCameraClippingRange()
+        self.view3d.plotter.interactor.update()
+
+    def _frame(self, prefix: str, axes: list) -> None:
+        """Frame the actors named ``prefix...`` (the plan's objects) padded, seen from the
+        side (not end-on); the whole scan from the front when there is nothing to frame."""
+        from surgiplan.ui.plan.compare_window import actor_bounds_lps, frame_objects
+
+        renderer = self.view3d.plotter.renderer
+        box = actor_bounds_lps(renderer, prefix)
+        if not frame_objects(renderer, [] if box is None else [box], axes):
+            self.view3d.set_standard_view("anterior")
+            return
         self.view3d.plotter.interactor.update()
 
     # ------------------------------------------------------------------ closing

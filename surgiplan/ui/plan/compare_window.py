@@ -42,7 +42,7 @@ from surgiplan.twin import Twin
 from surgiplan.ui.plan.plan_graphics import add_intervention_actors, axis_lps, plan_level
 from surgiplan.ui.plan.plans_panel import status_text
 from surgiplan.ui.plan.trajectory_tools import grade_letter, level_color
-from surgiplan.ui.views.view3d import STANDARD_VIEWS, View3D
+from surgiplan.ui.views.view3d import View3D
 
 if TYPE_CHECKING:
     from surgiplan.ui.shell.main_window import MainWindow
@@ -350,26 +350,15 @@ class CompareWindow(QWidget):
         self.focus_on_plans()
 
     def focus_on_plans(self, *, padding_mm: float = 45.0) -> None:
-        """Look at the planned interventions (padded) from the standard side that shows
-        their axes longest."""
+        """Frame every plan's own objects (trajectory, implant, probes, zone, cut; padded by
+        ``padding_mm``) from the side that shows their axes longest (one shared camera)."""
         axes = [a for p in self.plans for i in p.interventions
                 if (a := axis_lps(i)) is not None]
-        if not axes:
+        boxes = [b for v in self.views if (b := actor_bounds_lps(v.plotter.renderer, "plan:"))
+                 is not None]
+        if not frame_objects(self.views[0].plotter.renderer, boxes, axes, padding_mm=padding_mm):
             self.set_standard_view("anterior")
             return
-        points = np.array([pt for a in axes for pt in a])
-        units = [(b - a) / max(np.linalg.norm(b - a), 1e-9) for a, b in axes]
-        side = min(STANDARD_VIEWS, key=lambda n: sum(abs(float(np.dot(u, STANDARD_VIEWS[n][0])))
-                                                     for u in units))
-        lo, hi = points.min(axis=0) - padding_mm, points.max(axis=0) + padding_mm
-        direction, up = STANDARD_VIEWS[side]
-        centre = (lo + hi) / 2.0
-        renderer = self.views[0].plotter.renderer
-        camera = renderer.GetActiveCamera()
-        camera.SetFocalPoint(*centre)
-        camera.SetPosition(*(centre + np.asarray(direction, float) * 500.0))
-        camera.SetViewUp(*up)
-        renderer.ResetCamera(*np.ravel(np.array([lo, hi]).T))
         self.views[0].plotter.interactor.update()
         self.sync_from(self.views[0])
 
@@ -414,6 +403,67 @@ class CompareWindow(QWidget):
         for view in self.views:
             view.close_renderer()
         super().closeEvent(event)
+
+
+# Directions a plan is framed from (LPS, towards the camera): around the patient every 15
+# degrees, up to 40 degrees above/below the axial plane; never straight along the scan's long
+# axis, where vessels cut by the scan's end face the camera and hide the plan behind them.
+SIDE_DIRECTIONS = [np.array([math.cos(e) * math.cos(a), math.cos(e) * math.sin(a), math.sin(e)])
+                   for e in map(math.radians, (0, 20, -20, 40, -40))
+                   for a in map(math.radians, range(-90, 270, 15))]
+
+
+def side_direction(units: Sequence[np.ndarray], extent: np.ndarray) -> np.ndarray:
+    """The SIDE_DIRECTIONS entry most perpendicular to every unit axis in ``units`` (worst
+    axis first, then their sum), or facing the thinnest side of a box of ``extent`` mm."""
+    if not units:
+        return min(SIDE_DIRECTIONS, key=lambda d: float(np.abs(d) @ extent))
+    return min(SIDE_DIRECTIONS, key=lambda d: (
+        round(max(abs(float(u @ d)) for u in units), 2), sum(abs(float(u @ d)) for u in units)))
+
+
+def actor_bounds_lps(renderer: Any, prefix: str) -> np.ndarray | None:
+    """(2, 3) LPS mm box [min, max] of the visible actors named ``prefix...``, or None."""
+    boxes = [np.asarray(actor.GetBounds(), float).reshape(3, 2).T
+             for name, actor in renderer.actors.items()
+             if str(name).startswith(prefix) and actor.GetVisibility()]
+    boxes = [b for b in boxes if np.all(np.isfinite(b)) and np.all(b[1] >= b[0])]
+    if not boxes:
+        return None
+    return np.array([np.min([b[0] for b in boxes], axis=0), np.max([b[1] for b in boxes], axis=0)])
+
+
+def frame_objects(renderer: Any, boxes: Sequence[np.ndarray],
+                  axes: Sequence[tuple[np.ndarray, np.ndarray]], *,
+                  padding_mm: float = 45.0) -> bool:
+    """Point ``renderer``'s camera at the union of ``boxes`` ((2, 3) LPS mm) and the ``axes``'
+    end points, padded by ``padding_mm`` on every side, from the side (SIDE_DIRECTIONS) most
+    perpendicular to the axes (or facing the box's thinnest side without axes), at the
+    distance that fits the padded box in the view. False when there is nothing to frame."""
+    points = [np.asarray(p, float) for b in boxes for p in b]
+    points += [np.asarray(p, float) for a in axes for p in a]
+    if not points:
+        return False
+    lo = np.min(points, axis=0) - padding_mm
+    hi = np.max(points, axis=0) + padding_mm
+    units = [(b - a) / max(float(np.linalg.norm(b - a)), 1e-9) for a, b in axes]
+    direction = side_direction(units, hi - lo)
+    up = np.array([0.0, 0.0, 1.0]) - direction * direction[2]  # superior, in the view plane
+    up /= np.linalg.norm(up)
+    centre = (lo + hi) / 2.0
+    half = (hi - lo) / 2.0
+    right = np.cross(direction, up)
+    half_w, half_h = float(np.abs(right) @ half), float(np.abs(up) @ half)
+    width, height = renderer.GetSize()
+    aspect = min(width / height, 1.0) if width > 1 and height > 1 else 1.0
+    tan_half = math.tan(math.radians(renderer.GetActiveCamera().GetViewAngle()) / 2.0)
+    distance = max(half_h, half_w / aspect) / tan_half + float(np.abs(direction) @ half)
+    camera = renderer.GetActiveCamera()
+    camera.SetFocalPoint(*centre)
+    camera.SetPosition(*(centre + direction * distance))
+    camera.SetViewUp(*up)
+    renderer.ResetCameraClippingRange()
+    return True
 
 
 def open_comparison(window: MainWindow, plans: Sequence[Plan]) -> CompareWindow:
