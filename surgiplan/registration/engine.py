@@ -37,7 +37,7 @@ class RegistrationSettings:
     ``sampling_fraction``: share of fixed voxels the metric samples per iteration (random,
     seeded by ``seed``), at most ``max_samples`` per
     pyramid level (so a 512x512x400 CT costs about what a 2 mm head does; the 1 mm head
-    phantom: 40 000 samples and 24 bins, 25.6 s CPU, worst centroid 0.43 mm, against 150 000
+    phantom: 40 000 samples and 24 bins, 18-26 s CPU, worst centroid 0.43 mm, against 150 000
     and 32 bins, 40.4 s, 0.89 mm). ``smoothing_mm``:
     Gaussian sigma per pyramid level, mm. ``max_step_mm``: the optimiser's largest step in mm
     (rotations through physical shift scales; 0: ITK's estimate, about one voxel).
