@@ -415,11 +415,15 @@ SIDE_DIRECTIONS = [np.array([math.cos(e) * math.cos(a), math.cos(e) * math.sin(a
 
 def side_direction(units: Sequence[np.ndarray], extent: np.ndarray) -> np.ndarray:
     """The SIDE_DIRECTIONS entry most perpendicular to every unit axis in ``units`` (worst
-    axis first, then their sum), or facing the thinnest side of a box of ``extent`` mm."""
-    if not units:
-        return min(SIDE_DIRECTIONS, key=lambda d: float(np.abs(d) @ extent))
-    return min(SIDE_DIRECTIONS, key=lambda d: (
-        round(max(abs(float(u @ d)) for u in units), 2), sum(abs(float(u @ d)) for u in units)))
+    axis first, then their sum), or facing the thinnest side of a box of ``extent`` mm; among
+    near-equals, from above (superior) and the front (anterior) first."""
+    def key(d: np.ndarray) -> tuple[float, ...]:
+        if not units:
+            return round(float(np.abs(d) @ extent), 0), -d[2], d[1]
+        dots = [abs(float(u @ d)) for u in units]
+        return round(max(dots), 1), round(sum(dots), 1), -d[2], d[1]
+
+    return min(SIDE_DIRECTIONS, key=key)
 
 
 def actor_bounds_lps(renderer: Any, prefix: str) -> np.ndarray | None:
