@@ -26,8 +26,11 @@ def pixel(view, point) -> tuple[int, int, int]:
     return c.red(), c.green(), c.blue()
 
 
-def send_drag(view, button, start: QPointF, end: QPointF, steps: int = 5) -> None:
-    """Press, move with the button held, release: real QMouseEvents through the event loop."""
+def send_drag(view, button, start: QPointF, end: QPointF, steps: int = 5, *,
+              between=None) -> None:
+    """Press, move with the button held, release: real QMouseEvents through the event loop.
+    ``between()`` (e.g. ``lambda: qtbot.wait(5)``) runs after each move, as a hand's moves
+    arrive over several event-loop turns."""
     press = QMouseEvent(QMouseEvent.Type.MouseButtonPress, start, view.mapToGlobal(start),
                         button, button, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(view, press)
@@ -36,6 +39,8 @@ def send_drag(view, button, start: QPointF, end: QPointF, steps: int = 5) -> Non
         move = QMouseEvent(QMouseEvent.Type.MouseMove, p, view.mapToGlobal(p),
                            Qt.MouseButton.NoButton, button, Qt.KeyboardModifier.NoModifier)
         QApplication.sendEvent(view, move)
+        if between is not None:
+            between()
     release = QMouseEvent(QMouseEvent.Type.MouseButtonRelease, end, view.mapToGlobal(end),
                           button, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(view, release)
