@@ -4,7 +4,8 @@ World: the liver phantom's tumour 1 (an exact 12 mm sphere), on a cropped grid h
 The stated error model (the simulator's cited profile, evidence.py) is redrawn here
 independently: per realisation the SD factors ``exp(N(0, log_sd))`` (placement 0.14, zone
 size 0.09, boundary 0.35), then the tip / shaft errors (4.9 / 2.0 mm per axis), the zone's
-size factors (19 % / 17 %) and the tumour boundary offset (one voxel, 1.5 mm). The truth of a
+size factors (19 % / 17 %) and the tumour boundary offset (one voxel, 1.5 mm, truncated at 2.5
+nominal SDs; half the 12 mm depth, the other bound, is never reached). The truth of a
 realisation is analytic: the tumour is the sphere of radius ``12 + e``, the zone the exact
 spheroid (vectorised point-to-spheroid distance, checked against the phantom library).
 
@@ -103,7 +104,10 @@ def _realise(plan, rng, n: int, lam: np.ndarray | None = None) -> dict[str, np.n
     shaft = plan["shaft"] + STATED["entry_sd"] * lam[0, :, None] * rng.normal(size=(n, 3))
     f_long = np.maximum(1 + STATED["long"] * lam[1] * rng.normal(size=n), 0.2)
     f_short = np.maximum(1 + STATED["short"] * lam[1] * rng.normal(size=n), 0.2)
-    radius = np.maximum(RADIUS + STATED["boundary"] * lam[2] * rng.normal(size=n), 0.5)
+    e = lam[2] * rng.normal(size=n)
+    while np.any(bad := np.abs(e) > 2.5):  # stated: truncated at 2.5 nominal SDs (rejection)
+        e[bad] = lam[2][bad] * rng.normal(size=int(bad.sum()))
+    radius = np.maximum(RADIUS + STATED["boundary"] * e, 0.5)
     axes = tip - shaft
     axes /= np.linalg.norm(axes, axis=1, keepdims=True)
     a, b = plan["long"] / 2 * f_long, plan["short"] / 2 * f_short

@@ -27,6 +27,12 @@ SDs; a probability computed with them inherits it):
 * boundary SD (one voxel, the size of a segmentation's boundary ambiguity): an assumption, so
   a wide 0.35 log-SD (a factor of 2 either way at 95 %).
 
+Boundary offsets are bounded (montecarlo.py): a visible surface lies within its partial-volume
+layer, so an offset is a normal truncated at 2.5 nominal SDs (98.8 % of its mass; 7.5 mm on
+3 mm slices), and the tumour shrinks by at most half its depth (a seen lesion cannot be
+erased). The untruncated compound law moved a 7.1 ml lesion's boundary by -11.7 mm on a 3 mm
+CT in one draw of 50 and erased it.
+
 Discretisation: margins and clearances come from voxel distance maps whose zero level is within
 half a voxel ``h/2`` of the true surface (surgiplan.processing.distance); the error is modelled
 as uniform over that band, SD ``h / sqrt(12)``, one offset per surface per draw.
@@ -73,6 +79,8 @@ MIN_MARGIN_MM = 5.0
 AIM_MARGIN_MM = 10.0
 HEAT_SINK_MIN_DIAMETER_MM = 3.0
 HEAT_SINK_REACH_MM = 10.0
+BOUNDARY_TRUNCATION_SD = 2.5  # boundary offsets within 2.5 nominal SDs (montecarlo.py)
+MAX_SHRINK_SHARE = 0.5  # the tumour shrinks by at most half its depth (montecarlo.py)
 
 ZONE_SD_SOURCE = (f"residual SD of achieved vs chart-predicted zones: long 13 mm x "
                   f"sqrt(1 - 0.51^2) = 11.2 mm of 58 mm, short 8 mm x sqrt(1 - 0.63^2) = "
@@ -91,12 +99,21 @@ ABLATION_PROFILE = ErrorProfile(
                "(not reported)",
     extra=(("zone_long_sd_pct", ZONE_LONG_SD_PCT), ("zone_short_sd_pct", ZONE_SHORT_SD_PCT),
            ("zone_sd_log_sd", ZONE_SD_LOG_SD), ("placement_sd_log_sd", PLACEMENT_SD_LOG_SD),
-           ("boundary_sd_log_sd", BOUNDARY_SD_LOG_SD)),
+           ("boundary_sd_log_sd", BOUNDARY_SD_LOG_SD),
+           ("boundary_truncation_sd", BOUNDARY_TRUNCATION_SD),
+           ("max_tumour_shrink_share", MAX_SHRINK_SHARE)),
     extra_sources=(("zone_long_sd_pct", ZONE_SD_SOURCE), ("zone_short_sd_pct", ZONE_SD_SOURCE),
                    ("zone_sd_log_sd", "SE of an SD from n = 93 with the CI of r, "
                                       f"{CHART_2016}"),
                    ("placement_sd_log_sd", f"SE of a mean of ~10 targets, {HEERINK_2019}"),
                    ("boundary_sd_log_sd", "assumption: one voxel known to a factor of 2"),
+                   ("boundary_truncation_sd", "a visible surface lies within its "
+                                              "partial-volume layer: offsets truncated at "
+                                              "2.5 SD (98.8 % of a Gaussian's mass)"),
+                   ("max_tumour_shrink_share", "a lesion seen on the image exists: its "
+                                               "boundary moves inward by at most half its "
+                                               "depth (largest inside distance to its "
+                                               "surface)"),
                    ("discretisation", "uniform within half a voxel of the surface, "
                                       "SD h/sqrt(12) (surgiplan.processing.distance)")),
 )

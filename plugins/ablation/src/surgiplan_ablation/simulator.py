@@ -418,7 +418,25 @@ def _draws(context, target, probes, params, model: UncertaintyModel, hyper
     return draw_zones(model, tips, shafts, sizes, sd_long=params["zone_long_sd_pct"] / 100,
                       sd_short=params["zone_short_sd_pct"] / 100,
                       boundary_sd_mm=model.boundary_sd_for(context.geometry.spacing_mm),
-                      n_critical=len(critical_structures(context, target)), hyper=hyper)
+                      n_critical=len(critical_structures(context, target)), hyper=hyper,
+                      tumour_depth_mm=tumour_depth_mm(context, target))
+
+
+def tumour_depth_mm(context: SimulationContext, target: str) -> float:
+    """The target's depth (mm): the largest distance from a voxel centre inside it to its
+    surface (the Euclidean distance transform to the nearest voxel outside, on its bounding
+    box, less half the largest spacing: the surface lies between the two voxel centres)."""
+    from scipy.ndimage import distance_transform_edt
+
+    mask = context.mask(target)
+    idx = np.argwhere(mask)
+    if idx.size == 0:
+        return 0.0
+    lo, hi = idx.min(0), idx.max(0) + 1
+    crop = np.pad(mask[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))], 1)
+    sampling = tuple(context.geometry.spacing_mm[::-1])  # (z, y, x) array axes
+    depth = float(distance_transform_edt(crop, sampling=sampling).max())
+    return max(0.0, depth - max(context.geometry.spacing_mm) / 2.0)
 
 
 def _score_draws(context, scene: AblationScene, draws: ZoneDraws, reach: float,
@@ -440,7 +458,9 @@ def _score_draws(context, scene: AblationScene, draws: ZoneDraws, reach: float,
             # a voxel count averages the surface's discretisation out: boundary error only
             "target_volume_ml": np.searchsorted(order, draws.tumour_offset_mm)
             * scene.voxel_ml,
-            "tumour_failed": grow >= scene.fov_margin_mm,
+            "tumour_failed": (grow >= scene.fov_margin_mm) | (grow <= order[0]),
+            "tumour_left_image": grow >= scene.fov_margin_mm,
+            "tumour_vanished": grow <= order[0],
             "zone_failed": ~zones_in_image(draws.batch, context.geometry),
             "heat_failed": ~zones_in_image(draws.batch, context.geometry, grow_mm=reach)}
 
@@ -462,8 +482,10 @@ def _fov(context, scene: AblationScene, nominal: ZoneBatch, reach: float) -> dic
 
 def _metric(key: str, title: str, unit: str, value: float, values: np.ndarray | None,
             failed: np.ndarray | None, reason: str, *, structure: str | None = None,
-            floor: float | None = None, ceiling: float | None = None) -> Metric:
-    """A predicted metric: its prediction interval over the draws, or why it has none."""
+            floor: float | None = None, ceiling: float | None = None,
+            why_failed: str = "the perturbed zone leaves the image") -> Metric:
+    """A predicted metric: its prediction interval over the draws, or why it has none
+    (``why_failed``: the true cause of the failed draws)."""
     share = None if failed is None else float(np.mean(failed))
     if reason or not math.isfinite(value):
         why = reason or "no value (the structure is outside the scored region)"
@@ -476,8 +498,8 @@ def _metric(key: str, title: str, unit: str, value: float, values: np.ndarray | 
     share = float(1.0 - ok.mean())
     if share > MAX_FAILED_SHARE:
         return Metric.unassessable(
-            key, title, unit, f"{share:.0%} of the Monte Carlo draws failed (the perturbed "
-            "tumour or zone leaves the image)", structure=structure, failed_draw_share=share)
+            key, title, unit, f"{share:.0%} of the Monte Carlo draws failed ({why_failed})",
+            structure=structure, failed_draw_share=share)
     ci = prediction95(values[ok], value, floor=floor, ceiling=ceiling)
     return Metric(key, title, unit, value, ci, structure, IntervalKind.PREDICTION,
                   failed_draw_share=share)
@@ -494,11 +516,21 @@ def _probability(key: str, title: str, threshold: float, mc, draws, hyper, model
     share = float(np.mean(~np.isfinite(raw)))
     if share > MAX_FAILED_SHARE:
         return Metric.unassessable(key, title, "", f"{share:.0%} of the Monte Carlo draws "
-                                   "failed (the perturbed tumour leaves the image)",
-                                   failed_draw_share=share)
+                                   f"failed ({tumour_failure(mc)})", failed_draw_share=share)
     p, ci = probability95(raw, threshold, draws, hyper, seed=model.seed)
     return Metric(key, title, "", p, ci, None, IntervalKind.CONFIDENCE,
                   failed_draw_share=share)
+
+
+def tumour_failure(mc: dict[str, np.ndarray] | None) -> str:
+    """The true cause(s) of the failed tumour draws, with their shares."""
+    if mc is None:
+        return ""
+    causes = [(mc["tumour_vanished"], "the perturbed tumour vanished (its boundary moved "
+                                      "inward past its depth)"),
+              (mc["tumour_left_image"], "the perturbed tumour leaves the image")]
+    parts = [f"{text}: {np.mean(hit):.0%}" for hit, text in causes if np.any(hit)]
+    return "; ".join(parts) or "the metric could not be computed"
 
 
 def _metrics(context, scene, nom, mc, draws, hyper, model, fov
@@ -509,11 +541,13 @@ def _metrics(context, scene, nom, mc, draws, hyper, model, fov
         return mc[name] if n is None else mc[name][:, n]
 
     t_fail, z_fail = col("tumour_failed"), col("zone_failed")
+    t_why = tumour_failure(mc)
     metrics = [
         _metric("coverage_pct", f"Coverage of {scene.target}", "%", nom["coverage_pct"],
-                col("coverage_pct"), t_fail, fov["tumour"], floor=0.0, ceiling=100.0),
+                col("coverage_pct"), t_fail, fov["tumour"], floor=0.0, ceiling=100.0,
+                why_failed=t_why),
         _metric("min_margin_mm", "Minimal ablative margin", "mm", nom["min_margin_mm"],
-                col("margin_mm"), t_fail, fov["tumour"]),
+                col("margin_mm"), t_fail, fov["tumour"], why_failed=t_why),
         _probability("p_margin_ge_5mm", "P(margin >= 5 mm)", MIN_MARGIN_MM, mc, draws, hyper,
                      model, fov["tumour"]),
         _probability("p_margin_ge_10mm", "P(margin >= 10 mm)", AIM_MARGIN_MM, mc, draws,
@@ -521,7 +555,8 @@ def _metrics(context, scene, nom, mc, draws, hyper, model, fov
         _metric("zone_volume_ml", "Zone volume", "ml", nom["zone_volume_ml"],
                 col("zone_volume_ml"), None if mc is None else np.zeros(len(draws), bool), ""),
         _metric("target_volume_ml", f"Volume of {scene.target}", "ml",
-                scene.tumour_volume_ml, col("target_volume_ml"), t_fail, fov["tumour"]),
+                scene.tumour_volume_ml, col("target_volume_ml"), t_fail, fov["tumour"],
+                why_failed=t_why),
     ]
     levels = []
     for n, name in enumerate(scene.critical_names):
@@ -573,7 +608,8 @@ def _heat_sink(scene, nom, mc, fov, warnings) -> list[Metric]:
         value = nom["heat_sink_mm"][name]
         values = None if mc is None else mc["heat_sink_mm"][:, n]
         m = _metric("heat_sink_diameter_mm", f"Heat-sink vessel in {name}", "mm", value,
-                    values, failed, fov["heat"], structure=name, floor=0.0)
+                    values, failed, fov["heat"], structure=name, floor=0.0,
+                    why_failed="the perturbed zone's heat-sink surroundings leave the image")
         metrics.append(m)
         if m.assessable and value > 0:
             warnings.append(f"heat-sink risk ({risk}): a {value:.1f} mm vessel of {name} lies "
