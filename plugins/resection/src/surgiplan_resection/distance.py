@@ -77,7 +77,7 @@ class SmoothDistance:
                                   np.float32)
         else:
             out = ndimage.distance_transform_edt(~inside, sampling=self.step)
-            into = ndimage.distance_transform_edt(inside, sampling=self.step)
+            into = _inside_distance(inside, self.step)
             self.values = np.where(inside, half - into, out - half).astype(np.float32)
 
     def __call__(self, points_lps: Any) -> np.ndarray:
@@ -90,6 +90,19 @@ class SmoothDistance:
         if ok.any():
             out[ok] = ndimage.map_coordinates(self.values, fine[ok].T, order=1)
         return out
+
+
+def _inside_distance(inside: np.ndarray, step_mm: float) -> np.ndarray:
+    """``distance_transform_edt(inside)`` (mm; 0 outside) computed on the inside cells' box
+    grown by one cell only: an inside cell's nearest outside cell lies in that box (the
+    nearest point of the box to any outside cell beyond it is an outside cell no farther)."""
+    found = np.argwhere(inside)
+    lo = np.maximum(found.min(0) - 1, 0)
+    hi = np.minimum(found.max(0) + 2, inside.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    out = np.zeros(inside.shape)
+    out[box] = ndimage.distance_transform_edt(inside[box], sampling=step_mm)
+    return out
 
 
 def _resample(sub: np.ndarray, axes: list[np.ndarray]) -> np.ndarray:

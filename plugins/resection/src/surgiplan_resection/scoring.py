@@ -39,7 +39,11 @@ Definitions (LPS mm, millilitres):
 
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +76,40 @@ SECTION_PAD_MM = 3.0  # a vessel section's sub-voxel distance box reaches this f
 ELLIPSE_ALLOWANCE_MM = 1.0  # see _inscribed_disc
 NOISE_BAND_MM = 0.5  # margin crossings this close to the least are averaged locally
 LOCAL_MEAN_MM = 1.5  # over this radius
+CACHE_ENTRIES = 4  # sub-voxel distances and surface measures kept between runs
+
+_cache: OrderedDict[tuple, Any] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _fingerprint(mask: np.ndarray, geometry) -> tuple:
+    """A key for a mask's content on its grid (a digest of its packed bits and the grid)."""
+    digest = hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=16).hexdigest()
+    return (digest, mask.shape, tuple(geometry.origin_lps), tuple(geometry.spacing_mm),
+            tuple(np.asarray(geometry.direction, float).ravel()))
+
+
+def clear_cache() -> None:
+    """Forget the kept sub-voxel distances and surface measures (e.g. for a cold timing)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def _cached(key: tuple, make: Callable[[], Any]) -> Any:
+    """``make()``, kept for the next run with the same ``key`` (the :data:`CACHE_ENTRIES`
+    most recent ones): a run after an adjustment reuses the target's sub-voxel distance and
+    the organ's surface measure (seconds each on an abdominal CT) while their masks are the
+    same."""
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    value = make()
+    with _cache_lock:
+        _cache[key] = value
+        while len(_cache) > CACHE_ENTRIES:
+            _cache.popitem(last=False)
+    return value
 
 
 @dataclass(frozen=True)
@@ -257,17 +295,53 @@ class PreparedResection:
         self.is_target = np.zeros(len(self.index), dtype=bool)
         self.target_at_edge = False
         if target is not None:
-            self.target_distance = target_distance(target_mask, self.geometry,
-                                                   far_mm=MAX_MARGIN_MM + band_mm)
+            far_mm = MAX_MARGIN_MM + band_mm
+            self.target_distance = _cached(
+                ("target", far_mm, *_fingerprint(target_mask, self.geometry)),
+                lambda: target_distance(target_mask, self.geometry, far_mm=far_mm))
             fine = self.target_distance(self.points)
-            coarse = context.distance_map(target).reshape(-1)[self.index]
+            coarse = self._map_at_candidates(target)
             self.sdf_target = np.where(np.isfinite(fine), fine, coarse)
             self.is_target = target_mask.reshape(-1)[self.index]
             self.target_at_edge = bool(np.any(self.is_target & self.at_edge))
         self.critical = [s.name for s in context.by_role(Role.CRITICAL)
                          if s.name not in (organ, target)]
+        self._near_box_lps = self._organ_box_lps(HOLE_BAND_MM + self.h_max / 2.0)
+        self._near_maps: dict[str, Any] = {}
         self._organ_band: tuple[np.ndarray, np.ndarray] | None = None
         self._contact: dict[str, float] = {}
+
+    def _map_at_candidates(self, name: str) -> np.ndarray:
+        """The twin's signed distance map of ``name`` (mm) at the candidate voxels, read from
+        its region-of-interest map over the candidates' box (the full map's values there,
+        without a full-grid map)."""
+        lo, hi = self.ijk_zyx.min(0), self.ijk_zyx.max(0) + 1
+        box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+        values = self.context.distance_in_box(name, box)
+        local = (self.ijk_zyx - lo).T
+        return values[local[0], local[1], local[2]].astype(float)
+
+    def _organ_box_lps(self, pad_mm: float) -> np.ndarray:
+        """The 8 LPS corners of the organ voxels' box padded by ``pad_mm`` and two voxels
+        (the trilinear stencil), clipped to the grid."""
+        zyx = self.ijk_zyx[self.nominal]
+        pad = np.ceil(pad_mm / np.asarray(self.geometry.spacing_mm[::-1], float)) + 2
+        lo = np.maximum(zyx.min(0) - pad, 0)
+        hi = np.minimum(zyx.max(0) + pad, np.asarray(self.geometry.shape_zyx) - 1)
+        corners = np.array([[(lo, hi)[c][a] for a, c in enumerate(bits)]
+                            for bits in np.ndindex(2, 2, 2)], float)
+        return self.geometry.index_to_lps(corners[:, ::-1])
+
+    def _near_distance(self, name: str, points_lps: np.ndarray) -> np.ndarray:
+        """Signed distance (mm, + outside) of LPS points to ``name``: the twin's map's values
+        wherever the organ's map reads below :data:`HOLE_BAND_MM` (its region-of-interest map
+        grown to the organ's box padded by that band; no full-grid map), a lower bound
+        beyond (see ``RoiDistanceMap.sample``)."""
+        roi = self._near_maps.get(name)
+        if roi is None:  # kept here: the twin's cache may drop maps this size between calls
+            roi = self._near_maps[name] = self.context.distance_roi(
+                name, covering_lps=self._near_box_lps)
+        return roi.sample(points_lps)
 
     # ------------------------------------------------------------------ nominal scoring
     def boundary_value(self, cut: Cut | None, rule: str, margin_mm: float) -> np.ndarray:
@@ -379,11 +453,13 @@ class PreparedResection:
         """Clip the cut to the organ region; margin values, crossings, clearances on it
         (``quick_spacing_mm``: the grid spacing for quick crossing diameters, see score)."""
         verts = mesh.vertices_lps
-        d_all = self.context.signed_distance_mm(self.organ, verts)
+        # region-of-interest maps over the organ's box padded by the band: the values of the
+        # full-grid maps at every vertex used (the organ's lower bound beyond is > the band)
+        d_all = self._near_distance(self.organ, verts)
         near = np.flatnonzero(d_all < HOLE_BAND_MM)
         d_organ = d_all[near]
         inner = self.critical + ([self.target] if self.target else [])
-        d_inner = {n: self.context.signed_distance_mm(n, verts[near]) for n in inner}
+        d_inner = {n: self._near_distance(n, verts[near]) for n in inner}
         adjacency = _adjacency(mesh.faces, near, len(verts))
         in_organ = d_organ <= 0
         in_region = in_organ.copy()
@@ -417,10 +493,9 @@ class PreparedResection:
             # region-of-interest maps: the shell is within the structure's region; the organ's
             # map beyond its region is > its margin (> 2 voxels), read as its lower bound there
             roi = self.context.distance_roi(name)
-            shell = np.zeros(self.geometry.shape_zyx, dtype=bool)
-            shell[roi.region] = roi.values > -self.h_max
-            shell &= self.context.mask(name)
-            points = self.geometry.index_to_lps(np.argwhere(shell)[:, ::-1].astype(float))
+            shell = (roi.values > -self.h_max) & self.context.mask_in_box(name, roi.region)
+            zyx = np.argwhere(shell) + [r.start for r in roi.region]
+            points = self.geometry.index_to_lps(zyx[:, ::-1].astype(float))
             near = self.context.distance_roi(self.organ).sample(points) <= 2.0 * self.h_max
             self._contact[name] = float(near.mean()) if near.size else 0.0
         return self._contact[name]
@@ -469,9 +544,10 @@ class PreparedResection:
         on the liver phantom)."""
         if self._organ_band is None:
             mask = self.context.mask(self.organ)
-            self._organ_band = surface_measure(mask, self.geometry,
-                                               step_mm=_step_for(mask, self.geometry,
-                                                                 self.h_min))
+            step = _step_for(mask, self.geometry, self.h_min)
+            self._organ_band = _cached(
+                ("band", step, *_fingerprint(mask, self.geometry)),
+                lambda: surface_measure(mask, self.geometry, step_mm=step))
         return self._organ_band
 
     def boundary_areas(self, score: ResectionScore) -> tuple[float, float, float]:
