@@ -102,6 +102,7 @@ def test_cell_text_formats_a_missing_value():
     from surgiplan.plans.compare import Cell
 
     assert cell_text(Cell("A", None), "mm") == "—"
+    assert cell_text(Cell("A", float("nan")), "mm") == "not assessable"
 
 
 def test_opened_from_the_plans_panel(window, qtbot, case):

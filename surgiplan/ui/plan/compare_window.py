@@ -69,9 +69,12 @@ def _num(value: float | None) -> str:
 
 def cell_text(cell: Cell, unit: str, key: str = "") -> str:
     """"VALUE UNIT", its 95 % interval and its difference to the best, one per line (the
-    Gertzbein-Robbins grade, ``key`` gertzbein_grade, as its letter A..E)."""
-    if cell.value is None or not math.isfinite(cell.value):
+    Gertzbein-Robbins grade, ``key`` gertzbein_grade, as its letter A..E). "—": the plan has
+    no such metric; "not assessable": it has one without a value (NaN)."""
+    if cell.value is None:
         return "—"
+    if not math.isfinite(cell.value):
+        return "not assessable"
     if key == GRADE_KEY:
         lines = [f"grade {grade_letter(cell.value)}"]
         if cell.ci95 is not None:
