@@ -128,6 +128,9 @@ def test_trajectory_on_the_real_head_mr_from_clicks_to_report(qtbot, window, ent
     steps.check_pdf(window, steps.pdf_text(pdf), first.name, APPROVER)
     steps.shot(window, folder, "real_mr_4_approved")
     times["approve+pdf"] = time.perf_counter() - started - sum(times.values())
+    unassessable = [f"{m['title']}: {m['not_assessable']}"
+                    for m in approved.interventions[0].result["metrics"] if m.get("not_assessable")]
+    print("\nnot assessable on the real head MR:", unassessable or "none")
     steps.review(qtbot, window, folder, "real_mr", approved)  # 8.
     times["review"] = time.perf_counter() - started - sum(times.values())
     print("\ntrajectory on the real head MR: " + ", ".join(f"{k} {v:.1f} s"

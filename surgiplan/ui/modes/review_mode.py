@@ -79,6 +79,11 @@ def _mm(value: float | None) -> str:
     return f"{value + 0.0:.1f}".replace("-0.0", "0.0")
 
 
+def _mm_text(value: float | None) -> str:
+    """"12.3 mm", or "not assessable" without a value."""
+    return "not assessable" if value is None or not math.isfinite(value) else f"{_mm(value)} mm"
+
+
 def approval_text(plan: Plan) -> str:
     """HTML: "APPROVED by NAME on TIME UTC" (green) or "NOT APPROVED - STATUS" (amber)."""
     if plan.status is PlanStatus.APPROVED:
@@ -122,7 +127,7 @@ def numbers_html(item: Intervention) -> str:
         p = "" if lv.breach_probability is None else \
             f", P(breach) {100 * lv.breach_probability:.0f} %"
         lines.append(f"<p><span style='color:{_rgb_hex(lv.level)}'><b>{str(lv.level).upper()}"
-                     f"</b></span> {lv.structure}: closest {_mm(lv.min_distance_mm)} mm"
+                     f"</b></span> {lv.structure}: closest {_mm_text(lv.min_distance_mm)}"
                      f"{ci_text}, margin {lv.margin_mm:g} mm{p}</p>")
     skip = {"min_distance_mm", "risk", "breach_probability"}
     rows = []
