@@ -46,3 +46,13 @@ def test_structure_level_never_safe_with_sizeable_breach_probability() -> None:
     data["levels"][0]["level"] = "safe"
     assert SimulationResult.from_json(data).overall_level is Level.CAUTION
     assert StructureLevel("x", Level.SAFE, 12.0, 2.0, 0.5).level is Level.BREACH
+
+
+def test_reason_line_puts_no_unit_after_a_missing_clearance() -> None:
+    result = SimulationResult(Status.OK, levels=[
+        StructureLevel("face", Level.CAUTION, math.nan, 3.0, None),
+        StructureLevel("vessel", Level.CAUTION, 1.25, 3.0, None)])
+    lines = result.verdict_reasons()
+    assert any("clearance not assessable, margin 3 mm" in line for line in lines), lines
+    assert any("clearance 1.2 mm, margin 3 mm" in line for line in lines), lines
+    assert not any("not assessable mm" in line for line in lines), lines

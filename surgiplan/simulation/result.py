@@ -329,7 +329,7 @@ class SimulationResult:
     def verdict_reasons(self) -> list[str]:
         """Human lines behind a non-safe :attr:`overall_level`, most severe first."""
         lines = [(lv.level, f"{lv.structure}: {lv.level} (clearance "
-                            f"{_fmt(lv.min_distance_mm)} mm, margin {lv.margin_mm:g} mm"
+                            f"{_fmt_mm(lv.min_distance_mm)}, margin {lv.margin_mm:g} mm"
                             f"{_fmt_p(lv.breach_probability)})")
                  for lv in self.levels if lv.level is not Level.SAFE]
         lines += [(c.level, c.message) for c in self.concerns if c.level is not Level.SAFE]
@@ -471,6 +471,11 @@ def _nan(value: Any) -> float:
 
 def _fmt(value: float) -> str:
     return f"{value:.1f}" if math.isfinite(float(value)) else "not assessable"
+
+
+def _fmt_mm(value: float) -> str:
+    """``12.3 mm``, or ``not assessable`` (no unit after a missing value)."""
+    return f"{value:.1f} mm" if math.isfinite(float(value)) else "not assessable"
 
 
 def _fmt_p(p: float | None) -> str:
