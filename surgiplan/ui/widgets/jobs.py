@@ -3,15 +3,10 @@
 A job is a callable ``fn(progress=..., cancel=...) -> result`` (the core's long-operation
 signature). It never touches widgets; its progress, result or exception are delivered through
 queued Qt signals, so the callbacks given to :meth:`JobRunner.submit` run on the GUI thread.
-Worker threads run at a lower scheduling priority (nice +:data:`WORKER_NICE` on Linux), so on
-a busy machine the GUI thread gets a core first and the views stay responsive.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,18 +19,6 @@ from surgiplan.errors import CancelledError
 from surgiplan.progress import CancelToken
 
 JobFn = Callable[..., Any]
-WORKER_NICE = 5  # added to a worker thread's nice value (Linux; threads are scheduled apart)
-_niced_threads: set[int] = set()  # native ids (Qt pool threads get a new Python state per run)
-
-
-def _lower_this_thread_priority() -> None:
-    """Once per worker thread: nice it by WORKER_NICE (Linux only; best effort)."""
-    tid = threading.get_native_id()
-    if tid in _niced_threads or not hasattr(os, "setpriority"):
-        return
-    _niced_threads.add(tid)
-    with contextlib.suppress(OSError):  # best effort: a refused nice changes nothing else
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + WORKER_NICE)
 
 
 class _JobSignals(QObject):
@@ -68,7 +51,6 @@ class _Runnable(QRunnable):
             self._cancel.cancel()
 
     def run(self) -> None:
-        _lower_this_thread_priority()
         try:
             result = self._fn(progress=self._progress, cancel=self._cancel)
         except BaseException as exc:  # delivered to the GUI thread, never lost
