@@ -58,3 +58,13 @@ def test_bad_point_is_one_line_bad_input(tmp_path):
                            "--target", "0,0,0"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "X,Y,Z" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_every_command_and_sub_command_prints_its_help():
+    """``--help`` works everywhere (a bare '%' in a help text crashed `simulate --help`)."""
+    from surgiplan.cli.point_args import _parsers
+
+    parsers = list(_parsers(build_parser()))
+    assert len(parsers) > 10
+    for parser in parsers:
+        assert parser.format_help().strip(), parser.prog

@@ -1,5 +1,5 @@
 """``surgiplan simulate resection CASE --organ STRUCTURE [--target STRUCTURE --margin-mm M]
-[--plane PX,PY,PZ,NX,NY,NZ] [--json]``: resected and remnant volumes, future remnant %, margin.
+[--plane PX,PY,PZ,NX,NY,NZ] [--json]``: resected and remnant volumes, future remnant %%, margin.
 
 The plane (LPS mm: a point, then a normal) removes the side its normal points to. Runs the
 ``resection`` simulator plug-in (``plugins/resection``) through the runner; the JSON has the
@@ -46,7 +46,7 @@ def register_kind(kinds: argparse._SubParsersAction) -> None:
     """Add ``simulate resection`` to the ``simulate`` sub-commands."""
     from surgiplan.cli.simulate_cmd import _add_common_args, add_sampling_args
 
-    p = kinds.add_parser("resection", help="resected/remnant volumes, remnant %, margin, vessels")
+    p = kinds.add_parser("resection", help="resected/remnant volumes, remnant %%, margin, vessels")
     p.add_argument("case", type=Path, help="case bundle (.surgiplan) or phantom folder")
     p.add_argument("--organ", required=True, metavar="STRUCTURE", help="the organ resected")
     p.add_argument("--target", metavar="STRUCTURE", help="the target (tumour) to remove")
