@@ -211,3 +211,14 @@ def test_head_mask_closing_in_a_band_matches_the_full_closing() -> None:
     band = solid(blob | _closing_outside(blob, g, 3.0))
     assert (full != solid(blob)).sum() > 100  # the closing matters here
     assert (full != band).sum() <= 0.001 * full.sum(), (full != band).sum()
+
+
+def test_no_go_regions_are_proposed_see_through(head_case) -> None:
+    """No-go regions cover the skin where a path starts: drawn see-through so the entry and
+    the trajectory stay visible (they hid it in 3D, opaque red); anatomy stays opaque."""
+    from surgiplan.segmentation.presets import NO_GO_OPACITY
+
+    _, found = head_case
+    for name in ("face", "sinuses", "ears", "orbit left", "orbit right"):
+        assert found[name].opacity == NO_GO_OPACITY < 0.5, name
+    assert found["ventricles"].opacity == 1.0 and found["brain"].opacity == 1.0

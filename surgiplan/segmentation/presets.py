@@ -56,6 +56,7 @@ class PresetStructure:
     role: Role
     mask: np.ndarray = field(repr=False)
     description: str = ""
+    opacity: float = 1.0  # display opacity (0..1); see-through for regions around the plan
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,11 @@ def _mr_head(volume: ImageVolume, progress: ProgressCallback | None,
             PresetStructure("brain", Role.ORGAN, brain, brain_note)]
 
 
+# No-go entry regions (face, orbits, sinuses, ears) cover the skin where a path starts: drawn
+# see-through so the trajectory and its entry stay visible in 3D and on the slices.
+NO_GO_OPACITY = 0.35
+
+
 def _mr_head_planning(volume: ImageVolume, progress: ProgressCallback | None,
                       cancel: CancelToken | None) -> list[PresetStructure]:
     """``mr-head`` plus the ventricles and the no-go regions for an entry (orbits, face,
@@ -243,7 +249,7 @@ def _mr_head_planning(volume: ImageVolume, progress: ProgressCallback | None,
     report(progress, 1.0, "preset done")
     note = f"automatic ({METHOD}); quality: automatic, unreviewed: check and correct"
     out.append(PresetStructure("ventricles", Role.CRITICAL, found.ventricles, note))
-    out += [PresetStructure(name, Role.CRITICAL, mask, note)
+    out += [PresetStructure(name, Role.CRITICAL, mask, note, opacity=NO_GO_OPACITY)
             for name, mask in found.no_go.items()]
     return out
 
@@ -312,6 +318,10 @@ def apply_preset(twin: Twin, name: str, *, editor: SegmentEditor | None = None,
             else:
                 adder = editor.add_structure if editor is not None else twin.add_structure
                 adder(p.name, p.mask, **props)
+                if p.opacity != 1.0:
+                    setter = (editor.set_properties if editor is not None
+                              else twin.set_structure_properties)
+                    setter(p.name, opacity=p.opacity)
             twin.provenance.record_automatic(p.name, f"preset {name}: {p.description}")
             added.append(p.name)
 

@@ -745,6 +745,8 @@ class SegmentPanel(QWidget):
                                                      taken)
                 editor.add_structure(name, mask, role=role, color=color,
                                      margin_mm=margin, description=s.description)
+                if s.opacity != 1.0:  # e.g. see-through no-go regions
+                    editor.set_properties(name, opacity=s.opacity)
                 added.append(name)
         self._fill_combos(select=added[0] if added else None)
         self._update_undo()
@@ -791,7 +793,7 @@ class SegmentPanel(QWidget):
                 entry = lookup_anatomy(p.name)
                 seg.add(p.name, p.mask, role=p.role, description=p.description,
                         color=entry.color if entry else None,
-                        margin_mm=entry.margin_mm if entry else 0.0)
+                        margin_mm=entry.margin_mm if entry else 0.0).opacity = p.opacity
             return seg
 
         def done(seg: Segmentation) -> None:
