@@ -99,15 +99,21 @@ def test_liver_ct_is_feet_first_and_still_scrolls_superior(qtbot):
     assert slice_lps(view)[2] == pytest.approx(twin.geometry.bounds_lps()[:, 2].max(), abs=0.6)
 
 
-def test_value_under_the_cursor_follows_the_slice(qtbot):
-    twin = make_twin(size=(24, 20, 18))
-    twin.image.array[:] = np.arange(18, dtype=np.int16)[:, None, None] * 10  # value = 10 * k
+def shown_axial_view(qtbot, twin) -> SliceView:
+    """A 300x300 axial slice view on screen showing ``twin``."""
     view = SliceView(Plane.AXIAL)
     qtbot.addWidget(view)
     view.resize(300, 300)
     view.show()
     qtbot.waitExposed(view)
     view.set_twin(twin)
+    return view
+
+
+def test_value_under_the_cursor_follows_the_slice(qtbot):
+    twin = make_twin(size=(24, 20, 18))
+    twin.image.array[:] = np.arange(18, dtype=np.int16)[:, None, None] * 10  # value = 10 * k
+    view = shown_axial_view(qtbot, twin)
     centre = QPointF(150, 150)
     move = QMouseEvent(QMouseEvent.Type.MouseMove, centre, view.mapToGlobal(centre),
                        Qt.MouseButton.NoButton, Qt.MouseButton.NoButton,
@@ -143,13 +149,7 @@ def test_hover_position_reads_in_patient_directions(qtbot):
 
     assert format_lps([-174.54, 12.0, -3.0]) == "R 174.5  P 12.0  I 3.0 mm"
     assert format_lps([27.7, -12.0, 40.1]) == "L 27.7  A 12.0  S 40.1 mm"
-    twin = make_twin(size=(24, 20, 18))
-    view = SliceView(Plane.AXIAL)
-    qtbot.addWidget(view)
-    view.resize(300, 300)
-    view.show()
-    qtbot.waitExposed(view)
-    view.set_twin(twin)
+    view = shown_axial_view(qtbot, make_twin(size=(24, 20, 18)))
     checked = 0
     for x in (120, 180):  # either side of the image centre
         at = QPointF(x, 150)

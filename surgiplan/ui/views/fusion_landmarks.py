@@ -74,14 +74,12 @@ class LandmarkTool(SliceToolBase):
     def paint(self, view: SliceView, painter: QPainter) -> None:
         if view.mapping is None:
             return
-        _r, _d, normal = view.mapping.screen_vectors_lps()
-        here = view.mapping.pixel_to_lps(0, 0, view.slice_index) @ normal
         half = view.mapping.slice_spacing_mm / 2.0 + 1e-6
         for points, colour in ((self.panel.reference_points(), REFERENCE_COLOUR),
                                (self.panel.series_points_on_reference(), SERIES_COLOUR)):
             painter.setPen(QPen(colour, 2))
             for n, p in enumerate(points, start=1):
-                if abs(p @ normal - here) > half:
+                if abs(view.mapping.depth_from_slice_mm(p, view.slice_index)) > half:
                     continue
                 c = view.lps_to_screen(p)
                 painter.drawLine(c + QPointF(-MARK_PIXELS, 0), c + QPointF(MARK_PIXELS, 0))

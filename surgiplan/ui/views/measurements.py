@@ -262,12 +262,10 @@ class MeasurementsPanel(QWidget):
         """Draw the measurements that cross the view's slice (within half a slice)."""
         if view.mapping is None:
             return
-        _r, _d, normal = view.mapping.screen_vectors_lps()
-        here = view.mapping.pixel_to_lps(0, 0, view.slice_index) @ normal
         half = view.mapping.slice_spacing_mm / 2.0 + 1e-6
         painter.setPen(QPen(COLOUR, 2))
         for m in self.items:
-            depth = m.points_lps @ normal - here
+            depth = view.mapping.depth_from_slice_mm(m.points_lps, view.slice_index)
             if m.kind == "roi":
                 if depth.min() > half or depth.max() < -half:
                     continue

@@ -130,6 +130,13 @@ class PlaneMapping:
         normal = self.geometry.direction[:, self.slice_axis]
         return 1 if float(normal @ np.asarray(FORWARD_LPS[self.plane])) >= 0 else -1
 
+    def depth_from_slice_mm(self, points_lps: np.ndarray, slice_index: float) -> np.ndarray:
+        """Signed distance (mm) of LPS points from the plane of ``slice_index`` along its
+        normal (positive towards +index); within ``slice_spacing_mm / 2`` is on the slice."""
+        normal = self.geometry.direction[:, self.slice_axis]
+        here = self.pixel_to_lps(0, 0, slice_index) @ normal
+        return np.asarray(points_lps, float) @ normal - here
+
     # ------------------------------------------------------------------ labels
     def screen_vectors_lps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Unit LPS vectors of screen right, screen down and the slice normal (towards +index)."""
