@@ -293,7 +293,7 @@ class MainWindow(CaseFilesMixin, WindowLayoutMixin, SceneMixin, QMainWindow):
             QTimer.singleShot(1, self, self._next_step)
         elif self._ready_waiting:
             self._ready_waiting = False
-            QTimer.singleShot(0, self.ready.emit)
+            QTimer.singleShot(0, self, self.ready.emit)  # not after the window is gone
 
     def _build_segment_dock(self) -> None:
         """The Segment dock with its Edit/Segment menus and File import/export (issue 4)."""
@@ -353,7 +353,7 @@ class MainWindow(CaseFilesMixin, WindowLayoutMixin, SceneMixin, QMainWindow):
             if self._later_steps:  # a staged show is still filling the panels
                 self._ready_waiting = True
             else:
-                QTimer.singleShot(0, self.ready.emit)
+                QTimer.singleShot(0, self, self.ready.emit)  # not after the window is gone
 
     def _twin_event(self, name: str, payload: dict) -> None:
         structure = payload.get("name")
