@@ -89,19 +89,26 @@ class _Section:
     mask: np.ndarray  # in-plane bool
 
 
-def _landmarks(canal: np.ndarray, spine_bone: np.ndarray, geometry: ImageGeometry
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Canal centre (j, i) per slice (interpolated where empty) and the body's front row."""
+def canal_centre_per_slice(canal: np.ndarray) -> np.ndarray:
+    """The spinal canal's centre ``(j, i)`` (voxel row, column) per axial slice ``(nz, 2)``,
+    linearly interpolated over slices without canal."""
     nz = canal.shape[0]
     centre = np.full((nz, 2), np.nan)
-    for slice_k in np.flatnonzero(canal.any(axis=(1, 2))):
-        centre[slice_k] = np.argwhere(canal[slice_k]).mean(axis=0)
+    for k in np.flatnonzero(canal.any(axis=(1, 2))):
+        centre[k] = np.argwhere(canal[k]).mean(axis=0)
     found = np.flatnonzero(np.isfinite(centre[:, 0]))
     for c in range(2):
         centre[:, c] = np.interp(np.arange(nz), found, centre[found, c])
+    return centre
+
+
+def _landmarks(canal: np.ndarray, spine_bone: np.ndarray, geometry: ImageGeometry
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Canal centre (j, i) per slice (interpolated where empty) and the body's front row."""
+    centre = canal_centre_per_slice(canal)
     front = centre[:, 0] - 30.0 / geometry.spacing_mm[1]
     half = round(8.0 / geometry.spacing_mm[0])
-    for k in range(nz):
+    for k in range(canal.shape[0]):
         i = round(centre[k, 1])
         rows = np.flatnonzero(spine_bone[k, :round(centre[k, 0]), max(0, i - half):i + half + 1]
                               .any(axis=1))

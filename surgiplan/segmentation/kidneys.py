@@ -21,6 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from surgiplan.model.geometry import ImageGeometry
+from surgiplan.segmentation.great_vessels import canal_centre_per_slice
 from surgiplan.segmentation.morphology import fill_holes, grow_mask, shrink_mask
 
 SMOOTH_MM = 1.5
@@ -45,18 +46,6 @@ def _smoothed(image: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
     img = sitk.GetImageFromArray(np.ascontiguousarray(image, dtype=np.float32))
     img.SetSpacing([float(s) for s in geometry.spacing_mm])
     return sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(img, SMOOTH_MM))
-
-
-def _canal_centre(canal: np.ndarray) -> np.ndarray:
-    """The canal's centre (j, i) per slice, interpolated over slices without canal."""
-    nz = canal.shape[0]
-    centre = np.full((nz, 2), np.nan)
-    for k in np.flatnonzero(canal.any(axis=(1, 2))):
-        centre[k] = np.argwhere(canal[k]).mean(axis=0)
-    found = np.flatnonzero(np.isfinite(centre[:, 0]))
-    for c in range(2):
-        centre[:, c] = np.interp(np.arange(nz), found, centre[found, c])
-    return centre
 
 
 def _box(canal: np.ndarray, geometry: ImageGeometry) -> tuple[slice, slice, slice]:
@@ -104,7 +93,7 @@ def _kidneys(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
     idx = np.arange(1, n + 1)
     sizes = ndimage.sum_labels(np.ones_like(labels), labels, idx)
     centres = np.array(ndimage.center_of_mass(core, labels, idx)).reshape(-1, 3)
-    canal_c = _canal_centre(canal)
+    canal_c = canal_centre_per_slice(canal)
     k = np.clip(np.rint(centres[:, 0]).astype(int), 0, canal.shape[0] - 1)
     sx, sy = geometry.spacing_mm[0], geometry.spacing_mm[1]
     left_mm = (centres[:, 2] - canal_c[k, 1]) * sx * (float(np.sign(geometry.direction[0, 0]))
