@@ -35,18 +35,25 @@ SPINE_REFS = generated_refs("spine", phantom="spine", count=N_TWINS, spacing_mm=
 LIVER_REFS = generated_refs("liver", phantom="liver", count=N_TWINS, spacing_mm=4.0)
 
 
-def same_rows(a: list[dict], b: list[dict]) -> bool:
-    """Rows equal in every column but the wall time (NaN equals NaN)."""
+def first_difference(a: list[dict], b: list[dict]) -> str | None:
+    """The first column where two row lists differ (wall time ignored, NaN equals NaN), as
+    readable text, or None when they are equal."""
     if len(a) != len(b):
-        return False
+        return f"{len(a)} rows vs {len(b)}"
     for x, y in zip(a, b, strict=True):
         for k in x:
             if k == "run_time_s":
                 continue
             u, v = x[k], y[k]
             if not (u == v or (isinstance(u, float) and math.isnan(u) and math.isnan(v))):
-                return False
-    return True
+                row = {c: x.get(c) for c in ("twin_id", "template", "slot", "metric")}
+                return f"{row} column {k!r}: {u!r} vs {v!r}"
+    return None
+
+
+def same_rows(a: list[dict], b: list[dict]) -> bool:
+    """Rows equal in every column but the wall time (NaN equals NaN)."""
+    return first_difference(a, b) is None
 
 
 def _matches_serial(cluster, serial, tmp_path, template, refs, every: int) -> list[dict]:
@@ -57,8 +64,9 @@ def _matches_serial(cluster, serial, tmp_path, template, refs, every: int) -> li
     rows = read_rows(out)
     assert [r.twin_id for r in refs] == sorted({row["twin_id"] for row in rows})
     ids = {r.twin_id for r in refs[::every]}
-    assert same_rows([row for row in rows if row["twin_id"] in ids],
-                     serial(template, refs[::every]))
+    difference = first_difference([row for row in rows if row["twin_id"] in ids],
+                                  serial(template, refs[::every]))
+    assert difference is None, f"Dask and serial rows differ: {difference}"
     again = run_cohort(template, refs, out, scheduler=cluster.scheduler_address,
                        progress=False)  # resumable: nothing is redone
     assert (again.ran, again.resumed) == (0, len(refs)) and same_rows(read_rows(out), rows)
