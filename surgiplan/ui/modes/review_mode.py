@@ -208,7 +208,11 @@ class ReviewWindow(QWidget):
         if all(n in self._reused for n in twin.segmentation.names()):
             QTimer.singleShot(0, self, self._show_step)
             return
-        self.runner.submit("Preparing 3D", self._scene_job, on_done=self._scene_ready,
+        from surgiplan.ui.data import case_io
+
+        budget = case_io.render_budget(self.view3d)  # reads the GL context: GUI thread only
+        self.runner.submit("Preparing 3D", partial(self._scene_job, render_triangles=budget),
+                           on_done=self._scene_ready,
                            on_error=lambda exc: self.step_label.setText(f"3D failed: {exc}"))
 
     # ------------------------------------------------------------------ construction
@@ -291,12 +295,13 @@ class ReviewWindow(QWidget):
         self.setFocus()
 
     # ------------------------------------------------------------------ 3D scene
-    def _scene_job(self, *, progress=None, cancel=None):
+    def _scene_job(self, *, render_triangles: int | None, progress=None, cancel=None):
+        """Worker: mesh the structures the main view had not (never touches the GL context)."""
         from surgiplan.ui.data import case_io
 
         missing = [n for n in self.twin.segmentation.names() if n not in self._reused]
         return case_io.scene_3d(self.twin, names=missing, with_volume=False,
-                                render_triangles=case_io.render_budget(self.view3d),
+                                render_triangles=render_triangles,
                                 progress=progress, cancel=cancel)
 
     def _scene_ready(self, scene) -> None:
