@@ -89,6 +89,20 @@ def _centroids(labels: np.ndarray, geometry: ImageGeometry, spec: PhantomSpec
     return out
 
 
+def _phantom_ct(spec: PhantomSpec, spacing_mm: float, seed: int, description: str,
+                series_uid: str) -> tuple[ImageVolume, Segmentation, dict[str, np.ndarray]]:
+    """The phantom rendered as a CT (int16 HU) on an isotropic ``spacing_mm`` grid, with its
+    truth labels and structure centroids (LPS mm)."""
+    grid = scaled_grid(spec.geometry, (spacing_mm,) * 3)
+    render = render_phantom(replace(spec, geometry=grid), seed=seed)
+    ct = ImageVolume(array=np.rint(render.hu).astype(np.int16), geometry=grid, modality="CT",
+                     description=description, series_uid=series_uid)
+    labels = Segmentation.from_labelmap(
+        render.labels, grid,
+        {s.label: {"name": s.name, "role": str(s.role)} for s in spec.structures})
+    return ct, labels, _centroids(render.labels, grid, spec)
+
+
 def synthetic_pair(
     name: str = "head",
     *,
@@ -101,15 +115,8 @@ def synthetic_pair(
     """Render phantom ``name`` as a CT (reference) and an MR-like series moved by a known rigid
     transform (rotation about the phantom's centre, degrees about L, P, S; translation mm)."""
     spec = phantom_spec(name)
-    ct_grid = scaled_grid(spec.geometry, (ct_spacing_mm,) * 3)
-    ct_spec = replace(spec, geometry=ct_grid)
-    ct_render = render_phantom(ct_spec, seed=seed)
-    ct = ImageVolume(array=np.rint(ct_render.hu).astype(np.int16), geometry=ct_grid,
-                     modality="CT", description=f"{name} phantom CT (reference)",
-                     series_uid=f"synthetic-{name}-ct")
-    labels = Segmentation.from_labelmap(
-        ct_render.labels, ct_grid,
-        {s.label: {"name": s.name, "role": str(s.role)} for s in spec.structures})
+    ct, labels, centroids = _phantom_ct(spec, ct_spacing_mm, seed, f"{name} phantom CT (reference)",
+                                        f"synthetic-{name}-ct")
     mr_sp = mr_spacing_mm or (ct_spacing_mm * 1.2, ct_spacing_mm * 1.2, ct_spacing_mm)
     mr_grid = scaled_grid(spec.geometry, mr_sp)
     truth = rigid_matrix(rotation_deg_lps, translation_mm, spec.geometry.slice_centre_lps())
@@ -120,7 +127,7 @@ def synthetic_pair(
     true_transform = SeriesTransform(truth, kind="rigid", method="synthetic: known truth")
     return SyntheticPair(ct=ct, labels=labels, mr=mr, mr_labels=mr_render.labels,
                          true_transform=true_transform,
-                         centroids_lps=_centroids(ct_render.labels, ct_grid, spec))
+                         centroids_lps=centroids)
 
 
 def moved_copy(volume: ImageVolume, true_transform: SeriesTransform, *,
@@ -227,14 +234,10 @@ def synthetic_followup(
     from surgiplan.registration.resample import _affine
 
     spec = phantom_spec(name)
-    grid = scaled_grid(spec.geometry, (ct_spacing_mm,) * 3)
-    render = render_phantom(replace(spec, geometry=grid), seed=seed)
-    baseline = ImageVolume(array=np.rint(render.hu).astype(np.int16), geometry=grid,
-                           modality="CT", description=f"{name} phantom CT (baseline)",
-                           series_uid=f"synthetic-{name}-baseline")
-    labels = Segmentation.from_labelmap(
-        render.labels, grid,
-        {s.label: {"name": s.name, "role": str(s.role)} for s in spec.structures})
+    baseline, labels, centroids = _phantom_ct(spec, ct_spacing_mm, seed,
+                                              f"{name} phantom CT (baseline)",
+                                              f"synthetic-{name}-baseline")
+    grid = baseline.geometry
     rigid = SeriesTransform(rigid_matrix(rotation_deg_lps, translation_mm,
                                          spec.geometry.slice_centre_lps()),
                             kind="rigid", method="synthetic: known truth")
@@ -251,4 +254,4 @@ def synthetic_followup(
                            series_uid=f"synthetic-{name}-followup")
     return SyntheticFollowup(baseline=baseline, labels=labels, followup=followup, rigid=rigid,
                              deformation=deformation,
-                             centroids_lps=_centroids(render.labels, grid, spec))
+                             centroids_lps=centroids)
