@@ -201,7 +201,7 @@ class Twin:
         Emits ``"structure_changed"`` with ``name=`` and ``box=`` for each.
         """
         with self._lock:
-            target = self.segmentation.layers[layer][box]
+            target = self.segmentation.layers[layer][box]  # a copy: the layer is a crop
             if values.shape != target.shape:
                 raise ValueError(f"values shape {values.shape} != region {target.shape}")
             diff = target != values
@@ -213,7 +213,7 @@ class Twin:
                     self._count_cache[s.name] += int(np.count_nonzero(new == s.label)
                                                      - np.count_nonzero(old == s.label))
                 self._invalidate(s.name, keep_count=True)
-            target[...] = values
+            self.segmentation.layers[layer].write_region(box, values)
             if user_edit:
                 for s in changed:
                     self.provenance.mark_edited(s.name)
@@ -235,7 +235,9 @@ class Twin:
 
     def centroid_lps(self, name: str) -> np.ndarray | None:
         """Centre of mass (LPS mm) of a structure's voxels; None when it has none."""
-        kji = np.argwhere(self.segmentation.mask(name))
+        s = self.segmentation.get(name)
+        layer = self.segmentation.layers[s.layer]  # the crop only: no full-grid mask
+        kji = np.argwhere(layer.data == s.label) + np.asarray(layer.offset)
         if kji.size == 0:
             return None
         return self.geometry.index_to_lps(kji[:, ::-1].mean(axis=0)[None])[0]

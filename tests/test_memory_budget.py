@@ -211,3 +211,115 @@ def test_plan_path_maps_cover_the_entries_in_reach_only():
     assert result.candidates and result.rejected["too_long"] > 0.5 * result.n_candidates
     region = twin._roi_cache["vessel"].values.size
     assert region < 0.4 * twin.geometry.n_voxels, region / twin.geometry.n_voxels
+
+
+# ---------------------------------------------------------------------- label layers (crops)
+def _random_labels(rng: np.random.Generator, shape=(20, 24, 28)) -> np.ndarray:
+    full = np.zeros(shape, np.uint8)
+    full[5:12, 8:20, 3:9] = rng.integers(0, 4, size=(7, 12, 6))
+    full[14, 2, 20] = 7
+    return full
+
+
+def test_label_layer_reads_and_writes_like_the_full_array():
+    """Every way the code reads or writes a layer gives the full array's voxels."""
+    import hashlib
+
+    from surgiplan.model.label_layer import LabelLayer, nonzero_box
+
+    rng = np.random.default_rng(5)
+    full = _random_labels(rng)
+    layer = LabelLayer.from_array(full)
+    assert layer.nbytes == 10 * 18 * 18 and layer.offset == (5, 2, 3)  # its box only
+    np.testing.assert_array_equal(np.asarray(layer), full)
+    for key in [(slice(0, 20), slice(3, 9), slice(0, 28)), 14, (slice(None), 2), (..., 20),
+                (slice(4, 13), slice(0, 3), slice(19, 24)), (-6, slice(1, -1))]:
+        np.testing.assert_array_equal(layer[key], full[key], err_msg=str(key))
+    np.testing.assert_array_equal(layer[::2, 1], full[::2, 1])  # any other index: full array
+    zyx = tuple(rng.integers(-20, 20, size=(3, 50)) % np.array(full.shape)[:, None])
+    np.testing.assert_array_equal(layer[zyx], full[zyx])
+    np.testing.assert_array_equal(layer == 2, full == 2)
+    np.testing.assert_array_equal(layer == 0, full == 0)
+    np.testing.assert_array_equal(layer != 0, full != 0)
+    np.testing.assert_array_equal(np.take(layer, 7, axis=1), np.take(full, 7, axis=1))
+    assert layer.sha256() == hashlib.sha256(full.data).hexdigest()
+    assert layer.count(3) == np.count_nonzero(full == 3) and layer.max() == full.max()
+    mask = np.zeros(full.shape, bool)
+    mask[0:2, 20:24, 25:28] = True  # beyond the crop: it grows
+    assert not layer.any_in(mask)
+    layer[mask], full[mask] = 9, 9
+    box = (slice(15, 20), slice(0, 3), slice(0, 2))
+    values = rng.integers(0, 3, size=(5, 3, 2)).astype(np.uint8)
+    layer[box], full[box] = values, values
+    layer.clear_label(9)
+    full[full == 9] = 0
+    layer.compact()
+    np.testing.assert_array_equal(np.asarray(layer), full)
+    assert layer.box == nonzero_box(full)  # compacted to the labelled voxels
+
+
+def test_a_twins_layers_hold_their_structures_boxes_only():
+    """The body case's skin, vessel and tumour layers cost their boxes (full-grid uint8
+    layers cost 1 byte per voxel each, before), voxel-identical to the full masks."""
+    twin = _body_case()
+    full_bytes = twin.geometry.n_voxels
+    layers = twin.segmentation.layers
+    assert len(layers) == 2
+    assert sum(layer.nbytes for layer in layers) < 0.7 * full_bytes, \
+        [layer.nbytes / full_bytes for layer in layers]
+    assert layers[1].nbytes < 0.05 * full_bytes  # the tumour and the vessel
+    _, ny, nx = twin.geometry.shape_zyx
+    _, yy, xx = np.indices(twin.geometry.shape_zyx, sparse=True)
+    skin = np.broadcast_to(((xx - nx / 2) / 70) ** 2 + ((yy - ny / 2) / 60) ** 2 < 1,
+                           twin.geometry.shape_zyx)
+    np.testing.assert_array_equal(twin.segmentation.mask("skin"), skin)
+    assert twin.voxel_count("skin") == np.count_nonzero(skin)
+
+
+def test_a_bundle_loads_its_layers_as_crops(tmp_path, monkeypatch):
+    """Saved and loaded, the layers are voxel-identical and come back as crops, decoded slab
+    by slab: loading holds no full-grid layer (3 such layers were 1.5x the image bytes; the
+    decoder's fixed-size buffers are made small here, as they are beside a big CT's)."""
+    import surgiplan.io.bundle_guard as guard
+    from surgiplan.io.bundle import load_bundle, save_bundle
+
+    monkeypatch.setattr(guard, "PIECE_BYTES", 1 << 16)
+    monkeypatch.setattr(guard, "SLAB_BYTES", 1 << 16, raising=False)
+
+    twin = _body_case(shape_zyx=(80, 160, 160))
+    twin.add_structure("bone", np.asarray(twin.segmentation.mask("vessel")) |
+                       np.asarray(twin.segmentation.mask("tumour")), role="bone")
+    assert len(twin.segmentation.layers) == 3
+    path = save_bundle(twin, tmp_path / "case.surgiplan")
+    peak = _traced_peak(lambda: load_bundle(path))
+    back = load_bundle(path)
+    image_bytes = twin.image.array.nbytes
+    assert peak < 1.6 * image_bytes, peak / image_bytes
+    for a, b in zip(twin.segmentation.layers, back.segmentation.layers, strict=True):
+        assert (a.offset, a.data.shape) == (b.offset, b.data.shape)
+        np.testing.assert_array_equal(a.data, b.data)
+    assert [s.name for s in back.structures] == ["skin", "tumour", "vessel", "bone"]
+
+
+def test_full_size_label_nrrds_without_extents_read_into_crops(tmp_path):
+    """A 4D label NRRD of full-grid layers without segment extents (an older or another
+    program's file) reads into the same crops: the crop grows as the slabs arrive."""
+    import io
+
+    import nrrd
+
+    from surgiplan.io.bundle_guard import read_nrrd_layers
+    from surgiplan.model.label_layer import nonzero_box
+
+    rng = np.random.default_rng(2)
+    layers = [_random_labels(rng, (30, 24, 28)), np.zeros((30, 24, 28), np.uint8)]
+    layers[1][25:29, 1:3, 2:4] = 5
+    layers[1][2, 20, 26] = 1
+    stacked = np.stack(layers, axis=-1)  # C order (z, y, x, layer) = NRRD (layer, x, y, z)
+    buffer = io.BytesIO()
+    nrrd.write(buffer, stacked.T, {"encoding": "gzip"}, index_order="F")
+    buffer.seek(0)
+    got, _ = read_nrrd_layers(buffer, max_bytes=stacked.nbytes, where="test.nrrd")
+    for want, layer in zip(layers, got, strict=True):
+        np.testing.assert_array_equal(np.asarray(layer), want)
+        assert layer.box == nonzero_box(want)  # compacted to the labelled voxels

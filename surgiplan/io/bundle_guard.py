@@ -23,9 +23,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from surgiplan.errors import BadInputError
+from surgiplan.model.label_layer import Box, LabelLayer, nonzero_box
 
 CHUNK_BYTES = 1 << 20
 PIECE_BYTES = 8 << 20  # most decompressed bytes held at once (label maps deflate ~1000:1)
+SLAB_BYTES = 4 << 20  # label layers are decoded a slab of whole z-planes (about this) at a time
 MAX_MANIFEST_BYTES = 16 << 20
 MAX_EXTRA_BYTES = 256 << 20
 MAX_MESH_BYTES = 1 << 30
@@ -171,30 +173,118 @@ def read_nrrd_bounded(handle: ByteStream, *, max_bytes: int, where: str,
 
 
 def read_nrrd_layers(handle: ByteStream, *, max_bytes: int, where: str
-                     ) -> tuple[list[np.ndarray], dict[str, Any]]:
-    """A 3D or 4D (layers on the first NRRD axis) one-byte label NRRD decoded straight into one
-    ``(nz, ny, nx)`` array per layer: no interleaved copy of the whole volume is ever held."""
+                     ) -> tuple[list[LabelLayer] | list[np.ndarray], dict[str, Any]]:
+    """A 3D or 4D (layers on the first NRRD axis) integer label NRRD decoded slab by slab into
+    one :class:`LabelLayer` per layer (each holds the box of its labelled voxels): neither the
+    whole interleaved volume nor a full-grid layer is ever held. The segments' extents in the
+    header (``Segment{N}_Extent``/``_Layer``) size the crops up front; voxels beyond them still
+    land (the crop grows). Other NRRDs come back as full arrays (the caller refuses them)."""
     header, dtype, sizes, n_bytes = _checked_header(handle, max_bytes=max_bytes, where=where)
     encoding = str(header.get("encoding", "")).lower()
-    if len(sizes) != 4 or dtype.itemsize != 1 or encoding not in ("gzip", "gz"):
+    if len(sizes) not in (3, 4) or dtype.kind not in "ui":
         array, header = read_nrrd_bounded(handle, max_bytes=max_bytes, where=where,
                                           header=header)
         return ([array] if array.ndim == 3 else
                 [np.ascontiguousarray(array[..., k]) for k in range(array.shape[-1])]), header
-    n_layers = sizes[0]
-    layers = [np.empty(sizes[:0:-1], dtype) for _ in range(n_layers)]
-    flats = [layer.reshape(-1) for layer in layers]
+    n_layers = sizes[0] if len(sizes) == 4 else 1
+    nx, ny, nz = sizes[-3:]
+    native = dtype.newbyteorder("=")
+    layers = [LabelLayer((nz, ny, nx), native) for _ in range(n_layers)]
+    for layer, hint in zip(layers, _extent_hints(header, n_layers, (nz, ny, nx)), strict=True):
+        if hint is not None:
+            layer.grow(hint)
+    plane = nx * ny * n_layers * dtype.itemsize
+    slab = np.empty(max(1, min(nz, SLAB_BYTES // plane)) * plane, np.uint8)
+    state = {"filled": 0, "z": 0}
+
+    def flush() -> None:
+        k = state["filled"] // plane
+        values = slab[:k * plane].view(dtype).reshape(k, ny, nx, n_layers).astype(native,
+                                                                                  copy=False)
+        box = (slice(state["z"], state["z"] + k), slice(0, ny), slice(0, nx))
+        for n, layer in enumerate(layers):
+            _write_slab(layer, box, values[..., n])
+        state["z"] += k
+        state["filled"] = 0
 
     def sink(pos: int, piece: bytes) -> None:
-        data = np.frombuffer(piece, dtype)
-        for k in range(n_layers):
-            first = (k - pos) % n_layers  # index in ``data`` of the first byte of layer k
-            voxel = (pos + first) // n_layers
-            values = data[first::n_layers]
-            flats[k][voxel:voxel + len(values)] = values
+        view = memoryview(piece)
+        while len(view):
+            take = min(len(view), slab.size - state["filled"])
+            slab[state["filled"]:state["filled"] + take] = np.frombuffer(view[:take], np.uint8)
+            state["filled"] += take
+            view = view[take:]
+            if state["filled"] == slab.size:
+                flush()
 
-    _inflate(handle, n_bytes, sink, where)
+    if encoding in ("gzip", "gz"):
+        _inflate(handle, n_bytes, sink, where)
+    else:
+        _read_raw_pieces(handle, n_bytes, sink, where)
+    if state["filled"]:
+        flush()
+    for layer in layers:
+        layer.compact()
     return layers, header
+
+
+def _write_slab(layer: LabelLayer, box: Box, values: np.ndarray) -> None:
+    """Write whole z-planes into a layer being read; when its crop must grow, it grows to the
+    grid's last plane at once (then compacted), not plane by plane."""
+    labelled = nonzero_box(values)
+    if labelled is not None:
+        z0 = box[0].start
+        need = (slice(z0 + labelled[0].start, layer.shape[0]), labelled[1], labelled[2])
+        inside = layer.data.size and all(
+            o <= b.start and b.stop <= o + d
+            for o, d, b in zip(layer.offset, layer.data.shape,
+                               (slice(z0 + labelled[0].start, z0 + labelled[0].stop),
+                                *labelled[1:]), strict=True))
+        if not inside:
+            layer.grow(need)
+    layer.write_region(box, values)
+
+
+def _extent_hints(header: dict[str, Any], n_layers: int, shape_zyx: tuple[int, int, int]
+                  ) -> list[Box | None]:
+    """Per layer, the box of its segments' declared extents (clipped to the grid); None for a
+    layer without a usable extent. A hint only sizes a crop: wrong ones cost time, not voxels."""
+    boxes: list[list[Box]] = [[] for _ in range(n_layers)]
+    for key, value in header.items():
+        if not (key.startswith("Segment") and key.endswith("_Extent")):
+            continue
+        try:
+            i0, i1, j0, j1, k0, k1 = (int(v) for v in str(value).split())
+            layer = int(header.get(key[:-len("Extent")] + "Layer", 0))
+        except ValueError:
+            continue
+        if not 0 <= layer < n_layers:
+            continue
+        box = tuple(slice(max(0, lo), min(n, hi + 1))
+                    for lo, hi, n in ((k0, k1, shape_zyx[0]), (j0, j1, shape_zyx[1]),
+                                      (i0, i1, shape_zyx[2])))
+        if all(b.start < b.stop for b in box):
+            boxes[layer].append(box)  # type: ignore[arg-type]
+    hints: list[Box | None] = []
+    for found in boxes:
+        if not found:
+            hints.append(None)
+            continue
+        z, y, x = (slice(min(b[a].start for b in found), max(b[a].stop for b in found))
+                   for a in range(3))
+        hints.append((z, y, x))
+    return hints
+
+
+def _read_raw_pieces(handle: ByteStream, n: int, sink: Any, where: str) -> None:
+    """Read exactly ``n`` raw bytes, handing ``sink(offset, piece)`` pieces as they come."""
+    pos = 0
+    while pos < n:
+        piece = handle.read(min(CHUNK_BYTES, n - pos))
+        if not piece:
+            raise BadInputError("the voxel data is truncated", path=where, action=DAMAGED)
+        sink(pos, piece)
+        pos += len(piece)
 
 
 def _fill_raw(handle: ByteStream, raw: np.ndarray, where: str) -> None:

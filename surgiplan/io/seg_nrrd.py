@@ -27,6 +27,7 @@ from surgiplan.io.labelmaps import (
     read_nrrd_stream,
 )
 from surgiplan.model.geometry import ImageGeometry
+from surgiplan.model.label_layer import LabelLayer
 from surgiplan.model.structures import Role, Segmentation, Structure
 
 TAG_ROLE = "SurgiPlan.role"
@@ -48,11 +49,14 @@ def _extents(segmentation: Segmentation) -> dict[tuple[int, int], list[int]]:
 
     out: dict[tuple[int, int], list[int]] = {}
     for n, layer in enumerate(segmentation.layers):
-        for label, box in enumerate(find_objects(layer), start=1):
+        if not layer.data.size:
+            continue
+        oz, oy, ox = layer.offset  # boxes of the crop, shifted into the full grid
+        for label, box in enumerate(find_objects(layer.data), start=1):
             if box is not None:
                 kz, jy, ix = box
-                out[(n, label)] = [ix.start, ix.stop - 1, jy.start, jy.stop - 1,
-                                   kz.start, kz.stop - 1]
+                out[(n, label)] = [ix.start + ox, ix.stop - 1 + ox, jy.start + oy,
+                                   jy.stop - 1 + oy, kz.start + oz, kz.stop - 1 + oz]
     return out
 
 
@@ -86,10 +90,11 @@ def seg_nrrd_bytes(segmentation: Segmentation) -> bytes:
         raise ValueError("a segmentation without layers has no voxels to write")
     dtype = np.result_type(*[layer.dtype for layer in segmentation.layers])
     if len(segmentation.layers) == 1:
-        voxels = segmentation.layers[0]
+        voxels = np.asarray(segmentation.layers[0])
     else:  # C order (nz, ny, nx, layers) == NRRD axes (layers, x, y, z): layers first
-        voxels = np.stack([layer.astype(dtype, copy=False) for layer in segmentation.layers],
-                          axis=-1)
+        voxels = np.zeros((*geometry.shape_zyx, len(segmentation.layers)), dtype)
+        for n, layer in enumerate(segmentation.layers):  # each layer's crop only
+            voxels[(*layer.box, n)] = layer.data
     extents = _extents(segmentation)
     ijk_to_lps = geometry.index_to_lps_matrix
     meta = {
@@ -160,7 +165,15 @@ def _structure(index: int, f: dict[str, str], *, n_layers: int, taken: set[str],
                             ) from exc
 
 
-def _layers(voxels: np.ndarray, *, path: str | Path) -> list[np.ndarray]:
+def _layers(voxels: np.ndarray | LabelLayer, *, path: str | Path) -> list[LabelLayer]:
+    """The label layers of decoded voxels (3D, 4D, or a layer read as a crop), checked and
+    converted to uint8/uint16."""
+    if isinstance(voxels, LabelLayer):  # read crop by crop: check and convert the crop
+        if voxels.dtype in (np.uint8, np.uint16) or not voxels.data.size:
+            return [voxels.astype(np.uint16 if voxels.dtype == np.uint16 else np.uint8,
+                                  copy=False)]
+        dtype = _label_dtype(voxels.data, path=path)
+        return [LabelLayer(voxels.shape, data=voxels.data.astype(dtype), offset=voxels.offset)]
     if voxels.dtype.kind not in "iub":
         raise BadInputError(f"segmentation voxels are {voxels.dtype}, not integer labels",
                             path=path, action="Save it from 3D Slicer as a binary labelmap")
@@ -174,13 +187,18 @@ def _layers(voxels: np.ndarray, *, path: str | Path) -> list[np.ndarray]:
     out = []
     for layer in stack:
         if layer.dtype not in (np.uint8, np.uint16):  # Slicer may write short or int
-            low, high = (int(layer.min()), int(layer.max())) if layer.size else (0, 0)
-            if low < 0 or high > 65535:
-                raise BadInputError(f"segmentation labels {low}..{high} are outside 0..65535",
-                                    path=path, action="Re-save the segmentation")
-            layer = layer.astype(np.uint8 if high < 256 else np.uint16)
-        out.append(np.ascontiguousarray(layer))
+            layer = layer.astype(_label_dtype(layer, path=path))
+        out.append(LabelLayer.from_array(layer))
     return out
+
+
+def _label_dtype(labels: np.ndarray, *, path: str | Path) -> type[np.unsignedinteger]:
+    """uint8 or uint16 for labels in 0..65535; BadInputError naming ``path`` otherwise."""
+    low, high = (int(labels.min()), int(labels.max())) if labels.size else (0, 0)
+    if low < 0 or high > 65535:
+        raise BadInputError(f"segmentation labels {low}..{high} are outside 0..65535",
+                            path=path, action="Re-save the segmentation")
+    return np.uint8 if high < 256 else np.uint16
 
 
 def seg_nrrd_from_stream(handle: io.BufferedIOBase, *, path: str | Path) -> Segmentation:
@@ -189,7 +207,7 @@ def seg_nrrd_from_stream(handle: io.BufferedIOBase, *, path: str | Path) -> Segm
     return seg_nrrd_from_arrays(voxels, header, path=path)
 
 
-def seg_nrrd_from_arrays(voxels: np.ndarray | list[np.ndarray], header: dict[str, Any], *,
+def seg_nrrd_from_arrays(voxels: np.ndarray | list[Any], header: dict[str, Any], *,
                          path: str | Path) -> Segmentation:
     """A segmentation from already-decoded ``.seg.nrrd`` voxels (C order) and header; the
     voxels may also come as the list of 3D layers."""

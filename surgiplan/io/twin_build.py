@@ -39,6 +39,7 @@ from surgiplan.io.labelmaps import (
     read_label_names,
     read_volume_file,
 )
+from surgiplan.model.label_layer import LabelLayer
 from surgiplan.model.structures import Role, Segmentation, Structure
 from surgiplan.model.volume import ImageVolume
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
@@ -120,9 +121,9 @@ def _free_layer(seg: Segmentation, nonzero: np.ndarray, values: set[int]) -> int
     """First layer where these voxels are empty and these label values unused, else a new one."""
     for n, layer in enumerate(seg.layers):
         used = {s.label for s in seg.structures if s.layer == n}
-        if not (used & values) and not np.any(layer[nonzero]):
+        if not (used & values) and not layer.any_in(nonzero):
             return n
-    seg.layers.append(np.zeros(seg.geometry.shape_zyx, dtype=np.uint8))
+    seg.layers.append(LabelLayer(seg.geometry.shape_zyx, np.uint8))
     return len(seg.layers) - 1
 
 
@@ -176,7 +177,7 @@ def add_seg_nrrd(seg: Segmentation, path: Path, *, warnings: list[str]) -> list[
     source = read_seg_nrrd(path)
     added: list[Structure] = []
     for n, layer in enumerate(source.layers):
-        on_grid = label_map_onto_image(layer, source.geometry, seg.geometry, path=path,
+        on_grid = label_map_onto_image(np.asarray(layer), source.geometry, seg.geometry, path=path,
                                        warnings_out=warnings if n == 0 else None)
         names = {
             s.label: {"name": s.name, "role": s.role.value, "color": s.color,

@@ -1,9 +1,10 @@
 """Segmented anatomy: structures stored as labels in one or more label-map layers.
 
 Like a 3D Slicer segmentation, non-overlapping structures share a layer (one ``uint8`` or
-``uint16`` array of shape ``(nz, ny, nx)``); a structure that overlaps another goes to a new
-layer. A structure is ``(layer, label)`` plus its clinical meaning: name, role, colour and the
-safety margin (mm) simulators score against.
+``uint16`` label array of shape ``(nz, ny, nx)``, held as a :class:`LabelLayer`: only the box of
+its labelled voxels is stored); a structure that overlaps another goes to a new layer. A
+structure is ``(layer, label)`` plus its clinical meaning: name, role, colour and the safety
+margin (mm) simulators score against.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from surgiplan.errors import BadInputError
 from surgiplan.model.geometry import ImageGeometry
+from surgiplan.model.label_layer import LabelLayer, LayerList
 
 
 class Role(StrEnum):
@@ -120,13 +122,15 @@ def _finite(key: str, value: Any) -> float:
 
 @dataclass
 class Segmentation:
-    """Structures on the image grid. ``layers[n]`` is a label array of shape ``(nz, ny, nx)``."""
+    """Structures on the image grid. ``layers[n]`` is a :class:`LabelLayer` of shape
+    ``(nz, ny, nx)`` (full arrays given are cropped to their labelled box)."""
 
     geometry: ImageGeometry
-    layers: list[np.ndarray] = field(default_factory=list)
+    layers: list[LabelLayer] = field(default_factory=LayerList)
     structures: list[Structure] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.layers = LayerList(self.layers)
         for n, layer in enumerate(self.layers):
             if layer.shape != self.geometry.shape_zyx:
                 raise ValueError(f"layer {n} shape {layer.shape} != grid {self.geometry.shape_zyx}")
@@ -159,7 +163,8 @@ class Segmentation:
         return self.layers[s.layer] == s.label
 
     def voxel_count(self, name: str) -> int:
-        return int(np.count_nonzero(self.mask(name)))
+        s = self.get(name)
+        return self.layers[s.layer].count(s.label)
 
     def volume_ml(self, name: str) -> float:
         """Structure volume in millilitres (voxel count x voxel volume)."""
@@ -184,7 +189,8 @@ class Segmentation:
         label = self._next_label(layer_index)
         layer = self.layers[layer_index]
         if label > np.iinfo(layer.dtype).max:
-            layer = self.layers[layer_index] = layer.astype(np.uint16)
+            self.layers[layer_index] = layer.astype(np.uint16)
+            layer = self.layers[layer_index]
         layer[mask] = label
         structure = Structure(
             name=name, role=Role(role), label=label, layer=layer_index, color=color,
@@ -197,19 +203,21 @@ class Segmentation:
         """Replace a structure's voxels; moves it to another layer if it would overlap."""
         s = self.get(name)
         mask = self._check_mask(mask)
-        layer = self.layers[s.layer]
-        layer[layer == s.label] = 0
-        if np.any(layer[mask] != 0):
+        old = layer = self.layers[s.layer]
+        layer.clear_label(s.label)
+        if layer.any_in(mask):
             new_layer = self._free_layer_for(mask)
             s.label = self._next_label(new_layer)
             s.layer = new_layer
             layer = self.layers[new_layer]
         layer[mask] = s.label
+        old.compact()
 
     def remove(self, name: str) -> Structure:
         s = self.get(name)
         layer = self.layers[s.layer]
-        layer[layer == s.label] = 0
+        layer.clear_label(s.label)
+        layer.compact()
         self.structures.remove(s)
         return s
 
@@ -224,9 +232,9 @@ class Segmentation:
 
     def _free_layer_for(self, mask: np.ndarray) -> int:
         for n, layer in enumerate(self.layers):
-            if not np.any(layer[mask]):
+            if not layer.any_in(mask):
                 return n
-        self.layers.append(np.zeros(self.geometry.shape_zyx, dtype=np.uint8))
+        self.layers.append(LabelLayer(self.geometry.shape_zyx, np.uint8))
         return len(self.layers) - 1
 
     def _next_label(self, layer_index: int) -> int:
@@ -255,7 +263,8 @@ class Segmentation:
         if labelmap.size and labelmap.max() > 65535:
             raise BadInputError("label map has labels above 65535")
         dtype = np.uint8 if (labelmap.size == 0 or labelmap.max() < 256) else np.uint16
-        seg = cls(geometry=geometry, layers=[labelmap.astype(dtype, copy=True)])
+        seg = cls(geometry=geometry, layers=[LabelLayer.from_array(labelmap.astype(dtype,
+                                                                          copy=False))])
         names = names or {}
         present = sorted(int(v) for v in np.unique(labelmap) if v != 0)
         for value in sorted(set(present) | set(names)):

@@ -108,7 +108,7 @@ def generate_phantom(
         series_uid=generate_uid(entropy_srcs=["surgiplan-phantom-series", name, str(seed)]),
         progress=sub(0.6, 0.95), cancel=cancel,
     )
-    write_label_nrrd(segmentation.layers[0], truth.geometry, files.labels_nrrd)
+    write_label_nrrd(np.asarray(segmentation.layers[0]), truth.geometry, files.labels_nrrd)
     files.labels_json.write_text(json.dumps(labels_json(truth), indent=1), encoding="utf-8")
     truth.save(files.truth_json)
     report(progress, 1.0, f"wrote the {name} phantom to {out_dir}")

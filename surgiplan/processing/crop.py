@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from surgiplan.model.geometry import ImageGeometry
+from surgiplan.model.label_layer import LabelLayer
 
 Box = tuple[slice, slice, slice]
 
@@ -69,7 +70,8 @@ def sub_geometry(geometry: ImageGeometry, box: Box) -> ImageGeometry:
     return ImageGeometry(size, geometry.spacing_mm, tuple(origin), geometry.direction)
 
 
-def crop_padded(array: np.ndarray, box: Box, fill: int | float = 0) -> np.ndarray:
+def crop_padded(array: np.ndarray | LabelLayer, box: Box, fill: int | float = 0
+                ) -> np.ndarray:
     """``array[box]`` where the parts of ``box`` outside the array are filled with ``fill``."""
     inner = tuple(
         slice(max(0, b.start), min(n, b.stop)) for b, n in zip(box, array.shape, strict=True)

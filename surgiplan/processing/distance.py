@@ -37,6 +37,7 @@ import numpy as np
 
 from surgiplan.errors import BadInputError
 from surgiplan.model.geometry import ImageGeometry
+from surgiplan.model.label_layer import LabelLayer
 from surgiplan.processing.crop import (
     Box,
     bounding_box,
@@ -221,7 +222,7 @@ class _Voxels:
     """A structure's voxels, cut out box by box: a boolean mask, or the voxels of a label
     array equal to ``label`` (then no full-grid boolean mask is ever made)."""
 
-    def __init__(self, array: np.ndarray, label: int | None = None) -> None:
+    def __init__(self, array: np.ndarray | LabelLayer, label: int | None = None) -> None:
         self.array, self.label = array, label
 
     def crop(self, box: Box) -> np.ndarray:
@@ -233,7 +234,9 @@ class _Voxels:
     def box(self) -> Box | None:
         """Bounding box of the voxels (slab by slab along z: temporaries stay a slab big)."""
         if self.label is None:
-            return bounding_box(self.array)
+            return bounding_box(np.asarray(self.array))
+        if isinstance(self.array, LabelLayer):  # scan its crop only
+            return self.array.label_box(self.label)
         hits = [np.zeros(n, dtype=bool) for n in self.array.shape]
         for k in range(0, self.array.shape[0], LABEL_SLAB):
             slab = self.array[k:k + LABEL_SLAB] == self.label
@@ -393,7 +396,7 @@ class RoiDistanceMap:
 
 
 def signed_distance_roi_map(
-    mask: np.ndarray,
+    mask: np.ndarray | LabelLayer,
     geometry: ImageGeometry,
     *,
     margin_mm: float,
@@ -410,7 +413,7 @@ def signed_distance_roi_map(
     ``label``: ``mask`` is a label array (a twin's layer) and the structure is its voxels equal
     to ``label`` (>= 1); no full-grid boolean mask is made then (memory ~ the region only)."""
     if label is None:
-        voxels = _Voxels(_checked_mask(mask, geometry))
+        voxels = _Voxels(_checked_mask(np.asarray(mask), geometry))
     else:
         if mask.shape != geometry.shape_zyx or label < 1:
             raise BadInputError(f"label array {mask.shape} / label {label} do not fit the "

@@ -31,6 +31,7 @@ from vtkmodules.vtkFiltersCore import (
 
 from surgiplan.errors import BadInputError
 from surgiplan.model.geometry import ImageGeometry
+from surgiplan.model.label_layer import LabelLayer
 from surgiplan.model.structures import Segmentation, Structure
 from surgiplan.model.surface import SurfaceMesh
 from surgiplan.processing.crop import pad_box, sub_geometry
@@ -92,7 +93,7 @@ def structure_surfaces(
 
 
 def layer_surfaces(
-    labels: np.ndarray,
+    labels: np.ndarray | LabelLayer,
     geometry: ImageGeometry,
     label_of: dict[str, int],
     *,
@@ -123,7 +124,7 @@ def layer_surfaces(
     }
 
 
-def surface_nets_triangles(labels: np.ndarray, label: int) -> int:
+def surface_nets_triangles(labels: np.ndarray | LabelLayer, label: int) -> int:
     """Triangles SurfaceNets would make for ``label`` of a label array: two per voxel face
     between the label and anything else (the grid edge included). Counted slab by slab along
     z, so the temporaries stay a few slices big."""
@@ -145,7 +146,7 @@ def surface_nets_triangles(labels: np.ndarray, label: int) -> int:
 
 
 def coarse_surface(
-    labels: np.ndarray,
+    labels: np.ndarray | LabelLayer,
     geometry: ImageGeometry,
     label: int,
     *,
@@ -190,7 +191,7 @@ def decimated(mesh: SurfaceMesh, *, max_triangles: int) -> SurfaceMesh:
 
 
 # ---------------------------------------------------------------------- internals
-def _label_box(labels: np.ndarray, label: int | np.ndarray):
+def _label_box(labels: np.ndarray | LabelLayer, label: int | np.ndarray):
     """The (z, y, x) box of ``label``'s voxels (None if absent), found slab by slab.
 
     ``label``: one label, or a lookup table (array indexed by label value) that is non-zero
@@ -203,7 +204,10 @@ def _label_box(labels: np.ndarray, label: int | np.ndarray):
     rows = np.zeros(labels.shape[1], dtype=bool)
     cols = np.zeros(labels.shape[2], dtype=bool)
     zs = []
-    for k in range(labels.shape[0]):
+    planes = range(labels.shape[0])
+    if isinstance(labels, LabelLayer):  # the planes of its crop only hold labels
+        planes = range(labels.offset[0], labels.offset[0] + labels.data.shape[0])
+    for k in planes:
         inside = inside_of(k)
         hit_rows = inside.any(axis=1)
         if hit_rows.any():
@@ -217,7 +221,7 @@ def _label_box(labels: np.ndarray, label: int | np.ndarray):
             slice(int(x[0]), int(x[-1]) + 1))
 
 
-def _block_fraction(labels: np.ndarray, label: int, box, block: int) -> np.ndarray:
+def _block_fraction(labels: np.ndarray | LabelLayer, label: int, box, block: int) -> np.ndarray:
     """Inside fraction of ``label`` per block of ``block`` voxels per axis over ``box``
     (float32, (z, y, x)), with one block of zeros (outside) around it."""
     n = [-(-(b.stop - b.start) // block) for b in box]
@@ -234,7 +238,7 @@ def _block_fraction(labels: np.ndarray, label: int, box, block: int) -> np.ndarr
     return field
 
 
-def _block_iso_surface(labels: np.ndarray, geometry: ImageGeometry, label: int, box,
+def _block_iso_surface(labels: np.ndarray | LabelLayer, geometry: ImageGeometry, label: int, box,
                        block: int) -> SurfaceMesh:
     """The 0.5 iso-surface (LPS mm, outward) of ``label``'s block-averaged mask."""
     from vtkmodules.vtkFiltersCore import vtkFlyingEdges3D
@@ -275,7 +279,7 @@ def _enclosed_volume(mesh: SurfaceMesh) -> float:
     return float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6.0)
 
 
-def _wanted_crop(labels: np.ndarray, wanted: np.ndarray):
+def _wanted_crop(labels: np.ndarray | LabelLayer, wanted: np.ndarray):
     """The smallest crop holding the ``wanted`` labels, padded by one background voxel.
 
     Other labels become background. Returns ``(crop, box)`` or ``(None, None)`` if absent.

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from surgiplan.model.geometry import ImageGeometry
+from surgiplan.model.label_layer import LabelLayer
 from surgiplan.model.structures import Role
 from surgiplan.model.surface import SurfaceMesh
 from surgiplan.model.volume import ImageVolume
@@ -272,12 +273,15 @@ class SimulationContext:
                  "series_uid": img.series_uid, "units": img.units,
                  "warnings": list(img.warnings)}
         return {"image": image,
-                "layers": [np.array(layer, copy=True) for layer in twin.segmentation.layers],
+                "layers": [layer.copy() for layer in twin.segmentation.layers],  # crops
                 "structures": [dataclasses.replace(s, tags=dict(s.tags))
                                for s in twin.structures],
                 "surfaces": {name: twin.surface(name) for name in twin.cached_surface_names()},
                 "distances": {n: m for n, m in alive.items() if m is not None}}
 
 
-def _sha(array: np.ndarray) -> str:
+def _sha(array: Any) -> str:
+    """SHA-256 of an array's C-order bytes (a label layer's full grid, made plane by plane)."""
+    if isinstance(array, LabelLayer):
+        return array.sha256()
     return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()

@@ -36,7 +36,7 @@ def test_layers_match_pynrrd_and_round_trip(tmp_path):
     layers, _ = read_nrrd_layers(io.BytesIO(data), max_bytes=1 << 30, where="test")
     assert len(layers) == reference.shape[-1] == 3
     for k, layer in enumerate(layers):
-        assert layer.flags.c_contiguous
+        assert layer.data.flags.c_contiguous  # a LabelLayer: its crop
         np.testing.assert_array_equal(layer, reference[..., k])
     loaded = load_bundle(path)
     for name in ("s0", "s1", "s2"):

@@ -13,6 +13,8 @@ label layers), a few milliseconds for the 200 x 200 pixel planes used here.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
@@ -67,12 +69,24 @@ def reslice_rgb(twin: Twin, points_lps: np.ndarray, window: tuple[float, float],
         values).any() else 0.0), *window)
     grey[~np.isfinite(values)] = 0
     lookups = layer_lookups(twin.segmentation, voxel_count=twin.voxel_count)
-    planes = [ndimage.map_coordinates(twin.segmentation.layers[lut.layer], zyx, order=0,
-                                      mode="constant", cval=0, prefilter=False).reshape(shape)
+    planes = [_labels_at(twin.segmentation.layers[lut.layer], zyx).reshape(shape)
               for lut in lookups]
     if not planes:
         return np.repeat(grey[:, :, None], 3, axis=2)
     return blend_labels(grey, planes, lookups, opacity=overlay_opacity)
+
+
+def _labels_at(layer: Any, zyx: np.ndarray) -> np.ndarray:
+    """Nearest-voxel labels of a label layer at ``(3, N)`` voxel coordinates (0 off the grid),
+    read from its crop padded by one empty voxel (the same values as the full grid's)."""
+    shape = np.asarray(layer.shape)
+    lo = np.maximum(np.asarray(layer.offset) - 1, 0)
+    hi = np.minimum(np.asarray(layer.offset) + np.asarray(layer.data.shape) + 1, shape)
+    if not layer.data.size:
+        return np.zeros(zyx.shape[1], layer.dtype)
+    crop = layer.region(tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True)))
+    return ndimage.map_coordinates(crop, zyx - lo[:, None], order=0, mode="constant", cval=0,
+                                   prefilter=False)
 
 
 def _qimage(rgb: np.ndarray) -> QImage:
