@@ -4,6 +4,12 @@ Painted with QPainter from a numpy-built QImage: true aspect (pixel spacing), ra
 orientation (see :mod:`surgiplan.ui.views.slice_planes`), orientation letters on every edge, slice
 position in mm, the value under the cursor, a scale bar and a linked crosshair.
 
+A repaint with the same slice image costs a blit, not a rescale: the black background and the
+slice scaled to the screen (the structure overlays are blended into the slice image) are kept
+as a view-sized *base* image per (slice image, screen rectangle, view size, device pixel ratio,
+smoothing); the crosshair, decorations (moving plan items), texts and scale bar are drawn on it
+at every paint. The pixels are those of painting the slice directly (``cache_base = False``).
+
 Scrolling follows the patient, not the file: wheel up, Up and PageUp move superior (axial),
 anterior (coronal) or left (sagittal) on every acquisition. The window is bounded to the data
 range. Header and corner texts are laid out so they never overlap (:meth:`SliceView.label_rects`).
@@ -113,6 +119,9 @@ class SliceView(QWidget):
         self.value_range: tuple[float, float] | None = None
         self._mouse_pos: QPointF | None = None  # last mouse position over the view
         self.fusion: FusionLayer | None = None  # a further series fused under the structures
+        self.cache_base = True  # False: scale the slice at every paint (the cache's reference)
+        self._base: tuple[tuple, QImage] | None = None  # (key, background + scaled slice)
+        self.base_builds = 0  # how often the base image was (re)built
 
     # ------------------------------------------------------------------ tools
     def set_tool(self, tool: SliceTool | None) -> None:
@@ -238,6 +247,7 @@ class SliceView(QWidget):
     # ------------------------------------------------------------------ image
     def _invalidate(self) -> None:
         self._image = None
+        self._base = None
         self.update()
 
     def slice_rgb(self) -> np.ndarray | None:
@@ -323,16 +333,15 @@ class SliceView(QWidget):
     # ------------------------------------------------------------------ painting
     def paintEvent(self, event) -> None:
         p = QPainter(self)
-        p.fillRect(self.rect(), Qt.GlobalColor.black)
         image = self._qimage()
         if image is None:
+            p.fillRect(self.rect(), Qt.GlobalColor.black)
             p.setPen(QColor(150, 150, 150))
             p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
                        f"{self.plane.value}\nOpen a scan or case (File menu or drop it here)")
             p.end()
             return
-        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom < 3)
-        p.drawImage(self.image_rect(), image)
+        self._paint_slice(p, image)
         self._paint_crosshair(p)
         for decoration in self._decorations:
             decoration(self, p)
@@ -346,6 +355,35 @@ class SliceView(QWidget):
             p.setPen(QPen(_PLANE_COLORS[self.plane], 2))
             p.drawRect(self.rect().adjusted(1, 1, -1, -1))
         p.end()
+
+    def _paint_base(self, p: QPainter, image: QImage) -> None:
+        """Black background and the slice image scaled into :meth:`image_rect` (smoothed
+        below zoom 3)."""
+        p.fillRect(self.rect(), Qt.GlobalColor.black)
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom < 3)
+        p.drawImage(self.image_rect(), image)
+
+    def _paint_slice(self, p: QPainter, image: QImage) -> None:
+        """The base (background and scaled slice): blitted from the cache, rebuilt when the
+        slice image, its screen rectangle, the view size, the device's pixel ratio or the
+        smoothing changed; painted directly when ``cache_base`` is off."""
+        if not self.cache_base:
+            self._paint_base(p, image)
+            return
+        dpr = p.device().devicePixelRatioF()
+        key = (image.cacheKey(), self.image_rect().getRect(), self.width(), self.height(), dpr,
+               self.zoom < 3)
+        if self._base is None or self._base[0] != key:
+            base = QImage(max(1, round(self.width() * dpr)), max(1, round(self.height() * dpr)),
+                          QImage.Format.Format_RGB32)
+            base.setDevicePixelRatio(dpr)
+            painter = QPainter(base)
+            self._paint_base(painter, image)
+            painter.end()
+            self._base = (key, base)
+            self.base_builds += 1
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom < 3)  # as painted
+        p.drawImage(QPointF(0.0, 0.0), self._base[1])
 
     def _paint_crosshair(self, p: QPainter) -> None:
         if self.cursor_lps is None:
