@@ -330,7 +330,7 @@ class Twin:
     def roi_cache_bytes(self) -> int:
         """Budget of the region-of-interest map cache: ROI_CACHE_IMAGE_FACTOR x the image's
         bytes (the newest map always stays, whatever its size)."""
-        return int(ROI_CACHE_IMAGE_FACTOR * self.image.array.nbytes)
+        return int(ROI_CACHE_IMAGE_FACTOR * self.image.nbytes)  # voxels not read for it
 
     def cached_full_distance(self, name: str) -> np.ndarray | None:
         """The full-grid map of ``name`` if it is cached (never computes it)."""

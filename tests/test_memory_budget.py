@@ -323,3 +323,29 @@ def test_full_size_label_nrrds_without_extents_read_into_crops(tmp_path):
     for want, layer in zip(layers, got, strict=True):
         np.testing.assert_array_equal(np.asarray(layer), want)
         assert layer.box == nonzero_box(want)  # compacted to the labelled voxels
+
+
+def test_a_path_search_on_a_lazily_loaded_case_never_reads_the_image(tmp_path):
+    """``plan-path`` loads the bundle with ``lazy_image``: the search reads no image voxel (1x
+    the image bytes saved), finds the same entries, and voxels read later are the saved ones
+    unless the file changed meanwhile (then refused, not silently another case's)."""
+    from surgiplan.errors import BadInputError
+    from surgiplan.io.bundle import load_bundle, save_bundle
+    from surgiplan.simulation import PathSearchRequest, load_simulator
+
+    twin = _body_case(shape_zyx=(40, 160, 160), spacing=(1.0, 1.0, 3.0))
+    path = save_bundle(twin, tmp_path / "case.surgiplan")
+    sim = load_simulator("trajectory")
+    request = PathSearchRequest(target_lps=(0.0, 10.0, 0.0), max_length_mm=70.0, top_k=3)
+    lazy = load_bundle(path, lazy_image=True)
+    found = sim.search(SimulationContext(lazy), request, sim.spec.defaults())
+    assert not lazy.image.loaded and lazy.image.nbytes == twin.image.array.nbytes
+    eager = sim.search(SimulationContext(load_bundle(path)), request, sim.spec.defaults())
+    assert found.candidates and [c.entry_lps for c in found.candidates] == \
+        [c.entry_lps for c in eager.candidates]
+    np.testing.assert_array_equal(lazy.image.array, twin.image.array)  # read on first use
+    other = load_bundle(path, lazy_image=True)
+    twin.image.array[0, 0, 0] += 1
+    save_bundle(twin, path)  # another process rewrites the case meanwhile
+    with pytest.raises(BadInputError, match="changed on disk"):
+        _ = other.image.array

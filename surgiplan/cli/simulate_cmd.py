@@ -32,13 +32,14 @@ def point_lps(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def load_case(path: Path):
-    """A twin from a ``.surgiplan`` bundle or a ``surgiplan sample`` phantom folder."""
+def load_case(path: Path, *, lazy_image: bool = False):
+    """A twin from a ``.surgiplan`` bundle or a ``surgiplan sample`` phantom folder;
+    ``lazy_image``: a bundle's image voxels are read on first use only."""
     path = Path(path)
     if path.is_file() and path.suffix == ".surgiplan":
         from surgiplan.io.bundle import load_bundle
 
-        return load_bundle(path)
+        return load_bundle(path, lazy_image=lazy_image)
     if path.is_dir() and (path / "labels.nrrd").is_file() and (path / "dicom").is_dir():
         from surgiplan.io.twin_build import build_twin
 
@@ -125,13 +126,15 @@ def _add_common_args(parser: argparse.ArgumentParser) -> None:
     add_param_arg(parser)
 
 
-def _context(case: Path, *, keep_surfaces: bool = True):
+def _context(case: Path, *, keep_surfaces: bool = True, lazy_image: bool = False):
     """The case's simulation context; without ``keep_surfaces`` the surface meshes a bundle
-    brought along are dropped (a trajectory run then meshes the skin near its entry only)."""
+    brought along are dropped (a trajectory run then meshes the skin near its entry only);
+    with ``lazy_image`` a bundle's image voxels are read only if something reads them (a path
+    search does not: -1x the image bytes)."""
     from surgiplan.simulation import SimulationContext
 
     _release_freed_blocks_promptly()
-    twin = load_case(case)
+    twin = load_case(case, lazy_image=lazy_image)
     if not keep_surfaces:
         twin.drop_cached_surfaces()
     return SimulationContext(twin)
@@ -244,7 +247,7 @@ def run_plan_path(args: argparse.Namespace) -> int:
         target_lps=args.target, diameter_mm=args.diameter, top_k=args.top,
         max_length_mm=DEFAULT_MAX_LENGTH_MM if args.max_length is None else args.max_length,
         max_angle_deg=DEFAULT_MAX_ANGLE_DEG if args.max_angle is None else args.max_angle)
-    context = _context(args.case)
+    context = _context(args.case, lazy_image=True)  # memory: see _context
     if not context.geometry.contains_lps(args.target):
         raise BadInputError(f"the target {tuple(args.target)} (LPS mm) lies outside the image",
                             path=args.case, action="give a target inside the image "

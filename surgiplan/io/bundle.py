@@ -44,6 +44,7 @@ from surgiplan.io.bundle_guard import (
     NRRD_HEADER_SLACK,
     check_declared_total,
     read_nrrd_bounded,
+    read_nrrd_header,
     read_nrrd_layers,
     stream_sha256,
     strict_json,
@@ -66,7 +67,7 @@ from surgiplan.io.versioned import document_version, upgrade, validated
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.structures import Role, Segmentation, Structure
 from surgiplan.model.surface import SurfaceMesh
-from surgiplan.model.volume import ImageVolume
+from surgiplan.model.volume import ImageVolume, LazyImageVolume
 from surgiplan.progress import CancelToken, ProgressCallback, check, report
 from surgiplan.twin import Provenance, Twin
 
@@ -511,24 +512,61 @@ def _read_manifest(archive: zipfile.ZipFile, path: Path) -> Manifest:
     return manifest
 
 
-def _load_image(reader: _Reader) -> ImageVolume:
-    info = reader.manifest.image
+def _image_geometry(reader: _Reader) -> ImageGeometry:
     try:
-        geometry = ImageGeometry.from_json(info.geometry.model_dump())
+        return ImageGeometry.from_json(reader.manifest.image.geometry.model_dump())
     except ValueError as exc:
         raise reader.fail(MANIFEST, f"has an invalid image geometry ({exc})") from exc
+
+
+def _image_facts(reader: _Reader) -> dict[str, Any]:
+    info = reader.manifest.image
+    centre, width = info.window if info.window else (None, None)
+    return {"modality": info.modality, "description": info.description,
+            "series_uid": info.series_uid, "units": info.units, "window_center": centre,
+            "window_width": width,
+            "warnings": list(reader.manifest.provenance.import_warnings)}
+
+
+def _load_image(reader: _Reader) -> ImageVolume:
+    geometry = _image_geometry(reader)
     where = f"{reader.path}!{IMAGE_ENTRY}"
     with reader.open(IMAGE_ENTRY) as handle:
         array, header = read_nrrd_bounded(handle, max_bytes=geometry.n_voxels * 8, where=where)
     stored = geometry_from_nrrd_header(header, path=where)
     if array.shape != geometry.shape_zyx or stored != geometry:
         raise reader.fail(IMAGE_ENTRY, "has a geometry different from the manifest's")
-    centre, width = info.window if info.window else (None, None)
-    return ImageVolume(
-        array=array, geometry=geometry, modality=info.modality, description=info.description,
-        series_uid=info.series_uid, units=info.units, window_center=centre, window_width=width,
-        warnings=list(reader.manifest.provenance.import_warnings),
-    )
+    return ImageVolume(array=array, geometry=geometry, **_image_facts(reader))
+
+
+def _lazy_image(reader: _Reader) -> ImageVolume:
+    """The image with its voxels read on first use: hash and header checked now; the voxels,
+    when read, are refused if the file's image entry changed since (run again)."""
+    geometry = _image_geometry(reader)
+    where = f"{reader.path}!{IMAGE_ENTRY}"
+    with reader.open(IMAGE_ENTRY) as handle:
+        header, dtype = read_nrrd_header(handle, max_bytes=geometry.n_voxels * 8, where=where)
+    if geometry_from_nrrd_header(header, path=where) != geometry:
+        raise reader.fail(IMAGE_ENTRY, "has a geometry different from the manifest's")
+    path, digest, cap = reader.path, reader.manifest.files[IMAGE_ENTRY], reader.cap(IMAGE_ENTRY)
+
+    def load() -> np.ndarray:
+        with _open_archive(path) as archive:
+            try:
+                same = stream_sha256(archive, IMAGE_ENTRY, cap=cap, path=path) == digest
+            except KeyError:
+                same = False
+            if not same:
+                raise BadInputError("the case file changed on disk while it was in use (its "
+                                    "image differs from the one loaded)", path=path,
+                                    action="Run the command again")
+            stream: Any = archive.open(IMAGE_ENTRY)  # a zip member stream (has readinto)
+            with stream:
+                array, _ = read_nrrd_bounded(stream, max_bytes=geometry.n_voxels * 8,
+                                             where=where)
+        return array.reshape(geometry.shape_zyx)
+
+    return LazyImageVolume(load, geometry, dtype.newbyteorder("="), **_image_facts(reader))
 
 
 def _load_segmentation(reader: _Reader, geometry: ImageGeometry) -> Segmentation:
@@ -568,8 +606,12 @@ def load_bundle(
     *,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
+    lazy_image: bool = False,
 ) -> Twin:
-    """Load a case bundle, checking its schema version and every entry's SHA-256."""
+    """Load a case bundle, checking its schema version and every entry's SHA-256.
+
+    ``lazy_image``: the image voxels are read on first use of ``twin.image.array`` (a one-shot
+    command that never reads them, a path search, does not hold them)."""
     path = Path(path)
     remove_stale_temps(path.parent, name=path.name)  # left by a save that was killed
     stamp = file_stamp(path)
@@ -577,7 +619,7 @@ def load_bundle(
         manifest = _read_manifest(archive, path)
         reader = _Reader(archive, manifest, path)
         report(progress, 0.05, "reading the image")
-        image = _load_image(reader)
+        image = _lazy_image(reader) if lazy_image else _load_image(reader)
         check(cancel)
         report(progress, 0.6, "reading the segmentation")
         segmentation = _load_segmentation(reader, image.geometry)

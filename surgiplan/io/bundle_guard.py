@@ -172,6 +172,14 @@ def read_nrrd_bounded(handle: ByteStream, *, max_bytes: int, where: str,
     return array, header
 
 
+def read_nrrd_header(handle: ByteStream, *, max_bytes: int, where: str
+                     ) -> tuple[dict[str, Any], np.dtype]:
+    """The header and voxel type of an attached NRRD, checked as :func:`read_nrrd_bounded`
+    checks them, without reading a voxel."""
+    header, dtype, _, _ = _checked_header(handle, max_bytes=max_bytes, where=where)
+    return header, dtype
+
+
 def read_nrrd_layers(handle: ByteStream, *, max_bytes: int, where: str
                      ) -> tuple[list[LabelLayer] | list[np.ndarray], dict[str, Any]]:
     """A 3D or 4D (layers on the first NRRD axis) integer label NRRD decoded slab by slab into

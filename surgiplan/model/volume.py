@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -60,3 +61,51 @@ class ImageVolume:
         if hi <= lo:
             hi = lo + 1.0
         return float((lo + hi) / 2.0), float(hi - lo)
+
+
+class LazyImageVolume(ImageVolume):
+    """An :class:`ImageVolume` whose voxels are read on first use of ``array``.
+
+    ``load()`` returns the ``(nz, ny, nx)`` array of ``dtype`` (and refuses, with a one-line
+    error, a source that changed since). Until then the volume costs no voxel memory: a run
+    that never reads the image (a path search on a case bundle) does not hold it."""
+
+    def __init__(self, load: Callable[[], np.ndarray], geometry: ImageGeometry, dtype: Any,
+                 **facts: Any) -> None:
+        self._load: Callable[[], np.ndarray] | None = load
+        self._array: np.ndarray | None = None
+        self._dtype = np.dtype(dtype)
+        defaults = {f.name: (f.default_factory() if f.default_factory is not MISSING  # type: ignore[misc]
+                             else f.default) for f in fields(ImageVolume) if f.name != "array"}
+        for name, default in defaults.items():
+            setattr(self, name, facts.pop(name, default))
+        if facts:
+            raise TypeError(f"unknown image facts {sorted(facts)}")
+        self.geometry = geometry
+        if not self.units:
+            self.units = "HU" if self.modality == "CT" else ""
+
+    @property  # type: ignore[override]
+    def array(self) -> np.ndarray:
+        if self._array is None:
+            assert self._load is not None
+            array = self._load()
+            if array.shape != self.geometry.shape_zyx or array.dtype != self._dtype:
+                raise ValueError(f"image voxels {array.shape} {array.dtype} do not match "
+                                 f"{self.geometry.shape_zyx} {self._dtype}")
+            self._array, self._load = array, None
+        return self._array
+
+    @array.setter
+    def array(self, value: np.ndarray) -> None:
+        self._array, self._load = value, None
+
+    @property
+    def loaded(self) -> bool:
+        """True once the voxels are in memory."""
+        return self._array is not None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the voxels (known without reading them)."""
+        return int(self.geometry.n_voxels) * self._dtype.itemsize
