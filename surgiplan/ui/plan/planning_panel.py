@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
@@ -91,6 +91,7 @@ from surgiplan.ui.plan.trajectory_tools import (
 from surgiplan.ui.views.probe_view import ProbeView
 from surgiplan.ui.widgets.docks import FIXED_DOCK, add_dock
 from surgiplan.ui.widgets.parameter_form import ParameterForm
+from surgiplan.ui.widgets.table_rows import Cell, new_item, write_rows
 
 if TYPE_CHECKING:
     from surgiplan.ui.shell.main_window import MainWindow
@@ -160,14 +161,7 @@ SEARCH_PARAMETERS = (
 
 
 def _item(text: str, *, color: QColor | None = None, tooltip: str = "") -> QTableWidgetItem:
-    item = QTableWidgetItem(text)
-    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
-    if color is not None:
-        item.setBackground(QBrush(color))
-        item.setForeground(QBrush(QColor(0, 0, 0)))
-    if tooltip:
-        item.setToolTip(tooltip)
-    return item
+    return new_item(text, color=color, tooltip=tooltip)
 
 
 def _table(headers: list[str], name: str) -> QTableWidget:
@@ -350,7 +344,8 @@ def show_failure(label: QLabel, result: SimulationResult) -> bool:
         label.setText(f"{word}: {result.error}")
         label.setStyleSheet("color: #ff6060; font-weight: bold;")
         return True
-    label.setStyleSheet("")
+    if label.styleSheet():  # setting a style sheet re-polishes the label, even the same one
+        label.setStyleSheet("")
     return False
 
 
@@ -364,12 +359,12 @@ def run_summary(result: SimulationResult) -> str:
 
 def fill_levels_table(table: QTableWidget, result: SimulationResult, *,
                       with_ci: bool = False) -> None:
-    """Append a row per traffic light: structure, level, min distance and margin (mm),
-    P(breach) (with its 95 % interval from the ``breach_probability`` metric if ``with_ci``)."""
+    """Show a row per traffic light: structure, level, min distance and margin (mm),
+    P(breach) (with its 95 % interval from the ``breach_probability`` metric if ``with_ci``);
+    rewritten in place (:func:`write_rows`)."""
     breach_ci = {m.structure: m for m in result.metrics if m.key == "breach_probability"}
+    rows = []
     for lv in result.levels:
-        row = table.rowCount()
-        table.insertRow(row)
         color = level_color(lv.level, 200)
         prob = "—"
         if lv.breach_probability is not None:
@@ -379,22 +374,23 @@ def fill_levels_table(table: QTableWidget, result: SimulationResult, *,
                 prob += f" [{ci.ci95[0]:.3f}, {ci.ci95[1]:.3f}]"
         cells = [lv.structure, str(lv.level), format_value(lv.min_distance_mm, "mm"),
                  format_value(lv.margin_mm, "mm"), prob]
-        for col, text in enumerate(cells):
-            table.setItem(row, col, _item(text, color=color if col < 2 else None))
+        rows.append([Cell(text, color if col < 2 else None) for col, text in enumerate(cells)])
+    write_rows(table, rows)
 
 
-def fill_metrics_table(table: QTableWidget, result: SimulationResult) -> None:
-    """Append a row per metric: title, structure, value and 95 % interval (tinted by the
-    structure's traffic light; the metric key as tooltip)."""
+def fill_metrics_table(table: QTableWidget, result: SimulationResult,
+                       extra: list[list[str | None]] = ()) -> None:
+    """Show a row per metric: title, structure, value and 95 % interval (tinted by the
+    structure's traffic light; the metric key as tooltip), then the ``extra`` rows (cell
+    texts, None: empty); rewritten in place (:func:`write_rows`)."""
     levels = {lv.structure: lv.level for lv in result.levels}
+    rows = []
     for m in result.metrics:
-        row = table.rowCount()
-        table.insertRow(row)
         color = level_color(levels[m.structure], 120) if m.structure in levels else None
         value = "not assessable" if m.not_assessable else metric_value_text(m)
         cells = [m.title, m.structure or "", value, metric_interval_text(m)]
-        for col, text in enumerate(cells):
-            table.setItem(row, col, _item(text, color=color, tooltip=m.key))
+        rows.append([Cell(text, color, m.key) for text in cells])
+    write_rows(table, rows + [[Cell(text) for text in texts] for texts in extra])
 
 
 class PlanningPanel(QWidget):
@@ -937,8 +933,9 @@ class PlanningPanel(QWidget):
 
     def _show_result(self, result: SimulationResult | None, *, live: bool = False) -> None:
         self.result = result
-        self.levels_table.setRowCount(0)
-        self.metrics_table.setRowCount(0)
+        if result is None or not result.ok:  # else the tables are rewritten in place
+            self.levels_table.setRowCount(0)
+            self.metrics_table.setRowCount(0)
         self.warnings_label.setText("")
         self.provenance_button.setEnabled(result is not None and result.provenance is not None)
         if result is None:
@@ -959,13 +956,9 @@ class PlanningPanel(QWidget):
             self.warnings_label.setText("Warnings:\n• " + "\n• ".join(result.warnings))
 
     def _fill_metrics(self, result: SimulationResult) -> None:
-        fill_metrics_table(self.metrics_table, result)
         traversed = result.details.get("traversed") if result.details else None
-        if traversed:
-            row = self.metrics_table.rowCount()
-            self.metrics_table.insertRow(row)
-            self.metrics_table.setItem(row, 0, _item("Structures traversed"))
-            self.metrics_table.setItem(row, 2, _item(", ".join(traversed)))
+        fill_metrics_table(self.metrics_table, result, [
+            ["Structures traversed", None, ", ".join(traversed)]] if traversed else [])
 
     def show_provenance(self) -> QDialog | None:
         """A dialog with the result's provenance as JSON (non-modal)."""

@@ -43,7 +43,6 @@ from surgiplan.ui.rehearse.rehearsal_panels import (
 from surgiplan.ui.rehearse.rehearsal_tools import MeshOutlineDecoration
 
 CUSTOM = "custom"
-GUI_SCORE_MS = 15.0  # a drag frame scores on the GUI thread when the last score was this fast
 ZONE_RGB = (1.0, 0.55, 0.1)
 
 
@@ -311,28 +310,13 @@ class AblationPanel(TrajectoryRehearsalPanel):
         inputs = self.inputs()
         if inputs is None or self.live is None or not self._live_ready:
             return
-        if (self.live_ms or 0.0) <= GUI_SCORE_MS:
+        if self.live_on_gui_thread():
             self._score_now(inputs)
         else:
-            self._score_in_worker(inputs)
-
-    def _score_in_worker(self, inputs: AblationInput) -> None:
-        """Score the dragged probe in a worker, one at a time, the latest position winning
-        (see :mod:`.live_worker`); the answer is shown unless a full run started since."""
-        from surgiplan.ui.rehearse.live_worker import CoalescingScorer
-
-        if getattr(self, "_live_worker", None) is None:
-            self._live_worker = CoalescingScorer(self.window.runner, "Live ablation score", self)
-        live = self.live
-        self.status_label.setText("Live: updating the numbers…")
-
-        def done(scores: Any) -> None:
-            if live is self.live and self._job is None:
-                self.live_ms = self._live_worker.last_ms
-                self.show_live(live_metrics(scores))
-
-        self._live_worker.request(lambda: live.score(inputs), done, lambda exc: self.show_result(
-            SimulationResult.failed(f"live score: {exc}")))
+            live = self.live
+            self.score_in_worker(lambda: live.score(inputs),
+                                 lambda scores: self.show_live(live_metrics(scores)),
+                                 current=lambda: live is self.live)
 
     def _warm_up(self, inputs: AblationInput) -> None:
         """The first score builds the scene around the tumour: in a worker."""

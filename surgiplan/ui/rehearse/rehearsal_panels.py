@@ -81,6 +81,7 @@ if TYPE_CHECKING:
     from surgiplan.ui.shell.main_window import MainWindow
 
 LIVE_BUDGET_MS = 50.0  # a live score slower than this is shown, with a note
+GUI_SCORE_MS = 15.0  # a drag frame scores on the GUI thread when the last score was this fast
 
 
 def format_point(point_lps) -> str:
@@ -154,6 +155,7 @@ class RehearsalPanel(QWidget):
         self.scene3d = Rehearsal3D(window.view3d, self.kind)
         self._generation = 0
         self._job = None
+        self._live_worker = None  # a CoalescingScorer once a drag frame scored in a worker
         self._focus_pending = True  # frame the 3D view on the first full result of a case
         # while dragging, the 3D scene follows when the drag pauses (a 3D render ~0.5 s)
         self._scene_timer = defer_timer(self, lambda: self._deferred_scene())
@@ -453,6 +455,33 @@ class RehearsalPanel(QWidget):
         self.live_ms = (time.perf_counter() - started) * 1000.0
         return out
 
+    def live_on_gui_thread(self) -> bool:
+        """Whether a drag frame scores on this thread (the last live score took at most
+        GUI_SCORE_MS), else in a worker (:meth:`score_in_worker`)."""
+        return (self.live_ms or 0.0) <= GUI_SCORE_MS
+
+    def score_in_worker(self, fn: Callable[[], Any], on_done: Callable[[Any], None], *,
+                        current: Callable[[], bool]) -> None:
+        """Score ``fn()`` in a worker, one at a time, the latest request winning (see
+        :mod:`.live_worker`): the drag frame costs only the redrawn slices. ``on_done(out)``
+        follows on this thread (``live_ms``: request to answer) while ``current()`` holds and
+        no full run started since; a failure shows a failed live score."""
+        from surgiplan.ui.rehearse.live_worker import CoalescingScorer
+
+        if self._live_worker is None:
+            self._live_worker = CoalescingScorer(self.window.runner, f"Live {self.kind} score",
+                                                 self)
+        worker = self._live_worker
+        self.status_label.setText("Live: updating the numbers…")
+
+        def done(out: Any) -> None:
+            if current() and self._job is None:
+                self.live_ms = worker.last_ms
+                on_done(out)
+
+        worker.request(fn, done, lambda exc: self.show_result(
+            SimulationResult.failed(f"live score: {exc}")))
+
     def prepare_live_in_worker(self, title: str, fn: Callable[[], Any], *,
                                current: Callable[[], bool], on_ready: Callable[[Any], None],
                                on_error: Callable[[BaseException], None] | None = None) -> None:
@@ -482,10 +511,15 @@ class RehearsalPanel(QWidget):
 
     # ------------------------------------------------------------------ results
     def show_result(self, result: SimulationResult | None, *, live: bool = False) -> None:
+        """Show ``result`` (None: nothing); a live one marked as such. The tables are
+        rewritten in place (a live drag frame changes their numbers, not their rows)."""
         self.result = result
-        self.levels_table.setRowCount(0)
-        self.metrics_table.setRowCount(0)
-        self.warnings_label.setText("")
+        ok = result is not None and result.ok
+        if not ok:
+            self.levels_table.setRowCount(0)
+            self.metrics_table.setRowCount(0)
+        self.warnings_label.setText("Warnings:\n• " + "\n• ".join(result.warnings)
+                                    if ok and result.warnings else "")
         if result is None:
             self.status_label.setText("")
             self.status_label.setStyleSheet("")
@@ -501,8 +535,6 @@ class RehearsalPanel(QWidget):
             text = run_summary(result)
         self.status_label.setText(verdict_text(result) + text)
         self._fill(result)
-        if result.warnings:
-            self.warnings_label.setText("Warnings:\n• " + "\n• ".join(result.warnings))
 
     def _fill(self, result: SimulationResult) -> None:
         fill_levels_table(self.levels_table, result)
