@@ -20,7 +20,9 @@ factor ``lambda_g = exp(N(0, log_sd_g))`` (the SDs are estimates, known only so 
   2.5 SD keeps 98.8 % of the Gaussian's mass (the 95 % intervals are unchanged at the
   nominal SD); the importance weights (intervals.py) ignore the truncation's normalisation,
   an approximation within that mass;
-* every surface also moves by a discretisation offset, uniform within half a voxel.
+* every surface also moves by a discretisation offset, uniform within half a voxel, for its
+  distances (margins, clearances); a volume takes none (its voxel count averages the
+  discretisation out over the surface, evidence.py).
 
 The draws are therefore from the predictive (compound) distribution. ``std`` keeps each group's
 standardised values (error / nominal SD) so that a probability can be re-weighted to any other

@@ -302,7 +302,8 @@ class AblationSimulator:
         roi = scene_roi(context, target, [nominal] + ([draws.batch] if draws else []),
                         pad_mm=max(ROI_PAD_MM, reach + 2.0))
         grow = 0.0 if draws is None else float(np.max(np.maximum(
-            draws.tumour_offset_mm + draws.disc_mm, draws.tumour_offset_mm), initial=0.0))
+            draws.tumour_offset_mm + draws.disc_mm, draws.tumour_offset_mm), initial=0.0)
+            + max(spacing) / 2.0)  # the map is short by up to h/2 (tumour_volume_law_mm)
         scene = _nearest_first(build_scene(
             context, target, roi, max_offset_mm=grow,
             vessel_min_diameter_mm=params["heat_sink_min_diameter_mm"]), nominal)
@@ -450,19 +451,35 @@ def _score_draws(context, scene: AblationScene, draws: ZoneDraws, reach: float,
         grown = heat[:, n] + 2 * crit[:, scene.critical_names.index(name)]
         heat[:, n] = np.where((heat[:, n] > 0) & (grown >= min_diameter_mm), grown, 0.0)
     order = np.sort(scene.tumour_sd)
+    volume_law = tumour_volume_law_mm(scene)
     return {"coverage_pct": raw["coverage_pct"], "margin_mm": raw["margin_mm"],
             "margin_raw_mm": raw["margin_mm"] + draws.disc_mm,
             "critical_ml": raw["critical_voxels"] * scene.voxel_ml,
             "clearance_mm": raw["clearance_mm"] - crit, "heat_sink_mm": heat,
             "zone_volume_ml": union_volume_ml(draws.batch, n_dirs=2000),
-            # a voxel count averages the surface's discretisation out: boundary error only
-            "target_volume_ml": np.searchsorted(order, draws.tumour_offset_mm)
+            # boundary error only: a voxel count averages the discretisation out (evidence.py)
+            "target_volume_ml": np.searchsorted(volume_law, draws.tumour_offset_mm)
             * scene.voxel_ml,
             "tumour_failed": (grow >= scene.fov_margin_mm) | (grow <= order[0]),
             "tumour_left_image": grow >= scene.fov_margin_mm,
             "tumour_vanished": grow <= order[0],
             "zone_failed": ~zones_in_image(draws.batch, context.geometry),
             "heat_failed": ~zones_in_image(draws.batch, context.geometry, grow_mm=reach)}
+
+
+def tumour_volume_law_mm(scene: AblationScene) -> np.ndarray:
+    """Sorted signed distances (mm, + outside) of the scene's tumour voxel centres to the
+    tumour's sub-voxel surface (``scene.surface_lps``, the points margins are measured to):
+    the tumour whose boundary moves by ``e`` holds the centres below ``e``, so its volume is
+    ``searchsorted(law, e)`` voxels. Euclidean distances to the surface points, not the
+    voxel distance map, whose magnitude is short by up to half the largest spacing and
+    widened the volume's interval (evidence.py, ``VOLUME_LAW``)."""
+    from scipy.spatial import cKDTree
+
+    if len(scene.surface_lps) == 0:
+        return np.sort(scene.tumour_sd)
+    dist, _ = cKDTree(scene.surface_lps).query(scene.tumour_lps)
+    return np.sort(np.where(scene.tumour_sd < 0, -dist, dist))
 
 
 def _fov(context, scene: AblationScene, nominal: ZoneBatch, reach: float) -> dict[str, str]:
