@@ -11,6 +11,8 @@ import pytest
 
 from surgiplan.io.twin_build import build_twin
 from surgiplan.segmentation.presets import preset_masks
+from surgiplan.segmentation.spine import segment_spine
+from surgiplan.segmentation.threshold import body_mask
 from tests.conftest import real_scan
 
 
@@ -88,7 +90,8 @@ def test_inferior_vena_cava_overlaps_the_reference(example) -> None:
 
 def test_each_reference_vertebra_is_found(compared) -> None:
     assert set(compared) == {"T11", "T12"}
-    assert compared["T12"][1] >= 0.6  # measured 0.63 (see the xfail below for the goal)
+    assert compared["T12"][1] >= 0.65  # measured 0.70 (was 0.63; see the xfail below)
+    assert compared["T11"][1] >= 0.35  # measured 0.39 (was 0.33), body cut by the field
 
 
 def test_vertebra_level_names_agree(compared) -> None:
@@ -98,12 +101,39 @@ def test_vertebra_level_names_agree(compared) -> None:
         assert ours == level
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 acceptance not reached: Dice T12 0.63, T11 "
-                   "0.33 (goal 0.80): the split at the degenerate T11/T12 disc sits 1-2 slices "
-                   "low, T11's spinous process (down to T12's pedicles) goes to T12, the "
-                   "fatty marrow (~115 HU) of T12's posterior body is left out, and "
-                   "TotalSegmentator's own T11 at the field's top edge covers only the front "
-                   "of the body")
-def test_vertebrae_reach_dice_080_with_the_same_level_names(compared) -> None:
-    for level, (ours, dice) in compared.items():
+def _wholly_in_view(example, compared) -> set[str]:
+    """The reference vertebrae whose body lies wholly in view: a disc found in the field both
+    below and above the reference label's largest axial cross-section, its body's level
+    (``SpineResult.discs``; a disc at the field's first or last slices counts). A body cut
+    by the field's edge has no disc on that side, and neither we nor TotalSegmentator see
+    all of it (its T11 here covers only the front of the body's lowest slices)."""
+    twin, _ours = example
+    image, geometry = twin.image.array, twin.image.geometry
+    discs = segment_spine(image, geometry, body_mask(image, geometry)).discs
+    out = set()
+    for level in compared:
+        ref = np.asarray(twin.segmentation.mask(f"vertebrae_{level}"))
+        k = int(np.argmax(ref.sum(axis=(1, 2))))
+        if any(b < k for _a, b in discs) and any(a > k for a, _b in discs):
+            out.add(level)
+    return out
+
+
+def test_the_dice_goal_covers_the_vertebrae_wholly_in_view(example, compared) -> None:
+    """Discs at slices 0-2 and 15-17: T12 (largest section at slice 4) is wholly in view;
+    T11's body (slice 19, the last) is cut by the top of the field."""
+    assert _wholly_in_view(example, compared) == {"T12"}
+
+
+@pytest.mark.xfail(strict=True, reason="issue 16 acceptance not reached for T12: Dice 0.70 "
+                   "(goal 0.80; was 0.63): the split now follows the disc (the body centre's "
+                   "darkest slices, 15-17) and the fatty marrow is filled, but behind the body's "
+                   "front our T12 holds 8.5 ml the reference leaves out (rib heads, costal "
+                   "facets, a voxel more rim) and 4.8 ml of T11's arch (its laminae and "
+                   "spinous process reach down beside T12's); the reference itself labels a "
+                   "2-3 ml patch inside T12's body as T11")
+def test_vertebrae_wholly_in_view_reach_dice_080_with_the_same_level_names(example,
+                                                                            compared) -> None:
+    for level in _wholly_in_view(example, compared):
+        ours, dice = compared[level]
         assert dice >= 0.80 and ours == level

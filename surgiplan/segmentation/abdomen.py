@@ -42,10 +42,7 @@ def _spine_landmarks(image: np.ndarray, geometry: ImageGeometry, body: np.ndarra
         spine = segment_spine(image, geometry, body)
     except BadInputError:  # no spine in view: no landmark for the great vessels, kidneys
         return None
-    bone = np.zeros_like(body)
-    for mask in spine.vertebrae.values():
-        bone |= mask
-    return spine.canal, bone
+    return spine.canal, spine.bone()
 
 
 def without_ivc_inside_liver(vessels: dict[str, np.ndarray], image: np.ndarray,

@@ -164,10 +164,7 @@ def _ct_spine(volume: ImageVolume, progress: ProgressCallback | None,
     _step(progress, cancel, 0.3, "vertebrae and canal")
     spine = segment_spine(image, geometry, body)
     _step(progress, cancel, 0.7, "aorta and inferior vena cava")
-    bone = np.zeros_like(body)
-    for mask in spine.vertebrae.values():
-        bone |= mask
-    vessels = great_vessels.segment_aorta_ivc(image, geometry, body, spine.canal, bone)
+    vessels = great_vessels.segment_aorta_ivc(image, geometry, body, spine.canal, spine.bone())
     vessels = without_ivc_inside_liver(vessels, image, geometry, body)
     report(progress, 1.0, "preset done")
     note = (f"automatic ({METHOD}; levels from the {spine.level_source}); quality: "
@@ -179,8 +176,8 @@ def _ct_spine(volume: ImageVolume, progress: ProgressCallback | None,
         blood |= mask
     out = [PresetStructure("skin", Role.SKIN, body, note),
            PresetStructure("spinal canal", Role.CRITICAL, spine.canal, note)]
-    out += [PresetStructure(name, Role.BONE, mask & ~blood, note)
-            for name, mask in spine.vertebrae.items()]
+    out += [PresetStructure(name, Role.BONE, mask, note)
+            for name, mask in spine.vertebra_masks(without=blood).items()]
     out += [PresetStructure(name, Role.CRITICAL, mask, vessel_note)
             for name, mask in vessels.items()]
     if spine.sacrum is not None:

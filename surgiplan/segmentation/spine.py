@@ -9,18 +9,25 @@ from one corrected level). Patient axes: the grid's k axis must run along S (axi
    (median-filtered over 5 slices first).
 2. Canal: voxels under ``CANAL_HU``, not bone, within ``CANAL_RADIUS_MM`` of the centre line,
    the 2D component that holds the centre in each slice.
-3. Spine bone: bone in a box around the centre line (+-``HALF_WIDTH_MM`` left-right, from
+3. Discs: minima of the body centre's mean HU along S (``disc_profile``, a ``DISC_CORE_MM``
+   disc 28 mm in front of the canal: the nucleus, ~70-100 HU, is darker than the marrow
+   even where osteophytes bridge the front or the marrow is fatty), and each disc's slices.
+4. Spine bone: bone in a box around the centre line (+-``HALF_WIDTH_MM`` left-right, from
    ``ANTERIOR_MM`` in front to ``POSTERIOR_MM`` behind), marrow filled per axial slice (the
-   holes of the ring except the canal); the islands touching the vertebral-body column.
-4. Bodies: the islands of bone in the vertebral-body column (the discs part them, tilted or
-   not); an island taller than ``MAX_BODY_MM`` is cut at the disc minima
-   (``scipy.signal.find_peaks``) of the column's mean HU along S. Each is one marker.
-5. Vertebrae: each body marker grows by its ring round the canal (the spine bone in the middle
+   holes, except the canal, of the bone closed in-plane by ``MARROW_CLOSE_MM``; not in a
+   disc's slices, where the ring apophysis encloses the disc); the islands touching the
+   vertebral-body column.
+5. Bodies: the islands of bone in the vertebral-body column (the discs part them, tilted or
+   not); an island holding a disc minimum is cut there, one taller than ``MAX_BODY_MM`` also
+   at the whole column's minima (``scipy.signal.find_peaks``). Each is one marker.
+6. Vertebrae: each body marker grows by its ring round the canal (the spine bone in the middle
    half of its body's slices, in front of the canal centre + ``RING_BACK_MM``: body, pedicles,
    the laminae's roots), so each arch is seeded from its own pedicles; then a marker
-   watershed (SimpleITK ``MorphologicalWatershedFromMarkers``) on a flat landscape within the
-   spine bone gives every other voxel to the marker nearest along the bone.
-6. Levels: counted up from the sacrum (the lowest segment whose bone at the body's depth is
+   watershed (SimpleITK ``MorphologicalWatershedFromMarkers``) within the spine bone: in the
+   body column on the negated HU, so neighbouring bodies meet on the disc along its tilt;
+   elsewhere flat, so every other voxel goes to the marker nearest along the bone. Each
+   vertebra's own marrow is then filled per slice (closed by 2 mm).
+7. Levels: counted up from the sacrum (the lowest segment whose bone at the body's depth is
    wider than ``SACRUM_WIDTH_MM``, the alae) as L5, L4, ... L1, T12, ...; without a sacrum
    in view, from the last rib-bearing vertebra (bone ``RIB_REACH_MM``-``RIB_OUTER_MM`` left
    and right of the canal in its slab, on the whole grid) as T12. With neither, the segments
@@ -29,6 +36,7 @@ from one corrected level). Patient axes: the grid's k axis must run along S (axi
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -38,6 +46,7 @@ from scipy import ndimage, signal
 from surgiplan.errors import BadInputError
 from surgiplan.model.geometry import ImageGeometry
 from surgiplan.model.structures import Role
+from surgiplan.processing.crop import bounding_box, pad_box
 from surgiplan.segmentation.morphology import fill_holes
 
 if TYPE_CHECKING:
@@ -48,6 +57,10 @@ BONE_HU = 180.0
 CORTEX_HU = 300.0
 PEDICLE_FRONT_MM = 8.0
 MAX_BODY_MM = 40.0
+MIN_BODY_MM = 8.0
+DISC_CORE_MM = 8.0
+DISC_PROMINENCE_HU = 50.0
+MARROW_CLOSE_MM = 3.0
 MARROW_HU = 40.0
 BODY_HU = 120.0
 CANAL_HU = 90.0
@@ -70,13 +83,46 @@ METHOD = ("canal from bone-enclosed holes, vertebral bodies between disc minima,
 
 @dataclass
 class SpineResult:
-    """The canal, the vertebrae (level name -> mask, bottom to top) and how levels were set."""
+    """The canal, the vertebrae and how their levels were set. The vertebrae are kept as one
+    label image over the spine's box (``labels``: 0 none, s + 1 the segment ``names[s]``,
+    bottom to top, "S" a sacral one) and put on the full grid only when asked, so a caller
+    needing just the canal and the bone (``bone``) builds one full-size mask, not one per
+    vertebra."""
 
     canal: np.ndarray = field(repr=False)
-    vertebrae: dict[str, np.ndarray] = field(repr=False)
-    sacrum: np.ndarray | None = field(repr=False)
+    labels: np.ndarray = field(repr=False)
+    box: tuple[slice, slice] = field(repr=False)  # (rows, columns) of ``labels`` on the grid
+    names: list[str]
     level_source: str
     quality: str
+    discs: list[tuple[int, int]] = field(default_factory=list)  # (first, last) slice of each
+
+    def _full(self, local: np.ndarray) -> np.ndarray:
+        out = np.zeros(self.canal.shape, bool)
+        out[:, self.box[0], self.box[1]] = local
+        return out
+
+    def vertebra_masks(self, without: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Level name -> full-grid mask (bottom to top), less ``without`` (full-grid)."""
+        keep = None if without is None else ~without[:, self.box[0], self.box[1]]
+        return {name: self._full(self.labels == s + 1 if keep is None
+                                 else (self.labels == s + 1) & keep)
+                for s, name in enumerate(self.names) if name != "S"}
+
+    @functools.cached_property
+    def vertebrae(self) -> dict[str, np.ndarray]:
+        """Level name -> full-grid mask, bottom to top."""
+        return self.vertebra_masks()
+
+    @property
+    def sacrum(self) -> np.ndarray | None:
+        sacral = [s + 1 for s, name in enumerate(self.names) if name == "S"]
+        return self._full(np.isin(self.labels, sacral)) if sacral else None
+
+    def bone(self) -> np.ndarray:
+        """Every vertebra (not the sacrum) as one full-grid mask."""
+        sacral = [s + 1 for s, name in enumerate(self.names) if name == "S"]
+        return self._full((self.labels > 0) & ~np.isin(self.labels, sacral))
 
 
 def _axial_check(geometry: ImageGeometry) -> None:
@@ -197,8 +243,36 @@ def _body_column(shape: tuple[int, int, int], line: np.ndarray, geometry: ImageG
     return _disc_around(shape, front, geometry, radius_mm)
 
 
-def _disc_slices(image: np.ndarray, column: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
-    """Slice indices of the intervertebral discs: minima of the column's mean HU along S."""
+def disc_profile(image: np.ndarray, line: np.ndarray, geometry: ImageGeometry,
+                 body: np.ndarray) -> np.ndarray:
+    """Mean HU per slice (smoothed along S) of the body's centre: a ``DISC_CORE_MM`` disc
+    28 mm in front of the canal centre, where a disc's nucleus (~70-100 HU) is darker than
+    the marrow above and below even when the anterior rim is bridged by osteophytes."""
+    core = _body_column(image.shape, line, geometry, radius_mm=DISC_CORE_MM) & body
+    sums = np.where(core, image, 0).astype(np.float64).sum(axis=(1, 2))
+    mean = sums / np.maximum(core.sum(axis=(1, 2)), 1)
+    return ndimage.gaussian_filter1d(mean, 0.7)
+
+
+def _disc_slices(profile: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
+    """Slice indices of the intervertebral discs: minima of ``disc_profile`` at least
+    ``DISC_PROMINENCE_HU`` below the bodies (``scipy.signal.find_peaks``); the profile is
+    mirrored at the field's ends so a disc in the first or last slices counts by its rise on
+    the one side in view."""
+    pad = min(3, len(profile) - 1)
+    padded = np.pad(profile, pad, mode="reflect")
+    distance = max(2, round(15.0 / geometry.spacing_mm[2]))
+    peaks, _ = signal.find_peaks(-padded, distance=distance, prominence=DISC_PROMINENCE_HU)
+    peaks = peaks - pad
+    return np.unique(peaks[(peaks >= 0) & (peaks < len(profile))])
+
+
+def _wide_disc_slices(image: np.ndarray, column: np.ndarray,
+                      geometry: ImageGeometry) -> np.ndarray:
+    """Slice indices of the discs by the whole body column's mean HU along S (minima >= 30 HU
+    deep, >= 20 mm apart): finds the thin thoracic discs the body's centre misses on thick
+    slices, but an osteophyte-bridged front can move it off the disc, so it only cuts islands
+    taller than ``MAX_BODY_MM``."""
     sums = (np.where(column, image, 0).astype(np.float64)).sum(axis=(1, 2))
     mean = sums / np.maximum(column.sum(axis=(1, 2)), 1)
     mean = ndimage.gaussian_filter1d(mean, 0.7)
@@ -207,13 +281,34 @@ def _disc_slices(image: np.ndarray, column: np.ndarray, geometry: ImageGeometry)
     return peaks
 
 
-def _markers(image: np.ndarray, column: np.ndarray, discs: np.ndarray,
+def _disc_slabs(profile: np.ndarray, discs: np.ndarray) -> np.ndarray:
+    """(nz,) bool: the slices of each disc, the run around its minimum darker than halfway
+    to the lower of the brightest body slices within 12 slices on either side."""
+    out = np.zeros(len(profile), bool)
+    for p in discs:
+        flanks = [side.max() for side in (profile[max(0, p - 12):p], profile[p + 1:p + 13])
+                  if side.size]
+        level = 0.5 * (profile[p] + min(flanks))
+        run = profile < level
+        k = p
+        while k >= 0 and run[k]:
+            out[k], k = True, k - 1
+        k = p + 1
+        while k < len(profile) and run[k]:
+            out[k], k = True, k + 1
+    return out
+
+
+def _markers(image: np.ndarray, column: np.ndarray, discs: np.ndarray, wide_discs: np.ndarray,
              geometry: ImageGeometry) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Label image of body markers (1..n bottom to top) and each one's slice range.
 
     The markers are the islands of the body column's bone (opened in-plane, >= 1.5 ml): the
-    discs part them even when tilted; an island taller than ``MAX_BODY_MM`` (bodies bridged
-    by osteophytes or partial volume) is cut at the disc minima inside it.
+    discs part them even when tilted; an island holding a disc minimum of the body's centre
+    (``discs``: bodies bridged by osteophytes, a degenerate disc or partial volume) is cut
+    there, and one taller than ``MAX_BODY_MM`` also at the whole column's minima
+    (``wide_discs``), keeping the pieces that can be a body (``_is_body``); the watershed
+    later moves the cut onto the disc's tilt.
     """
     core = ndimage.binary_opening(column & (image >= BONE_HU), structure=np.ones((1, 3, 3)))
     labels, n = ndimage.label(core)
@@ -222,14 +317,16 @@ def _markers(image: np.ndarray, column: np.ndarray, discs: np.ndarray,
     for value in np.flatnonzero(sizes[1:] >= 1.5) + 1:
         part = labels == value
         ks = np.flatnonzero(part.any(axis=(1, 2)))
-        cuts = [int(d) for d in discs if ks[0] < d < ks[-1]]
-        if (ks[-1] - ks[0] + 1) * geometry.spacing_mm[2] <= MAX_BODY_MM or not cuts:
+        tall = (ks[-1] - ks[0] + 1) * geometry.spacing_mm[2] > MAX_BODY_MM
+        found = np.union1d(discs, wide_discs) if tall else discs
+        cuts = [int(d) for d in found if ks[0] < d < ks[-1]]
+        if not cuts:
             parts.append(part)
             continue
         for a, b in zip([ks[0] - 1, *cuts], [*cuts, ks[-1] + 1], strict=True):
             piece = np.zeros_like(part)
             piece[a + 1:b] = part[a + 1:b]
-            if piece.sum() * geometry.voxel_volume_mm3 >= 1500.0:
+            if _is_body(piece, geometry):
                 parts.append(piece)
     parts.sort(key=lambda m: float(np.flatnonzero(m.any(axis=(1, 2))).mean()))
     markers = np.zeros(image.shape, np.int32)
@@ -239,6 +336,16 @@ def _markers(image: np.ndarray, column: np.ndarray, discs: np.ndarray,
         ks = np.flatnonzero(part.any(axis=(1, 2)))
         ranges.append((int(ks[0]), int(ks[-1])))
     return markers, ranges
+
+
+def _is_body(piece: np.ndarray, geometry: ImageGeometry) -> bool:
+    """A piece of the body column's bone is a body marker when it holds >= 1.5 ml and spans
+    at least ``MIN_BODY_MM`` along S, or is cut by the field's first or last slice."""
+    ks = np.flatnonzero(piece.any(axis=(1, 2)))
+    if ks.size == 0 or piece.sum() * geometry.voxel_volume_mm3 < 1500.0:
+        return False
+    at_edge = ks[0] == 0 or ks[-1] == piece.shape[0] - 1
+    return at_edge or (ks[-1] - ks[0] + 1) * geometry.spacing_mm[2] >= MIN_BODY_MM
 
 
 def _marrow_holes(image: np.ndarray, bone: np.ndarray, canal: np.ndarray) -> np.ndarray:
@@ -256,11 +363,14 @@ def _marrow_holes(image: np.ndarray, bone: np.ndarray, canal: np.ndarray) -> np.
 
 
 def _spine_bone(image: np.ndarray, body: np.ndarray, canal: np.ndarray, column: np.ndarray,
-                line: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
+                line: np.ndarray, geometry: ImageGeometry, discs: np.ndarray) -> np.ndarray:
     """Bone in the box: in front of the pedicles only what the cortex (>= ``CORTEX_HU``)
     encloses per slice (so contrast vessels against the body stay out) or >= ``BODY_HU``
     (cancellous bone) within 17 mm of the body column's axis, behind them >= ``BONE_HU``;
-    marrow holes filled per slice; the islands touching the column."""
+    then the marrow: the holes per slice of that bone closed in-plane by ``MARROW_CLOSE_MM``
+    (the posterior wall's basivertebral opening, the pedicles' thin cortex); the islands
+    touching the column. In the slices of a disc (``discs``, from ``_disc_slabs``) only bone
+    >= ``BONE_HU`` counts: the ring apophysis there encloses the disc, not marrow."""
     jj = np.arange(image.shape[1])[None, :, None]
     posterior = jj >= (line[:, 0] - PEDICLE_FRONT_MM / geometry.spacing_mm[1])[:, None, None]
     ring = (image >= CORTEX_HU) & body
@@ -268,7 +378,12 @@ def _spine_bone(image: np.ndarray, body: np.ndarray, canal: np.ndarray, column: 
     core = _body_column(image.shape, line, geometry, radius_mm=17.0)
     bone = (cortex | ((image >= BONE_HU) & body & posterior)
             | ((image >= BODY_HU) & body & core))
-    filled = (bone | _marrow_holes(image, bone, canal)) & ~canal
+    closed = ndimage.binary_closing(bone, structure=_in_plane(), border_value=0,
+                                    iterations=max(1, round(MARROW_CLOSE_MM
+                                                            / geometry.spacing_mm[0])))
+    marrow = _marrow_holes(image, closed | bone, canal) & (image >= MARROW_HU)
+    filled = (bone | marrow) & ~canal
+    filled[discs] = (bone & (image >= BONE_HU) & ~canal)[discs]
     labels, n = ndimage.label(filled)
     if n == 0:
         return filled
@@ -367,17 +482,50 @@ def _ring_markers(markers: np.ndarray, ranges: list[tuple[int, int]], bone: np.n
     return out
 
 
-def _watershed(markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Each ``mask`` voxel gets the marker nearest along paths within the mask: a SimpleITK
-    marker watershed on a flat landscape (flooding in first-in first-out order)."""
+def _landscape(image: np.ndarray, mask: np.ndarray, line: np.ndarray,
+               geometry: ImageGeometry) -> np.ndarray:
+    """Elevation for the watershed: in the body column (``_body_column``) the negated HU
+    (Gaussian, 1 voxel) below every other level, so the bodies flood first, brightest bone
+    first, and meet where the column is darkest: on the disc, along its tilt; flat (0) on the
+    rest of the spine bone, so each arch goes to the marker nearest along the bone; outside
+    the bone 1 (reached last)."""
+    column = _body_column(image.shape, line, geometry)
+    smooth = ndimage.gaussian_filter(image.astype(np.float32), 1.0)
+    body_level = -np.clip(smooth, -1000.0, 3000.0) - 4000.0
+    return np.where(mask, np.where(column, body_level, 0.0), 1.0).astype(np.float32)
+
+
+def _watershed(markers: np.ndarray, mask: np.ndarray, elevation: np.ndarray) -> np.ndarray:
+    """Each ``mask`` voxel gets a marker by flooding ``elevation`` from the markers (SimpleITK
+    marker watershed; on flat ground, first-in first-out: the marker nearest along the
+    mask)."""
     import SimpleITK as sitk
 
-    elevation = np.where(mask, 0, 1).astype(np.uint8)
     seeds = np.where(mask, markers, 0).astype(np.uint16)
     out = sitk.MorphologicalWatershedFromMarkers(
         sitk.GetImageFromArray(elevation), sitk.GetImageFromArray(seeds),
         markWatershedLine=False, fullyConnected=False)
     return np.where(mask, sitk.GetArrayFromImage(out), 0)
+
+
+def _fill_each(labels: np.ndarray, image: np.ndarray, canal: np.ndarray,
+               discs: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
+    """Each vertebra's marrow: the holes per axial slice of its own bone closed in-plane by
+    2 mm (voxels >= ``MARROW_HU``, never the canal, another vertebra or a disc's slices)."""
+    out = labels.copy()
+    iterations = max(1, round(2.0 / geometry.spacing_mm[0]))
+    free = (labels == 0) & ~canal & (image >= MARROW_HU)
+    free[discs] = False
+    for value in range(1, int(labels.max()) + 1):
+        box = bounding_box(labels == value)
+        if box is None:
+            continue
+        box = pad_box(box, (0, iterations + 1, iterations + 1), labels.shape)
+        own = labels[box] == value
+        closed = ndimage.binary_closing(own, structure=_in_plane(), iterations=iterations)
+        add = fill_holes(closed | own, per_slice_axis=0) & free[box] & (out[box] == 0)
+        out[box][add] = value
+    return out
 
 
 def segment_spine(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray) -> SpineResult:
@@ -394,25 +542,27 @@ def segment_spine(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray) 
     raw_bone = (sub >= BONE_HU) & sub_body
     canal = canal_mask(sub, geometry, sub_line, raw_bone)
     column = _body_column(sub.shape, sub_line, geometry)
-    bone = _spine_bone(sub, sub_body, canal, column, sub_line, geometry)
-    discs = _disc_slices(sub, column & sub_body, geometry)
-    markers, ranges = _markers(np.where(sub_body, sub, -1000), column, discs, geometry)
+    profile = disc_profile(sub, sub_line, geometry, sub_body)
+    discs = _disc_slices(profile, geometry)
+    slabs = _disc_slabs(profile, discs)
+    bone = _spine_bone(sub, sub_body, canal, column, sub_line, geometry, slabs)
+    wide = _wide_disc_slices(sub, column & sub_body, geometry)
+    markers, ranges = _markers(np.where(sub_body, sub, -1000), column, discs, wide, geometry)
     if not ranges:
         raise BadInputError("no vertebra found between the discs",
                             action="check that the CT shows the spine")
-    labels = _watershed(_ring_markers(markers, ranges, bone, sub_line, geometry), bone)
-    names, source, sacral = _level_names(sub, sub_body, ranges, sub_line, geometry,
-                                         (image >= BONE_HU) & body, line)
+    labels = _watershed(_ring_markers(markers, ranges, bone, sub_line, geometry), bone,
+                        _landscape(sub, bone, sub_line, geometry))
+    labels = _fill_each(labels, sub, canal, slabs, geometry)
+    names, source, _sacral = _level_names(sub, sub_body, ranges, sub_line, geometry,
+                                          (image >= BONE_HU) & body, line)
 
-    def full(mask: np.ndarray) -> np.ndarray:
-        out = np.zeros(image.shape, bool)
-        out[:, rows, cols] = mask
-        return out
-
-    vertebrae = {name: full(labels == s + 1) for s, name in enumerate(names) if name != "S"}
-    sacrum = full(np.isin(labels, np.arange(1, sacral + 1))) if sacral else None
     quality = "automatic, unreviewed" + ("" if source != "none" else "; levels unknown")
-    return SpineResult(full(canal), vertebrae, sacrum, source, quality)
+    canal_full = np.zeros(image.shape, bool)
+    canal_full[:, rows, cols] = canal
+    runs = ndimage.find_objects(ndimage.label(slabs)[0])
+    return SpineResult(canal_full, labels, (rows, cols), names, source, quality,
+                       [(r[0].start, r[0].stop - 1) for r in runs])
 
 
 def relabel_levels(names_bottom_to_top: list[str], index: int, level: str) -> list[str]:
