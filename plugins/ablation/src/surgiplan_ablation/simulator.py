@@ -451,7 +451,8 @@ def _score_draws(context, scene: AblationScene, draws: ZoneDraws, reach: float,
         grown = heat[:, n] + 2 * crit[:, scene.critical_names.index(name)]
         heat[:, n] = np.where((heat[:, n] > 0) & (grown >= min_diameter_mm), grown, 0.0)
     order = np.sort(scene.tumour_sd)
-    volume_law = tumour_volume_law_mm(scene)
+    volume_law = tumour_volume_law_mm(scene, float(np.max(np.abs(draws.tumour_offset_mm),
+                                                          initial=0.0)))
     return {"coverage_pct": raw["coverage_pct"], "margin_mm": raw["margin_mm"],
             "margin_raw_mm": raw["margin_mm"] + draws.disc_mm,
             "critical_ml": raw["critical_voxels"] * scene.voxel_ml,
@@ -467,18 +468,20 @@ def _score_draws(context, scene: AblationScene, draws: ZoneDraws, reach: float,
             "heat_failed": ~zones_in_image(draws.batch, context.geometry, grow_mm=reach)}
 
 
-def tumour_volume_law_mm(scene: AblationScene) -> np.ndarray:
+def tumour_volume_law_mm(scene: AblationScene, reach_mm: float = np.inf) -> np.ndarray:
     """Sorted signed distances (mm, + outside) of the scene's tumour voxel centres to the
     tumour's sub-voxel surface (``scene.surface_lps``, the points margins are measured to):
     the tumour whose boundary moves by ``e`` holds the centres below ``e``, so its volume is
     ``searchsorted(law, e)`` voxels. Euclidean distances to the surface points, not the
     voxel distance map, whose magnitude is short by up to half the largest spacing and
-    widened the volume's interval (evidence.py, ``VOLUME_LAW``)."""
+    widened the volume's interval (evidence.py, ``VOLUME_LAW``). Centres farther than
+    ``reach_mm`` (the largest ``|e|`` needed) get -inf / +inf (always / never held)."""
     from scipy.spatial import cKDTree
 
     if len(scene.surface_lps) == 0:
         return np.sort(scene.tumour_sd)
-    dist, _ = cKDTree(scene.surface_lps).query(scene.tumour_lps)
+    bound = reach_mm + 1e-6 if np.isfinite(reach_mm) else np.inf
+    dist, _ = cKDTree(scene.surface_lps).query(scene.tumour_lps, distance_upper_bound=bound)
     return np.sort(np.where(scene.tumour_sd < 0, -dist, dist))
 
 
