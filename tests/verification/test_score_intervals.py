@@ -16,6 +16,7 @@ from surgiplan.plans.compare import plan_safety
 from surgiplan.simulation.result import Level, SimulationResult, validate_result
 
 PHANTOMS = ("head", "spine", "liver")
+DEMO_PLANS = {"head": 3, "spine": 3, "liver": 2}  # surgiplan.plans.demo
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -23,16 +24,42 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
 
 
-@pytest.fixture(scope="module", params=PHANTOMS)
-def scored(request) -> tuple[str, dict]:
-    """``surgiplan score --json`` of the phantom's demo plans (the session's cached phantom,
-    shared with the training tests: what ``surgiplan sample`` writes)."""
-    from surgiplan.training.cases import phantom_bundle
+def _demo_bundle(name: str, folder: Path) -> Path:
+    """The phantom's demo plans (``surgiplan.plans.demo``), unscored, in a bundle of the
+    session's rendered phantom: ``score`` re-runs every simulator anyway, so the scoring and
+    the DICOM round trip ``surgiplan sample`` adds (~40 s for the spine) are not repeated."""
+    from surgiplan.io.bundle import save_bundle
+    from surgiplan.plans.demo import DEMO_AUTHOR, DEMOS
+    from surgiplan.plans.planset import PlanSet
+    from surgiplan.plans.store import store_in_twin
+    from surgiplan.simulation import SimulationContext
+    from surgiplan.twin import Twin
+    from tests.conftest import shared_phantom
 
+    volume, segmentation, _ = shared_phantom(name)
+    twin = Twin(volume, segmentation)
+    plan_set = PlanSet(actor=DEMO_AUTHOR)
+    for plan in DEMOS[name](SimulationContext(twin)):
+        plan_set.add(plan)
+    store_in_twin(twin, plan_set)
+    return save_bundle(twin, folder / f"{name}.surgiplan")
+
+
+@pytest.fixture(scope="module", params=PHANTOMS)
+def scored(request, tmp_path_factory) -> tuple[str, dict]:
+    """``surgiplan score --json`` of the phantom's demo plans: the head as ``surgiplan sample``
+    writes it (the session's ``head_sample``, shared with the training, report and UI tests),
+    the spine and the liver as :func:`_demo_bundle`."""
     name = request.param
-    done = _cli("score", str(phantom_bundle(name)), "--json")
+    if name == "head":
+        bundle = request.getfixturevalue("head_sample") / "head.surgiplan"
+    else:
+        bundle = _demo_bundle(name, tmp_path_factory.mktemp(name))
+    done = _cli("score", str(bundle), "--json")
     assert done.returncode == 0, done.stderr
-    return name, json.loads(done.stdout)
+    report = json.loads(done.stdout)
+    assert len(report["plans"]) == DEMO_PLANS[name], report["plans"]
+    return name, report
 
 
 def _results(report: dict) -> list[tuple[str, dict]]:
