@@ -1,6 +1,7 @@
 """A slice view repaints from its cached base image (background and scaled slice) with the
 pixels of painting the slice directly (issue 15, item 11: drag frames repaint only what moved);
-the cache is rebuilt when the slice, window, zoom, pan or size change."""
+the cache is rebuilt when the slice, window, zoom, pan or size change, and the kept text layout
+is the one computed afresh."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def assert_same_as_direct(view: SliceView) -> None:
     cached, direct = pixels(view, cached=True), pixels(view, cached=False)
     differ = np.argwhere(cached != direct)
     assert not len(differ), f"{len(differ)} pixels differ, first at (row, col) {differ[0]}"
+    assert view.label_layout() == view._label_layout()  # the kept text layout is current
 
 
 @pytest.fixture(params=["axial-oblique", "coronal"])
@@ -54,6 +56,8 @@ def test_cached_repaint_has_the_pixels_of_a_direct_paint(view, qtbot):
     view.set_cursor(TUMOUR_LPS + np.array([0.4, 0.3, 0.0]))  # crosshair within the slice
     assert_same_as_direct(view)
     assert view.base_builds == builds  # the slice was not scaled again
+    view._update_hover(view.lps_to_screen(TUMOUR_LPS))  # the value under the cursor
+    assert_same_as_direct(view)
     for change in (lambda: view.set_window(300.0, 900.0), lambda: view.step_slices(2),
                    lambda: setattr(view, "zoom", 1.7), lambda: setattr(view, "pan",
                                                                       QPointF(13.3, -7.6)),

@@ -122,6 +122,7 @@ class SliceView(QWidget):
         self.cache_base = True  # False: scale the slice at every paint (the cache's reference)
         self._base: tuple[tuple, QImage] | None = None  # (key, background + scaled slice)
         self.base_builds = 0  # how often the base image was (re)built
+        self._layout: tuple[tuple, list] | None = None  # (key, label_layout())
 
     # ------------------------------------------------------------------ tools
     def set_tool(self, tool: SliceTool | None) -> None:
@@ -422,9 +423,17 @@ class SliceView(QWidget):
     def label_layout(self) -> list[tuple[str, QRectF, QFont, str]]:
         """Every text drawn on the view as (key, screen rectangle, font, text), placed so no
         two overlap: orientation letters on the edges, the title and window at the top
-        corners, the value under the cursor at the bottom left (moved away from neighbours)."""
+        corners, the value under the cursor at the bottom left (moved away from neighbours).
+        Kept while the view's size, font, mapping, texts and scale bar stay the same."""
         if self.mapping is None:
             return []
+        key = (self.width(), self.height(), self.font().key(), id(self.mapping),
+               tuple(self._header_texts().items()), self._scale_bar_box().getRect())
+        if self._layout is None or self._layout[0] != key:
+            self._layout = (key, self._label_layout())
+        return self._layout[1]
+
+    def _label_layout(self) -> list[tuple[str, QRectF, QFont, str]]:
         bold, small = self._fonts()
         area = QRectF(self.rect()).adjusted(6, 4, -6, -4)
         al = Qt.AlignmentFlag
