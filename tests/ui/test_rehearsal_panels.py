@@ -12,6 +12,7 @@ from PySide6.QtCore import QPointF, Qt
 
 from surgiplan.model.structures import Segmentation
 from surgiplan.twin import Twin
+from surgiplan.ui.rehearse.rehearsal_panels import GUI_SCORE_MS
 from tests.conftest import shared_phantom
 from tests.ui.test_main_window import send_drag, show
 
@@ -185,6 +186,15 @@ def test_resection_panel_plane_drag_full_run_and_structures(qtbot, window, liver
     wait_full(qtbot, panel)
     assert panel.result.ok
     assert panel.result.metric("remnant_pct").value != pytest.approx(remnant.value)
+    # after a slow live score, drag frames score in a worker: the plane moves at once
+    panel.live_ms, shown = 10.0 * GUI_SCORE_MS, panel.result
+    point, normal = panel.plane.point_lps.copy(), panel.plane.normal_lps.copy()
+    panel.plane.set_plane(point + 3.0 * normal, normal, dragging=True)
+    assert panel._live_worker is not None and panel._live_worker.busy
+    qtbot.waitUntil(lambda: panel.result is not shown, timeout=60_000)
+    assert panel.result.ok and "Live" in panel.status_label.text()
+    assert panel.result.metric("remnant_pct").value != pytest.approx(
+        shown.metric("remnant_pct").value)
     # specimen and remnant structures, one undo step
     editor = window.segment_panel.editor
     panel.create_structures()

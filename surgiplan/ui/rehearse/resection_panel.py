@@ -5,11 +5,14 @@ structures" writes them into the twin (one undo step through the Segment panel's
 
 The plane removes the side its normal points to (the ``--plane`` convention of the CLI). The
 organ is prepared once per organ/target in a worker (``prepare``); then the resection
-simulator's ``live(prepared, cut)`` re-scores in milliseconds to tens of milliseconds.
+simulator's ``live(prepared, cut)`` re-scores in milliseconds to tens of milliseconds (seconds on
+a large organ): a drag frame scores on the GUI thread while the last score was cheap, else in a
+worker (latest position wins), so the plane moves on the slices at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -299,7 +302,13 @@ class ResectionPanel(RehearsalPanel):
             return
         self.decoration.bounds_lps = self.organ_box_lps()
         self._show_plane_label()
-        self.rescore_live()
+        if self.live_on_gui_thread():
+            self.rescore_live()
+        else:  # a slow score (a large organ, a loaded machine): the slices move at once
+            call, prepared = self._live_call(), self.prepared
+            if call is not None:
+                self.score_in_worker(call, self._show_live_result,
+                                     current=lambda: prepared is self.prepared)
         for view in self.window.slice_views.values():
             view.update()
         self._scene_timer.start()
@@ -348,8 +357,10 @@ class ResectionPanel(RehearsalPanel):
                                     current=lambda: gen == self._prepare_gen, on_ready=ready,
                                     on_error=failed)
 
-    def rescore_live(self) -> SimulationResult | None:
-        """Nominal volumes, remnant % and margin of the current cut (no intervals)."""
+    def _live_call(self) -> Callable[[], SimulationResult] | None:
+        """The live score of the current cut as a call (quick cut-vessel diameters while
+        dragging), or None when there is nothing to score yet (the organ is being prepared,
+        or neither a cut nor a target)."""
         if self.context is None or self.ensure_simulator() is None or self.organ() is None \
                 or not self.supports(LIVE):
             return None
@@ -361,19 +372,30 @@ class ResectionPanel(RehearsalPanel):
             return None
         quick = {"quick": True} if self._dragging and accepts(self.simulator.live, "quick") \
             else {}  # drag frames: coarse cut-vessel diameters (the full run is exact)
+        live, prepared = self.simulator.live, self.prepared
+        margin, parameters = float(self.margin_spin.value()), self.form.values()
+        return lambda: live(prepared, cut, margin_mm=margin, parameters=parameters, **quick)
+
+    def rescore_live(self) -> SimulationResult | None:
+        """Nominal volumes, remnant % and margin of the current cut (no intervals), on this
+        thread."""
+        call = self._live_call()
+        if call is None:
+            return None
         try:
-            result = self.timed_live(lambda: self.simulator.live(
-                self.prepared, cut, margin_mm=float(self.margin_spin.value()),
-                parameters=self.form.values(), **quick))
+            result = self.timed_live(call)
         except Exception as exc:
             self.show_result(SimulationResult.failed(f"live score: {exc}"))
             return None
+        self._show_live_result(result)
+        return result
+
+    def _show_live_result(self, result: SimulationResult) -> None:
         self.show_result(result, live=True)
         if self._dragging:  # a 3D render per drag frame would stall the drag
             self._live_geometry = result.geometry
         else:
             self._show_live_3d(result.geometry)
-        return result
 
     def _show_live_3d(self, geometry: Any) -> None:
         self._live_geometry = None
