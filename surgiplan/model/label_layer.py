@@ -43,6 +43,11 @@ def _overlap(a: Box, b: Box) -> Box | None:
     return None if any(s.start >= s.stop for s in (z, y, x)) else (z, y, x)
 
 
+def _box_of(data: np.ndarray, offset: tuple[int, ...]) -> Box:
+    z, y, x = (slice(o, o + d) for o, d in zip(offset, data.shape, strict=True))
+    return z, y, x
+
+
 class LabelLayer:
     """Labels on a ``shape`` grid, stored as ``data`` (the crop) at ``offset``; 0 elsewhere."""
 
@@ -54,13 +59,16 @@ class LabelLayer:
         self.shape: tuple[int, int, int] = tuple(int(n) for n in shape)  # type: ignore[assignment]
         if len(self.shape) != 3:
             raise ValueError(f"a label layer is 3D (z, y, x), got shape {shape}")
-        self.data = np.zeros((0, 0, 0), dtype) if data is None else data
-        self.offset: tuple[int, int, int] = tuple(int(o) for o in offset)  # type: ignore[assignment]
-        if self.data.ndim != 3 or self.data.dtype.kind not in "ui" or any(
-                o < 0 or (d and o + d > n)
-                for o, d, n in zip(self.offset, self.data.shape, self.shape, strict=True)):
-            raise ValueError(f"label crop {self.data.shape} {self.data.dtype} at {self.offset} "
-                             f"does not fit the grid {self.shape}")
+        crop = np.zeros((0, 0, 0), dtype) if data is None else data
+        at: tuple[int, int, int] = tuple(int(o) for o in offset)  # type: ignore[assignment]
+        if crop.ndim != 3 or crop.dtype.kind not in "ui" or any(
+                o < 0 or (d and o + d > n) for o, d, n in zip(at, crop.shape, self.shape,
+                                                              strict=True)):
+            raise ValueError(f"label crop {crop.shape} {crop.dtype} at {at} does not fit the "
+                             f"grid {self.shape}")
+        # (data, offset) in one attribute, replaced at once when the crop grows or shrinks: a
+        # reader on another thread (the slice views) takes one consistent pair
+        self._crop: tuple[np.ndarray, tuple[int, int, int]] = (crop, at)
 
     @classmethod
     def from_array(cls, array: np.ndarray) -> LabelLayer:
@@ -80,6 +88,16 @@ class LabelLayer:
 
     # ------------------------------------------------------------------ array facts
     @property
+    def data(self) -> np.ndarray:
+        """The crop: every labelled voxel, at :attr:`offset`."""
+        return self._crop[0]
+
+    @property
+    def offset(self) -> tuple[int, int, int]:
+        """Full-grid ``(z, y, x)`` voxel of ``data[0, 0, 0]``."""
+        return self._crop[1]
+
+    @property
     def dtype(self) -> np.dtype:
         return self.data.dtype
 
@@ -96,8 +114,7 @@ class LabelLayer:
     @property
     def box(self) -> Box:
         """The crop's ``(z, y, x)`` slices in the full grid (empty slices when no voxel)."""
-        z, y, x = (slice(o, o + d) for o, d in zip(self.offset, self.data.shape, strict=True))
-        return z, y, x
+        return _box_of(*self._crop)
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -107,8 +124,9 @@ class LabelLayer:
                 f"{self.offset})")
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        full = np.zeros(self.shape, self.dtype)
-        full[self.box] = self.data
+        data, offset = self._crop
+        full = np.zeros(self.shape, data.dtype)
+        full[_box_of(data, offset)] = data
         return full if dtype is None else full.astype(dtype, copy=False)
 
     def copy(self) -> LabelLayer:
@@ -123,11 +141,12 @@ class LabelLayer:
     def region(self, box: Box) -> np.ndarray:
         """A fresh array of the voxels in ``box`` (full-grid ``(z, y, x)`` slices, step 1,
         within the grid)."""
-        out = np.zeros([b.stop - b.start for b in box], self.dtype)
-        inner = _overlap(box, self.box)
+        data, offset = self._crop
+        out = np.zeros([b.stop - b.start for b in box], data.dtype)
+        inner = _overlap(box, _box_of(data, offset))
         if inner is not None:
             out[_shift(inner, tuple(-b.start for b in box))] = \
-                self.data[_shift(inner, tuple(-o for o in self.offset))]
+                data[_shift(inner, tuple(-o for o in offset))]
         return out
 
     def __getitem__(self, key: Any) -> Any:
@@ -182,12 +201,13 @@ class LabelLayer:
         return tuple(np.broadcast_arrays(*out))
 
     def _at(self, points: tuple[np.ndarray, ...]) -> np.ndarray:
-        local = [p - o for p, o in zip(points, self.offset, strict=True)]
+        data, offset = self._crop
+        local = [p - o for p, o in zip(points, offset, strict=True)]
         inside = np.ones(points[0].shape, bool)
-        for p, d in zip(local, self.data.shape, strict=True):
+        for p, d in zip(local, data.shape, strict=True):
             inside &= (p >= 0) & (p < d)
-        out = np.zeros(points[0].shape, self.dtype)
-        out[inside] = self.data[tuple(p[inside] for p in local)]
+        out = np.zeros(points[0].shape, data.dtype)
+        out[inside] = data[tuple(p[inside] for p in local)]
         return out
 
     def take(self, indices: Any, axis: int | None = None, out: Any = None,
@@ -202,8 +222,9 @@ class LabelLayer:
     def __eq__(self, other: Any) -> Any:  # type: ignore[override]
         if np.ndim(other) != 0:
             return np.asarray(self) == other
+        data, offset = self._crop
         full = np.zeros(self.shape, bool) if other != 0 else np.ones(self.shape, bool)
-        full[self.box] = self.data == other
+        full[_box_of(data, offset)] = data == other
         return full
 
     def __ne__(self, other: Any) -> Any:  # type: ignore[override]
@@ -215,7 +236,8 @@ class LabelLayer:
 
     def any_in(self, mask: np.ndarray) -> bool:
         """True if any voxel where the full-grid boolean ``mask`` is True is labelled."""
-        return bool(self.data.size) and bool(np.any(self.data[mask[self.box]]))
+        data, offset = self._crop
+        return bool(data.size) and bool(np.any(data[mask[_box_of(data, offset)]]))
 
     def count(self, label: int) -> int:
         """Voxels equal to ``label`` (>= 1)."""
@@ -306,7 +328,7 @@ class LabelLayer:
         data = np.zeros([b.stop - b.start for b in new], self.dtype)
         if self.data.size:
             data[_shift(self.box, tuple(-b.start for b in new))] = self.data
-        self.data, self.offset = data, (new[0].start, new[1].start, new[2].start)
+        self._crop = (data, (new[0].start, new[1].start, new[2].start))
 
     def clear_label(self, label: int) -> None:
         """Set the voxels equal to ``label`` to 0 (the crop is not shrunk: see compact)."""
@@ -317,13 +339,13 @@ class LabelLayer:
         """Shrink the crop to the box of the non-zero voxels."""
         box = nonzero_box(self.data) if self.data.size else None
         if box is None:
-            self.data, self.offset = np.zeros((0, 0, 0), self.dtype), (0, 0, 0)
+            self._crop = (np.zeros((0, 0, 0), self.dtype), (0, 0, 0))
         elif any(b.stop - b.start != n for b, n in zip(box, self.data.shape, strict=True)):
-            self.data = self.data[box].copy()
-            self.offset = tuple(o + b.start for o, b in zip(self.offset, box, strict=True))  # type: ignore[assignment]
+            oz, oy, ox = (o + b.start for o, b in zip(self.offset, box, strict=True))
+            self._crop = (self.data[box].copy(), (oz, oy, ox))
 
     def _replace(self, other: LabelLayer) -> None:
-        self.data, self.offset = other.data, other.offset
+        self._crop = other._crop
 
 
 def as_label_layer(layer: Any) -> LabelLayer:
