@@ -349,3 +349,32 @@ def test_a_path_search_on_a_lazily_loaded_case_never_reads_the_image(tmp_path):
     save_bundle(twin, path)  # another process rewrites the case meanwhile
     with pytest.raises(BadInputError, match="changed on disk"):
         _ = other.image.array
+
+
+def test_display_readers_of_a_cropped_layer_give_the_full_arrays_values():
+    """The probe's reslice and the display-mesh keys read the crop, with the values and the
+    digest of the full-grid array (cached display meshes stay valid)."""
+    import hashlib
+
+    from scipy import ndimage
+
+    from surgiplan.model.label_layer import LabelLayer
+    from surgiplan.ui.views.display_meshes import structure_keys
+    from surgiplan.ui.views.probe_view import _labels_at
+
+    twin = _body_case(shape_zyx=(30, 64, 64))
+    layer = twin.segmentation.layers[1]
+    full = np.asarray(layer)
+    rng = np.random.default_rng(4)
+    zyx = rng.uniform(-2.0, np.array(full.shape)[:, None] + 1.0, size=(3, 4000))
+    zyx[:, :50] = np.round(zyx[:, :50]) + 0.5  # ties on half voxels
+    want = ndimage.map_coordinates(full, zyx, order=0, mode="constant", cval=0,
+                                   prefilter=False)
+    np.testing.assert_array_equal(_labels_at(layer, zyx), want)
+    assert not _labels_at(LabelLayer(full.shape), zyx).any()
+    geo = twin.geometry
+    grid = repr((geo.size, geo.spacing_mm, geo.origin_lps, np.round(geo.direction, 9).tolist()))
+    for s in twin.structures:
+        digest = hashlib.sha256(grid.encode())
+        digest.update(np.packbits(np.asarray(twin.segmentation.layers[s.layer]) == s.label).data)
+        assert structure_keys(twin.segmentation)[s.name] == digest.hexdigest()
