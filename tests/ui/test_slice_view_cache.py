@@ -8,11 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QImage, QSurface
 
 from surgiplan.ui.plan.trajectory_tools import PathDecoration, TrajectoryPlan
 from surgiplan.ui.views.slice_view import SliceView
 from tests.ui.conftest import MARKER_LPS, TUMOUR_LPS, make_twin, rotation_z
+from tests.ui.test_main_window import show
 
 
 def pixels(view: SliceView, *, cached: bool) -> np.ndarray:
@@ -76,3 +77,14 @@ def test_the_cache_follows_structure_changes(view, qtbot):
     after = pixels(view, cached=True)
     assert (after != before).any()  # the new overlay is shown, not the cached one
     assert_same_as_direct(view)
+
+
+def test_only_the_3d_view_is_composed_in_opengl(qtbot, window, twin):
+    """The 3D view (a QOpenGLWidget inside) has its own native window: the main window stays a
+    raster window, so a slice repaint does not compose the whole window in OpenGL."""
+    show(qtbot, window, twin)
+    window.view3d.ensure_plotter()
+    qtbot.wait(50)
+    assert window.view3d.windowHandle().surfaceType() == QSurface.SurfaceType.OpenGLSurface
+    assert window.windowHandle().surfaceType() == QSurface.SurfaceType.RasterSurface
+    assert window.view3d.surface_names()  # the 3D view shows the structures

@@ -4,6 +4,12 @@ Uses pyvistaqt's ``QtInteractor``. VTK world coordinates are LPS millimetres, so
 orientation marker is labelled L, P, S on its +x, +y, +z axes. Volume rendering picks VTK's CPU
 ray caster (``fixed_point``) when the OpenGL renderer is software (Mesa llvmpipe), where the
 GPU ray caster is an order of magnitude slower.
+
+The view is a native child window: pyvistaqt's interactor is a ``QOpenGLWidget``, and a window
+holding one is composed through OpenGL at every repaint of any of its widgets. With the 3D view
+in its own native window only that window is composed; the main window (slice views, panels)
+stays a raster window, so a slice repaint no longer redraws the whole window in OpenGL (under
+Xvfb, Mesa llvmpipe: ~16 -> ~4 ms CPU per repaint of the three slice views).
 """
 
 from __future__ import annotations
@@ -146,6 +152,9 @@ class View3D(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("view_3d")
+        # its own native window: only it is composed in OpenGL (see the module docstring)
+        self.setAttribute(Qt.WidgetAttribute.WA_DontCreateNativeAncestors)
+        self.setAttribute(Qt.WidgetAttribute.WA_NativeWindow)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
