@@ -89,16 +89,10 @@ def seg_nrrd_bytes(segmentation: Segmentation) -> bytes:
     if not segmentation.layers:
         raise ValueError("a segmentation without layers has no voxels to write")
     dtype = np.result_type(*[layer.dtype for layer in segmentation.layers])
-    if len(segmentation.layers) == 1:
-        voxels = np.asarray(segmentation.layers[0])
-    else:  # C order (nz, ny, nx, layers) == NRRD axes (layers, x, y, z): layers first
-        voxels = np.zeros((*geometry.shape_zyx, len(segmentation.layers)), dtype)
-        for n, layer in enumerate(segmentation.layers):  # each layer's crop only
-            voxels[(*layer.box, n)] = layer.data
     extents = _extents(segmentation)
     ijk_to_lps = geometry.index_to_lps_matrix
     meta = {
-        "voxels": np.ascontiguousarray(voxels),
+        "voxels": _LayerStack(list(segmentation.layers), geometry.shape_zyx, dtype),
         "ijkToLPS": ijk_to_lps,
         "encoding": "gzip",
         "containedRepresentationNames": ["Binary labelmap"],
@@ -114,6 +108,55 @@ def seg_nrrd_bytes(segmentation: Segmentation) -> bytes:
     slicerio.write_segmentation(buffer, meta, compression_level=NRRD_GZIP_LEVEL,
                                 index_order="C")
     return buffer.getvalue()
+
+
+class _LayerStack:
+    """A segmentation's label voxels, C order ``(nz, ny, nx)`` or ``(nz, ny, nx, layers)``
+    (== NRRD axes (layers, x, y, z): layers first), as pynrrd's writer reads an array
+    (``dtype``, ``ndim``, ``shape``, ``tobytes()`` taken 1 MiB slice by slice): every slice is
+    made from the layers' crops, a few z-planes at a time, so no full-grid array (one per
+    layer and their bytes, 3x the image bytes for three layers) is built to save a case."""
+
+    def __init__(self, layers: list[LabelLayer], shape_zyx: tuple[int, int, int],
+                 dtype: Any) -> None:
+        self.layers, self.dtype = layers, np.dtype(dtype)
+        self.shape = (*shape_zyx, len(layers)) if len(layers) > 1 else tuple(shape_zyx)
+        self.ndim = len(self.shape)
+        self.plane_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
+
+    def tobytes(self, order: str = "C") -> _PlaneBytes:
+        if order != "C":
+            raise ValueError("the label voxels are written in C order")
+        return _PlaneBytes(self)
+
+    def planes(self, k0: int, k1: int) -> bytes:
+        """The bytes of z-planes ``k0 <= k < k1``."""
+        box = (slice(k0, k1), slice(0, self.shape[1]), slice(0, self.shape[2]))
+        if len(self.layers) == 1:
+            return self.layers[0].region(box).astype(self.dtype, copy=False).tobytes()
+        out = np.empty((k1 - k0, *self.shape[1:]), self.dtype)
+        for n, layer in enumerate(self.layers):
+            out[..., n] = layer.region(box)
+        return out.tobytes()
+
+
+class _PlaneBytes:
+    """``_LayerStack.tobytes()``: its length, and any slice made on demand."""
+
+    def __init__(self, stack: _LayerStack) -> None:
+        self.stack = stack
+
+    def __len__(self) -> int:
+        return self.stack.shape[0] * self.stack.plane_bytes
+
+    def __getitem__(self, piece: slice) -> bytes:
+        start, stop, step = piece.indices(len(self))
+        if step != 1 or stop <= start:
+            return b"" if stop <= start else bytes(self.stack.planes(0, self.stack.shape[0]))[
+                piece]
+        size = self.stack.plane_bytes
+        k0, k1 = start // size, -(-stop // size)
+        return self.stack.planes(k0, k1)[start - k0 * size:stop - k0 * size]
 
 
 def write_seg_nrrd(segmentation: Segmentation, path: str | Path) -> Path:
