@@ -7,9 +7,10 @@ window's paint composed and flushed). Median over FRAMES frames; goal <= 30 ms. 
 follows when the drag pauses, so no frame renders it. Each row also gives the CPU time per
 frame (medians) of the GUI thread and of the process's other threads: wall times follow the
 machine's load (the X server and the workers compete for the 2 cores), CPU times much less.
-The other threads' share is mostly Mesa's llvmpipe composing the whole window in software
-OpenGL at every repaint (the 3D view is a QOpenGLWidget, so Qt composes the window through
-OpenGL), the floor of a frame under Xvfb. Baselines measured in the same run and window:
+The other threads are workers and Mesa's llvmpipe: while the 3D view's QOpenGLWidget shared
+the main window, every repaint composed the whole window in software OpenGL (~12 ms CPU, the
+old floor of a frame); the 3D view now has its own native window. Baselines measured in the
+same run and window:
 
 * ``repaint``: the three slice views repainted with nothing changed (Qt's floor for a frame);
 * ``scorer``: the kind's bare live score on the same input (trajectory: the simulator's ``run``
