@@ -110,7 +110,8 @@ def register_deformable(
         method=f"{linear.method}; then B-spline {settings.grid_spacing_mm:g} mm, LBFGS-B, "
                f"SimpleITK {sitk.Version_VersionString()}",
         quality={**linear.quality, "deformable_metric_before": before,
-                 "deformable_metric_after": after, "deformable_seconds": seconds},
+                 "deformable_metric_after": after, "deformable_seconds": seconds,
+                 "deformable_stop": reg.GetOptimizerStopConditionDescription()},
         settings={**linear.settings, "deformable": {
             "grid_spacing_mm": settings.grid_spacing_mm, "metric": settings.metric,
             "iterations": settings.iterations, "shrink_factors": list(settings.shrink_factors),
