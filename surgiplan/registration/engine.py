@@ -38,7 +38,10 @@ class RegistrationSettings:
     seeded by ``seed``), at most ``max_samples`` per
     pyramid level (so a 512x512x400 CT costs about what a 2 mm head does; the 1 mm head
     phantom: 40 000 samples and 24 bins, 18-26 s CPU, worst centroid 0.43 mm, against 150 000
-    and 32 bins, 40.4 s, 0.89 mm). ``smoothing_mm``:
+    and 32 bins, 40.4 s, 0.89 mm; tried and not kept, issue 18 (d), CPU at load ~12: half the
+    samples at the coarse levels 23.5 s, 1.05 mm; both images binned to the finest level
+    before the pyramid 21.4 s, 1.08 mm; line-search epsilon 0.1 instead of 0.01 16.9 s,
+    0.70 mm; against 18.8 s, 0.43 mm as set). ``smoothing_mm``:
     Gaussian sigma per pyramid level, mm. ``max_step_mm``: the optimiser's largest step in mm
     (rotations through physical shift scales; 0: ITK's estimate, about one voxel).
     ``iterations``: at most, per pyramid level. ``threads``: ITK threads (0: ITK's default).
