@@ -14,9 +14,9 @@ from one corrected level). Patient axes: the grid's k axis must run along S (axi
    even where osteophytes bridge the front or the marrow is fatty), and each disc's slices.
 4. Spine bone: bone in a box around the centre line (+-``HALF_WIDTH_MM`` left-right, from
    ``ANTERIOR_MM`` in front to ``POSTERIOR_MM`` behind), marrow filled per axial slice (the
-   holes, except the canal, of the bone closed in-plane by ``MARROW_CLOSE_MM``; not in a
-   disc's slices, where the ring apophysis encloses the disc); the islands touching the
-   vertebral-body column.
+   holes except the canal; in the body also those of the bone closed in-plane by
+   ``MARROW_CLOSE_MM``; not in a disc's slices, where the ring apophysis encloses the
+   disc); the islands touching the vertebral-body column.
 5. Bodies: the islands of bone in the vertebral-body column (the discs part them, tilted or
    not); an island holding a disc minimum is cut there, one taller than ``MAX_BODY_MM`` also
    at the whole column's minima (``scipy.signal.find_peaks``). Each is one marker.
@@ -26,7 +26,7 @@ from one corrected level). Patient axes: the grid's k axis must run along S (axi
    watershed (SimpleITK ``MorphologicalWatershedFromMarkers``) within the spine bone: in the
    body column on the negated HU, so neighbouring bodies meet on the disc along its tilt;
    elsewhere flat, so every other voxel goes to the marker nearest along the bone. Each
-   vertebra's own marrow is then filled per slice (closed by 2 mm).
+   vertebra's own marrow is then filled per slice.
 7. Levels: counted up from the sacrum (the lowest segment whose bone at the body's depth is
    wider than ``SACRUM_WIDTH_MM``, the alae) as L5, L4, ... L1, T12, ...; without a sacrum
    in view, from the last rib-bearing vertebra (bone ``RIB_REACH_MM``-``RIB_OUTER_MM`` left
@@ -367,10 +367,12 @@ def _spine_bone(image: np.ndarray, body: np.ndarray, canal: np.ndarray, column: 
     """Bone in the box: in front of the pedicles only what the cortex (>= ``CORTEX_HU``)
     encloses per slice (so contrast vessels against the body stay out) or >= ``BODY_HU``
     (cancellous bone) within 17 mm of the body column's axis, behind them >= ``BONE_HU``;
-    then the marrow: the holes per slice of that bone closed in-plane by ``MARROW_CLOSE_MM``
-    (the posterior wall's basivertebral opening, the pedicles' thin cortex); the islands
-    touching the column. In the slices of a disc (``discs``, from ``_disc_slabs``) only bone
-    >= ``BONE_HU`` counts: the ring apophysis there encloses the disc, not marrow."""
+    then the marrow: its holes per slice, and in front of the pedicles also the holes of
+    that bone closed in-plane by ``MARROW_CLOSE_MM`` (the body's fatty marrow behind a thin
+    posterior wall open at the basivertebral foramen; not behind, where closing would fill
+    the lateral recesses and move the pedicles' walls); the islands touching the column.
+    In the slices of a disc (``discs``, from ``_disc_slabs``) only bone >= ``BONE_HU``
+    counts: the ring apophysis there encloses the disc, not marrow."""
     jj = np.arange(image.shape[1])[None, :, None]
     posterior = jj >= (line[:, 0] - PEDICLE_FRONT_MM / geometry.spacing_mm[1])[:, None, None]
     ring = (image >= CORTEX_HU) & body
@@ -378,11 +380,9 @@ def _spine_bone(image: np.ndarray, body: np.ndarray, canal: np.ndarray, column: 
     core = _body_column(image.shape, line, geometry, radius_mm=17.0)
     bone = (cortex | ((image >= BONE_HU) & body & posterior)
             | ((image >= BODY_HU) & body & core))
-    closed = ndimage.binary_closing(bone, structure=_in_plane(), border_value=0,
-                                    iterations=max(1, round(MARROW_CLOSE_MM
-                                                            / geometry.spacing_mm[0])))
-    marrow = _marrow_holes(image, closed | bone, canal) & (image >= MARROW_HU)
-    filled = (bone | marrow) & ~canal
+    closed = _closed_in_plane(bone, MARROW_CLOSE_MM, geometry)
+    body_marrow = _marrow_holes(image, closed, canal) & (image >= MARROW_HU) & ~posterior
+    filled = (bone | _marrow_holes(image, bone, canal) | body_marrow) & ~canal
     filled[discs] = (bone & (image >= BONE_HU) & ~canal)[discs]
     labels, n = ndimage.label(filled)
     if n == 0:
@@ -508,22 +508,29 @@ def _watershed(markers: np.ndarray, mask: np.ndarray, elevation: np.ndarray) -> 
     return np.where(mask, sitk.GetArrayFromImage(out), 0)
 
 
+def _closed_in_plane(mask: np.ndarray, close_mm: float, geometry: ImageGeometry) -> np.ndarray:
+    """``mask`` with its in-plane closing by about ``close_mm`` (none below half a voxel)."""
+    iterations = round(close_mm / geometry.spacing_mm[0])
+    if iterations < 1:
+        return mask
+    return mask | ndimage.binary_closing(mask, structure=_in_plane(), iterations=iterations)
+
+
 def _fill_each(labels: np.ndarray, image: np.ndarray, canal: np.ndarray,
-               discs: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
-    """Each vertebra's marrow: the holes per axial slice of its own bone closed in-plane by
-    2 mm (voxels >= ``MARROW_HU``, never the canal, another vertebra or a disc's slices)."""
+               discs: np.ndarray) -> np.ndarray:
+    """Each vertebra's marrow: the holes of its own bone per axial slice (voxels >=
+    ``MARROW_HU``, never the canal, another vertebra or a disc's slices). Not closed first:
+    closing the arch fills the lateral recesses beside the canal, which moves the pedicles'
+    inner walls (screw suggest on the abdomen CT lost L1 right and L4 left)."""
     out = labels.copy()
-    iterations = max(1, round(2.0 / geometry.spacing_mm[0]))
     free = (labels == 0) & ~canal & (image >= MARROW_HU)
     free[discs] = False
     for value in range(1, int(labels.max()) + 1):
         box = bounding_box(labels == value)
         if box is None:
             continue
-        box = pad_box(box, (0, iterations + 1, iterations + 1), labels.shape)
-        own = labels[box] == value
-        closed = ndimage.binary_closing(own, structure=_in_plane(), iterations=iterations)
-        add = fill_holes(closed | own, per_slice_axis=0) & free[box] & (out[box] == 0)
+        box = pad_box(box, (0, 1, 1), labels.shape)
+        add = fill_holes(labels[box] == value, per_slice_axis=0) & free[box] & (out[box] == 0)
         out[box][add] = value
     return out
 
@@ -553,7 +560,7 @@ def segment_spine(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray) 
                             action="check that the CT shows the spine")
     labels = _watershed(_ring_markers(markers, ranges, bone, sub_line, geometry), bone,
                         _landscape(sub, bone, sub_line, geometry))
-    labels = _fill_each(labels, sub, canal, slabs, geometry)
+    labels = _fill_each(labels, sub, canal, slabs)
     names, source, _sacral = _level_names(sub, sub_body, ranges, sub_line, geometry,
                                           (image >= BONE_HU) & body, line)
 
