@@ -215,43 +215,65 @@ FOLLOWUP_BSPLINE = dict(grid_spacing_mm=80.0, metric="correlation", iterations=2
                         smoothing_mm=(4.0, 2.0, 0.0))
 
 
+def points_on_structures(labels, centroids_lps: dict) -> dict:
+    """Per structure, its own voxel nearest its centroid (LPS mm): the centroid of a thin or
+    hollow structure lies outside it (head phantom at 3 mm: veins 12.7 mm and arteries 19.1 mm
+    from their nearest voxel, in uniform brain; scalp, skull and CSF at the head's centre), so
+    a TRE there measures the field where no image feature of that structure constrains it."""
+    out = {}
+    for name, centroid in centroids_lps.items():
+        voxels = labels.geometry.index_to_lps(np.argwhere(labels.mask(name))[:, ::-1])
+        out[name] = voxels[np.argmin(np.linalg.norm(voxels - centroid, axis=1))]
+    return out
+
+
 @pytest.fixture(scope="module")
 def followup_tre():
     """Centroid TRE (mm) of the 3 mm head follow-up CT (rigid 3/-2/4 deg, 5/-4/6 mm, and a
-    known B-spline deformation, ~2.5 mm at the centroids): rigid alone, then rigid + B-spline."""
+    known B-spline deformation, ~2.5 mm at the centroids): rigid alone, then rigid + B-spline;
+    and the B-spline's TRE at :func:`points_on_structures`. Both CTs are rendered at 1 mm and
+    averaged to 3 mm (``render_factor=3``): a follow-up interpolated from the 3 mm baseline
+    carried trilinear errors the B-spline fitted (from the true rigid and the B-spline started
+    at the truth, the optimiser left it for a better metric, ~1 mm off over the head). The
+    truth itself is checked: the known chain maps each truth point back to 1e-9 mm, and the
+    B-spline mesh represents the inverse deformation to 0.01 mm."""
     from surgiplan.registration.deformable import DeformableSettings, register_deformable
     from surgiplan.registration.synthetic import synthetic_followup
 
-    fu = synthetic_followup("head", ct_spacing_mm=3.0)
+    fu = synthetic_followup("head", ct_spacing_mm=3.0, render_factor=3)
     names = list(fu.centroids_lps)
     points = np.array([fu.centroids_lps[n] for n in names])
-    truth = fu.true_series_points(points)
+    own = points_on_structures(fu.labels, fu.centroids_lps)
+    on_structures = np.array([own[n] for n in names])
     # the rigid settings the figures below were measured with (runs are repeatable)
     linear = register_volumes(fu.baseline, fu.followup,
                               RegistrationSettings(histogram_bins=32, max_samples=150_000))
     found = register_deformable(fu.baseline, fu.followup, linear.transform,
                                 DeformableSettings(**FOLLOWUP_BSPLINE))
 
-    def tre(t):
-        return dict(zip(names, np.linalg.norm(t.from_reference(points) - truth, axis=1),
-                        strict=True))
+    def tre(t, at):
+        return dict(zip(names, np.linalg.norm(t.from_reference(at) - fu.true_series_points(at),
+                                              axis=1), strict=True))
 
-    return tre(linear.transform), tre(found)
+    return tre(linear.transform, points), tre(found, points), tre(found, on_structures)
 
 
 @pytest.mark.slow  # ~100 s CPU on one core (10 min at load 20)
 def test_a_deformed_follow_up_is_recovered_better_than_rigid(followup_tre):
-    """Measured: rigid 1.0-3.0 mm (veins 2.98); B-spline 0.28-0.68 mm except arteries 1.33
-    and veins 2.67 mm."""
-    rigid, deformable = followup_tre
+    """Measured (render_factor 3): B-spline 0.03-0.54 mm except veins 2.18 mm at the
+    centroids (was arteries 1.33, veins 2.67 with the interpolated follow-up); at points on the
+    structures scalp 1.21, skull 1.00, CSF 1.05, arteries 1.20, veins 2.53 mm (the sinus under
+    the vertex, 6 mm from the field's top face)."""
+    rigid, deformable, _ = followup_tre
+    print("TRE at centroids", deformable, "at points on the structures", followup_tre[2])
     assert np.mean(list(deformable.values())) < 0.7 * np.mean(list(rigid.values()))
     for name in ("brain", "ventricles", "tumour", "scalp"):
         assert deformable[name] <= 1.0, (name, deformable)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 18 goal not met: the sagittal sinus centroid "
-                   "stays 2.7 mm off (1.1 mm even from the true rigid start)")
+@pytest.mark.xfail(strict=True, reason="issue 18 (a) not met: the veins centroid (in uniform "
+                   "brain, 12.7 mm from any vein) stays 2.2 mm off; the other centroids <= 0.54")
 def test_a_deformed_follow_up_is_within_1_mm_at_every_centroid(followup_tre):
-    _, deformable = followup_tre
+    _, deformable, _ = followup_tre
     assert max(deformable.values()) <= 1.0, deformable

@@ -173,18 +173,6 @@ def smooth_deformation(geometry: ImageGeometry, *, amplitude_mm: float = 4.0,
     return bspline
 
 
-def deformed_copy(volume: ImageVolume, deformation: object) -> ImageVolume:
-    """``volume`` resampled through ``deformation`` (a SimpleITK transform mapping the copy's
-    points to the original's): the copy at ``y`` shows the original at ``D(y)``."""
-    import SimpleITK as sitk
-
-    image = volume.geometry.to_sitk(np.asarray(volume.array, dtype=np.float32))
-    out = sitk.Resample(image, image, deformation, sitk.sitkLinear, float(volume.array.min()))
-    return ImageVolume(array=sitk.GetArrayFromImage(out), geometry=volume.geometry,
-                       modality=volume.modality,
-                       description=f"{volume.description} (deformed copy)".strip())
-
-
 @dataclass(frozen=True)
 class SyntheticFollowup:
     """A baseline CT (reference, with truth labels) and a follow-up CT of the same phantom seen
@@ -203,6 +191,17 @@ class SyntheticFollowup:
         """Where reference points are on the follow-up series: ``L^-1(D^-1(x))`` (mm)."""
         points = np.asarray(reference_lps, dtype=float).reshape(-1, 3)
         return self.rigid.from_reference(invert_points(self.deformation, points))
+
+
+def _finer_grid(grid: ImageGeometry, factor: int) -> ImageGeometry:
+    """The grid ``factor`` times finer whose ``factor``-cubed bins average to ``grid``'s
+    voxels (``sitk.BinShrink`` of it lands exactly on ``grid``)."""
+    if factor <= 1:
+        return grid
+    spacing = np.asarray(grid.spacing_mm) / factor
+    origin = np.asarray(grid.origin_lps) - grid.direction @ ((factor - 1) / 2.0 * spacing)
+    nx, ny, nz = (int(n) * factor for n in grid.size)
+    return ImageGeometry((nx, ny, nz), tuple(spacing), tuple(origin), grid.direction)
 
 
 def invert_points(transform: Any, points: np.ndarray, iterations: int = 100,
@@ -224,11 +223,17 @@ def synthetic_followup(
     control_spacing_mm: float = 80.0, rotation_deg_lps: tuple[float, float, float] = (3.0, -2.0,
                                                                                       4.0),
     translation_mm: tuple[float, float, float] = (5.0, -4.0, 6.0), noise_sd: float = 10.0,
-    seed: int = 0,
+    seed: int = 0, render_factor: int = 1,
 ) -> SyntheticFollowup:
     """Phantom ``name`` as a baseline CT and a follow-up CT moved by a known rigid transform and
     deformed by a known smooth B-spline (control points moved up to ``amplitude_mm`` along each
-    axis, ``control_spacing_mm`` apart), with Gaussian noise (HU)."""
+    axis, ``control_spacing_mm`` apart), with Gaussian noise (HU).
+
+    ``render_factor`` > 1: both images are rendered, and the follow-up moved, on a grid that
+    many times finer, then averaged to ``ct_spacing_mm`` with noise added after (as a scanner
+    acquires the moved anatomy). With 1 the follow-up is interpolated from the coarse baseline
+    and carries its trilinear-interpolation errors, which a B-spline fits: on the 3 mm head,
+    TRE at the artery centroid 1.33 mm with 1, 0.28 mm with 3."""
     import SimpleITK as sitk
 
     from surgiplan.registration.resample import _affine
@@ -238,6 +243,12 @@ def synthetic_followup(
                                               f"{name} phantom CT (baseline)",
                                               f"synthetic-{name}-baseline")
     grid = baseline.geometry
+    render_grid = _finer_grid(grid, render_factor)
+    if render_factor > 1:
+        fine = render_phantom(replace(spec, geometry=render_grid, noise_sd_hu=0.0), seed=seed)
+        content = fine.hu.astype(np.float32)
+    else:
+        content = np.asarray(baseline.array, dtype=np.float32)
     rigid = SeriesTransform(rigid_matrix(rotation_deg_lps, translation_mm,
                                          spec.geometry.slice_centre_lps()),
                             kind="rigid", method="synthetic: known truth")
@@ -245,9 +256,16 @@ def synthetic_followup(
                                      control_spacing_mm=control_spacing_mm, seed=seed + 1)
     # resampling maps output point y to L(y) first, then D: ITK applies the last added first
     chain = sitk.CompositeTransform([deformation, _affine(rigid.matrix_to_reference)])
-    image = grid.to_sitk(np.asarray(baseline.array, dtype=np.float32))
-    moved = sitk.GetArrayFromImage(sitk.Resample(image, image, chain, sitk.sitkLinear,
-                                                 float(spec.background_hu)))
+    image = render_grid.to_sitk(content)
+    moved_image = sitk.Resample(image, image, chain, sitk.sitkLinear, float(spec.background_hu))
+    if render_factor > 1:
+        bins = [render_factor] * 3
+        moved_image = sitk.BinShrink(moved_image, bins)
+        averaged = sitk.GetArrayFromImage(sitk.BinShrink(image, bins))
+        averaged = averaged + np.random.default_rng(seed + 3).normal(0.0, spec.noise_sd_hu,
+                                                                     averaged.shape)
+        baseline = replace(baseline, array=np.rint(averaged).astype(np.int16))
+    moved = sitk.GetArrayFromImage(moved_image)
     moved = moved + np.random.default_rng(seed + 2).normal(0.0, noise_sd, moved.shape)
     followup = ImageVolume(array=moved.astype(np.float32), geometry=grid, modality="CT",
                            description=f"{name} phantom CT (follow-up, moved and deformed)",
