@@ -41,6 +41,11 @@ SAMPLES = 400  # simulator draws per plan
 TRUTH_DRAWS = 150  # independent placement draws per plan
 OFFSETS_PER_PLAN = 200  # systematic offsets per plan for the probability coverage
 BOUNDARY_SD_MM = 1.0  # one voxel of the 0.8 x 0.8 x 1 mm grid (the default)
+# The negative control runs on the first 4 plans (600 value / 800 probability trials): its
+# coverages there are 0.42 (grade C), 0.48 (cauda equina breach) and 0.81 (breach) against
+# 0.39, 0.48 and 0.86 on all 8: the closest, 0.81, is 11 binomial SDs below 93 % (SD 0.010
+# at n = 600, counting trials as independent; they share a plan's interval, so fewer in truth).
+CONTROL_PLANS = 4
 VALUE_KEYS = ("breach_mm", "breach_medial_mm", "breach_lateral_mm", "breach_superior_mm",
               "breach_inferior_mm", "breach_anterior_mm", "breach_posterior_mm",
               "gertzbein_grade", "bone_share_pct")
@@ -133,7 +138,10 @@ def test_every_interval_covers_the_truth_93_to_97_percent(coverage):
 
 
 def test_negative_control_without_boundary_error_fails_coverage(spine, truth_draws):
-    control = _coverage(spine, truth_draws, UncertaintyModel(boundary_sd_mm=0.0), seed=6)
+    """On the first CONTROL_PLANS plans (their trials are those of the full run: the same
+    seeded draws, in order)."""
+    control = _coverage(spine, truth_draws[:CONTROL_PLANS], UncertaintyModel(boundary_sd_mm=0.0),
+                        seed=6)
     print("control:", {k: round(v, 3) for k, v in control.items()})
     for key in ("p_grade_c_or_worse", "breach_probability:cauda equina", "breach_mm"):
         assert control[key] < 0.93, (key, control[key])
