@@ -195,6 +195,14 @@ def test_resection_panel_plane_drag_full_run_and_structures(qtbot, window, liver
     assert panel.result.ok and "Live" in panel.status_label.text()
     assert panel.result.metric("remnant_pct").value != pytest.approx(
         shown.metric("remnant_pct").value)
+    # ... and so does the exact score when the plane is let go (on the GUI thread it froze the
+    # window for 2-9 s on the real liver): nothing changes before the worker answers
+    panel.live_ms, shown = 10.0 * GUI_SCORE_MS, panel.result
+    panel.plane.set_plane(point + 6.0 * normal, normal)
+    assert panel.result is shown and panel._live_worker.busy
+    qtbot.waitUntil(lambda: panel.result is not shown, timeout=60_000)
+    assert panel.result.ok and panel.result.metric("remnant_pct").value != pytest.approx(
+        shown.metric("remnant_pct").value)
     # specimen and remnant structures, one undo step
     editor = window.segment_panel.editor
     panel.create_structures()
