@@ -1,16 +1,15 @@
 """Cohorts end to end on a local Dask cluster (2 worker processes, shared by the session).
 
-Kept fast: small cohorts on coarse grids
-with 4 Monte Carlo samples. Spine twins on a 1.6 mm grid over a 130 x 120 x 110 mm field
-(81 x 75 x 68 voxels), one suggested screw (left L4), no exact mesh check; liver
-twins on a 4 mm grid (64 x 64 x 39 voxels), both tumours ablated; head twins on a 4 mm grid,
-one trajectory to the tumour from the safest-path search, through the command line on the
-running cluster (as an existing cluster is used). Dask rows are compared with a bare serial
-loop over the same function. Of the issue's 50-twin acceptance runs, the liver one is in CI
-(about 40 s on this 2-core machine, the serial run compared on every fifth twin); the spine one
-(about 70 s) runs with SURGIPLAN_SLOW=1, its CI variant being the 4-twin spine cohort (the same
-checks: every twin's rows, equal to the serial rows, resumable); bench/bench_cohort.py measures
-the overhead.
+Kept fast: small cohorts on coarse grids with 4 Monte Carlo samples. Spine twins on a 1.6 mm
+grid over a 130 x 120 x 110 mm field (81 x 75 x 68 voxels), one suggested screw (left L4), no
+exact mesh check; liver twins on a 4 mm grid (64 x 64 x 39 voxels), both tumours ablated; head
+twins on a 4 mm grid, one trajectory to the tumour from the safest-path search, through the
+command line on the running cluster (as an existing cluster is used). Dask rows are compared
+with a bare serial loop over the same function. Of the issue's 50-twin acceptance runs, the
+liver one is in CI (about 40 s on this 2-core machine, the serial run compared on every fifth
+twin); the spine one (about 70 s) runs with SURGIPLAN_SLOW=1, its CI variant being the 4-twin
+spine cohort (the same checks: every twin's rows, equal to the serial rows, resumable);
+bench/bench_cohort.py measures the overhead.
 """
 
 from __future__ import annotations

@@ -198,10 +198,12 @@ def test_every_interval_holds_the_true_value_93_to_97_percent_of_the_time(plans,
 
 
 def test_intervals_from_a_model_without_boundary_error_fail(plans):
-    """Negative control: no boundary error and half the placement SDs -> far below 93 %."""
+    """Negative control: no boundary error and half the placement SDs -> far below 93 %. On
+    the first 60 plans (5 worlds): the largest rate, the entry angle's, is 0.69 there as on
+    36, 48 or 120 plans (0.69-0.70), 19 binomial SDs below the 0.85 bound at n = 1800."""
     too_sure = UncertaintyModel(entry_sd_mm=0.25, target_sd_mm=0.57, boundary_sd_mm=0.0,
                                 samples=1000, seed=3)
-    rates = _rates(_coverage(plans[:120], _results(plans[:120], too_sure)))
+    rates = _rates(_coverage(plans[:60], _results(plans[:60], too_sure)))
     print("without boundary error, half placement SDs", rates)
     assert all(rate < 0.85 for rate in rates.values()), rates
 
