@@ -4,10 +4,10 @@ plan's verdict is never "safe" over a simulator concern (issue 10, items 4, 5 an
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,9 +19,16 @@ PHANTOMS = ("head", "spine", "liver")
 DEMO_PLANS = {"head": 3, "spine": 3, "liver": 2}  # surgiplan.plans.demo
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "surgiplan", *args], capture_output=True,
-                          text=True, timeout=600)
+def _score_json(bundle: Path) -> str:
+    """``surgiplan score BUNDLE --json`` run in-process (the CLI's ``main``; a subprocess
+    cost another interpreter start and numba cache load per phantom); its stdout."""
+    from surgiplan.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["score", str(bundle), "--json"])
+    assert code == 0, err.getvalue()
+    return out.getvalue()
 
 
 def _demo_bundle(name: str, folder: Path) -> Path:
@@ -55,9 +62,7 @@ def scored(request, tmp_path_factory) -> tuple[str, dict]:
         bundle = request.getfixturevalue("head_sample") / "head.surgiplan"
     else:
         bundle = _demo_bundle(name, tmp_path_factory.mktemp(name))
-    done = _cli("score", str(bundle), "--json")
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    report = json.loads(_score_json(bundle))
     assert len(report["plans"]) == DEMO_PLANS[name], report["plans"]
     return name, report
 
