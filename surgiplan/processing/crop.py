@@ -7,21 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from surgiplan.model.geometry import ImageGeometry
-from surgiplan.model.label_layer import LabelLayer
+from surgiplan.model.label_layer import Box, LabelLayer, nonzero_box
 
-Box = tuple[slice, slice, slice]
-
-
-def bounding_box(mask: np.ndarray) -> Box | None:
-    """Smallest ``(z, y, x)`` slices holding every True voxel of ``mask``; None if it is empty."""
-    box = []
-    for axis in range(3):
-        others = tuple(a for a in range(3) if a != axis)
-        hit = np.flatnonzero(np.any(mask, axis=others))
-        if hit.size == 0:
-            return None
-        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
-    return (box[0], box[1], box[2])
+#: Smallest ``(z, y, x)`` slices holding every True (non-zero) voxel of a 3D mask; None if empty.
+bounding_box = nonzero_box
 
 
 def box_from_ijk(lo_ijk: Sequence[int] | np.ndarray, hi_ijk: Sequence[int] | np.ndarray) -> Box:
