@@ -220,22 +220,46 @@ def _crop(centre: np.ndarray, front: np.ndarray, geometry: ImageGeometry,
     return slice(j0, j1), slice(i0, i1)
 
 
-def track_vessel(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
-                 canal: np.ndarray, spine_bone: np.ndarray, *, lower_hu: float,
-                 window: Window, step_mm: float = STEP_MM) -> np.ndarray:
-    """One tubular vessel in front of the spine (see the module docstring); empty if none
-    (or without a canal to place it by)."""
-    from surgiplan.segmentation.morphology import grow_mask
+@dataclass(frozen=True)
+class _Frame:
+    """What every track in front of one spine shares: the canal's centre and the vertebral
+    body's front per slice, the crop (rows, columns) holding every window, and the crop's
+    bone zone (cortex >= ``CORTEX_HU`` in the body grown by 2 mm, and the canal)."""
 
-    if not canal.any():
-        return np.zeros(image.shape, bool)
+    centre: np.ndarray
+    front: np.ndarray
+    rows: slice
+    cols: slice
+    bone: np.ndarray
+
+
+def _frame(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray, canal: np.ndarray,
+           spine_bone: np.ndarray) -> _Frame:
+    from surgiplan.segmentation.morphology import grow_mask
 
     centre, front = _landmarks(canal, spine_bone, geometry)
     rows, cols = _crop(centre, front, geometry, image.shape)
     sub, sub_body = image[:, rows, cols], body[:, rows, cols]
-    centre = centre - np.array([rows.start, cols.start])
-    front = front - rows.start
     bone = grow_mask((sub >= CORTEX_HU) & sub_body, geometry, 2.0) | canal[:, rows, cols]
+    return _Frame(centre, front, rows, cols, bone)
+
+
+def track_vessel(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
+                 canal: np.ndarray, spine_bone: np.ndarray, *, lower_hu: float,
+                 window: Window, step_mm: float = STEP_MM,
+                 frame: _Frame | None = None) -> np.ndarray:
+    """One tubular vessel in front of the spine (see the module docstring); empty if none
+    (or without a canal to place it by). ``frame``: ``_frame(...)`` computed once for several
+    tracks (its bone zone from a body that differs from ``body`` by no voxel >= ``CORTEX_HU``)."""
+    if not canal.any():
+        return np.zeros(image.shape, bool)
+
+    if frame is None:
+        frame = _frame(image, geometry, body, canal, spine_bone)
+    rows, cols, bone = frame.rows, frame.cols, frame.bone
+    sub, sub_body = image[:, rows, cols], body[:, rows, cols]
+    centre = frame.centre - np.array([rows.start, cols.start])
+    front = frame.front - rows.start
     blood = (sub >= lower_hu) & (sub <= TOP_HU) & sub_body & ~bone
     radius = max(1, round(2.0 / geometry.spacing_mm[0]))
     disc = np.zeros((3, 2 * radius + 1, 2 * radius + 1), bool)
@@ -258,13 +282,13 @@ def track_vessel(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
 
 def _best_track(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
                 canal: np.ndarray, spine_bone: np.ndarray, levels: tuple[float, ...],
-                window: Window, step_mm: float) -> np.ndarray:
+                window: Window, step_mm: float, frame: _Frame | None) -> np.ndarray:
     """The vessel at the first lower HU level in ``levels`` whose track spans at least half
     the slices (less enhanced scans need a lower level); else the longest track."""
     best = np.zeros(image.shape, bool)
     for level in levels:
         mask = track_vessel(image, geometry, body, canal, spine_bone, lower_hu=level,
-                            window=window, step_mm=step_mm)
+                            window=window, step_mm=step_mm, frame=frame)
         span = int(mask.any(axis=(1, 2)).sum())
         if span >= 0.5 * image.shape[0]:
             return mask
@@ -354,11 +378,14 @@ def carry_up(image: np.ndarray, geometry: ImageGeometry, vessel: np.ndarray,
 
 def segment_aorta_ivc(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
                       canal: np.ndarray, spine_bone: np.ndarray) -> dict[str, np.ndarray]:
-    """``{"aorta": mask, "inferior vena cava": mask}`` (empty masks omitted)."""
+    """``{"aorta": mask, "inferior vena cava": mask}`` (empty masks omitted). The tracks share
+    one ``_frame``: the aorta holds no voxel >= ``CORTEX_HU`` (its lumen and wall lie outside
+    the bone zone), so ``body & ~aorta`` gives the IVC the same bone zone."""
+    frame = _frame(image, geometry, body, canal, spine_bone) if canal.any() else None
     aorta = _best_track(image, geometry, body, canal, spine_bone, AORTA_LEVELS_HU,
-                        AORTA_WINDOW, STEP_MM)
+                        AORTA_WINDOW, STEP_MM, frame)
     ivc = _best_track(image, geometry, body & ~aorta, canal, spine_bone, IVC_LEVELS_HU,
-                      IVC_WINDOW, 10.0)
+                      IVC_WINDOW, 10.0, frame)
     ivc = carry_up(image, geometry, ivc, CARRY_ATRIUM_HU) & body & ~aorta
     return {name: mask for name, mask in (("aorta", aorta), ("inferior vena cava", ivc))
             if mask.any()}

@@ -11,7 +11,7 @@ import numpy as np
 
 from surgiplan.errors import BadInputError
 from surgiplan.model.geometry import ImageGeometry
-from surgiplan.processing.crop import Box
+from surgiplan.processing.crop import Box, bounding_box, pad_box
 from surgiplan.segmentation.islands import keep_largest_island
 from surgiplan.segmentation.morphology import (
     _ellipsoid_kernel,
@@ -141,10 +141,19 @@ def _detached(raw: np.ndarray, geometry: ImageGeometry, detach_mm: float) -> np.
     zz, yy, xx = np.ogrid[-reach[0]:reach[0] + 1, -reach[1]:reach[1] + 1,
                           -reach[2]:reach[2] + 1]
     kernel = (zz / reach[0]) ** 2 + (yy / reach[1]) ** 2 + (xx / reach[2]) ** 2 <= 1.0
-    core = keep_largest_island(ndimage.binary_erosion(coarse, structure=kernel))
-    if not core.any():
+    found = bounding_box(coarse)
+    if found is None:
         return np.ones_like(raw)
-    near = ndimage.binary_dilation(core, structure=kernel, iterations=2)[1:-1]
+    core = np.zeros_like(coarse)  # the erosion and dilation run on the boxes they can reach
+    core[found] = ndimage.binary_erosion(coarse[found], structure=kernel)
+    core = keep_largest_island(core)
+    inner = bounding_box(core)
+    if inner is None:
+        return np.ones_like(raw)
+    box = pad_box(inner, 2 * reach, core.shape)
+    near = np.zeros_like(core)
+    near[box] = ndimage.binary_dilation(core[box], structure=kernel, iterations=2)
+    near = near[1:-1]
     full = np.repeat(np.repeat(near, step, axis=1), step, axis=2)
     return full[:, :raw.shape[1], :raw.shape[2]]
 
