@@ -48,6 +48,7 @@ import numpy as np
 
 from surgiplan.errors import BadInputError
 from surgiplan.model.geometry import ImageGeometry
+from surgiplan.processing.crop import bounding_box, pad_box
 from surgiplan.segmentation.islands import keep_largest_island
 from surgiplan.segmentation.morphology import (
     distance_to_mask_mm,
@@ -222,12 +223,18 @@ def _without_heart(organ: np.ndarray, smooth: np.ndarray, geometry: ImageGeometr
     img = sitk.GetImageFromArray(np.ascontiguousarray(smooth[ks], dtype=np.float32))
     img.SetSpacing([float(s) for s in geometry.spacing_mm])
     gradient = sitk.GradientMagnitudeRecursiveGaussian(img, HEART_EDGE_MM)
-    marker_img = sitk.GetImageFromArray(markers)
-    marker_img.CopyInformation(gradient)
-    flooded = sitk.MorphologicalWatershedFromMarkers(gradient, marker_img,
-                                                     markWatershedLine=False, fullyConnected=True)
+    # Only the unmarked voxels (organ and heart marker less their markers) flood, and only
+    # from their neighbours: the watershed runs on their box grown by one voxel.
+    box = pad_box(bounding_box(part | heart_marker), (1, 1, 1), part.shape)
+    grad = sitk.GetArrayFromImage(gradient)[box]
+    flooded = sitk.MorphologicalWatershedFromMarkers(
+        sitk.GetImageFromArray(np.ascontiguousarray(grad)),
+        sitk.GetImageFromArray(np.ascontiguousarray(markers[box])),
+        markWatershedLine=False, fullyConnected=True)
+    inside = np.zeros(part.shape, bool)
+    inside[box] = sitk.GetArrayFromImage(flooded) == 1
     out = organ.copy()
-    out[ks] = part & (sitk.GetArrayFromImage(flooded) == 1)
+    out[ks] = part & inside
     return out
 
 
@@ -280,7 +287,6 @@ def liver_vessels(image: np.ndarray, smooth: np.ndarray, geometry: ImageGeometry
     """(bright, dark) tubular vessels inside the liver (step 3 of the module docstring)."""
     import SimpleITK as sitk
 
-    from surgiplan.processing.crop import bounding_box
     from surgiplan.segmentation.islands import remove_small_islands
 
     box = bounding_box(liver.mask)
@@ -369,8 +375,11 @@ def _coarse(image: np.ndarray, geometry: ImageGeometry, step: int
     """The image block-averaged ``step`` x ``step`` in-plane, and its grid."""
     nz, ny, nx = image.shape
     cy, cx = ny // step, nx // step
-    blocks = image[:, :cy * step, :cx * step].astype(np.float32)
-    small = blocks.reshape(nz, cy, step, cx, step).mean(axis=(2, 4))
+    small = np.zeros((nz, cy, cx), np.float32)  # integer HU: sums exact in float32
+    for dj in range(step):
+        for di in range(step):
+            small += image[:, dj:cy * step:step, di:cx * step:step]
+    small /= step * step
     sx, sy, sz = geometry.spacing_mm
     coarse = ImageGeometry((cx, cy, nz), (sx * step, sy * step, sz), geometry.origin_lps,
                            geometry.direction)
@@ -409,8 +418,6 @@ def _refined(organ: OrganResult, coarse_mask: np.ndarray, image: np.ndarray, ste
     """The coarse organ on the full grid; its rim voxels (one coarse voxel either side of the
     boundary) kept where the full-resolution HU, averaged 3x3 in-plane, is in the band."""
     from scipy import ndimage
-
-    from surgiplan.processing.crop import bounding_box, pad_box
 
     inner = _fine(ndimage.binary_erosion(coarse_mask), image.shape, step)
     outer = _fine(ndimage.binary_dilation(coarse_mask), image.shape, step)
