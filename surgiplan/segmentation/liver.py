@@ -323,11 +323,14 @@ def split_hepatic_portal(bright: np.ndarray, dark: np.ndarray, geometry: ImageGe
     from scipy import ndimage
 
     hepatic = dark.copy()
-    labels, n = ndimage.label(bright)
-    if n and ivc is not None and ivc.any():
-        near = grow_mask(ivc, geometry, IVC_CONTACT_MM)
-        touching = np.unique(labels[near & (labels > 0)])
-        drains = np.isin(labels, touching)
+    box = bounding_box(bright)  # the islands are labelled on their box
+    if box is not None and ivc is not None and ivc.any():
+        labels, n = ndimage.label(bright[box])
+        near = grow_mask(ivc, geometry, IVC_CONTACT_MM)[box]
+        touching = np.zeros(n + 1, bool)
+        touching[labels[near & (labels > 0)]] = True
+        drains = np.zeros_like(bright)
+        drains[box] = touching[labels]
         hepatic |= drains
         portal = bright & ~drains
     else:
