@@ -280,3 +280,16 @@ def test_a_deformed_follow_up_is_within_1_mm_at_every_centroid(followup_tre):
     from any vein voxel, so the field there is interpolated from the control points)."""
     _, deformable, _ = followup_tre
     assert max(deformable.values()) <= 1.0, deformable
+
+
+def test_the_metric_follows_the_modalities():
+    """Correlation only for CT to CT (calibrated HU); Mattes MI across modalities and for MR
+    to MR, whose sequences may differ in contrast (the app and the CLI both ask metric_for)."""
+    from types import SimpleNamespace
+
+    from surgiplan.registration.engine import metric_for
+
+    ct, mr = SimpleNamespace(modality="CT"), SimpleNamespace(modality="MR")
+    assert metric_for(ct, SimpleNamespace(modality="ct")) == "correlation"
+    assert metric_for(ct, mr) == metric_for(mr, ct) == metric_for(mr, mr) == "mattes"
+    assert metric_for(ct, SimpleNamespace(modality=None)) == "mattes"

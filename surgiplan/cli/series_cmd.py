@@ -143,22 +143,24 @@ def _progress(args: argparse.Namespace) -> Any:
 
 def _register(twin: Any, image: Any, args: argparse.Namespace) -> Any:
     from surgiplan.model.series_transform import SeriesTransform
-    from surgiplan.registration.engine import RegistrationSettings, register_volumes
+    from surgiplan.registration.engine import RegistrationSettings, metric_for, register_volumes
 
     if args.register == "none":
         if args.deformable:
             raise BadInputError("--deformable needs a registration",
                                 action="Use --register rigid or affine with --deformable")
         return SeriesTransform(method="identity: same frame of reference (stated by the user)")
-    progress = _progress(args)
-    result = register_volumes(twin.image, image, RegistrationSettings(kind=args.register),
+    progress, metric = _progress(args), metric_for(twin.image, image)
+    result = register_volumes(twin.image, image,
+                              RegistrationSettings(kind=args.register, metric=metric),
                               progress=progress)
     transform = result.transform
     if args.deformable:
         from surgiplan.registration.deformable import DeformableSettings, register_deformable
 
         transform = register_deformable(twin.image, image, transform,
-                                        DeformableSettings(grid_spacing_mm=args.grid_mm),
+                                        DeformableSettings(grid_spacing_mm=args.grid_mm,
+                                                           metric=metric),
                                         progress=progress)
     if progress is not None:
         print(file=sys.stderr)

@@ -260,6 +260,16 @@ def metric_value(reg: sitk.ImageRegistrationMethod, fixed: sitk.Image, moving: s
     return float(reg.MetricEvaluate(fixed, moving))
 
 
+def metric_for(fixed: Any, moving: Any) -> Literal["mattes", "correlation"]:
+    """The similarity metric for two images (anything with a DICOM ``modality``):
+    normalised correlation for CT to CT (calibrated HU: a follow-up matches up to noise; with
+    Mattes the rigid stage left a follow-up phantom's vein centroid 2.64 mm off against 1.47 mm,
+    and the B-spline kept 2.18 vs 0.92 mm), Mattes mutual information otherwise (CT to MR, and
+    MR to MR, whose sequences may differ in contrast: T1, T2, FLAIR)."""
+    same_ct = all(str(getattr(x, "modality", "") or "").upper() == "CT" for x in (fixed, moving))
+    return "correlation" if same_ct else "mattes"
+
+
 def register_volumes(
     fixed: ImageVolume,
     moving: ImageVolume,

@@ -308,7 +308,7 @@ class FusionPanel(QWidget):
     def register_current(self) -> None:
         """Register the chosen series to the reference (rigid) in a worker; progress and
         cancel in the status bar."""
-        from surgiplan.registration.engine import register_volumes
+        from surgiplan.registration.engine import RegistrationSettings, metric_for, register_volumes
 
         key, twin = self.current_key(), self.twin
         if key is None or twin is None:
@@ -331,8 +331,9 @@ class FusionPanel(QWidget):
         self.window_.runner.submit(
             f"registering {key}",
             lambda progress, cancel: register_volumes(
-                twin.image, entry.image, initial_reference_to_series=start, progress=progress,
-                cancel=cancel),
+                twin.image, entry.image,
+                RegistrationSettings(metric=metric_for(twin.image, entry.image)),
+                initial_reference_to_series=start, progress=progress, cancel=cancel),
             on_done=done, on_error=self._failed)
 
     def nudge_step(self, label: str) -> None:
