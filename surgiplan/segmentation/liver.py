@@ -123,7 +123,11 @@ def auto_seed(smooth: np.ndarray, geometry: ImageGeometry, body: np.ndarray, *,
     keep = np.zeros(band.shape[0], bool)
     keep[slices] = True
     band &= keep[:, None, None]
-    depth = distance_to_mask_mm(~band, geometry.spacing_mm[::-1])
+    depth = np.zeros(band.shape, np.float32)
+    found = bounding_box(band)
+    if found is not None:  # beyond the band's box grown by one voxel all is outside the band:
+        box = pad_box(found, (1, 1, 1), band.shape)  # that ring is as near as anything beyond
+        depth[box] = distance_to_mask_mm(~band[box], geometry.spacing_mm[::-1])
     per_slice = body.sum(axis=2)
     count = np.maximum(per_slice.sum(axis=1), 1)
     centre_i = (body.sum(axis=1) @ np.arange(body.shape[2])) / count
