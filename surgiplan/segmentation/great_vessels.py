@@ -132,7 +132,7 @@ def _sections(blood: np.ndarray, k: int, canal_centre: np.ndarray, front_row: fl
     if n == 0:
         return []
     idx = np.arange(1, n + 1)
-    area = ndimage.sum_labels(np.ones_like(labels), labels, idx) * sx * sy
+    area = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(float) * sx * sy
     centres = np.array(ndimage.center_of_mass(blood, labels, idx)).reshape(-1, 2)
     front_mm = (front_row - centres[:, 0]) * sy
     left_mm = (centres[:, 1] - canal_centre[1]) * sx * _left_sign(geometry)

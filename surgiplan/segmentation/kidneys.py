@@ -91,7 +91,7 @@ def _kidneys(image: np.ndarray, geometry: ImageGeometry, body: np.ndarray,
     if n == 0:
         return {}
     idx = np.arange(1, n + 1)
-    sizes = ndimage.sum_labels(np.ones_like(labels), labels, idx)
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(float)
     centres = np.array(ndimage.center_of_mass(core, labels, idx)).reshape(-1, 3)
     canal_c = canal_centre_per_slice(canal)
     k = np.clip(np.rint(centres[:, 0]).astype(int), 0, canal.shape[0] - 1)
