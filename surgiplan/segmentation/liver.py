@@ -229,7 +229,10 @@ def _without_heart(organ: np.ndarray, smooth: np.ndarray, geometry: ImageGeometr
     gradient = sitk.GradientMagnitudeRecursiveGaussian(img, HEART_EDGE_MM)
     # Only the unmarked voxels (organ and heart marker less their markers) flood, and only
     # from their neighbours: the watershed runs on their box grown by one voxel.
-    box = pad_box(bounding_box(part | heart_marker), (1, 1, 1), part.shape)
+    found = bounding_box(part | heart_marker)
+    if found is None:  # nothing to flood in these slices
+        return organ.copy()
+    box = pad_box(found, (1, 1, 1), part.shape)
     grad = sitk.GetArrayFromImage(gradient)[box]
     flooded = sitk.MorphologicalWatershedFromMarkers(
         sitk.GetImageFromArray(np.ascontiguousarray(grad)),
