@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -140,6 +140,9 @@ def volume_preset_range(volume: ImageVolume, preset: str) -> tuple[float, float]
     return float(lo), float(max(hi, lo + 1.0))
 
 
+WINDOWLESS_PLATFORMS = ("offscreen", "minimal", "minimalegl")
+
+
 class View3D(QWidget):
     """3D scene of the twin with a small toolbar (standard views, volume, slice planes)."""
 
@@ -152,9 +155,12 @@ class View3D(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("view_3d")
-        # its own native window: only it is composed in OpenGL (see the module docstring)
-        self.setAttribute(Qt.WidgetAttribute.WA_DontCreateNativeAncestors)
-        self.setAttribute(Qt.WidgetAttribute.WA_NativeWindow)
+        # its own native window: only it is composed in OpenGL (see the module docstring);
+        # not on the windowless platforms (offscreen reports: nothing is composed on a screen,
+        # and they print "This plugin does not support raise()" for a native child)
+        if QGuiApplication.platformName() not in WINDOWLESS_PLATFORMS:
+            self.setAttribute(Qt.WidgetAttribute.WA_DontCreateNativeAncestors)
+            self.setAttribute(Qt.WidgetAttribute.WA_NativeWindow)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
