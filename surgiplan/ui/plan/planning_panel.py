@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +46,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -158,10 +158,6 @@ SEARCH_PARAMETERS = (
     Parameter(key="top_k", title="Candidates listed", type="int", default=10, minimum=1,
               maximum=50),
 )
-
-
-def _item(text: str, *, color: QColor | None = None, tooltip: str = "") -> QTableWidgetItem:
-    return new_item(text, color=color, tooltip=tooltip)
 
 
 def _table(headers: list[str], name: str) -> QTableWidget:
@@ -379,7 +375,7 @@ def fill_levels_table(table: QTableWidget, result: SimulationResult, *,
 
 
 def fill_metrics_table(table: QTableWidget, result: SimulationResult,
-                       extra: list[list[str | None]] = ()) -> None:
+                       extra: Sequence[Sequence[str | None]] = ()) -> None:
     """Show a row per metric: title, structure, value and 95 % interval (tinted by the
     structure's traffic light; the metric key as tooltip), then the ``extra`` rows (cell
     texts, None: empty); rewritten in place (:func:`write_rows`)."""
@@ -1111,7 +1107,7 @@ class PlanningPanel(QWidget):
                      f"{c.risk:.3f}", f"{c.length_mm:.1f} mm", f"{c.angle_deg:.1f}°", exact]
             safe = QColor(*LEVEL_RGB[Level.SAFE], 90)
             for col, text in enumerate(cells):
-                table.setItem(row, col, _item(text, color=safe if col == 0 else None,
+                table.setItem(row, col, new_item(text, color=safe if col == 0 else None,
                                               tooltip="Pareto front (clearance, length, angle)"
                                               if c.pareto else ""))
         table.blockSignals(False)
